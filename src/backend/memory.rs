@@ -1,0 +1,399 @@
+//! The memory backend: records kept in this process, for trying tidegate without SeaweedFS
+//! and for measuring the gateway's own overhead.
+//!
+//! Partition logs are per shard (only the owner touches a partition). The topic catalog is
+//! the one piece all shards share: copy-on-write snapshots behind a lock that only admin
+//! calls take, plus a version counter. A shard re-reads the catalog only when the version
+//! moved, so the hot path costs one relaxed atomic load of a line that is almost never
+//! written.
+
+use super::{OffsetSpec, ReadResult, TopicMeta};
+use crate::error::{Error, Result};
+use crate::record_batch::RecordBatch;
+use crate::TopicPartition;
+use bytes::Bytes;
+use hashbrown::HashMap;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use uuid::Uuid;
+
+/// The catalog all shards of the process share.
+#[derive(Default)]
+pub struct SharedCatalog {
+    version: AtomicU64,
+    current: RwLock<Arc<Catalog>>,
+}
+
+#[derive(Default, Clone)]
+struct Catalog {
+    by_name: HashMap<Arc<str>, Arc<TopicMeta>>,
+    by_id: HashMap<Uuid, Arc<TopicMeta>>,
+}
+
+impl SharedCatalog {
+    fn snapshot(&self) -> (u64, Arc<Catalog>) {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (self.version.load(Ordering::Acquire), current.clone())
+    }
+
+    /// Applies `change` to a copy of the catalog and publishes it.
+    fn update<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = Catalog::clone(&current);
+        let result = change(&mut next)?;
+        *current = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
+        Ok(result)
+    }
+}
+
+/// One shard's view of the memory backend.
+pub struct MemoryBackend {
+    shared: Arc<SharedCatalog>,
+    cached: RefCell<(u64, Arc<Catalog>)>,
+    logs: RefCell<HashMap<(Uuid, i32), PartitionLog>>,
+}
+
+#[derive(Default)]
+struct PartitionLog {
+    batches: Vec<StoredBatch>,
+    next_offset: i64,
+}
+
+struct StoredBatch {
+    base_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+    bytes: Bytes,
+}
+
+impl MemoryBackend {
+    pub fn new(shared: Arc<SharedCatalog>) -> Self {
+        let snapshot = shared.snapshot();
+        Self {
+            shared,
+            cached: RefCell::new(snapshot),
+            logs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        let version = self.shared.version.load(Ordering::Acquire);
+        if self.cached.borrow().0 != version {
+            let snapshot = self.shared.snapshot();
+            // Drop the logs of deleted topics the first time this shard notices.
+            self.logs
+                .borrow_mut()
+                .retain(|(id, _), _| snapshot.1.by_id.contains_key(id));
+            *self.cached.borrow_mut() = snapshot;
+        }
+        self.cached.borrow().1.clone()
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>> {
+        let meta = Arc::new(TopicMeta {
+            name: Arc::from(name),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        });
+        if validate_only {
+            return match self.catalog().by_name.contains_key(name) {
+                true => Err(Error::TopicAlreadyExists),
+                false => Ok(meta),
+            };
+        }
+        self.shared.update(|catalog| {
+            if catalog.by_name.contains_key(name) {
+                return Err(Error::TopicAlreadyExists);
+            }
+            catalog.by_name.insert(meta.name.clone(), meta.clone());
+            catalog.by_id.insert(meta.id, meta.clone());
+            Ok(meta)
+        })
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>> {
+        self.shared.update(|catalog| {
+            let meta = catalog
+                .by_name
+                .remove(name)
+                .ok_or(Error::UnknownTopicOrPartition)?;
+            catalog.by_id.remove(&meta.id);
+            Ok(meta)
+        })
+    }
+
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        let grow = |catalog: &mut Catalog| {
+            let meta = catalog
+                .by_name
+                .get(name)
+                .ok_or(Error::UnknownTopicOrPartition)?;
+            if count <= meta.partitions {
+                return Err(Error::InvalidPartitions(format!(
+                    "topic has {} partitions; the new count must be larger, not {count}",
+                    meta.partitions
+                )));
+            }
+            let grown = Arc::new(TopicMeta {
+                partitions: count,
+                ..TopicMeta::clone(meta)
+            });
+            catalog.by_name.insert(grown.name.clone(), grown.clone());
+            catalog.by_id.insert(grown.id, grown);
+            Ok(())
+        };
+        match validate_only {
+            true => grow(&mut Catalog::clone(&self.catalog())),
+            false => self.shared.update(grow),
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
+        self.catalog().by_name.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicMeta>> {
+        self.catalog().by_id.get(&id).cloned()
+    }
+
+    pub fn list_topics(&self) -> Vec<Arc<TopicMeta>> {
+        let mut topics: Vec<_> = self.catalog().by_name.values().cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// The log key of a partition that exists.
+    fn log_key(&self, tp: &TopicPartition) -> Result<(Uuid, i32)> {
+        let catalog = self.catalog();
+        let meta = catalog
+            .by_name
+            .get(&*tp.topic)
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        if tp.partition < 0 || tp.partition >= meta.partitions {
+            return Err(Error::UnknownTopicOrPartition);
+        }
+        Ok((meta.id, tp.partition))
+    }
+
+    pub fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
+        let key = self.log_key(tp)?;
+        let mut logs = self.logs.borrow_mut();
+        let log = logs.entry(key).or_default();
+        let base_offset = log.next_offset;
+        for batch in batches {
+            let offset = log.next_offset;
+            log.next_offset += batch.header.offset_count();
+            log.batches.push(StoredBatch {
+                base_offset: offset,
+                last_offset: log.next_offset - 1,
+                max_timestamp: batch.header.max_timestamp,
+                bytes: batch.rebased(offset),
+            });
+        }
+        Ok(base_offset)
+    }
+
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
+        let key = self.log_key(tp).ok()?;
+        Some(
+            self.logs
+                .borrow()
+                .get(&key)
+                .map_or(0, |log| log.next_offset),
+        )
+    }
+
+    pub fn read(&self, tp: &TopicPartition, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let key = self.log_key(tp)?;
+        let logs = self.logs.borrow();
+        let Some(log) = logs.get(&key) else {
+            return match offset {
+                0 => Ok(ReadResult::default()),
+                _ => Err(Error::OffsetOutOfRange),
+            };
+        };
+        if offset < 0 || offset > log.next_offset {
+            return Err(Error::OffsetOutOfRange);
+        }
+        let first = log.batches.partition_point(|b| b.last_offset < offset);
+        let mut result = ReadResult {
+            batches: Vec::new(),
+            high_watermark: log.next_offset,
+            log_start_offset: 0,
+        };
+        let mut size = 0;
+        for batch in &log.batches[first..] {
+            if !result.batches.is_empty() && size + batch.bytes.len() > max_bytes {
+                break;
+            }
+            size += batch.bytes.len();
+            result.batches.push(batch.bytes.clone());
+        }
+        Ok(result)
+    }
+
+    pub fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
+        let key = self.log_key(tp)?;
+        let logs = self.logs.borrow();
+        let batches = logs.get(&key).map_or(&[][..], |log| &log.batches[..]);
+        let next_offset = logs.get(&key).map_or(0, |log| log.next_offset);
+        let found = match spec {
+            OffsetSpec::Earliest => return Ok((0, -1)),
+            OffsetSpec::Latest => return Ok((next_offset, -1)),
+            OffsetSpec::MaxTimestamp => batches
+                .iter()
+                .rev()
+                .max_by_key(|b| b.max_timestamp)
+                .map(|b| (b, b.max_timestamp)),
+            OffsetSpec::Timestamp(ts) => batches
+                .iter()
+                .find(|b| b.max_timestamp >= ts)
+                .map(|b| (b, ts)),
+        };
+        Ok(match found {
+            Some((batch, target)) => first_record_at_or_after(batch, target),
+            None => (-1, -1),
+        })
+    }
+}
+
+/// The first record of `batch` whose timestamp is at least `target`, as (offset, timestamp).
+/// Falls back to the batch's own offset and max timestamp if its records cannot be decoded.
+fn first_record_at_or_after(batch: &StoredBatch, target: i64) -> (i64, i64) {
+    let mut bytes = batch.bytes.clone();
+    kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+        .ok()
+        .and_then(|set| {
+            set.records
+                .iter()
+                .find(|r| r.timestamp >= target)
+                .map(|r| (r.offset, r.timestamp))
+        })
+        .unwrap_or((batch.base_offset, batch.max_timestamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record_batch::{parse_produce_batches, tests::client_batch};
+    use kafka_protocol::records::Compression;
+
+    fn backend_with_topic(partitions: i32) -> MemoryBackend {
+        let backend = MemoryBackend::new(Arc::default());
+        backend
+            .create_topic("t", partitions, BTreeMap::new(), false)
+            .expect("created");
+        backend
+    }
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t", partition)
+    }
+
+    #[test]
+    fn appends_get_consecutive_offsets_and_read_back_rebased() {
+        let backend = backend_with_topic(2);
+        let batch = parse_produce_batches(&client_batch(3, Compression::None, -1)).expect("valid");
+        assert_eq!(backend.append(&tp(1), &batch).ok(), Some(0));
+        assert_eq!(backend.append(&tp(1), &batch).ok(), Some(3));
+        let read = backend.read(&tp(1), 4, 1 << 20).expect("read");
+        assert_eq!(read.high_watermark, 6);
+        assert_eq!(read.batches.len(), 1);
+        assert_eq!(&read.batches[0][..8], &3i64.to_be_bytes());
+        assert_eq!(
+            backend.read(&tp(0), 0, 100).map(|r| r.batches.len()).ok(),
+            Some(0)
+        );
+        assert_eq!(
+            backend.read(&tp(1), 7, 100).err(),
+            Some(Error::OffsetOutOfRange)
+        );
+        assert_eq!(
+            backend.append(&tp(2), &batch).err(),
+            Some(Error::UnknownTopicOrPartition)
+        );
+    }
+
+    #[test]
+    fn a_read_returns_at_least_one_batch_and_stops_at_max_bytes() {
+        let backend = backend_with_topic(1);
+        let batch = parse_produce_batches(&client_batch(3, Compression::None, -1)).expect("valid");
+        for _ in 0..4 {
+            backend.append(&tp(0), &batch).expect("append");
+        }
+        let one = batch[0].bytes.len();
+        assert_eq!(
+            backend.read(&tp(0), 0, 1).map(|r| r.batches.len()).ok(),
+            Some(1)
+        );
+        assert_eq!(
+            backend
+                .read(&tp(0), 0, one * 2 + 1)
+                .map(|r| r.batches.len())
+                .ok(),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn offsets_by_timestamp_find_the_first_record_at_or_after() {
+        let backend = backend_with_topic(1);
+        let batch = parse_produce_batches(&client_batch(5, Compression::Zstd, -1)).expect("valid");
+        backend.append(&tp(0), &batch).expect("append");
+        backend.append(&tp(0), &batch).expect("append");
+        let ts = 1_700_000_000_000;
+        assert_eq!(
+            backend
+                .list_offset(&tp(0), OffsetSpec::Timestamp(ts + 3))
+                .ok(),
+            Some((3, ts + 3))
+        );
+        assert_eq!(
+            backend
+                .list_offset(&tp(0), OffsetSpec::Timestamp(ts + 99))
+                .ok(),
+            Some((-1, -1))
+        );
+        assert_eq!(
+            backend.list_offset(&tp(0), OffsetSpec::Latest).ok(),
+            Some((10, -1))
+        );
+        assert_eq!(
+            backend.list_offset(&tp(0), OffsetSpec::MaxTimestamp).ok(),
+            Some((4, ts + 4))
+        );
+    }
+
+    #[test]
+    fn the_catalog_is_shared_and_deleted_topics_lose_their_data() {
+        let shared: Arc<SharedCatalog> = Arc::default();
+        let a = MemoryBackend::new(shared.clone());
+        let b = MemoryBackend::new(shared);
+        a.create_topic("t", 1, BTreeMap::new(), false)
+            .expect("created");
+        assert_eq!(b.topic("t").map(|t| t.partitions), Some(1));
+        assert_eq!(
+            b.create_topic("t", 1, BTreeMap::new(), false).err(),
+            Some(Error::TopicAlreadyExists)
+        );
+        let batch = parse_produce_batches(&client_batch(1, Compression::None, -1)).expect("valid");
+        b.append(&tp(0), &batch).expect("append");
+        a.delete_topic("t").expect("deleted");
+        a.create_topic("t", 1, BTreeMap::new(), false)
+            .expect("recreated");
+        assert_eq!(b.high_watermark(&tp(0)), Some(0));
+        assert!(b.create_partitions("t", 1, false).is_err());
+        b.create_partitions("t", 3, false).expect("grown");
+        assert_eq!(a.topic("t").map(|t| t.partitions), Some(3));
+    }
+}

@@ -1,0 +1,138 @@
+//! Where records live: the contract every backend meets, and the one chosen at start-up.
+//!
+//! A backend instance belongs to one shard. Topic admin may be called on any shard; partition
+//! data calls (`append`, `read`, `list_offset`) are only made on the shard that owns the
+//! partition, so a backend keeps per-partition state without locks. Offsets are assigned by
+//! the backend: a Kafka offset is the backend's own offset.
+
+pub mod memory;
+
+use crate::error::Result;
+use crate::record_batch::RecordBatch;
+use crate::TopicPartition;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A topic as the catalog knows it. Shared read-only between shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Topic-level configs set at creation (name → value).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Which offset ListOffsets asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The offset of the record with the largest timestamp.
+    MaxTimestamp,
+    /// The first offset whose record timestamp is at least this (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// A range of the log, as stored batches.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    /// Whole batches, in offset order; the first contains the requested offset.
+    pub batches: Vec<Bytes>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// The backend this process runs, chosen once at start-up.
+pub enum Backend {
+    Memory(memory::MemoryBackend),
+}
+
+impl Backend {
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>> {
+        match self {
+            Backend::Memory(b) => b.create_topic(name, partitions, configs, validate_only),
+        }
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>> {
+        match self {
+            Backend::Memory(b) => b.delete_topic(name),
+        }
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
+        match self {
+            Backend::Memory(b) => b.create_partitions(name, count, validate_only),
+        }
+    }
+
+    pub async fn topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
+        match self {
+            Backend::Memory(b) => Ok(b.topic(name)),
+        }
+    }
+
+    pub async fn topic_by_id(&self, id: Uuid) -> Result<Option<Arc<TopicMeta>>> {
+        match self {
+            Backend::Memory(b) => Ok(b.topic_by_id(id)),
+        }
+    }
+
+    pub async fn list_topics(&self) -> Result<Vec<Arc<TopicMeta>>> {
+        match self {
+            Backend::Memory(b) => Ok(b.list_topics()),
+        }
+    }
+
+    /// Appends validated batches in order and returns the offset given to the first record.
+    ///
+    /// Ordering contract: a backend fixes the position of the append before its first
+    /// `.await`, so appends issued in order on one shard land in that order.
+    pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
+        match self {
+            Backend::Memory(b) => b.append(tp, batches),
+        }
+    }
+
+    /// Batches from `offset` on, up to about `max_bytes` (always at least one batch when
+    /// there is one, so a consumer never stalls on a large batch).
+    pub async fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        match self {
+            Backend::Memory(b) => b.read(tp, offset, max_bytes),
+        }
+    }
+
+    /// The offset after the last record, cheaply: long-polls compare against it.
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
+        match self {
+            Backend::Memory(b) => b.high_watermark(tp),
+        }
+    }
+
+    /// (offset, timestamp) for a ListOffsets query; (-1, -1) when no record matches.
+    pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
+        match self {
+            Backend::Memory(b) => b.list_offset(tp, spec),
+        }
+    }
+}

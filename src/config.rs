@@ -1,0 +1,196 @@
+//! Command-line configuration: one clap struct, checked once by `validate`.
+
+use clap::{Parser, ValueEnum};
+use std::net::IpAddr;
+
+/// Where records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// In this process's memory: no SeaweedFS needed; lost on exit.
+    Memory,
+}
+
+/// tidegate: a Kafka wire-protocol gateway for SeaweedMQ, one shard per CPU core.
+///
+/// Every shard is advertised to clients as its own Kafka broker on `--broker-port-base +
+/// shard`; the bootstrap `--port` is served by all shards.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tidegate", version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub listen: IpAddr,
+
+    /// Host name given to clients in Metadata and FindCoordinator answers. Default: the
+    /// --listen address, or this machine's host name when listening on every address.
+    #[arg(long)]
+    pub advertised_host: Option<String>,
+
+    /// Bootstrap port, served by every shard (SO_REUSEPORT). 0 picks a free port.
+    #[arg(long, default_value_t = 9092)]
+    pub port: u16,
+
+    /// Port of shard 0's broker; shard i listens on this plus i. 0 gives each shard a free
+    /// port of its own.
+    #[arg(long, default_value_t = 9093)]
+    pub broker_port_base: u16,
+
+    /// Kafka node id of shard 0; shard i is this plus i.
+    #[arg(long, default_value_t = 0)]
+    pub node_id_base: i32,
+
+    /// Number of shards (one executor thread each). Default: one per CPU in --cpus.
+    #[arg(long)]
+    pub shards: Option<usize>,
+
+    /// CPUs to pin shards to, e.g. "0-3,6"; shard i runs on the i-th. Default: every online
+    /// CPU.
+    #[arg(long)]
+    pub cpus: Option<String>,
+
+    /// Where records are kept.
+    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
+    pub backend: BackendKind,
+
+    /// Partitions of a topic created without a partition count (auto-created, or
+    /// CreateTopics with -1).
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// Create a topic when a client produces to it or asks Metadata for it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Largest request accepted, in bytes (Kafka's socket.request.max.bytes). A larger frame
+    /// closes the connection.
+    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    pub max_request_size: usize,
+
+    /// Upper bound on a Fetch response, in bytes, whatever the client asks for.
+    #[arg(long, default_value_t = 55 * 1024 * 1024)]
+    pub fetch_max_bytes: i32,
+
+    /// Upper bound on how long a Fetch may wait for data, in milliseconds, whatever the
+    /// client asks for.
+    #[arg(long, default_value_t = 30_000)]
+    pub fetch_max_wait_ms: u32,
+
+    /// Requests one connection may have in progress at once; reading stops beyond it.
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive such as
+    /// "tidegate=debug"). The RUST_LOG environment variable overrides it.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+impl Config {
+    /// Rejects settings that cannot work, with a message that says which and why.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shards == Some(0) {
+            return Err("--shards must be at least 1".into());
+        }
+        if self.default_partitions < 1 {
+            return Err("--default-partitions must be at least 1".into());
+        }
+        if self.max_request_size < 1024 || self.max_request_size > i32::MAX as usize {
+            return Err("--max-request-size must be between 1024 and 2147483647 bytes".into());
+        }
+        if self.fetch_max_bytes < 1 {
+            return Err("--fetch-max-bytes must be positive".into());
+        }
+        if self.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".into());
+        }
+        if let Some(cpus) = &self.cpus {
+            shards::parse_cpu_list(cpus).map_err(|e| e.to_string())?;
+        }
+        let nr_shards = self.shards.unwrap_or(1);
+        if self.broker_port_base != 0
+            && usize::from(self.broker_port_base) + nr_shards > usize::from(u16::MAX) + 1
+        {
+            return Err("--broker-port-base plus --shards runs past port 65535".into());
+        }
+        if self.broker_port_base != 0
+            && self.port != 0
+            && (self.broker_port_base..self.broker_port_base.saturating_add(nr_shards as u16))
+                .contains(&self.port)
+        {
+            return Err(format!(
+                "--port {} collides with the shard ports starting at --broker-port-base {}",
+                self.port, self.broker_port_base
+            ));
+        }
+        Ok(())
+    }
+
+    /// The CPUs shards are pinned to.
+    pub fn cpu_list(&self) -> Vec<usize> {
+        match &self.cpus {
+            Some(list) => shards::parse_cpu_list(list).unwrap_or_default(),
+            None => (0..std::thread::available_parallelism().map_or(1, usize::from)).collect(),
+        }
+    }
+
+    /// The number of shards to run.
+    pub fn nr_shards(&self) -> usize {
+        self.shards.unwrap_or_else(|| self.cpu_list().len().max(1))
+    }
+
+    /// The host name clients are told to connect to.
+    pub fn advertised_host(&self) -> String {
+        if let Some(host) = &self.advertised_host {
+            return host.clone();
+        }
+        if !self.listen.is_unspecified() {
+            return self.listen.to_string();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_string())
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut argv = vec!["tidegate"];
+        argv.extend_from_slice(args);
+        Config::parse_from(argv)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(parse(&[]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn nonsense_is_rejected_with_the_flag_named() {
+        let cases: [&[&str]; 4] = [
+            &["--shards", "0"],
+            &["--default-partitions", "0"],
+            &["--cpus", "3-1"],
+            &["--port", "9094", "--shards", "4"],
+        ];
+        for args in cases {
+            assert!(parse(args).validate().is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn advertised_host_follows_listen_address() {
+        assert_eq!(
+            parse(&["--listen", "127.0.0.1"]).advertised_host(),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            parse(&["--advertised-host", "kafka.example"]).advertised_host(),
+            "kafka.example"
+        );
+    }
+}

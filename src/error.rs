@@ -1,0 +1,108 @@
+//! The gateway's one error type, and the one place it becomes a Kafka error code.
+
+use kafka_protocol::ResponseError;
+
+/// Why an operation on a topic or partition failed, grouped by whose fault it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    // The client's fault: answering again will not help.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    #[error("topic already exists")]
+    TopicAlreadyExists,
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("unsupported record format: {0}")]
+    UnsupportedForMessageFormat(String),
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("out of order sequence number: {0}")]
+    OutOfOrderSequence(String),
+    #[error("producer epoch is stale")]
+    InvalidProducerEpoch,
+    #[error("transactions are not supported")]
+    TransactionsUnsupported,
+    #[error("unknown fetch session")]
+    FetchSessionIdNotFound,
+
+    // The backend's fault: retrying later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    // Ours: the partition's owner could not be reached; the client refreshes and retries.
+    #[error("owning shard unreachable")]
+    ShardUnreachable,
+}
+
+impl Error {
+    /// The Kafka error code a client is given for this error.
+    pub fn code(&self) -> i16 {
+        let error = match self {
+            Error::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            Error::UnknownTopicId => ResponseError::UnknownTopicId,
+            Error::TopicAlreadyExists => ResponseError::TopicAlreadyExists,
+            Error::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            Error::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            Error::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Error::CorruptMessage(_) => ResponseError::CorruptMessage,
+            Error::InvalidRecord(_) => ResponseError::InvalidRecord,
+            Error::UnsupportedForMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
+            Error::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+            Error::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            Error::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+            Error::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
+            Error::FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
+            Error::Unavailable(_) => ResponseError::KafkaStorageError,
+            Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
+        };
+        error.code()
+    }
+
+    /// The message for responses that carry one; `None` where the code says it all.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Error::InvalidTopic(m)
+            | Error::InvalidPartitions(m)
+            | Error::InvalidReplicationFactor(m)
+            | Error::InvalidRequest(m)
+            | Error::CorruptMessage(m)
+            | Error::InvalidRecord(m)
+            | Error::UnsupportedForMessageFormat(m)
+            | Error::OutOfOrderSequence(m)
+            | Error::Unavailable(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_kafka_spec() {
+        assert_eq!(Error::CorruptMessage(String::new()).code(), 2);
+        assert_eq!(Error::UnknownTopicOrPartition.code(), 3);
+        assert_eq!(Error::OutOfOrderSequence(String::new()).code(), 45);
+        assert_eq!(Error::TopicAlreadyExists.code(), 36);
+        // Failures whose outcome the client cannot know must be retriable.
+        for error in [Error::Unavailable(String::new()), Error::ShardUnreachable] {
+            let code = ResponseError::try_from_code(error.code());
+            assert!(code.is_some_and(|e| e.is_retriable()), "{error:?}");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! DescribeCluster: the same brokers Metadata advertises.
+
+use super::str_bytes;
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    _request: DescribeClusterRequest,
+) -> Reply<DescribeClusterResponse> {
+    let brokers = shard
+        .cluster
+        .brokers
+        .iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+        })
+        .collect();
+    Some(
+        DescribeClusterResponse::default()
+            .with_endpoint_type(1)
+            .with_cluster_id(str_bytes(shard.cluster.cluster_id.clone()))
+            .with_controller_id(BrokerId(shard.cluster.controller_id()))
+            .with_brokers(brokers),
+    )
+}

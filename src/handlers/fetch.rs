@@ -1,0 +1,223 @@
+//! Fetch: read each partition on its owner, and long-poll when there is too little.
+//!
+//! The wait is event-driven: the owners of the partitions are asked to report the next
+//! append past what was read (`ShardRequest::Watch`); the timer only bounds the wait. An
+//! idle long-poll costs no CPU, and data that arrives is answered at once.
+//!
+//! Fetch sessions (KIP-227) are declined by answering session id 0, which makes clients send
+//! full fetch requests; that is always allowed.
+
+use crate::backend::ReadResult;
+use crate::error::{Error, Result};
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::{group_by_owner, unreachable, PartitionRead, Shard, ShardReply, ShardRequest};
+use crate::TopicPartition;
+use bytes::{Bytes, BytesMut};
+use futures::future::{join_all, select, select_all, Either};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub const VERSIONS: (i16, i16) = (4, 18);
+
+/// One requested partition, resolved against the catalog.
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    read: Result<PartitionRead>,
+}
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: FetchRequest,
+) -> Reply<FetchResponse> {
+    if request.session_id != 0 && request.session_epoch > 0 {
+        return Some(
+            FetchResponse::default().with_error_code(Error::FetchSessionIdNotFound.code()),
+        );
+    }
+    let wanted = resolve(&shard, &request).await;
+    let max_wait = Duration::from_millis(
+        request
+            .max_wait_ms
+            .clamp(0, shard.config.fetch_max_wait_ms as i32) as u64,
+    );
+    let deadline = Instant::now() + max_wait;
+    let max_bytes = request.max_bytes.clamp(1, shard.config.fetch_max_bytes) as usize;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    loop {
+        let mut results = read_all(&shard, &wanted).await;
+        let size = trim_to(&mut results, max_bytes);
+        let any_error = results
+            .iter()
+            .any(|r| r.as_ref().is_some_and(|r| r.is_err()));
+        let now = Instant::now();
+        if size >= min_bytes.max(1) || any_error || now >= deadline {
+            return Some(response(&request, &wanted, results));
+        }
+        // Too little: wait for an append to any partition, or the deadline.
+        let positions = wanted.iter().zip(&results).filter_map(|(w, r)| {
+            let tp = w.read.as_ref().ok()?.tp.clone();
+            Some((tp, r.as_ref()?.as_ref().ok()?.high_watermark))
+        });
+        let positions: Vec<_> = positions.enumerate().collect();
+        let groups = group_by_owner(&shard, positions, |(tp, _)| tp);
+        let watches = groups.into_iter().map(|(owner, _, group)| {
+            let shard = shard.clone();
+            Box::pin(async move { shard.invoke(owner, ShardRequest::Watch(group)).await })
+        });
+        let watches: Vec<_> = watches.collect();
+        if watches.is_empty() {
+            glommio::timer::sleep(deadline - now).await;
+        } else {
+            let timer = std::pin::pin!(glommio::timer::sleep(deadline - now));
+            if let Either::Right(_) = select(select_all(watches), timer).await {
+                // Deadline: one last read below, then answer whatever there is.
+            }
+        }
+    }
+}
+
+async fn resolve(shard: &Shard, request: &FetchRequest) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
+    for (topic_index, topic) in request.topics.iter().enumerate() {
+        let meta = match topic.topic.0.is_empty() && !topic.topic_id.is_nil() {
+            true => shard
+                .backend
+                .topic_by_id(topic.topic_id)
+                .await
+                .and_then(|t| t.ok_or(Error::UnknownTopicId)),
+            false => shard
+                .backend
+                .topic(&topic.topic)
+                .await
+                .and_then(|t| t.ok_or(Error::UnknownTopicOrPartition)),
+        };
+        for partition in &topic.partitions {
+            let read = meta.clone().and_then(|meta| {
+                if partition.partition < 0 || partition.partition >= meta.partitions {
+                    return Err(Error::UnknownTopicOrPartition);
+                }
+                Ok(PartitionRead {
+                    tp: TopicPartition::new(meta.name.clone(), partition.partition),
+                    offset: partition.fetch_offset,
+                    max_bytes: partition.partition_max_bytes.max(1) as usize,
+                })
+            });
+            wanted.push(Wanted {
+                topic_index,
+                partition: partition.partition,
+                read,
+            });
+        }
+    }
+    wanted
+}
+
+/// Reads every resolvable partition on its owner; `None` where it did not resolve.
+async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<Result<ReadResult>>> {
+    let reads = wanted
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| Some((i, w.read.as_ref().ok()?.clone())));
+    let groups = group_by_owner(shard, reads, |read| &read.tp);
+    let calls = groups.into_iter().map(|(owner, indexes, group)| {
+        let shard = shard.clone();
+        async move {
+            let count = group.len();
+            let results = match shard.invoke(owner, ShardRequest::Read(group)).await {
+                Some(ShardReply::Read(results)) => results,
+                _ => unreachable(count),
+            };
+            indexes.into_iter().zip(results)
+        }
+    });
+    let mut results: Vec<Option<Result<ReadResult>>> = wanted.iter().map(|_| None).collect();
+    for (index, result) in join_all(calls).await.into_iter().flatten() {
+        results[index] = Some(result);
+    }
+    results
+}
+
+/// Drops batches past the response's `max_bytes`, keeping at least the first batch of the
+/// response (KIP-74: a consumer must always make progress). Returns the bytes kept.
+fn trim_to(results: &mut [Option<Result<ReadResult>>], max_bytes: usize) -> usize {
+    let mut size = 0;
+    for read in results.iter_mut().flatten().flatten() {
+        let mut kept = 0;
+        for batch in &read.batches {
+            if size > 0 && size + batch.len() > max_bytes {
+                break;
+            }
+            size += batch.len();
+            kept += 1;
+        }
+        read.batches.truncate(kept);
+    }
+    size
+}
+
+fn response(
+    request: &FetchRequest,
+    wanted: &[Wanted],
+    results: Vec<Option<Result<ReadResult>>>,
+) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = request
+        .topics
+        .iter()
+        .map(|t| {
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(t.topic.0.clone()))
+                .with_topic_id(t.topic_id)
+        })
+        .collect();
+    for (w, result) in wanted.iter().zip(results) {
+        let result = match (&w.read, result) {
+            (Err(error), _) => Err(error.clone()),
+            (Ok(_), Some(result)) => result,
+            (Ok(_), None) => Err(Error::ShardUnreachable),
+        };
+        topics[w.topic_index]
+            .partitions
+            .push(partition_data(w.partition, result));
+    }
+    FetchResponse::default()
+        .with_responses(topics)
+        .with_session_id(0)
+}
+
+fn partition_data(partition: i32, result: Result<ReadResult>) -> PartitionData {
+    let data = PartitionData::default()
+        .with_partition_index(partition)
+        .with_preferred_read_replica(BrokerId(-1));
+    match result {
+        Ok(read) => data
+            .with_high_watermark(read.high_watermark)
+            .with_last_stable_offset(read.high_watermark)
+            .with_log_start_offset(read.log_start_offset)
+            .with_records(Some(concat(read.batches))),
+        Err(error) => data
+            .with_error_code(error.code())
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_records(Some(Bytes::new())),
+    }
+}
+
+/// The batches as one buffer; a single batch is passed through without a copy.
+fn concat(batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            for batch in batches {
+                out.extend_from_slice(&batch);
+            }
+            out.freeze()
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! ListOffsets: earliest, latest, max timestamp, or the first offset at a timestamp, asked
+//! of each partition's owner.
+
+use crate::backend::OffsetSpec;
+use crate::error::{Error, Result};
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::{group_by_owner, unreachable, Shard, ShardReply, ShardRequest};
+use crate::TopicPartition;
+use futures::future::join_all;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (1, 10);
+
+/// Special timestamps of the protocol.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: ListOffsetsRequest,
+) -> Reply<ListOffsetsResponse> {
+    let mut answers: Vec<Result<(i64, i64)>> = Vec::new();
+    let mut queries = Vec::new();
+    for topic in &request.topics {
+        let meta = shard.backend.topic(&topic.name).await;
+        for partition in &topic.partitions {
+            let query = meta.clone().and_then(|meta| {
+                let meta = meta.ok_or(Error::UnknownTopicOrPartition)?;
+                if partition.partition_index < 0 || partition.partition_index >= meta.partitions {
+                    return Err(Error::UnknownTopicOrPartition);
+                }
+                let tp = TopicPartition::new(meta.name.clone(), partition.partition_index);
+                Ok((tp, spec(partition.timestamp)?))
+            });
+            match query {
+                Ok(query) => {
+                    queries.push((answers.len(), query));
+                    answers.push(Err(Error::ShardUnreachable));
+                }
+                Err(error) => answers.push(Err(error)),
+            }
+        }
+    }
+    let groups = group_by_owner(&shard, queries, |(tp, _)| tp);
+    let calls = groups.into_iter().map(|(owner, indexes, group)| {
+        let shard = shard.clone();
+        async move {
+            let count = group.len();
+            let results = match shard.invoke(owner, ShardRequest::ListOffsets(group)).await {
+                Some(ShardReply::ListOffsets(results)) => results,
+                _ => unreachable(count),
+            };
+            indexes.into_iter().zip(results)
+        }
+    });
+    for (index, result) in join_all(calls).await.into_iter().flatten() {
+        answers[index] = result;
+    }
+
+    let mut answers = answers.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .zip(answers.by_ref())
+                .map(|(partition, answer)| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(partition.partition_index)
+                        .with_leader_epoch(0);
+                    match answer {
+                        Ok((offset, timestamp)) => {
+                            response.with_offset(offset).with_timestamp(timestamp)
+                        }
+                        Err(error) => response
+                            .with_error_code(error.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}
+
+fn spec(timestamp: i64) -> Result<OffsetSpec> {
+    match timestamp {
+        LATEST | LATEST_TIERED => Ok(OffsetSpec::Latest),
+        EARLIEST | EARLIEST_LOCAL => Ok(OffsetSpec::Earliest),
+        MAX_TIMESTAMP => Ok(OffsetSpec::MaxTimestamp),
+        ts if ts >= 0 => Ok(OffsetSpec::Timestamp(ts)),
+        other => Err(Error::InvalidRequest(format!(
+            "unknown special timestamp {other}"
+        ))),
+    }
+}

@@ -1,0 +1,97 @@
+//! Metadata: one broker per shard; each partition led by the shard that owns it.
+
+use super::{find_or_create_topic, str_bytes};
+use crate::backend::TopicMeta;
+use crate::error::{Error, Result};
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use crate::TopicPartition;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub const VERSIONS: (i16, i16) = (0, 13);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    context: RequestContext,
+    request: MetadataRequest,
+) -> Reply<MetadataResponse> {
+    // Before v4 there is no flag, and Kafka auto-creates.
+    let may_create = context.version < 4 || request.allow_auto_topic_creation;
+    let all_topics = match &request.topics {
+        None => true,
+        Some(topics) => context.version == 0 && topics.is_empty(),
+    };
+    let mut topics = Vec::new();
+    if all_topics {
+        match shard.backend.list_topics().await {
+            Ok(all) => topics.extend(all.iter().map(|t| describe(&shard, t))),
+            Err(error) => tracing::warn!(%error, "cannot list topics"),
+        }
+    }
+    for wanted in request.topics.iter().flatten() {
+        let found = match &wanted.name {
+            Some(name) => find_or_create_topic(&shard, name, may_create).await,
+            None => by_id(&shard, wanted.topic_id).await,
+        };
+        topics.push(match found {
+            Ok(topic) => describe(&shard, &topic),
+            Err(error) => MetadataResponseTopic::default()
+                .with_name(wanted.name.clone())
+                .with_topic_id(wanted.topic_id)
+                .with_error_code(error.code()),
+        });
+    }
+    Some(
+        MetadataResponse::default()
+            .with_brokers(brokers(&shard))
+            .with_cluster_id(Some(str_bytes(shard.cluster.cluster_id.clone())))
+            .with_controller_id(BrokerId(shard.cluster.controller_id()))
+            .with_topics(topics),
+    )
+}
+
+async fn by_id(shard: &Shard, id: uuid::Uuid) -> Result<Arc<TopicMeta>> {
+    shard
+        .backend
+        .topic_by_id(id)
+        .await?
+        .ok_or(Error::UnknownTopicId)
+}
+
+fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
+    shard
+        .cluster
+        .brokers
+        .iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+        })
+        .collect()
+}
+
+fn describe(shard: &Shard, topic: &TopicMeta) -> MetadataResponseTopic {
+    let partitions = (0..topic.partitions)
+        .map(|index| {
+            let owner = shard.owner(&TopicPartition::new(topic.name.clone(), index));
+            let leader = BrokerId(shard.cluster.node_id(owner));
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(leader)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&*topic.name))))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}

@@ -1,0 +1,104 @@
+//! One module per Kafka API, named as the protocol names it. Each has `VERSIONS` (the range
+//! it serves, listed in `protocol::dispatch::APIS`) and `handle`.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use crate::backend::TopicMeta;
+use crate::error::{Error, Result};
+use crate::shard::Shard;
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Kafka's limit on topic name length.
+const MAX_TOPIC_NAME: usize = 249;
+
+/// A topic by name, created with the default partition count if it is missing and both the
+/// request and the server allow auto-creation.
+pub async fn find_or_create_topic(
+    shard: &Shard,
+    name: &str,
+    request_allows_creation: bool,
+) -> Result<Arc<TopicMeta>> {
+    if let Some(topic) = shard.backend.topic(name).await? {
+        return Ok(topic);
+    }
+    if !(request_allows_creation && shard.config.auto_create_topics) {
+        return Err(Error::UnknownTopicOrPartition);
+    }
+    validate_topic_name(name)?;
+    let partitions = shard.config.default_partitions;
+    match shard
+        .backend
+        .create_topic(name, partitions, BTreeMap::new(), false)
+        .await
+    {
+        Ok(topic) => {
+            tracing::info!(topic = name, partitions, "auto-created topic");
+            Ok(topic)
+        }
+        // Another shard created it first.
+        Err(Error::TopicAlreadyExists) => shard
+            .backend
+            .topic(name)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition),
+        Err(error) => Err(error),
+    }
+}
+
+/// Kafka's rules for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(Error::InvalidTopic(format!(
+            "{name:?} is not a valid topic name"
+        )));
+    }
+    if name.len() > MAX_TOPIC_NAME {
+        return Err(Error::InvalidTopic(format!(
+            "topic name is {} characters; the limit is {MAX_TOPIC_NAME}",
+            name.len()
+        )));
+    }
+    if !name.chars().all(legal) {
+        return Err(Error::InvalidTopic(format!(
+            "{name:?} may only contain ASCII letters, digits, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+pub fn str_bytes(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+/// An error message for responses that carry one.
+pub fn error_message(error: &Error) -> Option<StrBytes> {
+    error.message().map(StrBytes::from_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for good in ["orders", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(validate_topic_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a b", "ü", "a/b", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Produce: validate every batch, then append each partition on the shard that owns it.
+//!
+//! All partitions owned by one shard go to it in one message, and the messages to all
+//! owners are sent before any answer is awaited. Appends are queued in the first poll of
+//! the handler (no `.await` in between can suspend it on the memory backend, and the mesh is
+//! FIFO), which keeps a producer's pipelined requests in order.
+
+use super::{error_message, find_or_create_topic};
+use crate::error::{Error, Result};
+use crate::protocol::{Reply, RequestContext};
+use crate::record_batch::parse_produce_batches;
+use crate::shard::{group_by_owner, unreachable, PartitionAppend, Shard, ShardReply, ShardRequest};
+use crate::TopicPartition;
+use bytes::Bytes;
+use futures::future::join_all;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (3, 13);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: ProduceRequest,
+) -> Reply<ProduceResponse> {
+    if request.transactional_id.is_some() {
+        return respond_all(&request, Error::TransactionsUnsupported);
+    }
+    // Per partition, in request order: what to append, or why not.
+    let mut slots: Vec<(TopicPartition, Result<i64>)> = Vec::new();
+    let mut appends = Vec::new();
+    for topic in &request.topic_data {
+        let meta = match topic.name.0.is_empty() && !topic.topic_id.is_nil() {
+            true => shard
+                .backend
+                .topic_by_id(topic.topic_id)
+                .await
+                .and_then(|t| t.ok_or(Error::UnknownTopicId)),
+            false => find_or_create_topic(&shard, &topic.name, true).await,
+        };
+        for partition in &topic.partition_data {
+            let name = meta
+                .as_ref()
+                .map_or_else(|_| topic.name.0.to_string(), |m| m.name.to_string());
+            let tp = TopicPartition::new(name, partition.index);
+            let checked = meta.clone().and_then(|meta| {
+                if partition.index < 0 || partition.index >= meta.partitions {
+                    return Err(Error::UnknownTopicOrPartition);
+                }
+                parse_produce_batches(partition.records.as_ref().unwrap_or(&Bytes::new()))
+            });
+            match checked {
+                Ok(batches) => {
+                    appends.push((
+                        slots.len(),
+                        PartitionAppend {
+                            tp: tp.clone(),
+                            batches,
+                        },
+                    ));
+                    slots.push((tp, Ok(-1)));
+                }
+                Err(error) => {
+                    tracing::debug!(%tp, %error, "produce refused");
+                    slots.push((tp, Err(error)));
+                }
+            }
+        }
+    }
+
+    let groups = group_by_owner(&shard, appends, |append| &append.tp);
+    let calls = groups.into_iter().map(|(owner, indexes, group)| {
+        let shard = shard.clone();
+        async move {
+            let count = group.len();
+            let results = match shard.invoke(owner, ShardRequest::Append(group)).await {
+                Some(ShardReply::Append(results)) => results,
+                _ => unreachable(count),
+            };
+            indexes.into_iter().zip(results)
+        }
+    });
+    for (index, result) in join_all(calls).await.into_iter().flatten() {
+        slots[index].1 = result;
+    }
+    if request.acks == 0 {
+        return None;
+    }
+    Some(response(&request, slots))
+}
+
+fn response(
+    request: &ProduceRequest,
+    slots: Vec<(TopicPartition, Result<i64>)>,
+) -> ProduceResponse {
+    let mut slots = slots.into_iter();
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .zip(slots.by_ref())
+                .map(|(partition, (_, result))| partition_response(partition.index, result))
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn partition_response(index: i32, result: Result<i64>) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(0);
+    match result {
+        Ok(base_offset) => response.with_base_offset(base_offset),
+        Err(error) => response
+            .with_error_code(error.code())
+            .with_error_message(error_message(&error))
+            .with_base_offset(-1),
+    }
+}
+
+fn respond_all(request: &ProduceRequest, error: Error) -> Reply<ProduceResponse> {
+    if request.acks == 0 {
+        return None;
+    }
+    let slots = request
+        .topic_data
+        .iter()
+        .flat_map(|t| {
+            t.partition_data.iter().map(|p| {
+                (
+                    TopicPartition::new(t.name.0.to_string(), p.index),
+                    Err(error.clone()),
+                )
+            })
+        })
+        .collect();
+    Some(response(request, slots))
+}

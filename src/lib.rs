@@ -1,0 +1,42 @@
+//! tidegate: a Kafka wire-protocol gateway for SeaweedMQ, thread-per-core on io_uring.
+//!
+//! - [`server`] starts one shard per core (the `shards` crate) and their listeners.
+//! - [`protocol`] owns connections: framing, dispatch by API key, ordered responses.
+//! - [`handlers`] holds one module per Kafka API.
+//! - [`shard`] is a shard's state and the work other shards forward to it.
+//! - [`backend`] is where records live: `memory` here, SeaweedMQ next.
+
+pub mod backend;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod producer_state;
+pub mod protocol;
+pub mod record_batch;
+pub mod server;
+pub mod shard;
+
+use std::sync::Arc;
+
+/// A partition of a topic: the one name for it everywhere in tidegate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}

@@ -1,0 +1,201 @@
+//! Idempotent-producer state of the partitions a shard owns: the producer epoch and the
+//! last few batches of every producer, to spot duplicates and gaps as Kafka does.
+//!
+//! Kafka keeps the last five batches per producer and partition because a producer has at
+//! most five requests in flight (`max.in.flight.requests.per.connection` with idempotence):
+//! a retry can only repeat one of those.
+
+use crate::error::{Error, Result};
+use crate::record_batch::BatchHeader;
+use crate::TopicPartition;
+use hashbrown::HashMap;
+use std::collections::VecDeque;
+
+const BATCHES_KEPT: usize = 5;
+/// Producer ids below zero mean "not idempotent".
+const NO_PRODUCER_ID: i64 = -1;
+
+/// What to do with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New and in sequence (or not idempotent): store it.
+    Append,
+    /// Already stored at this base offset: answer with it, store nothing.
+    Duplicate { base_offset: i64 },
+}
+
+#[derive(Default)]
+pub struct ProducerStates {
+    producers: HashMap<(TopicPartition, i64), ProducerEntry>,
+}
+
+struct ProducerEntry {
+    epoch: i16,
+    /// (first sequence, last sequence, base offset), oldest first.
+    batches: VecDeque<(i32, i32, i64)>,
+}
+
+impl ProducerStates {
+    /// Checks the batches of one produce request for one partition, in order.
+    pub fn check(&self, tp: &TopicPartition, headers: &[BatchHeader]) -> Result<SequenceCheck> {
+        let Some(first) = headers.first() else {
+            return Ok(SequenceCheck::Append);
+        };
+        if first.producer_id <= NO_PRODUCER_ID {
+            return Ok(SequenceCheck::Append);
+        }
+        let entry = self.producers.get(&(tp.clone(), first.producer_id));
+        if let (Some(entry), [only]) = (entry, headers) {
+            if only.producer_epoch == entry.epoch {
+                let seqs = (only.base_sequence, only.last_sequence());
+                if let Some(&(_, _, base_offset)) =
+                    entry.batches.iter().find(|(f, l, _)| (*f, *l) == seqs)
+                {
+                    return Ok(SequenceCheck::Duplicate { base_offset });
+                }
+            }
+        }
+        let mut expected = entry.map(|e| (e.epoch, e.batches.back().map(|b| b.1)));
+        for header in headers {
+            check_one(header, expected)?;
+            expected = Some((header.producer_epoch, Some(header.last_sequence())));
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records batches that were stored, the first at `base_offset`.
+    pub fn record(&mut self, tp: &TopicPartition, headers: &[BatchHeader], base_offset: i64) {
+        let mut offset = base_offset;
+        for header in headers {
+            if header.producer_id > NO_PRODUCER_ID {
+                let entry = self
+                    .producers
+                    .entry((tp.clone(), header.producer_id))
+                    .or_insert_with(|| ProducerEntry {
+                        epoch: header.producer_epoch,
+                        batches: VecDeque::with_capacity(BATCHES_KEPT),
+                    });
+                if entry.epoch != header.producer_epoch {
+                    entry.epoch = header.producer_epoch;
+                    entry.batches.clear();
+                }
+                if entry.batches.len() == BATCHES_KEPT {
+                    entry.batches.pop_front();
+                }
+                entry
+                    .batches
+                    .push_back((header.base_sequence, header.last_sequence(), offset));
+            }
+            offset += header.offset_count();
+        }
+    }
+}
+
+/// `expected`: the producer's epoch and last sequence so far, if it is known here.
+fn check_one(header: &BatchHeader, expected: Option<(i16, Option<i32>)>) -> Result<()> {
+    let Some((epoch, last_sequence)) = expected else {
+        // A producer this partition has no state for (new, or its state was lost) may start
+        // anywhere, as in Kafka since 2.5.
+        return Ok(());
+    };
+    if header.producer_epoch < epoch {
+        return Err(Error::InvalidProducerEpoch);
+    }
+    if header.producer_epoch > epoch {
+        return match header.base_sequence {
+            0 => Ok(()),
+            seq => Err(Error::OutOfOrderSequence(format!(
+                "new epoch {} must start at sequence 0, not {seq}",
+                header.producer_epoch
+            ))),
+        };
+    }
+    let Some(last) = last_sequence else {
+        return Ok(());
+    };
+    let next = if last == i32::MAX { 0 } else { last + 1 };
+    match header.base_sequence == next {
+        true => Ok(()),
+        false => Err(Error::OutOfOrderSequence(format!(
+            "expected sequence {next}, got {}",
+            header.base_sequence
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence,
+            records_count: count,
+        }
+    }
+
+    #[test]
+    fn in_sequence_batches_append_and_retries_are_duplicates() {
+        let tp = TopicPartition::new("t", 0);
+        let mut states = ProducerStates::default();
+        let first = [batch(9, 0, 0, 10)];
+        assert_eq!(states.check(&tp, &first).ok(), Some(SequenceCheck::Append));
+        states.record(&tp, &first, 100);
+        let second = [batch(9, 0, 10, 5)];
+        assert_eq!(states.check(&tp, &second).ok(), Some(SequenceCheck::Append));
+        states.record(&tp, &second, 110);
+        assert_eq!(
+            states.check(&tp, &first).ok(),
+            Some(SequenceCheck::Duplicate { base_offset: 100 })
+        );
+        assert_eq!(
+            states.check(&tp, &second).ok(),
+            Some(SequenceCheck::Duplicate { base_offset: 110 })
+        );
+    }
+
+    #[test]
+    fn gaps_and_stale_epochs_are_refused() {
+        let tp = TopicPartition::new("t", 0);
+        let mut states = ProducerStates::default();
+        states.record(&tp, &[batch(9, 1, 0, 10)], 0);
+        let gap = states.check(&tp, &[batch(9, 1, 11, 1)]);
+        assert_eq!(gap.map_err(|e| e.code()), Err(45));
+        let stale = states.check(&tp, &[batch(9, 0, 10, 1)]);
+        assert_eq!(stale.map_err(|e| e.code()), Err(47));
+        assert!(states.check(&tp, &[batch(9, 2, 0, 1)]).is_ok());
+        assert!(states.check(&tp, &[batch(9, 2, 5, 1)]).is_err());
+    }
+
+    #[test]
+    fn plain_producers_and_unknown_producers_are_not_checked() {
+        let tp = TopicPartition::new("t", 0);
+        let states = ProducerStates::default();
+        assert!(states.check(&tp, &[batch(-1, -1, -1, 3)]).is_ok());
+        assert!(states.check(&tp, &[batch(4, 0, 77, 3)]).is_ok());
+        // Several batches in one request must follow each other.
+        assert!(states
+            .check(&tp, &[batch(4, 0, 0, 3), batch(4, 0, 3, 1)])
+            .is_ok());
+        assert!(states
+            .check(&tp, &[batch(4, 0, 0, 3), batch(4, 0, 4, 1)])
+            .is_err());
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let tp = TopicPartition::new("t", 0);
+        let mut states = ProducerStates::default();
+        states.record(&tp, &[batch(1, 0, i32::MAX - 1, 2)], 0);
+        assert!(states.check(&tp, &[batch(1, 0, 0, 1)]).is_ok());
+    }
+}

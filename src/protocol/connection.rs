@@ -1,0 +1,209 @@
+//! A client connection: length-prefixed frames, read as fast as they arrive, handled
+//! concurrently, answered strictly in the order they were read (Kafka clients match
+//! responses to requests by order as well as by correlation id).
+
+use crate::protocol::dispatch::{self, Routed};
+use crate::shard::Shard;
+use bytes::{Buf, Bytes, BytesMut};
+use futures::channel::mpsc;
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use futures::{SinkExt, StreamExt};
+use glommio::net::TcpStream;
+use std::rc::Rc;
+
+const LENGTH_PREFIX: usize = 4;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a connection's byte stream cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame length {0} is negative")]
+    NegativeLength(i32),
+    #[error("frame length {length} is over the limit of {limit} bytes")]
+    TooLarge { length: usize, limit: usize },
+    #[error("connection closed in the middle of a frame ({0} bytes pending)")]
+    Truncated(usize),
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads length-prefixed frames from a byte stream.
+pub struct FrameReader<R> {
+    reader: R,
+    buffer: BytesMut,
+    max_frame: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(reader: R, max_frame: usize) -> Self {
+        Self {
+            reader,
+            buffer: BytesMut::with_capacity(READ_CHUNK),
+            max_frame,
+        }
+    }
+
+    /// The next frame without its length prefix, or `None` at a clean end of stream.
+    pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        loop {
+            if let Some(frame) = self.parse_frame()? {
+                return Ok(Some(frame));
+            }
+            let pending = self.buffer.len();
+            let wanted = self.frame_length()?.map_or(READ_CHUNK, |n| {
+                (n + LENGTH_PREFIX - pending).max(READ_CHUNK.min(self.max_frame))
+            });
+            // Safe Rust cannot read into uninitialised memory; zeroing is cheap next to
+            // the copy the kernel does anyway.
+            self.buffer.resize(pending + wanted, 0);
+            let read = self.reader.read(&mut self.buffer[pending..]).await;
+            let read = read.inspect_err(|_| self.buffer.truncate(pending))?;
+            self.buffer.truncate(pending + read);
+            if read == 0 {
+                return match pending {
+                    0 => Ok(None),
+                    _ => Err(FrameError::Truncated(pending)),
+                };
+            }
+        }
+    }
+
+    /// A complete frame from the buffer, or `None` if more bytes are needed.
+    fn parse_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        let Some(length) = self.frame_length()? else {
+            return Ok(None);
+        };
+        if self.buffer.len() < LENGTH_PREFIX + length {
+            return Ok(None);
+        }
+        self.buffer.advance(LENGTH_PREFIX);
+        Ok(Some(self.buffer.split_to(length).freeze()))
+    }
+
+    /// The length the next frame claims, checked before a byte of it is allocated.
+    fn frame_length(&self) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = self.buffer.get(..LENGTH_PREFIX) else {
+            return Ok(None);
+        };
+        let length = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        let length = usize::try_from(length).map_err(|_| FrameError::NegativeLength(length))?;
+        if length > self.max_frame {
+            return Err(FrameError::TooLarge {
+                length,
+                limit: self.max_frame,
+            });
+        }
+        Ok(Some(length))
+    }
+}
+
+/// Serves one client until it leaves or sends something that ends the conversation.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
+    let _ = stream.set_nodelay(true);
+    let (reader, mut writer) = stream.split();
+    let mut frames = FrameReader::new(reader, shard.config.max_request_size);
+    // The queue length bounds the requests in progress: reading pauses when it is full.
+    let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
+
+    let write_loop = glommio::spawn_local(async move {
+        while let Some(response) = responses.next().await {
+            match response.await {
+                Ok(Some(bytes)) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::error!(%reason, "cannot encode a response; closing the connection");
+                    break;
+                }
+            }
+        }
+        let _ = writer.close().await;
+    });
+
+    loop {
+        let frame = match frames.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "closing connection");
+                break;
+            }
+        };
+        match dispatch::route(&shard, frame) {
+            Ok(response) => {
+                if queue.send(response).await.is_err() {
+                    break;
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection");
+                break;
+            }
+        }
+    }
+    // Answer what was already read, then close.
+    drop(queue);
+    write_loop.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: &[u8], max_frame: usize) -> Vec<Result<Option<Bytes>, String>> {
+        let mut reader = FrameReader::new(futures::io::Cursor::new(bytes.to_vec()), max_frame);
+        let mut out = Vec::new();
+        futures::executor::block_on(async {
+            loop {
+                let frame = reader.read_frame().await.map_err(|e| e.to_string());
+                let stop = !matches!(frame, Ok(Some(_)));
+                out.push(frame);
+                if stop {
+                    break;
+                }
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn frames_split_on_their_length_prefix() {
+        let mut wire = Vec::new();
+        for body in [&b"abc"[..], b"", b"hello"] {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        let frames = read_all(&wire, 1024);
+        let bodies: Vec<_> = frames.into_iter().map(|f| f.ok().flatten()).collect();
+        assert_eq!(
+            bodies,
+            vec![
+                Some(Bytes::from_static(b"abc")),
+                Some(Bytes::new()),
+                Some(Bytes::from_static(b"hello")),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_lengths_end_the_stream_before_allocating() {
+        let negative = read_all(&(-1i32).to_be_bytes(), 1024);
+        assert!(negative[0].as_ref().is_err_and(|e| e.contains("negative")));
+        let huge = read_all(&(2_000_000_000i32).to_be_bytes(), 1024);
+        assert!(huge[0]
+            .as_ref()
+            .is_err_and(|e| e.contains("over the limit")));
+        let mut truncated = 10i32.to_be_bytes().to_vec();
+        truncated.extend_from_slice(b"abc");
+        assert!(read_all(&truncated, 1024)[0]
+            .as_ref()
+            .is_err_and(|e| e.contains("middle")));
+    }
+}

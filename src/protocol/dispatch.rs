@@ -1,0 +1,178 @@
+//! Dispatch by API key. One table ([`APIS`]) says which APIs and versions tidegate
+//! implements; it drives both routing and the ApiVersions answer, so what is advertised is
+//! what is implemented. The version check happens here, once.
+
+use crate::handlers;
+use crate::shard::Shard;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+/// What a handler is given besides its request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+}
+
+/// A handler's answer; `None` sends nothing back (Produce with acks=0).
+pub type Reply<T> = Option<T>;
+
+type HandlerFn =
+    fn(Rc<Shard>, RequestContext, RequestKind) -> LocalBoxFuture<'static, Reply<ResponseKind>>;
+
+/// One implemented API: its key, the versions served, its handler.
+pub struct Api {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    handle: HandlerFn,
+}
+
+/// A response being prepared: the encoded frame, nothing, or why it could not be encoded.
+pub type Routed = glommio::Task<Result<Option<Bytes>, String>>;
+
+macro_rules! api {
+    ($module:ident, $kind:ident) => {
+        Api {
+            key: ApiKey::$kind,
+            min_version: handlers::$module::VERSIONS.0,
+            max_version: handlers::$module::VERSIONS.1,
+            handle: |shard, context, request| match request {
+                RequestKind::$kind(request) => Box::pin(async move {
+                    handlers::$module::handle(shard, context, request)
+                        .await
+                        .map(ResponseKind::$kind)
+                }),
+                // Requests are decoded by this entry's key, so no other kind reaches here.
+                _ => Box::pin(async { None }),
+            },
+        }
+    };
+}
+
+/// Every API tidegate serves.
+pub static APIS: &[Api] = &[
+    api!(produce, Produce),
+    api!(fetch, Fetch),
+    api!(list_offsets, ListOffsets),
+    api!(metadata, Metadata),
+    api!(api_versions, ApiVersions),
+    api!(create_topics, CreateTopics),
+    api!(delete_topics, DeleteTopics),
+    api!(init_producer_id, InitProducerId),
+    api!(describe_configs, DescribeConfigs),
+    api!(create_partitions, CreatePartitions),
+    api!(describe_cluster, DescribeCluster),
+];
+
+pub fn find_api(key: i16) -> Option<&'static Api> {
+    APIS.iter().find(|api| api.key as i16 == key)
+}
+
+/// Decodes a frame and starts its handler. `Err` means the connection must close: the bytes
+/// are not a request tidegate can answer (malformed, unknown API, unsupported version).
+pub fn route(shard: &Rc<Shard>, frame: Bytes) -> Result<Routed, String> {
+    if frame.len() < 8 {
+        return Err(format!("request of {} bytes has no header", frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api = find_api(key).ok_or_else(|| format!("unknown API key {key}"))?;
+    if !(api.min_version..=api.max_version).contains(&version) {
+        if api.key == ApiKey::ApiVersions {
+            // A client newer than us: KIP-511 says answer in v0 with our ranges, so it can
+            // pick a version we know.
+            let bytes = unsupported_api_versions(correlation_id);
+            return Ok(glommio::spawn_local(async move { Ok(Some(bytes)) }));
+        }
+        return Err(format!("{:?} v{version} is not supported", api.key));
+    }
+    let mut body = frame;
+    let header_version = api.key.request_header_version(version);
+    let header = RequestHeader::decode(&mut body, header_version)
+        .map_err(|e| format!("bad {:?} v{version} header: {e}", api.key))?;
+    let request = RequestKind::decode(api.key, &mut body, version)
+        .map_err(|e| format!("bad {:?} v{version} request: {e}", api.key))?;
+    let context = RequestContext {
+        header,
+        api_key: api.key,
+        version,
+    };
+    let reply = (api.handle)(shard.clone(), context, request);
+    let api_key = api.key;
+    Ok(glommio::spawn_local(async move {
+        match reply.await {
+            Some(response) => encode_response(api_key, version, correlation_id, &response)
+                .map(Some)
+                .map_err(|e| format!("{api_key:?} v{version}: {e}")),
+            None => Ok(None),
+        }
+    }))
+}
+
+/// A whole response frame: length, header, body.
+pub fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> anyhow::Result<Bytes> {
+    let mut frame = BytesMut::with_capacity(256);
+    frame.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut frame, api_key.response_header_version(version))?;
+    body.encode(&mut frame, version)?;
+    let length = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    Ok(frame.freeze())
+}
+
+fn unsupported_api_versions(correlation_id: i32) -> Bytes {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(handlers::api_versions::supported());
+    let body = ResponseKind::ApiVersions(response);
+    // v0 cannot fail to encode these fields; an empty frame would at least close cleanly.
+    encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_one_the_codec_supports() {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::Message;
+        for api in APIS {
+            let codec = match api.key {
+                ApiKey::Produce => ProduceRequest::VERSIONS,
+                ApiKey::Fetch => FetchRequest::VERSIONS,
+                ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+                ApiKey::Metadata => MetadataRequest::VERSIONS,
+                ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+                ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+                ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+                ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+                ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+                ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+                other => panic!("{other:?} has no codec range listed here"),
+            };
+            assert!(
+                api.min_version >= codec.min && api.max_version <= codec.max,
+                "{:?}",
+                api.key
+            );
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The Kafka side of a connection: frames in, requests dispatched by API key, responses out
+//! in request order.
+
+pub mod connection;
+pub mod dispatch;
+
+pub use connection::{serve, FrameError, FrameReader};
+pub use dispatch::{Api, Reply, RequestContext, APIS};

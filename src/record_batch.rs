@@ -1,0 +1,280 @@
+//! Kafka record batches (magic v2) as they cross the gateway: read the 61-byte header,
+//! check the CRC, and otherwise leave the records alone. Records are never decoded on the
+//! produce path; batches are stored and served as the client sent them, compressed or not.
+//!
+//! Layout of the header (big-endian):
+//! ```text
+//! 0  baseOffset i64        8  batchLength i32     12 partitionLeaderEpoch i32
+//! 16 magic i8              17 crc u32 (CRC-32C of bytes 21..end)
+//! 21 attributes i16        23 lastOffsetDelta i32 27 baseTimestamp i64
+//! 35 maxTimestamp i64      43 producerId i64      51 producerEpoch i16
+//! 53 baseSequence i32      57 recordsCount i32    61 records...
+//! ```
+
+use crate::error::{Error, Result};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub const HEADER_LEN: usize = 61;
+/// Bytes before the part that batchLength counts.
+const LOG_OVERHEAD: usize = 12;
+const CRC_START: usize = 21;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+const ATTR_COMPRESSION: i16 = 0x07;
+
+/// The fields of a batch header the gateway acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    fn parse(mut bytes: &[u8]) -> Self {
+        let base_offset = bytes.get_i64();
+        let _batch_length = bytes.get_i32();
+        let _leader_epoch = bytes.get_i32();
+        Self {
+            base_offset,
+            magic: bytes.get_i8(),
+            crc: bytes.get_u32(),
+            attributes: bytes.get_i16(),
+            last_offset_delta: bytes.get_i32(),
+            base_timestamp: bytes.get_i64(),
+            max_timestamp: bytes.get_i64(),
+            producer_id: bytes.get_i64(),
+            producer_epoch: bytes.get_i16(),
+            base_sequence: bytes.get_i32(),
+            records_count: bytes.get_i32(),
+        }
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes & ATTR_COMPRESSION
+    }
+
+    /// Offsets the batch spans.
+    pub fn offset_count(&self) -> i64 {
+        i64::from(self.last_offset_delta) + 1
+    }
+
+    /// Sequence number of the batch's last record (sequences wrap at i32::MAX).
+    pub fn last_sequence(&self) -> i32 {
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        (last % (i64::from(i32::MAX) + 1)) as i32
+    }
+}
+
+/// One record batch: its header and all of its bytes, shared with the request buffer.
+#[derive(Debug, Clone)]
+pub struct RecordBatch {
+    pub header: BatchHeader,
+    pub bytes: Bytes,
+}
+
+impl RecordBatch {
+    /// The batch re-based at `base_offset`. The CRC does not cover the first 21 bytes, so it
+    /// stays valid; the leader epoch is zeroed as the gateway has no leader epochs.
+    pub fn rebased(&self, base_offset: i64) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.bytes.len());
+        out.put_i64(base_offset);
+        out.extend_from_slice(&self.bytes[8..12]);
+        out.put_i32(0);
+        out.extend_from_slice(&self.bytes[16..]);
+        out.freeze()
+    }
+}
+
+/// Splits the `records` of a produce request into batches and validates each: magic 2,
+/// lengths that add up, a CRC-32C that matches, at least one record, no control batches.
+/// Any failure rejects the whole set, so nothing of a corrupt request is stored.
+pub fn parse_produce_batches(records: &Bytes) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::with_capacity(1);
+    let mut rest = records.clone();
+    while !rest.is_empty() {
+        let batch = split_batch(&mut rest)?;
+        validate(&batch)?;
+        batches.push(batch);
+    }
+    if batches.is_empty() {
+        return Err(Error::InvalidRecord(
+            "no record batch in produce request".into(),
+        ));
+    }
+    Ok(batches)
+}
+
+/// Reads the header of every complete batch in a stored log slice, without CRC checks
+/// (stored batches were checked on the way in).
+pub fn split_stored_batches(records: &Bytes) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    let mut rest = records.clone();
+    while !rest.is_empty() {
+        batches.push(split_batch(&mut rest)?);
+    }
+    Ok(batches)
+}
+
+fn split_batch(rest: &mut Bytes) -> Result<RecordBatch> {
+    if rest.len() < HEADER_LEN {
+        return Err(Error::CorruptMessage(format!(
+            "{} bytes left, less than a batch header",
+            rest.len()
+        )));
+    }
+    let batch_length = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+    let total = usize::try_from(batch_length)
+        .ok()
+        .and_then(|n| n.checked_add(LOG_OVERHEAD))
+        .filter(|n| *n >= HEADER_LEN && *n <= rest.len())
+        .ok_or_else(|| {
+            Error::CorruptMessage(format!(
+                "batch length {batch_length} does not fit the {} bytes sent",
+                rest.len()
+            ))
+        })?;
+    let magic = rest[16] as i8;
+    if magic != 2 {
+        return Err(Error::UnsupportedForMessageFormat(format!(
+            "record batch magic {magic}; only magic 2 is supported"
+        )));
+    }
+    let bytes = rest.split_to(total);
+    Ok(RecordBatch {
+        header: BatchHeader::parse(&bytes),
+        bytes,
+    })
+}
+
+fn validate(batch: &RecordBatch) -> Result<()> {
+    let header = &batch.header;
+    let crc = crc32c::crc32c(&batch.bytes[CRC_START..]);
+    if crc != header.crc {
+        return Err(Error::CorruptMessage(format!(
+            "CRC-32C {crc:#010x} does not match {:#010x}",
+            header.crc
+        )));
+    }
+    if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
+        return Err(Error::InvalidRecord(format!(
+            "{} records with last offset delta {}",
+            header.records_count, header.last_offset_delta
+        )));
+    }
+    if header.is_control() {
+        return Err(Error::InvalidRecord(
+            "clients may not send control batches".into(),
+        ));
+    }
+    if header.is_transactional() {
+        return Err(Error::TransactionsUnsupported);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// A batch of `count` records as a Kafka client would send it.
+    pub(crate) fn client_batch(count: i32, compression: Compression, producer_id: i64) -> Bytes {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::from(i),
+                // The encoder starts a new batch whenever offset - sequence changes; i - 1
+                // keeps one batch with base sequence -1 for a plain producer.
+                sequence: if producer_id >= 0 { i } else { i - 1 },
+                timestamp: 1_700_000_000_000 + i64::from(i),
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(vec![b'v'; 100])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_client_batch_validates_and_reads_back_its_header() {
+        let bytes = client_batch(5, Compression::None, 7);
+        let batches = parse_produce_batches(&bytes).expect("valid");
+        assert_eq!(batches.len(), 1);
+        let header = batches[0].header;
+        assert_eq!((header.records_count, header.last_offset_delta), (5, 4));
+        assert_eq!((header.producer_id, header.base_sequence), (7, 0));
+        assert_eq!(header.last_sequence(), 4);
+        assert_eq!(header.max_timestamp, 1_700_000_000_004);
+    }
+
+    #[test]
+    fn several_batches_in_one_request_are_all_returned() {
+        let mut both = BytesMut::new();
+        both.extend_from_slice(&client_batch(2, Compression::None, -1));
+        both.extend_from_slice(&client_batch(3, Compression::Lz4, -1));
+        let batches = parse_produce_batches(&both.freeze()).expect("valid");
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].header.compression(), 3);
+    }
+
+    #[test]
+    fn a_flipped_bit_is_a_corrupt_message() {
+        let mut bytes = BytesMut::from(&client_batch(3, Compression::None, -1)[..]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let error = parse_produce_batches(&bytes.freeze()).expect_err("corrupt");
+        assert_eq!(error.code(), 2);
+    }
+
+    #[test]
+    fn truncated_and_overlong_batches_are_rejected() {
+        let bytes = client_batch(3, Compression::None, -1);
+        assert!(parse_produce_batches(&bytes.slice(..bytes.len() - 1)).is_err());
+        assert!(parse_produce_batches(&bytes.slice(..30)).is_err());
+        let mut long = BytesMut::from(&bytes[..]);
+        long[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(parse_produce_batches(&long.freeze()).is_err());
+        assert!(parse_produce_batches(&Bytes::new()).is_err());
+    }
+
+    #[test]
+    fn rebasing_keeps_the_crc_valid() {
+        let bytes = client_batch(3, Compression::Gzip, -1);
+        let batch = &parse_produce_batches(&bytes).expect("valid")[0];
+        let moved = batch.rebased(1234);
+        let again = parse_produce_batches(&moved).expect("still valid");
+        assert_eq!(again[0].header.base_offset, 1234);
+        assert_eq!(&moved[16..], &bytes[16..]);
+    }
+}

@@ -1,0 +1,250 @@
+//! A shard's state, and the partition work that runs on the partition's owner.
+//!
+//! Every piece of partition work (append, read, list offsets, wait for data) is a
+//! [`ShardRequest`] executed by the owning shard. A handler calls [`Shard::invoke`]; when
+//! the owner is another shard the request crosses the mesh, otherwise it runs in place.
+//! One code path either way, so a request that reached the "wrong" core is served exactly
+//! like one that reached the right one.
+
+use crate::backend::{Backend, OffsetSpec, ReadResult};
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::producer_state::{ProducerStates, SequenceCheck};
+use crate::record_batch::{BatchHeader, RecordBatch};
+use crate::TopicPartition;
+use futures::channel::oneshot;
+use futures::future::{select, select_all, Either};
+use hashbrown::HashMap;
+use shards::{Mesh, MeshInbox, ShardId, ShardMap};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Records for one partition, validated.
+#[derive(Debug, Clone)]
+pub struct PartitionAppend {
+    pub tp: TopicPartition,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// A read of one partition from `offset`, up to about `max_bytes`.
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+/// Work for the shard that owns the partitions named in it.
+#[derive(Debug)]
+pub enum ShardRequest {
+    Append(Vec<PartitionAppend>),
+    Read(Vec<PartitionRead>),
+    ListOffsets(Vec<(TopicPartition, OffsetSpec)>),
+    /// Resolve once any partition's high watermark differs from the given offset.
+    Watch(Vec<(TopicPartition, i64)>),
+}
+
+/// The answer to a [`ShardRequest`], one entry per partition in request order.
+#[derive(Debug)]
+pub enum ShardReply {
+    /// Base offset of each append.
+    Append(Vec<Result<i64>>),
+    Read(Vec<Result<ReadResult>>),
+    ListOffsets(Vec<Result<(i64, i64)>>),
+    Watch,
+}
+
+/// A request from another shard with the channel its answer goes back on.
+pub type ShardMessage = (ShardRequest, oneshot::Sender<ShardReply>);
+
+/// Everything one shard owns.
+pub struct Shard {
+    pub id: ShardId,
+    pub config: Arc<Config>,
+    pub cluster: Arc<Cluster>,
+    pub backend: Backend,
+    shard_map: ShardMap,
+    mesh: Mesh<ShardMessage>,
+    producers: RefCell<ProducerStates>,
+    /// Fetches waiting for data, by partition; woken by this shard's appends.
+    waiters: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
+    producer_ids_issued: Cell<i64>,
+    producer_id_base: i64,
+}
+
+impl Shard {
+    pub fn new(
+        id: ShardId,
+        config: Arc<Config>,
+        cluster: Arc<Cluster>,
+        backend: Backend,
+        mesh: Mesh<ShardMessage>,
+    ) -> Self {
+        let started_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self {
+            id,
+            shard_map: ShardMap::new(mesh.nr_shards()),
+            config,
+            cluster,
+            backend,
+            mesh,
+            producers: RefCell::default(),
+            waiters: RefCell::default(),
+            producer_ids_issued: Cell::new(0),
+            // Ids from different runs must not collide while old producers may still be
+            // around: the start time in the high bits keeps runs apart.
+            producer_id_base: (started_secs & 0x7fff_ffff) << 22,
+        }
+    }
+
+    pub fn nr_shards(&self) -> usize {
+        self.shard_map.nr_shards()
+    }
+
+    /// The shard that owns a partition.
+    pub fn owner(&self, tp: &TopicPartition) -> ShardId {
+        self.shard_map
+            .owner(tp.topic.as_bytes(), tp.partition.max(0) as u32)
+    }
+
+    /// A producer id no other shard or earlier run hands out.
+    pub fn allocate_producer_id(&self) -> i64 {
+        let issued = self.producer_ids_issued.get();
+        self.producer_ids_issued.set(issued + 1);
+        self.producer_id_base + issued * self.nr_shards() as i64 + self.id as i64
+    }
+
+    /// Runs `request` on shard `owner`, here or across the mesh.
+    pub async fn invoke(
+        self: &Rc<Self>,
+        owner: ShardId,
+        request: ShardRequest,
+    ) -> Option<ShardReply> {
+        if owner == self.id {
+            return Some(self.clone().execute(request).await);
+        }
+        self.mesh.call(owner, |reply| (request, reply)).await.ok()
+    }
+
+    /// Serves requests other shards send here, each in its own task, started in arrival
+    /// order (appends rely on it). A watcher that gives up cancels its watch.
+    pub async fn serve_mesh(self: Rc<Self>, mut inbox: MeshInbox<ShardMessage>) {
+        while let Some((request, mut reply)) = inbox.recv().await {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                let work = std::pin::pin!(shard.execute(request));
+                if let Either::Left((answer, _)) = select(work, reply.cancellation()).await {
+                    let _ = reply.send(answer);
+                }
+            })
+            .detach();
+        }
+    }
+
+    async fn execute(self: Rc<Self>, request: ShardRequest) -> ShardReply {
+        match request {
+            ShardRequest::Append(appends) => {
+                let mut results = Vec::with_capacity(appends.len());
+                for append in appends {
+                    results.push(self.append_local(append).await);
+                }
+                ShardReply::Append(results)
+            }
+            ShardRequest::Read(reads) => {
+                let mut results = Vec::with_capacity(reads.len());
+                for read in reads {
+                    results.push(
+                        self.backend
+                            .read(&read.tp, read.offset, read.max_bytes)
+                            .await,
+                    );
+                }
+                ShardReply::Read(results)
+            }
+            ShardRequest::ListOffsets(queries) => {
+                let mut results = Vec::with_capacity(queries.len());
+                for (tp, spec) in queries {
+                    results.push(self.backend.list_offset(&tp, spec).await);
+                }
+                ShardReply::ListOffsets(results)
+            }
+            ShardRequest::Watch(positions) => {
+                self.watch_local(positions).await;
+                ShardReply::Watch
+            }
+        }
+    }
+
+    /// Sequence check, append, wake fetchers. The check and the append's position are
+    /// settled before the first `.await`, so pipelined requests keep their order.
+    async fn append_local(&self, append: PartitionAppend) -> Result<i64> {
+        let headers: Vec<BatchHeader> = append.batches.iter().map(|b| b.header).collect();
+        let check = self.producers.borrow().check(&append.tp, &headers)?;
+        if let SequenceCheck::Duplicate { base_offset } = check {
+            return Ok(base_offset);
+        }
+        let base_offset = self.backend.append(&append.tp, &append.batches).await?;
+        self.producers
+            .borrow_mut()
+            .record(&append.tp, &headers, base_offset);
+        self.wake_fetchers(&append.tp);
+        Ok(base_offset)
+    }
+
+    fn wake_fetchers(&self, tp: &TopicPartition) {
+        let waiting = self.waiters.borrow_mut().remove(tp);
+        for waiter in waiting.into_iter().flatten() {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Returns once any partition has data past its position (or vanished).
+    async fn watch_local(&self, positions: Vec<(TopicPartition, i64)>) {
+        let moved =
+            |(tp, offset): &(TopicPartition, i64)| self.backend.high_watermark(tp) != Some(*offset);
+        if positions.is_empty() || positions.iter().any(moved) {
+            return;
+        }
+        let mut woken = Vec::with_capacity(positions.len());
+        {
+            let mut waiters = self.waiters.borrow_mut();
+            for (tp, _) in positions {
+                let (sender, receiver) = oneshot::channel();
+                let list = waiters.entry(tp).or_default();
+                list.retain(|w| !w.is_canceled());
+                list.push(sender);
+                woken.push(receiver);
+            }
+        }
+        let _ = select_all(woken).await;
+    }
+}
+
+/// Splits per-partition work by owning shard, keeping each item's original index.
+pub fn group_by_owner<T>(
+    shard: &Shard,
+    items: impl IntoIterator<Item = (usize, T)>,
+    tp_of: impl Fn(&T) -> &TopicPartition,
+) -> Vec<(ShardId, Vec<usize>, Vec<T>)> {
+    let mut groups: Vec<(ShardId, Vec<usize>, Vec<T>)> = Vec::new();
+    for (index, item) in items {
+        let owner = shard.owner(tp_of(&item));
+        match groups.iter_mut().find(|(s, _, _)| *s == owner) {
+            Some((_, indexes, group)) => {
+                indexes.push(index);
+                group.push(item);
+            }
+            None => groups.push((owner, vec![index], vec![item])),
+        }
+    }
+    groups
+}
+
+/// Answers for partitions whose owner could not be reached.
+pub fn unreachable<T>(count: usize) -> Vec<Result<T>> {
+    (0..count).map(|_| Err(Error::ShardUnreachable)).collect()
+}
