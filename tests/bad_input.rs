@@ -1,0 +1,127 @@
+//! Bad input gets the right Kafka error or a clean close, and never disturbs the other
+//! connections.
+
+mod common;
+
+use bytes::{Buf, BufMut};
+use common::*;
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest};
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::records::Compression;
+
+/// A connection that must keep working while the others misbehave.
+fn assert_still_serving(client: &mut Client) {
+    let response = client.call(&ApiVersionsRequest::default(), 3);
+    assert_eq!(response.error_code, 0);
+    assert!(!response.api_keys.is_empty());
+}
+
+#[test]
+fn malformed_traffic_closes_only_its_own_connection() {
+    let server = Server::start(&["--shards", "2", "--max-request-size", "1048576"]);
+    let mut healthy = server.client();
+    assert_still_serving(&mut healthy);
+
+    let mut garbage = server.client();
+    garbage.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(garbage.is_closed_by_server(), "garbage bytes");
+    assert_still_serving(&mut healthy);
+
+    let mut huge = server.client();
+    huge.send_raw(&2_000_000_000i32.to_be_bytes());
+    assert!(huge.is_closed_by_server(), "2 GB frame length");
+    assert_still_serving(&mut healthy);
+
+    let mut negative = server.client();
+    negative.send_raw(&(-5i32).to_be_bytes());
+    assert!(negative.is_closed_by_server(), "negative frame length");
+
+    let mut truncated = server.client();
+    truncated.send_raw(&100i32.to_be_bytes());
+    truncated.send_raw(&[0, 18, 0, 3, 0, 0]);
+    truncated
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half close");
+    assert!(truncated.is_closed_by_server(), "truncated frame");
+    assert_still_serving(&mut healthy);
+
+    let mut unknown_key = server.client();
+    unknown_key.send_frame(&raw_header(999, 0, 7));
+    assert!(unknown_key.is_closed_by_server(), "unknown API key");
+
+    let mut bad_body = server.client();
+    let mut body = raw_header(3, 12, 8); // Metadata v12 with a body cut short
+    body.put_u8(0);
+    bad_body.send_frame(&body);
+    assert!(bad_body.is_closed_by_server(), "undecodable body");
+
+    let mut unsupported = server.client();
+    unsupported.send_frame(&raw_header(0, 99, 9)); // Produce v99
+    assert!(
+        unsupported.is_closed_by_server(),
+        "unsupported Produce version"
+    );
+    assert_still_serving(&mut healthy);
+}
+
+#[test]
+fn api_versions_from_the_future_gets_a_v0_answer_with_our_ranges() {
+    let server = Server::start(&["--shards", "1"]);
+    let mut client = server.client();
+    client.send_frame(&raw_header(18, 99, 42));
+    let mut frame = client.read_frame().expect("an answer, not a close");
+    assert_eq!(frame.get_i32(), 42, "correlation id");
+    let response = ApiVersionsResponse::decode(&mut frame, 0).expect("v0 body");
+    assert_eq!(response.error_code, 35, "UNSUPPORTED_VERSION");
+    let api_versions = response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 18)
+        .expect("listed");
+    assert_eq!((api_versions.min_version, api_versions.max_version), (0, 4));
+    // The connection stays usable at a version both sides know.
+    assert_still_serving(&mut client);
+}
+
+#[test]
+fn produce_errors_are_per_partition_and_store_nothing() {
+    let server = Server::start(&["--shards", "2", "--auto-create-topics", "false"]);
+    let mut client = server.client();
+    create_topic(&mut client, "bad-input", 2);
+    let batch = encode_batch(&records(0, 5, None), Compression::None);
+
+    assert_eq!(
+        produce(&mut client, "bad-input", 2, batch.clone()).0,
+        3,
+        "no partition 2"
+    );
+    assert_eq!(
+        produce(&mut client, "no-such-topic", 0, batch.clone()).0,
+        3,
+        "no such topic"
+    );
+
+    let mut corrupt = batch.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(
+        produce(&mut client, "bad-input", 0, corrupt.into()).0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    let (error, stored) = fetch(&mut client, "bad-input", 0, 0, 0);
+    assert_eq!(
+        (error, stored.len()),
+        (0, 0),
+        "nothing of the corrupt batch was stored"
+    );
+
+    assert_eq!(produce(&mut client, "bad-input", 0, batch).0, 0);
+    let metadata = client.call(&MetadataRequest::default().with_topics(None), 12);
+    assert_eq!(
+        metadata.topics.len(),
+        1,
+        "the failed produce created no topic"
+    );
+}

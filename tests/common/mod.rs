@@ -1,0 +1,300 @@
+//! Shared by the Rust integration tests: the release binary started as a subprocess on
+//! loopback, and a minimal blocking Kafka client that speaks raw frames.
+#![allow(dead_code)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running tidegate; stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub bootstrap: SocketAddr,
+    pub brokers: Vec<SocketAddr>,
+}
+
+impl Server {
+    /// Starts tidegate on loopback with free ports and waits for its ready line.
+    pub fn start(extra_args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
+            .args([
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--broker-port-base",
+                "0",
+            ])
+            .args(extra_args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tidegate");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .to_string()
+        };
+        let bootstrap = field("bootstrap=").parse().expect("bootstrap address");
+        let brokers = field("brokers=")
+            .split(',')
+            .map(|b| b.parse().expect("broker address"))
+            .collect();
+        Server {
+            child,
+            bootstrap,
+            brokers,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.bootstrap)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking client that sends one request at a time.
+pub struct Client {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(address: SocketAddr) -> Client {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        Client {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    /// Sends `request` at `version` and decodes the answer.
+    pub fn call<R: Request>(&mut self, request: &R, version: i16) -> R::Response {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some("tidegate-tests".into()));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, R::header_version(version))
+            .expect("encode header");
+        request.encode(&mut body, version).expect("encode request");
+        self.send_frame(&body);
+        let mut frame = self.read_frame().expect("response frame");
+        let response_header =
+            ResponseHeader::decode(&mut frame, R::Response::header_version(version))
+                .expect("header");
+        assert_eq!(response_header.correlation_id, self.correlation_id);
+        R::Response::decode(&mut frame, version).expect("decode response")
+    }
+
+    pub fn send_frame(&mut self, body: &[u8]) {
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).expect("send");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// The next frame, or `None` if the server closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut length = [0u8; 4];
+        self.stream.read_exact(&mut length).ok()?;
+        let mut frame = vec![0u8; i32::from_be_bytes(length) as usize];
+        self.stream.read_exact(&mut frame).ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    /// True once the server has closed this connection (reads end without data).
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+    }
+}
+
+/// The first bytes of a frame body: api key, version, correlation id.
+pub fn raw_header(api_key: i16, version: i16, correlation_id: i32) -> BytesMut {
+    let mut body = BytesMut::new();
+    body.put_i16(api_key);
+    body.put_i16(version);
+    body.put_i32(correlation_id);
+    body.put_i16(-1); // null client id
+    body
+}
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+pub const PRODUCE_VERSION: i16 = 9;
+pub const FETCH_VERSION: i16 = 12;
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(name.to_string().into())
+}
+
+pub fn create_topic(client: &mut Client, name: &str, partitions: i32) {
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let response = client.call(&request, 5);
+    assert_eq!(response.topics[0].error_code, 0, "create {name}");
+}
+
+/// Records as a producer would make them: key, value, a header and a timestamp.
+pub fn records(partition: i32, count: i32, producer: Option<(i64, i16, i32)>) -> Vec<Record> {
+    (0..count)
+        .map(|i| {
+            let mut headers = kafka_protocol::indexmap::IndexMap::new();
+            headers.insert(
+                "h".to_string().into(),
+                Some(Bytes::from(format!("{partition}/{i}"))),
+            );
+            Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: producer.map_or(-1, |p| p.0),
+                producer_epoch: producer.map_or(-1, |p| p.1),
+                timestamp_type: TimestampType::Creation,
+                offset: i64::from(i),
+                // The encoder starts a new batch when offset - sequence changes.
+                sequence: producer.map_or(i - 1, |p| p.2 + i),
+                timestamp: 1_700_000_000_000 + i64::from(i),
+                key: Some(Bytes::from(format!("key-{partition}-{i}"))),
+                value: Some(Bytes::from(format!("value-{partition}-{i}").repeat(10))),
+                headers,
+            }
+        })
+        .collect()
+}
+
+pub fn encode_batch(records: &[Record], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode batch");
+    buf.freeze()
+}
+
+pub fn produce_request(topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])])
+}
+
+/// Produces one batch and returns (error code, base offset).
+pub fn produce(client: &mut Client, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
+    let response: ProduceResponse = client.call(
+        &produce_request(topic, partition, batch, -1),
+        PRODUCE_VERSION,
+    );
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(10 << 20)])])
+}
+
+/// Fetches from `offset` and decodes the records, with their offsets.
+pub fn fetch(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> (i16, Vec<Record>) {
+    let response: FetchResponse = client.call(
+        &fetch_request(topic, partition, offset, max_wait_ms),
+        FETCH_VERSION,
+    );
+    let data = &response.responses[0].partitions[0];
+    let mut records = Vec::new();
+    if let Some(bytes) = &data.records {
+        let mut bytes = bytes.clone();
+        for set in RecordBatchDecoder::decode_all(&mut bytes).expect("decode fetched batches") {
+            records.extend(set.records);
+        }
+    }
+    (data.error_code, records)
+}
+
+/// What a consumer compares: offset, key, value, headers, timestamp.
+pub fn visible(
+    records: &[Record],
+) -> Vec<(
+    i64,
+    Option<Bytes>,
+    Option<Bytes>,
+    Vec<(String, Option<Bytes>)>,
+    i64,
+)> {
+    records
+        .iter()
+        .map(|r| {
+            let headers = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            (
+                r.offset,
+                r.key.clone(),
+                r.value.clone(),
+                headers,
+                r.timestamp,
+            )
+        })
+        .collect()
+}
