@@ -270,16 +270,16 @@ pub fn fetch(
     (data.error_code, records)
 }
 
-/// What a consumer compares: offset, key, value, headers, timestamp.
-pub fn visible(
-    records: &[Record],
-) -> Vec<(
+/// What a consumer compares of a record: offset, key, value, headers, timestamp.
+pub type Visible = (
     i64,
     Option<Bytes>,
     Option<Bytes>,
     Vec<(String, Option<Bytes>)>,
     i64,
-)> {
+);
+
+pub fn visible(records: &[Record]) -> Vec<Visible> {
     records
         .iter()
         .map(|r| {
