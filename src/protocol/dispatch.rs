@@ -95,17 +95,7 @@ pub fn route(shard: &Rc<Shard>, frame: Bytes) -> Result<Routed, String> {
         }
         return Err(format!("{:?} v{version} is not supported", api.key));
     }
-    let mut body = frame;
-    let header_version = api.key.request_header_version(version);
-    let header = RequestHeader::decode(&mut body, header_version)
-        .map_err(|e| format!("bad {:?} v{version} header: {e}", api.key))?;
-    let request = RequestKind::decode(api.key, &mut body, version)
-        .map_err(|e| format!("bad {:?} v{version} request: {e}", api.key))?;
-    let context = RequestContext {
-        header,
-        api_key: api.key,
-        version,
-    };
+    let (context, request) = decode_request(api.key, version, frame)?;
     let reply = (api.handle)(shard.clone(), context, request);
     let api_key = api.key;
     Ok(glommio::spawn_local(async move {
@@ -116,6 +106,24 @@ pub fn route(shard: &Rc<Shard>, frame: Bytes) -> Result<Routed, String> {
             None => Ok(None),
         }
     }))
+}
+
+/// Decodes the header and body of a request whose key and version were checked.
+pub fn decode_request(
+    api_key: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<(RequestContext, RequestKind), String> {
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| format!("bad {api_key:?} v{version} header: {e}"))?;
+    let request = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(|e| format!("bad {api_key:?} v{version} request: {e}"))?;
+    let context = RequestContext {
+        header,
+        api_key,
+        version,
+    };
+    Ok((context, request))
 }
 
 /// A whole response frame: length, header, body.
