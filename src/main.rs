@@ -1,4 +1,5 @@
 use clap::Parser;
+use std::io::IsTerminal;
 use tidegate::config::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +14,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(message) = config.validate() {
         eprintln!("tidegate: {message}");

@@ -1,0 +1,48 @@
+"""Fixtures for the client compatibility tests: a tidegate subprocess per test.
+
+`tidegate` starts one server per test (memory backend, ephemeral ports) and yields a
+`Tidegate` with `.bootstrap` ("127.0.0.1:PORT") and `.brokers` (one "host:port" per
+shard, node id = index). Parametrize it indirectly to change the command line:
+
+    @pytest.mark.parametrize("tidegate", [{"shards": 2, "default_partitions": 4}], indirect=True)
+
+The server's stderr goes to a per-test log file whose tail is attached to the report of
+a failing test ("tidegate log" section). TIDEGATE_BIN overrides the binary path.
+"""
+
+import signal
+
+import pytest
+
+from harness import log_tail, start_tidegate, stop
+
+
+@pytest.fixture
+def tidegate(request, tmp_path):
+    """A running tidegate. Indirect params: an int (shard count) or a dict of start_tidegate kwargs."""
+    param = getattr(request, "param", None)
+    kwargs = {"shards": param} if isinstance(param, int) else dict(param or {})
+    tg = start_tidegate(tmp_path / "tidegate.log", **kwargs)
+    request.node.tidegate_log = tg.log_path
+    try:
+        yield tg
+    finally:
+        # A server that died under the test is a failure even if the client didn't notice.
+        died = tg.proc.poll()
+        rc = stop(tg.proc)
+        if died is not None:
+            pytest.fail(f"tidegate exited by itself with status {died} during the test\n"
+                        f"--- stderr ({tg.log_path}) ---\n{log_tail(tg.log_path)}", pytrace=False)
+        if rc not in (0, -signal.SIGTERM):
+            # A crash or hang on shutdown (-9: killed after the grace period) is a bug too.
+            pytest.fail(f"tidegate did not exit cleanly on SIGTERM (status {rc})\n"
+                        f"--- stderr ({tg.log_path}) ---\n{log_tail(tg.log_path)}", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    log_path = getattr(item, "tidegate_log", None)
+    if report.failed and log_path is not None and report.when == "call":
+        report.sections.append(("tidegate log", log_tail(log_path)))
+    return report

@@ -1,0 +1,170 @@
+"""Helpers shared by the client tests: starting tidegate, running client programs."""
+
+import ctypes
+import os
+import re
+import selectors
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parents[2]
+JAVA_DIR = REPO / "tests" / "java"
+READY_RE = re.compile(r"^tidegate ready bootstrap=(\S+) brokers=(\S+)$")
+READY_TIMEOUT_S = float(os.environ.get("TIDEGATE_READY_TIMEOUT", "30"))
+STOP_TIMEOUT_S = 10
+LOG_TAIL_LINES = 200
+
+
+def tidegate_bin() -> Path:
+    return Path(os.environ.get("TIDEGATE_BIN", REPO / "target" / "release" / "tidegate"))
+
+
+def java_classpath() -> str:
+    """Classpath for the tests/java programs and kafka-tools (built by scripts/deps java)."""
+    classes, deps = JAVA_DIR / "target" / "classes", JAVA_DIR / "target" / "dependency"
+    if not (classes / "dev" / "tidegate" / "tests" / "RoundTrip.class").exists() or not any(deps.glob("*.jar")):
+        pytest.fail(f"{JAVA_DIR} is not built: run `scripts/deps java`", pytrace=False)
+    return f"{classes}:{deps}/*"
+
+
+def unique_topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log file)"
+    skipped = len(text) - lines
+    head = [f"... {skipped} earlier lines in {path}"] if skipped > 0 else []
+    return "\n".join(head + text[-lines:])
+
+
+@dataclass
+class Tidegate:
+    bootstrap: str
+    brokers: list
+    shards: int
+    proc: subprocess.Popen
+    log_path: Path
+    cmd: list
+    extra_stdout: list = field(default_factory=list)
+
+
+def _die_with_parent():
+    # Runs in the child before exec: if pytest itself is killed, the server goes too
+    # instead of lingering on its ports and cores.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def _drain(stream, sink):
+    # The server promises one stdout line, but a full pipe would block it: keep reading.
+    for line in stream:
+        sink.append(line)
+
+
+def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_create_topics=None,
+                   extra_args=()) -> Tidegate:
+    binary = tidegate_bin()
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"tidegate binary not found at {binary}: run `cargo build --release` "
+                    "or set TIDEGATE_BIN", pytrace=False)
+    cmd = [str(binary), "--listen", "127.0.0.1", "--port", "0", "--broker-port-base", "0",
+           "--shards", str(shards), "--backend", "memory"]
+    if default_partitions is not None:
+        cmd += ["--default-partitions", str(default_partitions)]
+    if auto_create_topics is not None:
+        cmd += ["--auto-create-topics", "true" if auto_create_topics else "false"]
+    cmd += list(extra_args)
+
+    log = open(log_path, "wb")
+    env = dict(os.environ, NO_COLOR="1")  # plain text in the log file, not ANSI escapes
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
+                            start_new_session=True,  # Ctrl-C goes to pytest, which then stops us
+                            preexec_fn=_die_with_parent)
+    log.close()
+
+    def give_up(why):
+        status = stop(proc)
+        pytest.fail(f"tidegate {why}\ncommand: {' '.join(cmd)}\nexit status: {status}\n"
+                    f"--- stderr ({log_path}) ---\n{log_tail(log_path)}", pytrace=False)
+
+    # Wait for the ready line without a blind sleep: select on stdout until the deadline.
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            give_up(f"printed no ready line within {READY_TIMEOUT_S:.0f}s (stdout so far: {buf!r})")
+        if sel.select(timeout=left):
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                give_up(f"closed stdout before it was ready (stdout: {buf!r})")
+            buf += chunk
+    sel.close()
+    first, _, rest = buf.partition(b"\n")
+    m = READY_RE.match(first.decode(errors="replace").strip())
+    if not m:
+        give_up(f"first stdout line is not a ready line: {first!r}")
+    brokers = m.group(2).split(",")
+    if len(brokers) != shards:
+        give_up(f"ready line lists {len(brokers)} brokers for --shards {shards}: {first!r}")
+
+    tg = Tidegate(bootstrap=m.group(1), brokers=brokers, shards=shards, proc=proc, log_path=log_path, cmd=cmd)
+    if rest:
+        tg.extra_stdout.append(rest.decode(errors="replace"))
+    threading.Thread(target=_drain, args=(proc.stdout, tg.extra_stdout), daemon=True).start()
+    return tg
+
+
+def stop(proc: subprocess.Popen):
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def run(cmd, timeout, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run that fails the test (with the output so far) on timeout."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        pytest.fail(f"timed out after {timeout}s: {' '.join(map(str, cmd))}\n--- stdout ---\n{out[-5000:]}"
+                    f"\n--- stderr ---\n{err[-5000:]}", pytrace=False)
+
+
+def describe(res: subprocess.CompletedProcess) -> str:
+    return (f"command: {' '.join(map(str, res.args))}\nexit status: {res.returncode}\n"
+            f"--- stdout ---\n{res.stdout[-5000:]}\n--- stderr ---\n{res.stderr[-5000:]}")
+
+
+def python_of(venv_name: str) -> Path:
+    py = REPO / ".cache" / venv_name / "bin" / "python"
+    if not py.exists():
+        pytest.fail(f"{py} missing: run `scripts/deps python`", pytrace=False)
+    return py
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 30):
+    """Create a topic with confluent-kafka's AdminClient (replication factor 1) and wait for it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                                  operation_timeout=timeout, request_timeout=timeout)
+    futures[topic].result(timeout=timeout)  # raises KafkaException on error
