@@ -40,7 +40,9 @@ pub struct MeshInbox<M> {
 impl<M> Mesh<M> {
     /// A mesh for `nr_shards` shards and the inbox of each, in shard order.
     pub fn new(nr_shards: usize) -> (Self, Vec<MeshInbox<M>>) {
-        let (inboxes, receivers) = (0..nr_shards).map(|_| mpsc::unbounded()).unzip::<_, _, Vec<_>, Vec<_>>();
+        let (inboxes, receivers) = (0..nr_shards)
+            .map(|_| mpsc::unbounded())
+            .unzip::<_, _, Vec<_>, Vec<_>>();
         let receivers = receivers
             .into_iter()
             .map(|receiver| MeshInbox { receiver })
@@ -54,7 +56,10 @@ impl<M> Mesh<M> {
 
     /// Sends `message` to `shard` without waiting for anything.
     pub fn send(&self, shard: ShardId, message: M) -> Result<(), MeshError> {
-        let inbox = self.inboxes.get(shard).ok_or(MeshError::NoSuchShard(shard))?;
+        let inbox = self
+            .inboxes
+            .get(shard)
+            .ok_or(MeshError::NoSuchShard(shard))?;
         inbox
             .unbounded_send(message)
             .map_err(|_| MeshError::ShardGone(shard))

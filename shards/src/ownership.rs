@@ -106,7 +106,10 @@ mod tests {
             assert_eq!(a.owner(b"t", index), b.owner(b"t", index));
         }
         // A fixed value guards against an accidental change of hash function.
-        assert_eq!(ShardMap::new(7).owner(b"orders", 0), (fnv1a(b"orders") % 7) as usize);
+        assert_eq!(
+            ShardMap::new(7).owner(b"orders", 0),
+            (fnv1a(b"orders") % 7) as usize
+        );
     }
 
     #[test]

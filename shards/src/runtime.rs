@@ -28,11 +28,8 @@ pub struct ShardContext<M> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("cannot start shard {shard}: {source}")]
-    Start {
-        shard: ShardId,
-        source: glommio::GlommioError<()>,
-    },
+    #[error("cannot start shard {shard}: {reason}")]
+    Start { shard: ShardId, reason: String },
     #[error("shard {shard} failed: {reason}")]
     Failed { shard: ShardId, reason: String },
     #[error("invalid CPU list {0:?}: expected e.g. \"0-3,6\"")]
@@ -71,9 +68,9 @@ impl<T: Send + 'static> Runtime<T> {
                 .name(&format!("{}-{shard_id}", config.name))
                 .io_memory(config.io_memory)
                 .spawn(move || shard_main(context))
-                .map_err(|source| RuntimeError::Start {
+                .map_err(|error| RuntimeError::Start {
                     shard: shard_id,
-                    source,
+                    reason: error.to_string(),
                 })?;
             handles.push(handle);
         }
