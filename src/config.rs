@@ -75,6 +75,10 @@ pub struct Config {
     #[arg(long, default_value_t = 30_000)]
     pub fetch_max_wait_ms: u32,
 
+    /// Memory backend: bytes kept per partition before the oldest batches are dropped.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub memory_retention_bytes: usize,
+
     /// Requests one connection may have in progress at once; reading stops beyond it.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,

@@ -184,7 +184,10 @@ async fn shard_main(
         .map_err(|_| "start-up was abandoned".to_string())?;
 
     let backend = match config.backend {
-        BackendKind::Memory => Backend::Memory(MemoryBackend::new(startup.catalog.clone())),
+        BackendKind::Memory => {
+            let retention = config.memory_retention_bytes;
+            Backend::Memory(MemoryBackend::new(startup.catalog.clone(), retention))
+        }
     };
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();

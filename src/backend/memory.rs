@@ -6,6 +6,9 @@
 //! calls take, plus a version counter. A shard re-reads the catalog only when the version
 //! moved, so the hot path costs one relaxed atomic load of a line that is almost never
 //! written.
+//!
+//! Each partition keeps at most `retention_bytes`; older batches are dropped and the log
+//! start offset moves past them, as Kafka's size-based retention does.
 
 use super::{OffsetSpec, ReadResult, TopicMeta};
 use crate::error::{Error, Result};
@@ -14,7 +17,7 @@ use crate::TopicPartition;
 use bytes::Bytes;
 use hashbrown::HashMap;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
@@ -54,12 +57,27 @@ pub struct MemoryBackend {
     shared: Arc<SharedCatalog>,
     cached: RefCell<(u64, Arc<Catalog>)>,
     logs: RefCell<HashMap<(Uuid, i32), PartitionLog>>,
+    retention_bytes: usize,
 }
 
 #[derive(Default)]
 struct PartitionLog {
-    batches: Vec<StoredBatch>,
+    batches: VecDeque<StoredBatch>,
     next_offset: i64,
+    log_start_offset: i64,
+    bytes: usize,
+}
+
+impl PartitionLog {
+    /// Drops the oldest batches while over `limit`, always keeping the newest.
+    fn enforce_retention(&mut self, limit: usize) {
+        while self.bytes > limit && self.batches.len() > 1 {
+            if let Some(dropped) = self.batches.pop_front() {
+                self.bytes -= dropped.bytes.len();
+                self.log_start_offset = dropped.last_offset + 1;
+            }
+        }
+    }
 }
 
 struct StoredBatch {
@@ -70,12 +88,15 @@ struct StoredBatch {
 }
 
 impl MemoryBackend {
-    pub fn new(shared: Arc<SharedCatalog>) -> Self {
+    /// A shard's backend over the process-wide catalog, keeping at most `retention_bytes`
+    /// per partition.
+    pub fn new(shared: Arc<SharedCatalog>, retention_bytes: usize) -> Self {
         let snapshot = shared.snapshot();
         Self {
             shared,
             cached: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
+            retention_bytes,
         }
     }
 
@@ -193,13 +214,16 @@ impl MemoryBackend {
         for batch in batches {
             let offset = log.next_offset;
             log.next_offset += batch.header.offset_count();
-            log.batches.push(StoredBatch {
+            let bytes = batch.rebased(offset);
+            log.bytes += bytes.len();
+            log.batches.push_back(StoredBatch {
                 base_offset: offset,
                 last_offset: log.next_offset - 1,
                 max_timestamp: batch.header.max_timestamp,
-                bytes: batch.rebased(offset),
+                bytes,
             });
         }
+        log.enforce_retention(self.retention_bytes);
         Ok(base_offset)
     }
 
@@ -222,17 +246,17 @@ impl MemoryBackend {
                 _ => Err(Error::OffsetOutOfRange),
             };
         };
-        if offset < 0 || offset > log.next_offset {
+        if offset < log.log_start_offset || offset > log.next_offset {
             return Err(Error::OffsetOutOfRange);
         }
         let first = log.batches.partition_point(|b| b.last_offset < offset);
         let mut result = ReadResult {
             batches: Vec::new(),
             high_watermark: log.next_offset,
-            log_start_offset: 0,
+            log_start_offset: log.log_start_offset,
         };
         let mut size = 0;
-        for batch in &log.batches[first..] {
+        for batch in log.batches.range(first..) {
             if !result.batches.is_empty() && size + batch.bytes.len() > max_bytes {
                 break;
             }
@@ -245,11 +269,16 @@ impl MemoryBackend {
     pub fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
         let key = self.log_key(tp)?;
         let logs = self.logs.borrow();
-        let batches = logs.get(&key).map_or(&[][..], |log| &log.batches[..]);
-        let next_offset = logs.get(&key).map_or(0, |log| log.next_offset);
+        let Some(log) = logs.get(&key) else {
+            return Ok(match spec {
+                OffsetSpec::Earliest | OffsetSpec::Latest => (0, -1),
+                _ => (-1, -1),
+            });
+        };
+        let batches = &log.batches;
         let found = match spec {
-            OffsetSpec::Earliest => return Ok((0, -1)),
-            OffsetSpec::Latest => return Ok((next_offset, -1)),
+            OffsetSpec::Earliest => return Ok((log.log_start_offset, -1)),
+            OffsetSpec::Latest => return Ok((log.next_offset, -1)),
             OffsetSpec::MaxTimestamp => batches
                 .iter()
                 .rev()
@@ -289,7 +318,7 @@ mod tests {
     use kafka_protocol::records::Compression;
 
     fn backend_with_topic(partitions: i32) -> MemoryBackend {
-        let backend = MemoryBackend::new(Arc::default());
+        let backend = MemoryBackend::new(Arc::default(), usize::MAX);
         backend
             .create_topic("t", partitions, BTreeMap::new(), false)
             .expect("created");
@@ -377,8 +406,8 @@ mod tests {
     #[test]
     fn the_catalog_is_shared_and_deleted_topics_lose_their_data() {
         let shared: Arc<SharedCatalog> = Arc::default();
-        let a = MemoryBackend::new(shared.clone());
-        let b = MemoryBackend::new(shared);
+        let a = MemoryBackend::new(shared.clone(), usize::MAX);
+        let b = MemoryBackend::new(shared, usize::MAX);
         a.create_topic("t", 1, BTreeMap::new(), false)
             .expect("created");
         assert_eq!(b.topic("t").map(|t| t.partitions), Some(1));
@@ -395,5 +424,27 @@ mod tests {
         assert!(b.create_partitions("t", 1, false).is_err());
         b.create_partitions("t", 3, false).expect("grown");
         assert_eq!(a.topic("t").map(|t| t.partitions), Some(3));
+    }
+
+    #[test]
+    fn retention_drops_the_oldest_batches_and_moves_the_log_start() {
+        let backend = MemoryBackend::new(Arc::default(), 1);
+        backend
+            .create_topic("t", 1, BTreeMap::new(), false)
+            .expect("created");
+        let batch = parse_produce_batches(&client_batch(3, Compression::None, -1)).expect("valid");
+        for _ in 0..3 {
+            backend.append(&tp(0), &batch).expect("append");
+        }
+        assert_eq!(
+            backend.list_offset(&tp(0), OffsetSpec::Earliest).ok(),
+            Some((6, -1))
+        );
+        assert_eq!(
+            backend.read(&tp(0), 0, 100).err(),
+            Some(Error::OffsetOutOfRange)
+        );
+        let read = backend.read(&tp(0), 6, 100).expect("newest batch kept");
+        assert_eq!((read.log_start_offset, read.batches.len()), (6, 1));
     }
 }

@@ -61,9 +61,11 @@ public final class RoundTrip {
         }
     }
 
+    private static final Properties PRODUCER_OVERRIDES = new Properties();
+
     public static void main(String[] args) {
-        if (args.length != 5) {
-            System.err.println("usage: RoundTrip <bootstrap> <topic> <partitions> <records> <recordBytes>");
+        if (args.length < 5) {
+            System.err.println("usage: RoundTrip <bootstrap> <topic> <partitions> <records> <recordBytes> [producer.key=value...]");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -71,6 +73,15 @@ public final class RoundTrip {
         int partitions = Integer.parseInt(args[2]);
         long records = Long.parseLong(args[3]);
         int recordBytes = Integer.parseInt(args[4]);
+        // Extra producer configs (compression.type=snappy, ...) on top of the defaults.
+        for (int a = 5; a < args.length; a++) {
+            String[] kv = args[a].split("=", 2);
+            if (kv.length != 2) {
+                System.err.println("producer config must be key=value: " + args[a]);
+                System.exit(2);
+            }
+            PRODUCER_OVERRIDES.put(kv[0], kv[1]);
+        }
         if (partitions < 1 || records < 0 || recordBytes < 0) {
             System.err.println("partitions must be >= 1, records and recordBytes >= 0");
             System.exit(2);
@@ -150,6 +161,7 @@ public final class RoundTrip {
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.putAll(PRODUCER_OVERRIDES);
 
         AtomicReference<String> firstError = new AtomicReference<>();
         AtomicLong acked = new AtomicLong();
