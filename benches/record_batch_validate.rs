@@ -1,11 +1,9 @@
 //! Validating produced record batches: header parse and CRC-32C over every byte.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use tidegate::record_batch::parse_produce_batches;
+use kafka_protocol::records::{Compression, Record, TimestampType};
+use tidegate::record_batch::{encode_batch, parse_produce_batches};
 
 fn batch(count: i32, compression: Compression) -> Bytes {
     let records: Vec<Record> = (0..count)
@@ -25,13 +23,7 @@ fn batch(count: i32, compression: Compression) -> Bytes {
             headers: Default::default(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-    buf.freeze()
+    encode_batch(&records, compression).expect("encode")
 }
 
 fn bench(c: &mut Criterion) {

@@ -5,10 +5,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, TimestampType};
 use tidegate::protocol::dispatch::decode_request;
+use tidegate::record_batch::encode_batch;
 
 const VERSION: i16 = 9;
 
@@ -30,13 +29,7 @@ fn batch(count: i32, value_bytes: usize) -> Bytes {
             headers: Default::default(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-    buf.freeze()
+    encode_batch(&records, Compression::None).expect("encode")
 }
 
 /// A Produce v9 request as kafka-producer-perf-test sends it: 8 partitions, 16 KiB each.

@@ -13,6 +13,7 @@
 
 use crate::error::{Error, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 
 pub const HEADER_LEN: usize = 61;
 /// Bytes before the part that batchLength counts.
@@ -100,6 +101,19 @@ impl RecordBatch {
         out.extend_from_slice(&self.bytes[16..]);
         out.freeze()
     }
+}
+
+/// Encodes records as one magic-2 batch per run of records whose offset minus sequence is
+/// constant (the codec starts a new batch when it changes).
+pub fn encode_batch(records: &[Record], compression: Compression) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
+        .map_err(|e| Error::InvalidRecord(format!("cannot encode records: {e}")))?;
+    Ok(buf.freeze())
 }
 
 /// Splits the `records` of a produce request into batches and validates each: magic 2,
@@ -192,9 +206,7 @@ fn validate(batch: &RecordBatch) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::TimestampType;
 
     /// A batch of `count` records as a Kafka client would send it.
     pub(crate) fn client_batch(count: i32, compression: Compression, producer_id: i64) -> Bytes {
@@ -217,13 +229,7 @@ pub(crate) mod tests {
                 headers: Default::default(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-        buf.freeze()
+        encode_batch(&records, compression).expect("encode")
     }
 
     #[test]

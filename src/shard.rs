@@ -14,7 +14,7 @@ use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::record_batch::{BatchHeader, RecordBatch};
 use crate::TopicPartition;
 use futures::channel::oneshot;
-use futures::future::{select, select_all, Either};
+use futures::future::{join_all, select, select_all, Either};
 use hashbrown::HashMap;
 use shards::{Mesh, MeshInbox, ShardId, ShardMap};
 use std::cell::{Cell, RefCell};
@@ -54,6 +54,29 @@ pub enum ShardReply {
     Read(Vec<Result<ReadResult>>),
     ListOffsets(Vec<Result<(i64, i64)>>),
     Watch,
+}
+
+impl ShardReply {
+    pub fn appended(self) -> Option<Vec<Result<i64>>> {
+        match self {
+            ShardReply::Append(results) => Some(results),
+            _ => None,
+        }
+    }
+
+    pub fn read(self) -> Option<Vec<Result<ReadResult>>> {
+        match self {
+            ShardReply::Read(results) => Some(results),
+            _ => None,
+        }
+    }
+
+    pub fn offsets(self) -> Option<Vec<Result<(i64, i64)>>> {
+        match self {
+            ShardReply::ListOffsets(results) => Some(results),
+            _ => None,
+        }
+    }
 }
 
 /// A request from another shard with the channel its answer goes back on.
@@ -128,6 +151,29 @@ impl Shard {
             return Some(self.clone().execute(request).await);
         }
         self.mesh.call(owner, |reply| (request, reply)).await.ok()
+    }
+
+    /// Runs per-partition work where each partition lives: one request per owning shard,
+    /// all of them sent before any answer is awaited. Returns each item's index with its
+    /// result; items whose owner could not be reached get `ShardUnreachable`.
+    pub async fn scatter<T, R>(
+        self: &Rc<Self>,
+        items: impl IntoIterator<Item = (usize, T)>,
+        tp_of: impl Fn(&T) -> &TopicPartition,
+        request: fn(Vec<T>) -> ShardRequest,
+        answers: fn(ShardReply) -> Option<Vec<Result<R>>>,
+    ) -> Vec<(usize, Result<R>)> {
+        let calls = group_by_owner(self, items, tp_of).into_iter().map(
+            |(owner, indexes, group)| async move {
+                let count = group.len();
+                let results = self.invoke(owner, request(group)).await.and_then(answers);
+                let results = results
+                    .filter(|r| r.len() == count)
+                    .unwrap_or_else(|| (0..count).map(|_| Err(Error::ShardUnreachable)).collect());
+                indexes.into_iter().zip(results)
+            },
+        );
+        join_all(calls).await.into_iter().flatten().collect()
     }
 
     /// Serves requests other shards send here, each in its own task, started in arrival
@@ -242,9 +288,4 @@ pub fn group_by_owner<T>(
         }
     }
     groups
-}
-
-/// Answers for partitions whose owner could not be reached.
-pub fn unreachable<T>(count: usize) -> Vec<Result<T>> {
-    (0..count).map(|_| Err(Error::ShardUnreachable)).collect()
 }

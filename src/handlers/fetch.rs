@@ -10,10 +10,10 @@
 use crate::backend::ReadResult;
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
-use crate::shard::{group_by_owner, unreachable, PartitionRead, Shard, ShardReply, ShardRequest};
+use crate::shard::{group_by_owner, PartitionRead, Shard, ShardReply, ShardRequest};
 use crate::TopicPartition;
 use bytes::{Bytes, BytesMut};
-use futures::future::{join_all, select, select_all, Either};
+use futures::future::{select, select_all, Either};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use std::rc::Rc;
@@ -122,20 +122,11 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<Result<Rea
         .iter()
         .enumerate()
         .filter_map(|(i, w)| Some((i, w.read.as_ref().ok()?.clone())));
-    let groups = group_by_owner(shard, reads, |read| &read.tp);
-    let calls = groups.into_iter().map(|(owner, indexes, group)| {
-        let shard = shard.clone();
-        async move {
-            let count = group.len();
-            let results = match shard.invoke(owner, ShardRequest::Read(group)).await {
-                Some(ShardReply::Read(results)) => results,
-                _ => unreachable(count),
-            };
-            indexes.into_iter().zip(results)
-        }
-    });
+    let read = shard
+        .scatter(reads, |r| &r.tp, ShardRequest::Read, ShardReply::read)
+        .await;
     let mut results: Vec<Option<Result<ReadResult>>> = wanted.iter().map(|_| None).collect();
-    for (index, result) in join_all(calls).await.into_iter().flatten() {
+    for (index, result) in read {
         results[index] = Some(result);
     }
     results

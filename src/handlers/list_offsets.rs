@@ -4,9 +4,8 @@
 use crate::backend::OffsetSpec;
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
-use crate::shard::{group_by_owner, unreachable, Shard, ShardReply, ShardRequest};
+use crate::shard::{Shard, ShardReply, ShardRequest};
 use crate::TopicPartition;
-use futures::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -49,19 +48,15 @@ pub async fn handle(
             }
         }
     }
-    let groups = group_by_owner(&shard, queries, |(tp, _)| tp);
-    let calls = groups.into_iter().map(|(owner, indexes, group)| {
-        let shard = shard.clone();
-        async move {
-            let count = group.len();
-            let results = match shard.invoke(owner, ShardRequest::ListOffsets(group)).await {
-                Some(ShardReply::ListOffsets(results)) => results,
-                _ => unreachable(count),
-            };
-            indexes.into_iter().zip(results)
-        }
-    });
-    for (index, result) in join_all(calls).await.into_iter().flatten() {
+    let found = shard
+        .scatter(
+            queries,
+            |(tp, _)| tp,
+            ShardRequest::ListOffsets,
+            ShardReply::offsets,
+        )
+        .await;
+    for (index, result) in found {
         answers[index] = result;
     }
 

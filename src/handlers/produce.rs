@@ -9,10 +9,9 @@ use super::{error_message, find_or_create_topic};
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
 use crate::record_batch::parse_produce_batches;
-use crate::shard::{group_by_owner, unreachable, PartitionAppend, Shard, ShardReply, ShardRequest};
+use crate::shard::{PartitionAppend, Shard, ShardReply, ShardRequest};
 use crate::TopicPartition;
 use bytes::Bytes;
-use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::rc::Rc;
@@ -69,19 +68,15 @@ pub async fn handle(
         }
     }
 
-    let groups = group_by_owner(&shard, appends, |append| &append.tp);
-    let calls = groups.into_iter().map(|(owner, indexes, group)| {
-        let shard = shard.clone();
-        async move {
-            let count = group.len();
-            let results = match shard.invoke(owner, ShardRequest::Append(group)).await {
-                Some(ShardReply::Append(results)) => results,
-                _ => unreachable(count),
-            };
-            indexes.into_iter().zip(results)
-        }
-    });
-    for (index, result) in join_all(calls).await.into_iter().flatten() {
+    let appended = shard
+        .scatter(
+            appends,
+            |a| &a.tp,
+            ShardRequest::Append,
+            ShardReply::appended,
+        )
+        .await;
+    for (index, result) in appended {
         slots[index].1 = result;
     }
     if request.acks == 0 {

@@ -153,9 +153,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
 pub const PRODUCE_VERSION: i16 = 9;
 pub const FETCH_VERSION: i16 = 12;
@@ -203,13 +201,7 @@ pub fn records(partition: i32, count: i32, producer: Option<(i64, i16, i32)>) ->
 }
 
 pub fn encode_batch(records: &[Record], compression: Compression) -> Bytes {
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode batch");
-    buf.freeze()
+    tidegate::record_batch::encode_batch(records, compression).expect("encode batch")
 }
 
 pub fn produce_request(topic: &str, partition: i32, batch: Bytes, acks: i16) -> ProduceRequest {
