@@ -76,11 +76,10 @@ async fn describe(
             )))
         }
     };
-    let wanted = |name: &str| {
-        resource
-            .configuration_keys
-            .as_ref()
-            .is_none_or(|keys| keys.iter().any(|k| &**k == name))
+    // Null or empty both mean every config, as in Kafka.
+    let wanted = |name: &str| match &resource.configuration_keys {
+        Some(keys) if !keys.is_empty() => keys.iter().any(|k| &**k == name),
+        _ => true,
     };
     Ok(entries
         .into_iter()

@@ -290,3 +290,16 @@ pub fn visible(records: &[Record]) -> Vec<Visible> {
         })
         .collect()
 }
+
+/// A request frame body (header and request) without sending it.
+pub fn request_frame<R: Request>(request: &R, version: i16, correlation_id: i32) -> BytesMut {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .encode(&mut body, R::header_version(version))
+        .expect("encode header");
+    request.encode(&mut body, version).expect("encode request");
+    body
+}
