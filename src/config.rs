@@ -8,6 +8,8 @@ use std::net::IpAddr;
 pub enum BackendKind {
     /// In this process's memory: no SeaweedFS needed; lost on exit.
     Memory,
+    /// In SeaweedMQ, through the broker named by --smq-broker.
+    Smq,
 }
 
 /// tidegate: a Kafka wire-protocol gateway for SeaweedMQ, one shard per CPU core.
@@ -51,6 +53,15 @@ pub struct Config {
     /// Where records are kept.
     #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
     pub backend: BackendKind,
+
+    /// SeaweedMQ broker (gRPC host:port) for topic administration; partition data goes to
+    /// each partition's leader broker, as the broker reports it.
+    #[arg(long, default_value = "127.0.0.1:17777")]
+    pub smq_broker: String,
+
+    /// SeaweedMQ namespace of Kafka topics (SeaweedFS's own Kafka gateway uses "kafka").
+    #[arg(long, default_value = "kafka")]
+    pub smq_namespace: String,
 
     /// Partitions of a topic created without a partition count (auto-created, or
     /// CreateTopics with -1).

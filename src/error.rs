@@ -36,6 +36,8 @@ pub enum Error {
     TransactionsUnsupported,
     #[error("unknown fetch session")]
     FetchSessionIdNotFound,
+    #[error("topic deletion is not possible with this backend")]
+    TopicDeletionDisabled,
 
     // The backend's fault: retrying later may work.
     #[error("storage unavailable: {0}")]
@@ -64,6 +66,7 @@ impl Error {
             Error::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
             Error::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
             Error::FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
+            Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
         };

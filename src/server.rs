@@ -5,6 +5,7 @@
 //! builds the [`Cluster`] and hands it to every shard, and only then do they accept.
 
 use crate::backend::memory::{MemoryBackend, SharedCatalog};
+use crate::backend::smq::SmqBackend;
 use crate::backend::Backend;
 use crate::cluster::{Broker, Cluster};
 use crate::config::{BackendKind, Config};
@@ -188,6 +189,11 @@ async fn shard_main(
             let retention = config.memory_retention_bytes;
             Backend::Memory(MemoryBackend::new(startup.catalog.clone(), retention))
         }
+        BackendKind::Smq => Backend::Smq(SmqBackend::new(
+            config.smq_broker.clone(),
+            config.smq_namespace.clone(),
+            shard_id,
+        )),
     };
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();

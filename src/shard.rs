@@ -266,7 +266,13 @@ impl Shard {
                 woken.push(receiver);
             }
         }
-        let _ = select_all(woken).await;
+        match self.backend.poll_interval() {
+            None => drop(select_all(woken).await),
+            Some(interval) => {
+                let timer = std::pin::pin!(glommio::timer::sleep(interval));
+                drop(select(select_all(woken), timer).await);
+            }
+        }
     }
 }
 

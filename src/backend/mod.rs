@@ -6,8 +6,9 @@
 //! the backend: a Kafka offset is the backend's own offset.
 
 pub mod memory;
+pub mod smq;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
 use crate::TopicPartition;
 use bytes::Bytes;
@@ -48,6 +49,7 @@ pub struct ReadResult {
 /// The backend this process runs, chosen once at start-up.
 pub enum Backend {
     Memory(memory::MemoryBackend),
+    Smq(smq::SmqBackend),
 }
 
 impl Backend {
@@ -60,12 +62,18 @@ impl Backend {
     ) -> Result<Arc<TopicMeta>> {
         match self {
             Backend::Memory(b) => b.create_topic(name, partitions, configs, validate_only),
+            Backend::Smq(b) => {
+                b.create_topic(name, partitions, configs, validate_only)
+                    .await
+            }
         }
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>> {
         match self {
             Backend::Memory(b) => b.delete_topic(name),
+            // SeaweedMQ has no way to delete a topic.
+            Backend::Smq(_) => Err(Error::TopicDeletionDisabled),
         }
     }
 
@@ -78,24 +86,32 @@ impl Backend {
     ) -> Result<()> {
         match self {
             Backend::Memory(b) => b.create_partitions(name, count, validate_only),
+            // Re-configuring an SMQ topic re-allocates every partition under a new
+            // generation and orphans the data: refuse.
+            Backend::Smq(_) => Err(Error::InvalidPartitions(format!(
+                "SeaweedMQ cannot add partitions to {name} (or grow it to {count}) without losing its data"
+            ))),
         }
     }
 
     pub async fn topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
         match self {
             Backend::Memory(b) => Ok(b.topic(name)),
+            Backend::Smq(b) => b.topic(name).await,
         }
     }
 
     pub async fn topic_by_id(&self, id: Uuid) -> Result<Option<Arc<TopicMeta>>> {
         match self {
             Backend::Memory(b) => Ok(b.topic_by_id(id)),
+            Backend::Smq(b) => b.topic_by_id(id).await,
         }
     }
 
     pub async fn list_topics(&self) -> Result<Vec<Arc<TopicMeta>>> {
         match self {
             Backend::Memory(b) => Ok(b.list_topics()),
+            Backend::Smq(b) => b.list_topics().await,
         }
     }
 
@@ -106,6 +122,7 @@ impl Backend {
     pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
         match self {
             Backend::Memory(b) => b.append(tp, batches),
+            Backend::Smq(b) => b.append(tp, batches).await,
         }
     }
 
@@ -119,6 +136,7 @@ impl Backend {
     ) -> Result<ReadResult> {
         match self {
             Backend::Memory(b) => b.read(tp, offset, max_bytes),
+            Backend::Smq(b) => b.read(tp, offset, max_bytes).await,
         }
     }
 
@@ -126,6 +144,16 @@ impl Backend {
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
         match self {
             Backend::Memory(b) => b.high_watermark(tp),
+            Backend::Smq(b) => b.high_watermark(tp),
+        }
+    }
+
+    /// How often a waiting fetch re-reads when others than this process may append
+    /// (SeaweedMQ); `None` where every append goes through here and wakes it.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        match self {
+            Backend::Memory(_) => None,
+            Backend::Smq(_) => Some(std::time::Duration::from_millis(100)),
         }
     }
 
@@ -133,6 +161,7 @@ impl Backend {
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
         match self {
             Backend::Memory(b) => b.list_offset(tp, spec),
+            Backend::Smq(b) => b.list_offset(tp, spec).await,
         }
     }
 }

@@ -1,0 +1,218 @@
+//! How a Kafka record is kept in an SMQ `DataMessage{key, value, ts_ns}`.
+//!
+//! A plain record — a key (or none), a value, no headers, and a timestamp the broker can
+//! keep — is stored as it is, so SeaweedFS's own consumers and SQL see ordinary key/value
+//! messages: `ts_ns` is the Kafka timestamp in nanoseconds. Everything else goes into an
+//! envelope in `value`: `MAGIC`, then the Kafka timestamp, null flags, the headers, and the
+//! value bytes. A plain value that happens to start with `MAGIC` is enveloped too, so
+//! reading is never ambiguous for what tidegate wrote.
+//!
+//! Why `ts_ns` cannot always carry the timestamp: the broker forces stored timestamps to
+//! increase strictly per partition (a smaller one becomes last + 1 ns), orders disk files by
+//! them, and lets a far-future one drag every later record along. So only timestamps close
+//! to now and increasing go into `ts_ns`; the rest are enveloped, with `ts_ns` left to the
+//! broker.
+//!
+//! Envelope (version 1), after `MAGIC`: timestamp i64 ms, flags u8 (1 = key null, 2 = value
+//! null), header count u32, per header: key length u32 + key, value length i32 (-1 = null)
+//! + value; then the value bytes to the end.
+//!
+//! Not kept: producer id, epoch and sequence (records come back as from a plain producer).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Record, TimestampType};
+
+pub const MAGIC: [u8; 4] = [0x00, b'T', b'G', 0xe1];
+const KEY_NULL: u8 = 1;
+const VALUE_NULL: u8 = 2;
+const NS_PER_MS: i64 = 1_000_000;
+/// How far from now a timestamp may be and still be stored as the broker's own.
+const PLAIN_PAST_MS: i64 = 10_000;
+const PLAIN_FUTURE_MS: i64 = 1_000;
+
+/// A record as it goes to the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmqMessage {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub ts_ns: i64,
+}
+
+/// Turns records into SMQ messages. `last_ts_ns` is the last `ts_ns` sent on this
+/// partition (timestamps must increase strictly); `now_ms` the current time.
+pub fn encode(record: &Record, last_ts_ns: &mut i64, now_ms: i64) -> SmqMessage {
+    let key = record.key.clone().unwrap_or_default();
+    let candidate = record
+        .timestamp
+        .saturating_mul(NS_PER_MS)
+        .max(*last_ts_ns + 1);
+    let plain = record.headers.is_empty()
+        && record.key.as_ref().is_none_or(|k| !k.is_empty())
+        && record
+            .value
+            .as_ref()
+            .is_some_and(|v| !v.starts_with(&MAGIC))
+        && (now_ms - PLAIN_PAST_MS..=now_ms + PLAIN_FUTURE_MS).contains(&record.timestamp)
+        && candidate / NS_PER_MS == record.timestamp;
+    if plain {
+        *last_ts_ns = candidate;
+        return SmqMessage {
+            key,
+            value: record.value.clone().unwrap_or_default(),
+            ts_ns: candidate,
+        };
+    }
+    let ts_ns = (now_ms * NS_PER_MS).max(*last_ts_ns + 1);
+    *last_ts_ns = ts_ns;
+    SmqMessage {
+        key,
+        value: envelope(record),
+        ts_ns,
+    }
+}
+
+fn envelope(record: &Record) -> Bytes {
+    let value = record.value.as_deref().unwrap_or_default();
+    let mut out = BytesMut::with_capacity(MAGIC.len() + 16 + value.len());
+    out.put_slice(&MAGIC);
+    out.put_i64(record.timestamp);
+    let mut flags = 0;
+    if record.key.is_none() {
+        flags |= KEY_NULL;
+    }
+    if record.value.is_none() {
+        flags |= VALUE_NULL;
+    }
+    out.put_u8(flags);
+    out.put_u32(record.headers.len() as u32);
+    for (name, value) in &record.headers {
+        out.put_u32(name.len() as u32);
+        out.put_slice(name.as_bytes());
+        match value {
+            Some(value) => {
+                out.put_i32(value.len() as i32);
+                out.put_slice(value);
+            }
+            None => out.put_i32(-1),
+        }
+    }
+    out.put_slice(value);
+    out.freeze()
+}
+
+/// The Kafka record stored at `offset`.
+pub fn decode(key: Bytes, value: Bytes, ts_ns: i64, offset: i64) -> Record {
+    let mut record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp: ts_ns / NS_PER_MS,
+        key: (!key.is_empty()).then_some(key.clone()),
+        value: Some(value.clone()),
+        headers: Default::default(),
+    };
+    if value.starts_with(&MAGIC) {
+        if let Some(()) = open_envelope(&mut record, key, value.slice(MAGIC.len()..)) {
+            return record;
+        }
+    }
+    record
+}
+
+/// Fills `record` from an envelope; `None` (record untouched) if it does not parse.
+fn open_envelope(record: &mut Record, key: Bytes, mut body: Bytes) -> Option<()> {
+    let take = |body: &mut Bytes, n: usize| (body.remaining() >= n).then(|| body.split_to(n));
+    let timestamp = take(&mut body, 8)?.get_i64();
+    let flags = take(&mut body, 1)?.get_u8();
+    let count = take(&mut body, 4)?.get_u32();
+    let mut headers = kafka_protocol::indexmap::IndexMap::new();
+    for _ in 0..count {
+        let name_len = take(&mut body, 4)?.get_u32() as usize;
+        let name = StrBytes::from_utf8(take(&mut body, name_len)?).ok()?;
+        let value_len = take(&mut body, 4)?.get_i32();
+        let value = match value_len {
+            -1 => None,
+            n => Some(take(&mut body, usize::try_from(n).ok()?)?),
+        };
+        headers.insert(name, value);
+    }
+    record.timestamp = timestamp;
+    record.headers = headers;
+    record.key = (flags & KEY_NULL == 0).then_some(key);
+    record.value = (flags & VALUE_NULL == 0).then_some(body);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn record(key: Option<&str>, value: Option<&[u8]>, timestamp: i64) -> Record {
+        let mut record = decode(Bytes::new(), Bytes::new(), 0, 0);
+        record.key = key.map(|k| Bytes::from(k.to_string()));
+        record.value = value.map(Bytes::copy_from_slice);
+        record.timestamp = timestamp;
+        record
+    }
+
+    fn round_trip(original: &Record, last: &mut i64) -> (SmqMessage, Record) {
+        let message = encode(original, last, NOW);
+        let back = decode(message.key.clone(), message.value.clone(), message.ts_ns, 0);
+        (message, back)
+    }
+
+    #[test]
+    fn plain_records_stay_plain_and_come_back_whole() {
+        let mut last = 0;
+        let original = record(Some("k"), Some(b"v"), NOW);
+        let (message, back) = round_trip(&original, &mut last);
+        assert_eq!(&message.value[..], b"v", "readable by SMQ consumers");
+        assert_eq!(message.ts_ns, NOW * NS_PER_MS);
+        assert_eq!(back, original);
+        // Same millisecond again: the broker needs a larger ts_ns, the ms stays.
+        let (message, back) = round_trip(&original, &mut last);
+        assert_eq!(message.ts_ns, NOW * NS_PER_MS + 1);
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn what_a_data_message_cannot_hold_is_enveloped() {
+        let mut last = 0;
+        let mut with_headers = record(None, Some(b"v"), NOW);
+        with_headers
+            .headers
+            .insert("a".to_string().into(), Some(Bytes::from("1")));
+        with_headers.headers.insert("b".to_string().into(), None);
+        let cases = [
+            with_headers,
+            record(Some("k"), None, NOW),                    // tombstone
+            record(Some(""), Some(b"v"), NOW),               // empty, not null, key
+            record(Some("k"), Some(b"v"), NOW - 86_400_000), // old timestamp
+            record(Some("k"), Some(&[0x00, b'T', b'G', 0xe1, b'x']), NOW), // looks like an envelope
+        ];
+        for original in cases {
+            let (message, back) = round_trip(&original, &mut last);
+            assert!(message.value.starts_with(&MAGIC), "{original:?}");
+            assert_eq!(back, original);
+        }
+    }
+
+    #[test]
+    fn timestamps_sent_to_the_broker_increase_strictly() {
+        let mut last = 0;
+        let mut sent = Vec::new();
+        for ts in [NOW, NOW - 5, NOW - 86_400_000, NOW] {
+            sent.push(encode(&record(Some("k"), Some(b"v"), ts), &mut last, NOW).ts_ns);
+        }
+        assert!(sent.windows(2).all(|w| w[0] < w[1]), "{sent:?}");
+    }
+}

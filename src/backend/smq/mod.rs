@@ -1,0 +1,469 @@
+//! The SeaweedMQ backend: topics are SMQ topics in one namespace, Kafka partition k is the
+//! k-th SMQ partition range, and a Kafka offset is the broker's own offset.
+//!
+//! Per shard: one HTTP/2 connection per broker, a cache of topic assignments (refreshed when
+//! a broker says it does not lead a partition), one publish stream per owned partition, and
+//! the last high-water mark seen per partition for long-polls. See `proto/README.md` for
+//! the broker behaviour this relies on.
+
+pub mod channel;
+pub mod codec;
+pub mod proto;
+pub mod publisher;
+
+use super::{OffsetSpec, ReadResult, TopicMeta};
+use crate::error::{Error, Result};
+use crate::record_batch::{encode_batch, RecordBatch};
+use crate::TopicPartition;
+use channel::SmqClient;
+use hashbrown::HashMap;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use proto::messaging_pb::{
+    BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest,
+    GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
+};
+use proto::schema_pb::Topic;
+use publisher::{Publisher, Target};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// Most messages one FetchMessage may return (the broker's own cap).
+const MAX_FETCH_MESSAGES: i32 = 10_000;
+
+/// A topic with where its partitions live, sorted by range start.
+struct SmqTopic {
+    meta: Arc<TopicMeta>,
+    assignments: Vec<BrokerPartitionAssignment>,
+}
+
+pub struct SmqBackend {
+    /// Broker for control-plane calls (it proxies them to the balancer).
+    bootstrap: String,
+    namespace: String,
+    shard_name: String,
+    clients: RefCell<HashMap<String, SmqClient>>,
+    topics: RefCell<HashMap<Arc<str>, Rc<SmqTopic>>>,
+    publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
+    high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
+}
+
+fn unavailable(status: tonic::Status) -> Error {
+    Error::Unavailable(format!("SeaweedMQ: {}", status.message()))
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl SmqBackend {
+    pub fn new(bootstrap: String, namespace: String, shard_id: usize) -> Self {
+        Self {
+            bootstrap,
+            namespace,
+            shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
+            clients: RefCell::default(),
+            topics: RefCell::default(),
+            publishers: RefCell::default(),
+            high_watermarks: RefCell::default(),
+        }
+    }
+
+    async fn client(&self, broker: &str) -> Result<SmqClient> {
+        if let Some(client) = self.clients.borrow().get(broker) {
+            return Ok(client.clone());
+        }
+        let client = channel::connect(broker).await.map_err(|e| {
+            Error::Unavailable(format!("cannot reach SeaweedMQ broker {broker}: {e}"))
+        })?;
+        self.clients
+            .borrow_mut()
+            .insert(broker.to_string(), client.clone());
+        Ok(client)
+    }
+
+    fn smq_topic(&self, name: &str) -> Topic {
+        Topic {
+            namespace: self.namespace.clone(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The topic's assignments, from the cache or the broker; `None` if it does not exist.
+    async fn lookup(&self, name: &str) -> Result<Option<Rc<SmqTopic>>> {
+        if let Some(topic) = self.topics.borrow().get(name) {
+            return Ok(Some(topic.clone()));
+        }
+        let mut client = self.client(&self.bootstrap).await?;
+        let request = LookupTopicBrokersRequest {
+            topic: Some(self.smq_topic(name)),
+        };
+        let response = match client.lookup_topic_brokers(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.message().contains("not found") => return Ok(None),
+            Err(status) => return Err(unavailable(status)),
+        };
+        let mut assignments = response.broker_partition_assignments;
+        assignments.sort_by_key(|a| a.partition.as_ref().map_or(0, |p| p.range_start));
+        if assignments.is_empty() {
+            return Ok(None);
+        }
+        let generation = assignments[0]
+            .partition
+            .as_ref()
+            .map_or(0, |p| p.unix_time_ns);
+        let meta = Arc::new(TopicMeta {
+            name: Arc::from(name),
+            id: topic_id(name, generation),
+            partitions: assignments.len() as i32,
+            configs: BTreeMap::new(),
+        });
+        let topic = Rc::new(SmqTopic { meta, assignments });
+        self.topics
+            .borrow_mut()
+            .insert(Arc::from(name), topic.clone());
+        Ok(Some(topic))
+    }
+
+    /// Leader client and full partition of a Kafka partition.
+    async fn target(&self, tp: &TopicPartition) -> Result<Target> {
+        let topic = self
+            .lookup(&tp.topic)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        let assignment = usize::try_from(tp.partition)
+            .ok()
+            .and_then(|p| topic.assignments.get(p))
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        let partition = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
+        let client = self.client(&assignment.leader_broker).await?;
+        Ok((client, self.smq_topic(&tp.topic), partition))
+    }
+
+    /// Forgets a topic's assignments, so the next call looks them up again.
+    fn forget(&self, name: &str) {
+        self.topics.borrow_mut().remove(name);
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>> {
+        // ConfigureTopic on an existing topic with another count would orphan its data.
+        if self.lookup(name).await?.is_some() {
+            return Err(Error::TopicAlreadyExists);
+        }
+        if validate_only {
+            return Ok(Arc::new(TopicMeta {
+                name: Arc::from(name),
+                id: Uuid::nil(),
+                partitions,
+                configs,
+            }));
+        }
+        let mut client = self.client(&self.bootstrap).await?;
+        let request = ConfigureTopicRequest {
+            topic: Some(self.smq_topic(name)),
+            partition_count: partitions,
+            retention: None,
+        };
+        client.configure_topic(request).await.map_err(unavailable)?;
+        self.forget(name);
+        let topic = self.lookup(name).await?;
+        topic
+            .map(|t| t.meta.clone())
+            .ok_or_else(|| Error::Unavailable(format!("topic {name} vanished after creation")))
+    }
+
+    pub async fn topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
+        Ok(self.lookup(name).await?.map(|t| t.meta.clone()))
+    }
+
+    pub async fn topic_by_id(&self, id: Uuid) -> Result<Option<Arc<TopicMeta>>> {
+        let cached = self
+            .topics
+            .borrow()
+            .values()
+            .find(|t| t.meta.id == id)
+            .map(|t| t.meta.clone());
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        Ok(self.list_topics().await?.into_iter().find(|t| t.id == id))
+    }
+
+    pub async fn list_topics(&self) -> Result<Vec<Arc<TopicMeta>>> {
+        let mut client = self.client(&self.bootstrap).await?;
+        let response = client
+            .list_topics(ListTopicsRequest {})
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        let mut topics = Vec::new();
+        for topic in response
+            .topics
+            .iter()
+            .filter(|t| t.namespace == self.namespace)
+        {
+            if let Some(found) = self.lookup(&topic.name).await? {
+                topics.push(found.meta.clone());
+            }
+        }
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Queues the records on the partition's publish stream (synchronously, keeping order)
+    /// and waits for the broker's acknowledgements.
+    pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
+        let mut records = Vec::new();
+        for batch in batches {
+            let mut bytes = batch.bytes.clone();
+            let set = RecordBatchDecoder::decode(&mut bytes)
+                .map_err(|e| Error::CorruptMessage(format!("cannot decode batch: {e}")))?;
+            records.extend(set.records);
+        }
+        let publisher = self.publisher(tp);
+        let now_ms = now_ns() / 1_000_000;
+        let mut last_ts_ns = publisher.last_ts_ns.get();
+        let messages = records
+            .iter()
+            .map(|r| codec::encode(r, &mut last_ts_ns, now_ms))
+            .collect();
+        publisher.last_ts_ns.set(last_ts_ns);
+        let acked = publisher.publish(messages);
+        let base_offset = acked
+            .await
+            .map_err(|_| Error::Unavailable("publish stream dropped".into()))??;
+        let next = base_offset + records.len() as i64;
+        let mut high_watermarks = self.high_watermarks.borrow_mut();
+        let known = high_watermarks.entry(tp.clone()).or_insert(next);
+        *known = (*known).max(next);
+        Ok(base_offset)
+    }
+
+    /// The partition's publisher, opened (in the background) if it has none or it broke.
+    fn publisher(&self, tp: &TopicPartition) -> Rc<Publisher> {
+        if let Some(publisher) = self.publishers.borrow().get(tp) {
+            if publisher.is_healthy() {
+                return publisher.clone();
+            }
+            self.forget(&tp.topic);
+        }
+        let target = {
+            // The stream's target is resolved by a task of its own; this backend outlives
+            // every task on the shard, but a 'static future cannot borrow it, so it gets
+            // what it needs by value.
+            let lookup = SmqLookup {
+                bootstrap: self.bootstrap.clone(),
+                namespace: self.namespace.clone(),
+                tp: tp.clone(),
+                cached: self.topics.borrow().get(&*tp.topic).cloned(),
+                clients: self.clients.borrow().clone(),
+            };
+            Box::pin(lookup.resolve())
+        };
+        let publisher = Rc::new(Publisher::open(target, self.shard_name.clone(), now_ns()));
+        self.publishers
+            .borrow_mut()
+            .insert(tp.clone(), publisher.clone());
+        publisher
+    }
+
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
+        self.high_watermarks.borrow().get(tp).copied()
+    }
+
+    pub async fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        let (mut client, topic, partition) = self.target(tp).await?;
+        let request = FetchMessageRequest {
+            topic: Some(topic),
+            partition: Some(partition),
+            start_offset: offset,
+            max_bytes: max_bytes.min(i32::MAX as usize) as i32,
+            max_messages: MAX_FETCH_MESSAGES,
+            ..Default::default()
+        };
+        let response = client
+            .fetch_message(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        if response.error_code == 1 {
+            // Not the leader (or not loaded there): look the assignments up again.
+            self.forget(&tp.topic);
+            return Err(Error::Unavailable(response.error));
+        }
+        if response.error_code != 0 {
+            return Err(Error::Unavailable(response.error));
+        }
+        let high_watermark = response.high_water_mark;
+        self.high_watermarks
+            .borrow_mut()
+            .insert(tp.clone(), high_watermark);
+        if offset < 0 || offset > high_watermark {
+            return Err(Error::OffsetOutOfRange);
+        }
+        let count = response.messages.len() as i64;
+        // Messages carry no offsets: they are consecutive and end just before next_offset.
+        let first = if response.next_offset - count >= offset {
+            response.next_offset - count
+        } else {
+            offset
+        };
+        let records: Vec<_> = response
+            .messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut record = codec::decode(m.key, m.value, m.ts_ns, first + i as i64);
+                // The codec opens a new batch whenever offset - sequence changes.
+                record.sequence = i as i32 - 1;
+                record
+            })
+            .collect();
+        let batches = match records.is_empty() {
+            true => Vec::new(),
+            false => vec![encode_batch(&records, Compression::None)?],
+        };
+        Ok(ReadResult {
+            batches,
+            high_watermark,
+            log_start_offset: 0,
+        })
+    }
+
+    pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
+        let (mut client, topic, partition) = self.target(tp).await?;
+        let request = GetPartitionRangeInfoRequest {
+            topic: Some(topic),
+            partition: Some(partition),
+        };
+        let info = client
+            .get_partition_range_info(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        if !info.error.is_empty() {
+            return Err(Error::Unavailable(info.error));
+        }
+        let range = info.offset_range.unwrap_or_default();
+        let end = range.high_water_mark;
+        match spec {
+            OffsetSpec::Earliest => Ok((range.earliest_offset, -1)),
+            OffsetSpec::Latest => Ok((end, -1)),
+            OffsetSpec::MaxTimestamp if end == 0 => Ok((-1, -1)),
+            OffsetSpec::MaxTimestamp => Ok((end - 1, self.timestamp_at(tp, end - 1).await?)),
+            OffsetSpec::Timestamp(target) => {
+                self.first_at_or_after(tp, target, range.earliest_offset, end)
+                    .await
+            }
+        }
+    }
+
+    async fn timestamp_at(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
+        let read = self.read(tp, offset, 1).await?;
+        let mut bytes = read.batches.into_iter().next().unwrap_or_default();
+        let set = RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|e| Error::Unavailable(format!("cannot read offset {offset}: {e}")))?;
+        Ok(set.records.first().map_or(-1, |r| r.timestamp))
+    }
+
+    /// Binary search for the first offset whose timestamp is at least `target`, assuming
+    /// timestamps grow with offsets (they do for producers with working clocks).
+    async fn first_at_or_after(
+        &self,
+        tp: &TopicPartition,
+        target: i64,
+        start: i64,
+        end: i64,
+    ) -> Result<(i64, i64)> {
+        let (mut low, mut high) = (start, end);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.timestamp_at(tp, middle).await? < target {
+                true => low = middle + 1,
+                false => high = middle,
+            }
+        }
+        if low >= end {
+            return Ok((-1, -1));
+        }
+        Ok((low, self.timestamp_at(tp, low).await?))
+    }
+}
+
+/// What a publish stream needs to find its partition's leader, owned by the stream's task.
+struct SmqLookup {
+    bootstrap: String,
+    namespace: String,
+    tp: TopicPartition,
+    cached: Option<Rc<SmqTopic>>,
+    clients: HashMap<String, SmqClient>,
+}
+
+impl SmqLookup {
+    async fn resolve(self) -> Result<Target> {
+        let topic = Topic {
+            namespace: self.namespace,
+            name: self.tp.topic.to_string(),
+        };
+        let assignments = match self.cached {
+            Some(cached) => cached.assignments.clone(),
+            None => {
+                let mut client = match self.clients.get(&self.bootstrap) {
+                    Some(client) => client.clone(),
+                    None => channel::connect(&self.bootstrap)
+                        .await
+                        .map_err(|e| Error::Unavailable(e.to_string()))?,
+                };
+                let request = LookupTopicBrokersRequest {
+                    topic: Some(topic.clone()),
+                };
+                let mut found = client
+                    .lookup_topic_brokers(request)
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner()
+                    .broker_partition_assignments;
+                found.sort_by_key(|a| a.partition.as_ref().map_or(0, |p| p.range_start));
+                found
+            }
+        };
+        let assignment = usize::try_from(self.tp.partition)
+            .ok()
+            .and_then(|p| assignments.get(p))
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        let partition = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
+        let client = match self.clients.get(&assignment.leader_broker) {
+            Some(client) => client.clone(),
+            None => channel::connect(&assignment.leader_broker)
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?,
+        };
+        Ok((client, topic, partition))
+    }
+}
+
+/// A stable id for a topic generation: the same on every shard and after restarts.
+fn topic_id(name: &str, generation: i64) -> Uuid {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    Uuid::from_u64_pair(hash, generation as u64)
+}
