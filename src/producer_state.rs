@@ -4,6 +4,10 @@
 //! Kafka keeps the last five batches per producer and partition because a producer has at
 //! most five requests in flight (`max.in.flight.requests.per.connection` with idempotence):
 //! a retry can only repeat one of those.
+//!
+//! A batch is recorded when its append is queued, before the backend confirms it, so that a
+//! producer's next pipelined batch is checked against it; the offset is filled in on
+//! success, and the entry removed on failure.
 
 use crate::error::{Error, Result};
 use crate::record_batch::BatchHeader;
@@ -31,8 +35,8 @@ pub struct ProducerStates {
 
 struct ProducerEntry {
     epoch: i16,
-    /// (first sequence, last sequence, base offset), oldest first.
-    batches: VecDeque<(i32, i32, i64)>,
+    /// (first sequence, last sequence, base offset once stored), oldest first.
+    batches: VecDeque<(i32, i32, Option<i64>)>,
 }
 
 impl ProducerStates {
@@ -48,9 +52,13 @@ impl ProducerStates {
         if let (Some(entry), [only]) = (entry, headers) {
             if only.producer_epoch == entry.epoch {
                 let seqs = (only.base_sequence, only.last_sequence());
-                if let Some(&(_, _, base_offset)) =
+                if let Some(&(_, _, stored)) =
                     entry.batches.iter().find(|(f, l, _)| (*f, *l) == seqs)
                 {
+                    // A retry of a batch still being written: ask again once it is.
+                    let base_offset = stored.ok_or_else(|| {
+                        Error::Unavailable("the same batch is still being written".into())
+                    })?;
                     return Ok(SequenceCheck::Duplicate { base_offset });
                 }
             }
@@ -63,9 +71,8 @@ impl ProducerStates {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records batches that were stored, the first at `base_offset`.
-    pub fn record(&mut self, tp: &TopicPartition, headers: &[BatchHeader], base_offset: i64) {
-        let mut offset = base_offset;
+    /// Records batches whose append was queued; their offsets come with `stored`.
+    pub fn record(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
         for header in headers {
             if header.producer_id > NO_PRODUCER_ID {
                 let entry = self
@@ -84,9 +91,34 @@ impl ProducerStates {
                 }
                 entry
                     .batches
-                    .push_back((header.base_sequence, header.last_sequence(), offset));
+                    .push_back((header.base_sequence, header.last_sequence(), None));
+            }
+        }
+    }
+
+    /// The recorded batches were stored, the first at `base_offset`.
+    pub fn stored(&mut self, tp: &TopicPartition, headers: &[BatchHeader], base_offset: i64) {
+        let mut offset = base_offset;
+        for header in headers {
+            let seqs = (header.base_sequence, header.last_sequence());
+            if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
+                if let Some(batch) = entry.batches.iter_mut().find(|b| (b.0, b.1) == seqs) {
+                    batch.2.get_or_insert(offset);
+                }
             }
             offset += header.offset_count();
+        }
+    }
+
+    /// The recorded batches were not stored: forget them, so a retry is in sequence.
+    pub fn failed(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
+        for header in headers {
+            let seqs = (header.base_sequence, header.last_sequence());
+            if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
+                entry
+                    .batches
+                    .retain(|b| (b.0, b.1) != seqs || b.2.is_some());
+            }
         }
     }
 }
@@ -149,10 +181,13 @@ mod tests {
         let mut states = ProducerStates::default();
         let first = [batch(9, 0, 0, 10)];
         assert_eq!(states.check(&tp, &first).ok(), Some(SequenceCheck::Append));
-        states.record(&tp, &first, 100);
+        states.record(&tp, &first);
+        states.stored(&tp, &first, 100);
         let second = [batch(9, 0, 10, 5)];
         assert_eq!(states.check(&tp, &second).ok(), Some(SequenceCheck::Append));
-        states.record(&tp, &second, 110);
+        states.record(&tp, &second);
+        assert!(states.check(&tp, &second).is_err(), "retry while in flight");
+        states.stored(&tp, &second, 110);
         assert_eq!(
             states.check(&tp, &first).ok(),
             Some(SequenceCheck::Duplicate { base_offset: 100 })
@@ -167,7 +202,7 @@ mod tests {
     fn gaps_and_stale_epochs_are_refused() {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
-        states.record(&tp, &[batch(9, 1, 0, 10)], 0);
+        states.record(&tp, &[batch(9, 1, 0, 10)]);
         let gap = states.check(&tp, &[batch(9, 1, 11, 1)]);
         assert_eq!(gap.map_err(|e| e.code()), Err(45));
         let stale = states.check(&tp, &[batch(9, 0, 10, 1)]);
@@ -195,7 +230,25 @@ mod tests {
     fn sequences_wrap_at_i32_max() {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
-        states.record(&tp, &[batch(1, 0, i32::MAX - 1, 2)], 0);
+        states.record(&tp, &[batch(1, 0, i32::MAX - 1, 2)]);
         assert!(states.check(&tp, &[batch(1, 0, 0, 1)]).is_ok());
+    }
+
+    #[test]
+    fn pipelined_batches_are_checked_against_those_in_flight() {
+        let tp = TopicPartition::new("t", 0);
+        let mut states = ProducerStates::default();
+        let first = [batch(3, 0, 0, 5)];
+        states.record(&tp, &first);
+        let second = [batch(3, 0, 5, 5)];
+        assert_eq!(states.check(&tp, &second).ok(), Some(SequenceCheck::Append));
+        states.record(&tp, &second);
+        // The first fails: the second's entry stays, the first may be retried.
+        states.failed(&tp, &first);
+        states.stored(&tp, &second, 40);
+        assert_eq!(
+            states.check(&tp, &second).ok(),
+            Some(SequenceCheck::Duplicate { base_offset: 40 })
+        );
     }
 }

@@ -233,12 +233,18 @@ impl Shard {
         if let SequenceCheck::Duplicate { base_offset } = check {
             return Ok(base_offset);
         }
-        let base_offset = self.backend.append(&append.tp, &append.batches).await?;
-        self.producers
-            .borrow_mut()
-            .record(&append.tp, &headers, base_offset);
-        self.wake_fetchers(&append.tp);
-        Ok(base_offset)
+        self.producers.borrow_mut().record(&append.tp, &headers);
+        let appended = self.backend.append(&append.tp, &append.batches).await;
+        let mut producers = self.producers.borrow_mut();
+        match appended {
+            Ok(base_offset) => producers.stored(&append.tp, &headers, base_offset),
+            Err(_) => producers.failed(&append.tp, &headers),
+        }
+        drop(producers);
+        if appended.is_ok() {
+            self.wake_fetchers(&append.tp);
+        }
+        appended
     }
 
     fn wake_fetchers(&self, tp: &TopicPartition) {
