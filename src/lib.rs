@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod producer_state;
 pub mod protocol;
 pub mod record_batch;
+pub mod records;
 pub mod server;
 pub mod shard;
 

@@ -193,13 +193,10 @@ impl Shard {
 
     async fn execute(self: Rc<Self>, request: ShardRequest) -> ShardReply {
         match request {
-            ShardRequest::Append(appends) => {
-                let mut results = Vec::with_capacity(appends.len());
-                for append in appends {
-                    results.push(self.append_local(append).await);
-                }
-                ShardReply::Append(results)
-            }
+            // Every partition's append is queued in the first poll, before any is awaited.
+            ShardRequest::Append(appends) => ShardReply::Append(
+                join_all(appends.into_iter().map(|a| self.append_local(a))).await,
+            ),
             ShardRequest::Read(reads) => {
                 let mut results = Vec::with_capacity(reads.len());
                 for read in reads {

@@ -1,9 +1,11 @@
 //! Produce: validate every batch, then append each partition on the shard that owns it.
 //!
 //! All partitions owned by one shard go to it in one message, and the messages to all
-//! owners are sent before any answer is awaited. Appends are queued in the first poll of
-//! the handler (no `.await` in between can suspend it on the memory backend, and the mesh is
-//! FIFO), which keeps a producer's pipelined requests in order.
+//! owners are sent before any answer is awaited. A producer pipelines requests (up to five
+//! with idempotence), so their appends must be queued in the order they were sent: the
+//! connection's `produce_order` permit is held from the start of a request until the first
+//! poll of its scatter has queued every append (locally, or on the FIFO mesh); only the
+//! waiting for acknowledgements overlaps.
 
 use super::{error_message, find_or_create_topic};
 use crate::error::{Error, Result};
@@ -20,9 +22,10 @@ pub const VERSIONS: (i16, i16) = (3, 13);
 
 pub async fn handle(
     shard: Rc<Shard>,
-    _context: RequestContext,
+    context: RequestContext,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
+    let in_order = context.produce_order.acquire_permit(1).await.ok();
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);
     }
@@ -68,14 +71,19 @@ pub async fn handle(
         }
     }
 
-    let appended = shard
-        .scatter(
-            appends,
-            |a| &a.tp,
-            ShardRequest::Append,
-            ShardReply::appended,
-        )
-        .await;
+    let scatter = shard.scatter(
+        appends,
+        |a| &a.tp,
+        ShardRequest::Append,
+        ShardReply::appended,
+    );
+    let mut appending = std::pin::pin!(scatter);
+    let first_poll = futures::poll!(appending.as_mut());
+    drop(in_order); // Every append is queued now.
+    let appended = match first_poll {
+        std::task::Poll::Ready(appended) => appended,
+        std::task::Poll::Pending => appending.await,
+    };
     for (index, result) in appended {
         slots[index].1 = result;
     }

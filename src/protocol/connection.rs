@@ -107,6 +107,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut frames = FrameReader::new(reader, shard.config.max_request_size);
     // The queue length bounds the requests in progress: reading pauses when it is full.
     let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
+    let produce_order = Rc::new(glommio::sync::Semaphore::new(1));
 
     let write_loop = glommio::spawn_local(async move {
         while let Some(response) = responses.next().await {
@@ -135,7 +136,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
-        match dispatch::route(&shard, frame) {
+        match dispatch::route(&shard, frame, &produce_order) {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
                     break;

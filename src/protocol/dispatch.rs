@@ -6,6 +6,7 @@ use crate::handlers;
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
+use glommio::sync::Semaphore;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
@@ -19,6 +20,9 @@ pub struct RequestContext {
     pub header: RequestHeader,
     pub api_key: ApiKey,
     pub version: i16,
+    /// Per connection: held by a Produce until its appends are queued, so a client's
+    /// pipelined produce requests reach each partition in the order they were sent.
+    pub produce_order: Rc<Semaphore>,
 }
 
 /// A handler's answer; `None` sends nothing back (Produce with acks=0).
@@ -78,7 +82,11 @@ pub fn find_api(key: i16) -> Option<&'static Api> {
 
 /// Decodes a frame and starts its handler. `Err` means the connection must close: the bytes
 /// are not a request tidegate can answer (malformed, unknown API, unsupported version).
-pub fn route(shard: &Rc<Shard>, frame: Bytes) -> Result<Routed, String> {
+pub fn route(
+    shard: &Rc<Shard>,
+    frame: Bytes,
+    produce_order: &Rc<Semaphore>,
+) -> Result<Routed, String> {
     if frame.len() < 8 {
         return Err(format!("request of {} bytes has no header", frame.len()));
     }
@@ -95,7 +103,7 @@ pub fn route(shard: &Rc<Shard>, frame: Bytes) -> Result<Routed, String> {
         }
         return Err(format!("{:?} v{version} is not supported", api.key));
     }
-    let (context, request) = decode_request(api.key, version, frame)?;
+    let (context, request) = decode_request(api.key, version, frame, produce_order.clone())?;
     let reply = (api.handle)(shard.clone(), context, request);
     let api_key = api.key;
     Ok(glommio::spawn_local(async move {
@@ -113,6 +121,7 @@ pub fn decode_request(
     api_key: ApiKey,
     version: i16,
     mut frame: Bytes,
+    produce_order: Rc<Semaphore>,
 ) -> Result<(RequestContext, RequestKind), String> {
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(|e| format!("bad {api_key:?} v{version} header: {e}"))?;
@@ -122,6 +131,7 @@ pub fn decode_request(
         header,
         api_key,
         version,
+        produce_order,
     };
     Ok((context, request))
 }

@@ -14,15 +14,32 @@ import signal
 
 import pytest
 
-from harness import log_tail, start_tidegate, stop
+from harness import log_tail, start_seaweedfs, start_tidegate, stop, stop_seaweedfs
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """One SeaweedFS with its MQ broker for the whole session; yields the broker address."""
+    directory = tmp_path_factory.mktemp("seaweedfs")
+    broker = start_seaweedfs(directory)
+    try:
+        yield broker
+    finally:
+        stop_seaweedfs(directory)
+
+
+@pytest.fixture(params=["memory", "smq"])
+def backend(request):
+    """Every client test runs against both backends: None (memory) or the SMQ broker."""
+    return request.getfixturevalue("seaweedfs") if request.param == "smq" else None
 
 
 @pytest.fixture
-def tidegate(request, tmp_path):
+def tidegate(request, tmp_path, backend):
     """A running tidegate. Indirect params: an int (shard count) or a dict of start_tidegate kwargs."""
     param = getattr(request, "param", None)
     kwargs = {"shards": param} if isinstance(param, int) else dict(param or {})
-    tg = start_tidegate(tmp_path / "tidegate.log", **kwargs)
+    tg = start_tidegate(tmp_path / "tidegate.log", smq_broker=backend, **kwargs)
     request.node.tidegate_log = tg.log_path
     try:
         yield tg

@@ -73,13 +73,18 @@ def _drain(stream, sink):
 
 
 def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_create_topics=None,
-                   extra_args=()) -> Tidegate:
+                   extra_args=(), smq_broker=None) -> Tidegate:
+    """smq_broker: None for the memory backend, else the SeaweedMQ broker to use."""
     binary = tidegate_bin()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"tidegate binary not found at {binary}: run `cargo build --release` "
                     "or set TIDEGATE_BIN", pytrace=False)
     cmd = [str(binary), "--listen", "127.0.0.1", "--port", "0", "--broker-port-base", "0",
-           "--shards", str(shards), "--backend", "memory"]
+           "--shards", str(shards)]
+    if smq_broker is None:
+        cmd += ["--backend", "memory"]
+    else:
+        cmd += ["--backend", "smq", "--smq-broker", smq_broker]
     if default_partitions is not None:
         cmd += ["--default-partitions", str(default_partitions)]
     if auto_create_topics is not None:
@@ -126,6 +131,24 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
         tg.extra_stdout.append(rest.decode(errors="replace"))
     threading.Thread(target=_drain, args=(proc.stdout, tg.extra_stdout), daemon=True).start()
     return tg
+
+
+def start_seaweedfs(directory: Path) -> str:
+    """Starts SeaweedFS with its MQ broker (scripts/seaweedfs waits until a topic can really
+    be configured) and returns the broker's address."""
+    env = dict(os.environ, SEAWEEDFS_PORT_OFFSET=os.environ.get("SEAWEEDFS_PORT_OFFSET", "400"))
+    res = subprocess.run([str(REPO / "scripts" / "seaweedfs"), "start", str(directory)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    if res.returncode != 0:
+        pytest.fail(f"SeaweedFS did not start\n{describe(res)}", pytrace=False)
+    ports = dict(line.split("=", 1) for line in (directory / "ports.env").read_text().splitlines()
+                 if "=" in line)
+    return ports["BROKER"]
+
+
+def stop_seaweedfs(directory: Path):
+    subprocess.run([str(REPO / "scripts" / "seaweedfs"), "stop", str(directory)],
+                   capture_output=True, text=True, timeout=120)
 
 
 def stop(proc: subprocess.Popen):

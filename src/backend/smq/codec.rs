@@ -19,9 +19,8 @@
 //!
 //! Not kept: producer id, epoch and sequence (records come back as from a plain producer).
 
+use crate::records::Record;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Record, TimestampType};
 
 pub const MAGIC: [u8; 4] = [0x00, b'T', b'G', 0xe1];
 const KEY_NULL: u8 = 1;
@@ -88,7 +87,7 @@ fn envelope(record: &Record) -> Bytes {
     out.put_u32(record.headers.len() as u32);
     for (name, value) in &record.headers {
         out.put_u32(name.len() as u32);
-        out.put_slice(name.as_bytes());
+        out.put_slice(name);
         match value {
             Some(value) => {
                 out.put_i32(value.len() as i32);
@@ -104,19 +103,11 @@ fn envelope(record: &Record) -> Bytes {
 /// The Kafka record stored at `offset`.
 pub fn decode(key: Bytes, value: Bytes, ts_ns: i64, offset: i64) -> Record {
     let mut record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
         offset,
-        sequence: -1,
         timestamp: ts_ns / NS_PER_MS,
         key: (!key.is_empty()).then_some(key.clone()),
         value: Some(value.clone()),
-        headers: Default::default(),
+        headers: Vec::new(),
     };
     if value.starts_with(&MAGIC) {
         if let Some(()) = open_envelope(&mut record, key, value.slice(MAGIC.len()..)) {
@@ -132,16 +123,16 @@ fn open_envelope(record: &mut Record, key: Bytes, mut body: Bytes) -> Option<()>
     let timestamp = take(&mut body, 8)?.get_i64();
     let flags = take(&mut body, 1)?.get_u8();
     let count = take(&mut body, 4)?.get_u32();
-    let mut headers = kafka_protocol::indexmap::IndexMap::new();
+    let mut headers = Vec::with_capacity(count.min(64) as usize);
     for _ in 0..count {
         let name_len = take(&mut body, 4)?.get_u32() as usize;
-        let name = StrBytes::from_utf8(take(&mut body, name_len)?).ok()?;
+        let name = take(&mut body, name_len)?;
         let value_len = take(&mut body, 4)?.get_i32();
         let value = match value_len {
             -1 => None,
             n => Some(take(&mut body, usize::try_from(n).ok()?)?),
         };
-        headers.insert(name, value);
+        headers.push((name, value));
     }
     record.timestamp = timestamp;
     record.headers = headers;
@@ -190,8 +181,11 @@ mod tests {
         let mut with_headers = record(None, Some(b"v"), NOW);
         with_headers
             .headers
-            .insert("a".to_string().into(), Some(Bytes::from("1")));
-        with_headers.headers.insert("b".to_string().into(), None);
+            .push((Bytes::from("a"), Some(Bytes::from("1"))));
+        with_headers
+            .headers
+            .push((Bytes::from("a"), Some(Bytes::from("again"))));
+        with_headers.headers.push((Bytes::from("b"), None));
         let cases = [
             with_headers,
             record(Some("k"), None, NOW),                    // tombstone

@@ -13,11 +13,11 @@ pub mod publisher;
 
 use super::{OffsetSpec, ReadResult, TopicMeta};
 use crate::error::{Error, Result};
-use crate::record_batch::{encode_batch, RecordBatch};
+use crate::record_batch::RecordBatch;
+use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use channel::SmqClient;
 use hashbrown::HashMap;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest,
     GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
@@ -226,10 +226,7 @@ impl SmqBackend {
     pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
         let mut records = Vec::new();
         for batch in batches {
-            let mut bytes = batch.bytes.clone();
-            let set = RecordBatchDecoder::decode(&mut bytes)
-                .map_err(|e| Error::CorruptMessage(format!("cannot decode batch: {e}")))?;
-            records.extend(set.records);
+            records.extend(decode_records(batch)?);
         }
         let publisher = self.publisher(tp);
         let now_ms = now_ns() / 1_000_000;
@@ -288,6 +285,25 @@ impl SmqBackend {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        let (records, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
+        let batches = match records.is_empty() {
+            true => Vec::new(),
+            false => vec![encode_records(&records)],
+        };
+        Ok(ReadResult {
+            batches,
+            high_watermark,
+            log_start_offset: 0,
+        })
+    }
+
+    /// Records from `offset` on, and the partition's high-water mark.
+    async fn fetch_records(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<Record>, i64)> {
         let (mut client, topic, partition) = self.target(tp).await?;
         let request = FetchMessageRequest {
             topic: Some(topic),
@@ -319,31 +335,14 @@ impl SmqBackend {
         }
         let count = response.messages.len() as i64;
         // Messages carry no offsets: they are consecutive and end just before next_offset.
-        let first = if response.next_offset - count >= offset {
-            response.next_offset - count
-        } else {
-            offset
-        };
-        let records: Vec<_> = response
+        let first = (response.next_offset - count).max(offset);
+        let records = response
             .messages
             .into_iter()
             .enumerate()
-            .map(|(i, m)| {
-                let mut record = codec::decode(m.key, m.value, m.ts_ns, first + i as i64);
-                // The codec opens a new batch whenever offset - sequence changes.
-                record.sequence = i as i32 - 1;
-                record
-            })
+            .map(|(i, m)| codec::decode(m.key, m.value, m.ts_ns, first + i as i64))
             .collect();
-        let batches = match records.is_empty() {
-            true => Vec::new(),
-            false => vec![encode_batch(&records, Compression::None)?],
-        };
-        Ok(ReadResult {
-            batches,
-            high_watermark,
-            log_start_offset: 0,
-        })
+        Ok((records, high_watermark))
     }
 
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
@@ -375,11 +374,8 @@ impl SmqBackend {
     }
 
     async fn timestamp_at(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
-        let read = self.read(tp, offset, 1).await?;
-        let mut bytes = read.batches.into_iter().next().unwrap_or_default();
-        let set = RecordBatchDecoder::decode(&mut bytes)
-            .map_err(|e| Error::Unavailable(format!("cannot read offset {offset}: {e}")))?;
-        Ok(set.records.first().map_or(-1, |r| r.timestamp))
+        let (records, _) = self.fetch_records(tp, offset, 1).await?;
+        Ok(records.first().map_or(-1, |r| r.timestamp))
     }
 
     /// Binary search for the first offset whose timestamp is at least `target`, assuming
