@@ -19,7 +19,7 @@ from harness import log_tail, start_seaweedfs, start_tidegate, stop, stop_seawee
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory):
-    """One SeaweedFS with its MQ broker for the whole session; yields the broker address."""
+    """One SeaweedFS with its MQ broker for the whole session (a harness.SeaweedFS)."""
     directory = tmp_path_factory.mktemp("seaweedfs")
     broker = start_seaweedfs(directory)
     try:
@@ -31,7 +31,7 @@ def seaweedfs(tmp_path_factory):
 @pytest.fixture(params=["memory", "smq"])
 def backend(request):
     """Every client test runs against both backends: None (memory) or the SMQ broker."""
-    return request.getfixturevalue("seaweedfs") if request.param == "smq" else None
+    return request.getfixturevalue("seaweedfs").broker if request.param == "smq" else None
 
 
 @pytest.fixture

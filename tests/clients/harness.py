@@ -5,6 +5,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -133,9 +134,15 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
     return tg
 
 
-def start_seaweedfs(directory: Path) -> str:
+@dataclass
+class SeaweedFS:
+    broker: str  # SMQ broker gRPC host:port
+    master: str  # master HTTP host:port
+
+
+def start_seaweedfs(directory: Path) -> SeaweedFS:
     """Starts SeaweedFS with its MQ broker (scripts/seaweedfs waits until a topic can really
-    be configured) and returns the broker's address."""
+    be configured)."""
     env = dict(os.environ, SEAWEEDFS_PORT_OFFSET=os.environ.get("SEAWEEDFS_PORT_OFFSET", "400"))
     res = subprocess.run([str(REPO / "scripts" / "seaweedfs"), "start", str(directory)],
                          capture_output=True, text=True, env=env, timeout=900)
@@ -143,7 +150,26 @@ def start_seaweedfs(directory: Path) -> str:
         pytest.fail(f"SeaweedFS did not start\n{describe(res)}", pytrace=False)
     ports = dict(line.split("=", 1) for line in (directory / "ports.env").read_text().splitlines()
                  if "=" in line)
-    return ports["BROKER"]
+    return SeaweedFS(broker=ports["BROKER"], master=ports["MASTER"])
+
+
+def start_go_gateway(master: str, log_path: Path):
+    """SeaweedFS's own Kafka gateway (tools/cmd/go-gateway) on a free port; returns
+    (process, bootstrap)."""
+    binary = REPO / ".cache" / "bin" / "go-gateway"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(binary), "-listen", f"127.0.0.1:{port}", "-master", master],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                            start_new_session=True, preexec_fn=_die_with_parent)
+    log.close()
+    line = proc.stdout.readline().decode()
+    if not line.startswith("go-gateway ready"):
+        stop(proc)
+        pytest.fail(f"go-gateway did not start: {line!r}\n{log_tail(log_path)}", pytrace=False)
+    return proc, f"127.0.0.1:{port}"
 
 
 def stop_seaweedfs(directory: Path):

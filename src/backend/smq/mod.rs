@@ -31,6 +31,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
+/// How far before a new publish stream's start its records' own timestamps may lie and
+/// still be stored as the broker's timestamp.
+const PLAIN_MARGIN_NS: i64 = 1_000_000_000;
+
 /// Most messages one FetchMessage may return (the broker's own cap).
 const MAX_FETCH_MESSAGES: i32 = 10_000;
 
@@ -268,7 +272,10 @@ impl SmqBackend {
             };
             Box::pin(lookup.resolve())
         };
-        let publisher = Rc::new(Publisher::open(target, self.shard_name.clone(), now_ns()));
+        // The broker's last timestamp for the partition is unknown here; records stamped up
+        // to a second before this stream opened may still go plain (see codec.rs).
+        let since = now_ns() - PLAIN_MARGIN_NS;
+        let publisher = Rc::new(Publisher::open(target, self.shard_name.clone(), since));
         self.publishers
             .borrow_mut()
             .insert(tp.clone(), publisher.clone());
