@@ -140,12 +140,8 @@ impl SmqBackend {
             .lookup(&tp.topic)
             .await?
             .ok_or(Error::UnknownTopicOrPartition)?;
-        let assignment = usize::try_from(tp.partition)
-            .ok()
-            .and_then(|p| topic.assignments.get(p))
-            .ok_or(Error::UnknownTopicOrPartition)?;
-        let partition = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
-        let client = self.client(&assignment.leader_broker).await?;
+        let (leader, partition) = leader_of(&topic.assignments, tp.partition)?;
+        let client = self.client(leader).await?;
         Ok((client, self.smq_topic(&tp.topic), partition))
     }
 
@@ -446,19 +442,28 @@ impl SmqLookup {
                 found
             }
         };
-        let assignment = usize::try_from(self.tp.partition)
-            .ok()
-            .and_then(|p| assignments.get(p))
-            .ok_or(Error::UnknownTopicOrPartition)?;
-        let partition = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
-        let client = match self.clients.get(&assignment.leader_broker) {
+        let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
+        let client = match self.clients.get(leader) {
             Some(client) => client.clone(),
-            None => channel::connect(&assignment.leader_broker)
+            None => channel::connect(leader)
                 .await
                 .map_err(|e| Error::Unavailable(e.to_string()))?,
         };
         Ok((client, topic, partition))
     }
+}
+
+/// Kafka partition k is the k-th assignment by range start: its leader and full partition.
+fn leader_of(
+    assignments: &[BrokerPartitionAssignment],
+    partition: i32,
+) -> Result<(&str, proto::schema_pb::Partition)> {
+    let assignment = usize::try_from(partition)
+        .ok()
+        .and_then(|p| assignments.get(p))
+        .ok_or(Error::UnknownTopicOrPartition)?;
+    let range = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
+    Ok((&assignment.leader_broker, range))
 }
 
 /// A stable id for a topic generation: the same on every shard and after restarts.
