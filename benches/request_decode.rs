@@ -61,10 +61,13 @@ fn produce_frame() -> Bytes {
 
 fn bench(c: &mut Criterion) {
     let frame = produce_frame();
+    let order = std::rc::Rc::new(glommio::sync::Semaphore::new(1));
     let mut group = c.benchmark_group("request_decode");
     group.throughput(Throughput::Bytes(frame.len() as u64));
     group.bench_function("produce_v9_8x16KiB", |b| {
-        b.iter(|| decode_request(ApiKey::Produce, VERSION, frame.clone()).expect("decode"))
+        b.iter(|| {
+            decode_request(ApiKey::Produce, VERSION, frame.clone(), order.clone()).expect("decode")
+        })
     });
     group.finish();
 }
