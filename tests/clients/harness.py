@@ -74,13 +74,14 @@ def _drain(stream, sink):
 
 
 def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_create_topics=None,
-                   extra_args=(), smq_broker=None) -> Tidegate:
+                   extra_args=(), smq_broker=None, port=0, broker_port_base=0) -> Tidegate:
     """smq_broker: None for the memory backend, else the SeaweedMQ broker to use."""
     binary = tidegate_bin()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"tidegate binary not found at {binary}: run `cargo build --release` "
                     "or set TIDEGATE_BIN", pytrace=False)
-    cmd = [str(binary), "--listen", "127.0.0.1", "--port", "0", "--broker-port-base", "0",
+    cmd = [str(binary), "--listen", "127.0.0.1", "--port", str(port),
+           "--broker-port-base", str(broker_port_base),
            "--shards", str(shards)]
     if smq_broker is None:
         cmd += ["--backend", "memory"]

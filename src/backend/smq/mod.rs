@@ -339,6 +339,11 @@ impl SmqBackend {
         let count = response.messages.len() as i64;
         // Messages carry no offsets: they are consecutive and end just before next_offset.
         let first = (response.next_offset - count).max(offset);
+        if count > 0 && first > offset {
+            // SMQ answered from further on: the records in between cannot be read from it
+            // (see proto/README.md, "Partition unloading"). Kafka clients accept gaps.
+            tracing::warn!(%tp, offset, first, "SeaweedMQ skipped unreadable offsets");
+        }
         let records = response
             .messages
             .into_iter()

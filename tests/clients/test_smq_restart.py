@@ -1,0 +1,100 @@
+"""tidegate restarted in the middle of a produce run on SeaweedMQ: every record the producer
+sent is read back, and every acknowledged (partition, offset) holds the record it was
+acknowledged for, so no offset was used twice."""
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from harness import create_topic, start_tidegate, stop, unique_topic
+
+PARTITIONS = 4
+RECORDS = 20_000
+
+
+def free_port_pair():
+    """A bootstrap port and a broker port that are free now (fixed across the restart)."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    return ports
+
+
+# Upstream, not tidegate: when tidegate's publish streams close, the broker unloads the
+# partitions; on reload it cannot find the first flushed file of a partition (a file whose
+# first offset is 0 gets no offset attributes, weed/mq/broker/broker_write.go:63), so
+# FetchMessage from 0 answers from a later offset. Seen here: offset 1252 returned for a
+# fetch at 0. See proto/README.md, "Partition unloading". strict: an SMQ that fixes it makes
+# this test pass, and the marker must go.
+@pytest.mark.xfail(strict=True, reason="SeaweedMQ loses the first flushed file of a partition on reload")
+def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path):
+    bootstrap_port, broker_port = free_port_pair()
+    def start(n):
+        return start_tidegate(tmp_path / f"tidegate-{n}.log", shards=1, smq_broker=seaweedfs.broker,
+                              port=bootstrap_port, broker_port_base=broker_port)
+
+    tidegate = start(1)
+    topic = unique_topic("restart")
+    create_topic(tidegate.bootstrap, topic, PARTITIONS)
+    acked, failed = {}, []
+    quarter_acked = threading.Event()
+
+    def delivered(error, message):
+        if error is not None:
+            failed.append(error)
+        else:
+            acked[(message.partition(), message.offset())] = message.value()
+            if len(acked) >= RECORDS // 4:
+                quarter_acked.set()
+
+    producer = Producer({"bootstrap.servers": tidegate.bootstrap, "enable.idempotence": True,
+                         "linger.ms": 5})
+
+    def produce_all():
+        for i in range(RECORDS):
+            producer.produce(topic, value=f"record-{i}".encode(), partition=i % PARTITIONS,
+                             on_delivery=delivered)
+            producer.poll(0)
+            if i % 100 == 0:
+                time.sleep(0.02)  # a steady stream for a few seconds, so the restart lands mid-run
+        producer.flush(120)
+
+    writer = threading.Thread(target=produce_all)
+    writer.start()
+    assert quarter_acked.wait(60), "producer made no progress before the restart"
+    os.kill(tidegate.proc.pid, signal.SIGKILL)
+    tidegate.proc.wait()
+    tidegate = start(2)
+    writer.join(180)
+    assert not writer.is_alive(), "producer still running"
+    assert not failed, f"{len(failed)} records failed, first: {failed[0]}"
+
+    consumer = Consumer({"bootstrap.servers": tidegate.bootstrap, "group.id": "restart",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    stored, next_offset = {}, {p: 0 for p in range(PARTITIONS)}
+    deadline = time.monotonic() + 120
+    try:
+        while len(stored) < len(acked) and time.monotonic() < deadline:
+            message = consumer.poll(1)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            assert message.offset() == next_offset[message.partition()], "offsets contiguous"
+            next_offset[message.partition()] += 1
+            stored[(message.partition(), message.offset())] = message.value()
+    finally:
+        consumer.close()
+        stop(tidegate.proc)
+    for position, value in acked.items():
+        assert stored.get(position) == value, f"acknowledged {value!r} at {position}, found {stored.get(position)!r}"
+    values = {v for v in stored.values()}
+    missing = [i for i in range(RECORDS) if f"record-{i}".encode() not in values]
+    assert not missing, f"{len(missing)} records lost, first {missing[:5]}"
