@@ -10,7 +10,7 @@ mod ownership;
 mod runtime;
 
 pub use mesh::{Mesh, MeshError, MeshInbox};
-pub use ownership::ShardMap;
+pub use ownership::{fnv1a, ShardMap};
 pub use runtime::{parse_cpu_list, Runtime, RuntimeConfig, RuntimeError, ShardContext};
 
 /// Index of a shard, `0..nr_shards`.

@@ -1,7 +1,7 @@
 //! DeleteTopics, by name or (v6+) by topic id.
 
-use super::{error_message, str_bytes};
-use crate::error::{Error, Result};
+use super::{error_message, find_topic_by_id, str_bytes};
+use crate::error::Result;
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -51,14 +51,7 @@ pub async fn handle(
 async fn delete(shard: &Shard, name: Option<&str>, id: Uuid) -> Result<(String, Uuid)> {
     let name = match name {
         Some(name) => name.to_string(),
-        None => {
-            let topic = shard
-                .backend
-                .topic_by_id(id)
-                .await?
-                .ok_or(Error::UnknownTopicId)?;
-            topic.name.to_string()
-        }
+        None => find_topic_by_id(shard, id).await?.name.to_string(),
     };
     let deleted = shard.backend.delete_topic(&name).await?;
     tracing::info!(topic = name, "deleted topic");

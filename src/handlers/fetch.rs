@@ -7,6 +7,7 @@
 //! Fetch sessions (KIP-227) are declined by answering session id 0, which makes clients send
 //! full fetch requests; that is always allowed.
 
+use super::{find_topic_by_id, named_by_id};
 use crate::backend::ReadResult;
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
@@ -83,12 +84,8 @@ pub async fn handle(
 async fn resolve(shard: &Shard, request: &FetchRequest) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
-        let meta = match topic.topic.0.is_empty() && !topic.topic_id.is_nil() {
-            true => shard
-                .backend
-                .topic_by_id(topic.topic_id)
-                .await
-                .and_then(|t| t.ok_or(Error::UnknownTopicId)),
+        let meta = match named_by_id(&topic.topic, topic.topic_id) {
+            true => find_topic_by_id(shard, topic.topic_id).await,
             false => shard
                 .backend
                 .topic(&topic.topic)

@@ -1,8 +1,7 @@
 //! Metadata: one broker per shard; each partition led by the shard that owns it.
 
-use super::{find_or_create_topic, str_bytes};
+use super::{find_or_create_topic, find_topic_by_id, str_bytes};
 use crate::backend::TopicMeta;
-use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::TopicPartition;
@@ -11,7 +10,6 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use std::rc::Rc;
-use std::sync::Arc;
 
 pub const VERSIONS: (i16, i16) = (0, 13);
 
@@ -36,7 +34,7 @@ pub async fn handle(
     for wanted in request.topics.iter().flatten() {
         let found = match &wanted.name {
             Some(name) => find_or_create_topic(&shard, name, may_create).await,
-            None => by_id(&shard, wanted.topic_id).await,
+            None => find_topic_by_id(&shard, wanted.topic_id).await,
         };
         topics.push(match found {
             Ok(topic) => describe(&shard, &topic),
@@ -53,14 +51,6 @@ pub async fn handle(
             .with_controller_id(BrokerId(shard.cluster.controller_id()))
             .with_topics(topics),
     )
-}
-
-async fn by_id(shard: &Shard, id: uuid::Uuid) -> Result<Arc<TopicMeta>> {
-    shard
-        .backend
-        .topic_by_id(id)
-        .await?
-        .ok_or(Error::UnknownTopicId)
 }
 
 fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {

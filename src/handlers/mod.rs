@@ -19,6 +19,7 @@ use crate::shard::Shard;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME: usize = 249;
@@ -55,6 +56,20 @@ pub async fn find_or_create_topic(
             .ok_or(Error::UnknownTopicOrPartition),
         Err(error) => Err(error),
     }
+}
+
+/// Newer requests name a topic by id and leave the name empty.
+pub fn named_by_id(name: &str, id: Uuid) -> bool {
+    name.is_empty() && !id.is_nil()
+}
+
+/// A topic named by id.
+pub async fn find_topic_by_id(shard: &Shard, id: Uuid) -> Result<Arc<TopicMeta>> {
+    shard
+        .backend
+        .topic_by_id(id)
+        .await?
+        .ok_or(Error::UnknownTopicId)
 }
 
 /// Kafka's rules for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.

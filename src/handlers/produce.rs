@@ -7,7 +7,7 @@
 //! poll of its scatter has queued every append (locally, or on the FIFO mesh); only the
 //! waiting for acknowledgements overlaps.
 
-use super::{error_message, find_or_create_topic};
+use super::{error_message, find_or_create_topic, find_topic_by_id, named_by_id};
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
 use crate::record_batch::parse_produce_batches;
@@ -33,12 +33,8 @@ pub async fn handle(
     let mut slots: Vec<(TopicPartition, Result<i64>)> = Vec::new();
     let mut appends = Vec::new();
     for topic in &request.topic_data {
-        let meta = match topic.name.0.is_empty() && !topic.topic_id.is_nil() {
-            true => shard
-                .backend
-                .topic_by_id(topic.topic_id)
-                .await
-                .and_then(|t| t.ok_or(Error::UnknownTopicId)),
+        let meta = match named_by_id(&topic.name, topic.topic_id) {
+            true => find_topic_by_id(&shard, topic.topic_id).await,
             false => find_or_create_topic(&shard, &topic.name, true).await,
         };
         for partition in &topic.partition_data {

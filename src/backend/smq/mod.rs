@@ -104,16 +104,7 @@ impl SmqBackend {
             return Ok(Some(topic.clone()));
         }
         let mut client = self.client(&self.bootstrap).await?;
-        let request = LookupTopicBrokersRequest {
-            topic: Some(self.smq_topic(name)),
-        };
-        let response = match client.lookup_topic_brokers(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) if status.message().contains("not found") => return Ok(None),
-            Err(status) => return Err(unavailable(status)),
-        };
-        let mut assignments = response.broker_partition_assignments;
-        assignments.sort_by_key(|a| a.partition.as_ref().map_or(0, |p| p.range_start));
+        let assignments = lookup_assignments(&mut client, self.smq_topic(name)).await?;
         if assignments.is_empty() {
             return Ok(None);
         }
@@ -434,17 +425,7 @@ impl SmqLookup {
                         .await
                         .map_err(|e| Error::Unavailable(e.to_string()))?,
                 };
-                let request = LookupTopicBrokersRequest {
-                    topic: Some(topic.clone()),
-                };
-                let mut found = client
-                    .lookup_topic_brokers(request)
-                    .await
-                    .map_err(unavailable)?
-                    .into_inner()
-                    .broker_partition_assignments;
-                found.sort_by_key(|a| a.partition.as_ref().map_or(0, |p| p.range_start));
-                found
+                lookup_assignments(&mut client, topic.clone()).await?
             }
         };
         let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
@@ -456,6 +437,22 @@ impl SmqLookup {
         };
         Ok((client, topic, partition))
     }
+}
+
+/// A topic's partition assignments sorted by range start (the broker keeps allocation
+/// order, but nothing promises it); empty if the topic does not exist.
+async fn lookup_assignments(
+    client: &mut SmqClient,
+    topic: Topic,
+) -> Result<Vec<BrokerPartitionAssignment>> {
+    let request = LookupTopicBrokersRequest { topic: Some(topic) };
+    let mut assignments = match client.lookup_topic_brokers(request).await {
+        Ok(response) => response.into_inner().broker_partition_assignments,
+        Err(status) if status.message().contains("not found") => Vec::new(),
+        Err(status) => return Err(unavailable(status)),
+    };
+    assignments.sort_by_key(|a| a.partition.as_ref().map_or(0, |p| p.range_start));
+    Ok(assignments)
 }
 
 /// Kafka partition k is the k-th assignment by range start: its leader and full partition.
@@ -473,10 +470,5 @@ fn leader_of(
 
 /// A stable id for a topic generation: the same on every shard and after restarts.
 fn topic_id(name: &str, generation: i64) -> Uuid {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    Uuid::from_u64_pair(hash, generation as u64)
+    Uuid::from_u64_pair(shards::fnv1a(name.as_bytes()), generation as u64)
 }
