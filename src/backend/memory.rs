@@ -10,7 +10,7 @@
 //! Each partition keeps at most `retention_bytes`; older batches are dropped and the log
 //! start offset moves past them, as Kafka's size-based retention does.
 
-use super::{OffsetSpec, ReadResult, TopicMeta};
+use super::{CommittedOffset, GroupOffsets, OffsetSpec, ReadResult, TopicMeta};
 use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
 use crate::TopicPartition;
@@ -58,6 +58,8 @@ pub struct MemoryBackend {
     cached: RefCell<(u64, Arc<Catalog>)>,
     logs: RefCell<HashMap<(Uuid, i32), PartitionLog>>,
     retention_bytes: usize,
+    /// Committed offsets of the groups this shard coordinates.
+    offsets: RefCell<HashMap<String, HashMap<TopicPartition, CommittedOffset>>>,
 }
 
 #[derive(Default)]
@@ -97,6 +99,7 @@ impl MemoryBackend {
             cached: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
             retention_bytes,
+            offsets: RefCell::default(),
         }
     }
 
@@ -309,6 +312,48 @@ fn first_record_at_or_after(batch: &StoredBatch, target: i64) -> (i64, i64) {
                 .map(|r| (r.offset, r.timestamp))
         })
         .unwrap_or((batch.base_offset, batch.max_timestamp))
+}
+
+impl MemoryBackend {
+    pub fn store_offsets(&self, group: &str, offsets: &GroupOffsets) {
+        let mut groups = self.offsets.borrow_mut();
+        let stored = groups.entry_ref(group).or_default();
+        for (tp, committed) in offsets {
+            stored.insert(tp.clone(), committed.clone());
+        }
+    }
+
+    pub fn load_offsets(&self, group: &str) -> GroupOffsets {
+        self.offsets.borrow().get(group).map_or_else(Vec::new, |stored| {
+            stored
+                .iter()
+                .map(|(tp, committed)| (tp.clone(), committed.clone()))
+                .collect()
+        })
+    }
+
+    pub fn delete_offsets(&self, group: &str, partitions: Option<&[TopicPartition]>) {
+        let mut groups = self.offsets.borrow_mut();
+        match partitions {
+            None => {
+                groups.remove(group);
+            }
+            Some(partitions) => {
+                if let Some(stored) = groups.get_mut(group) {
+                    for tp in partitions {
+                        stored.remove(tp);
+                    }
+                    if stored.is_empty() {
+                        groups.remove(group);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn list_offset_groups(&self) -> Vec<String> {
+        self.offsets.borrow().keys().cloned().collect()
+    }
 }
 
 #[cfg(test)]

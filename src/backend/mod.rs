@@ -46,6 +46,20 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// A consumer group's committed position in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    /// -1 when the client did not say.
+    pub leader_epoch: i32,
+    pub metadata: String,
+    /// When it was committed, ms since the epoch.
+    pub committed_at_ms: i64,
+}
+
+/// Committed offsets of one group, as stored.
+pub type GroupOffsets = Vec<(TopicPartition, CommittedOffset)>;
+
 /// The backend this process runs, chosen once at start-up.
 pub enum Backend {
     Memory(memory::MemoryBackend),
@@ -162,6 +176,51 @@ impl Backend {
         match self {
             Backend::Memory(b) => b.list_offset(tp, spec),
             Backend::Smq(b) => b.list_offset(tp, spec).await,
+        }
+    }
+
+    // Committed consumer offsets. Only the group's coordinator shard calls these for a
+    // group, so a backend may keep per-group state without locks.
+
+    /// Stores one commit request's offsets, durably before it returns: a single write.
+    pub async fn store_offsets(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
+        match self {
+            Backend::Memory(b) => {
+                b.store_offsets(group, offsets);
+                Ok(())
+            }
+            Backend::Smq(b) => b.store_offsets(group, offsets).await,
+        }
+    }
+
+    /// Every committed offset of a group (empty when it has none).
+    pub async fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {
+        match self {
+            Backend::Memory(b) => Ok(b.load_offsets(group)),
+            Backend::Smq(b) => b.load_offsets(group).await,
+        }
+    }
+
+    /// Forgets the given partitions' offsets of a group, or all of them with `None`.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<()> {
+        match self {
+            Backend::Memory(b) => {
+                b.delete_offsets(group, partitions);
+                Ok(())
+            }
+            Backend::Smq(b) => b.delete_offsets(group, partitions).await,
+        }
+    }
+
+    /// Every group with stored offsets, on any shard.
+    pub async fn list_offset_groups(&self) -> Result<Vec<String>> {
+        match self {
+            Backend::Memory(b) => Ok(b.list_offset_groups()),
+            Backend::Smq(b) => b.list_offset_groups().await,
         }
     }
 }
