@@ -90,6 +90,21 @@ pub struct Config {
     #[arg(long, default_value_t = 1 << 30)]
     pub memory_retention_bytes: usize,
 
+    /// Consumer groups: how long the first rebalance of an empty group waits for more
+    /// members to join, in milliseconds (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Shortest session timeout a consumer may ask for, in milliseconds
+    /// (Kafka's group.min.session.timeout.ms).
+    #[arg(long, default_value_t = 6000)]
+    pub group_min_session_timeout_ms: u64,
+
+    /// Longest session timeout a consumer may ask for, in milliseconds
+    /// (Kafka's group.max.session.timeout.ms).
+    #[arg(long, default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: u64,
+
     /// Requests one connection may have in progress at once; reading stops beyond it.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
@@ -114,6 +129,11 @@ impl Config {
         }
         if self.fetch_max_bytes < 1 {
             return Err("--fetch-max-bytes must be positive".into());
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(
+                "--group-min-session-timeout-ms is above --group-max-session-timeout-ms".into(),
+            );
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod producer_state;
 pub mod protocol;

@@ -197,6 +197,7 @@ async fn shard_main(
     };
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();
+    glommio::spawn_local(shard.clone().run_group_timers()).detach();
     let bootstrap_loop = glommio::spawn_local(accept_loop(shard.clone(), bootstrap));
     accept_loop(shard, broker).await;
     bootstrap_loop.await;

@@ -10,6 +10,7 @@ use crate::backend::{Backend, OffsetSpec, ReadResult};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::group::Coordinator;
 use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::record_batch::{BatchHeader, RecordBatch};
 use crate::TopicPartition;
@@ -88,6 +89,8 @@ pub struct Shard {
     pub config: Arc<Config>,
     pub cluster: Arc<Cluster>,
     pub backend: Backend,
+    /// The consumer groups this shard coordinates.
+    pub groups: Coordinator,
     shard_map: ShardMap,
     mesh: Mesh<ShardMessage>,
     producers: RefCell<ProducerStates>,
@@ -111,6 +114,7 @@ impl Shard {
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),
+            groups: Coordinator::new(&config),
             config,
             cluster,
             backend,
@@ -132,6 +136,24 @@ impl Shard {
     pub fn owner(&self, tp: &TopicPartition) -> ShardId {
         self.shard_map
             .owner(tp.topic.as_bytes(), tp.partition.max(0) as u32)
+    }
+
+    /// The shard that coordinates a consumer group.
+    pub fn group_owner(&self, group: &str) -> ShardId {
+        self.shard_map.owner(group.as_bytes(), 0)
+    }
+
+    /// Whether this shard coordinates the group; the others answer NOT_COORDINATOR.
+    pub fn coordinates(&self, group: &str) -> bool {
+        self.group_owner(group) == self.id
+    }
+
+    /// Keeps the groups' clocks running: session expiry and rebalance deadlines.
+    pub async fn run_group_timers(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(crate::group::TICK).await;
+            self.groups.tick();
+        }
     }
 
     /// A producer id no other shard or earlier run hands out.

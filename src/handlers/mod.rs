@@ -4,14 +4,25 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
@@ -92,6 +103,20 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Why this shard cannot serve a request for `group`: an invalid id, or another shard
+/// coordinates it (the client then asks FindCoordinator again).
+pub fn group_error(shard: &Shard, group: &str) -> Option<kafka_protocol::ResponseError> {
+    if !crate::group::valid_group_id(group) {
+        return Some(kafka_protocol::ResponseError::InvalidGroupId);
+    }
+    (!shard.coordinates(group)).then_some(kafka_protocol::ResponseError::NotCoordinator)
+}
+
+/// A Kafka error code, 0 for none.
+pub fn code(error: Option<kafka_protocol::ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
 }
 
 pub fn str_bytes(text: impl Into<String>) -> StrBytes {

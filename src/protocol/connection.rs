@@ -99,15 +99,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 /// Serves one client until it leaves or sends something that ends the conversation.
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.split();
     let mut frames = FrameReader::new(reader, shard.config.max_request_size);
     // The queue length bounds the requests in progress: reading pauses when it is full.
     let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
-    let produce_order = Rc::new(glommio::sync::Semaphore::new(1));
+    let connection = Rc::new(dispatch::Connection::new(peer_addr));
 
     let write_loop = glommio::spawn_local(async move {
         while let Some(response) = responses.next().await {
@@ -136,7 +135,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
-        match dispatch::route(&shard, frame, &produce_order) {
+        match dispatch::route(&shard, frame, &connection) {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
                     break;

@@ -14,15 +14,39 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
+/// What a connection's requests share.
+pub struct Connection {
+    /// Held by a Produce until its appends are queued, so a client's pipelined produce
+    /// requests reach each partition in the order they were sent.
+    pub produce_order: Semaphore,
+    /// As Kafka shows it in DescribeGroups: "/" and the peer's IP address.
+    pub client_host: String,
+}
+
+impl Connection {
+    pub fn new(peer: Option<std::net::SocketAddr>) -> Self {
+        Self {
+            produce_order: Semaphore::new(1),
+            client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("client_host", &self.client_host)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a handler is given besides its request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub header: RequestHeader,
     pub api_key: ApiKey,
     pub version: i16,
-    /// Per connection: held by a Produce until its appends are queued, so a client's
-    /// pipelined produce requests reach each partition in the order they were sent.
-    pub produce_order: Rc<Semaphore>,
+    pub connection: Rc<Connection>,
 }
 
 /// A handler's answer; `None` sends nothing back (Produce with acks=0).
@@ -74,6 +98,17 @@ pub static APIS: &[Api] = &[
     api!(describe_configs, DescribeConfigs),
     api!(create_partitions, CreatePartitions),
     api!(describe_cluster, DescribeCluster),
+    api!(find_coordinator, FindCoordinator),
+    api!(join_group, JoinGroup),
+    api!(sync_group, SyncGroup),
+    api!(heartbeat, Heartbeat),
+    api!(leave_group, LeaveGroup),
+    api!(offset_commit, OffsetCommit),
+    api!(offset_fetch, OffsetFetch),
+    api!(describe_groups, DescribeGroups),
+    api!(list_groups, ListGroups),
+    api!(delete_groups, DeleteGroups),
+    api!(offset_delete, OffsetDelete),
 ];
 
 pub fn find_api(key: i16) -> Option<&'static Api> {
@@ -85,7 +120,7 @@ pub fn find_api(key: i16) -> Option<&'static Api> {
 pub fn route(
     shard: &Rc<Shard>,
     frame: Bytes,
-    produce_order: &Rc<Semaphore>,
+    connection: &Rc<Connection>,
 ) -> Result<Routed, String> {
     if frame.len() < 8 {
         return Err(format!("request of {} bytes has no header", frame.len()));
@@ -103,7 +138,7 @@ pub fn route(
         }
         return Err(format!("{:?} v{version} is not supported", api.key));
     }
-    let (context, request) = decode_request(api.key, version, frame, produce_order.clone())?;
+    let (context, request) = decode_request(api.key, version, frame, connection.clone())?;
     let reply = (api.handle)(shard.clone(), context, request);
     let api_key = api.key;
     Ok(glommio::spawn_local(async move {
@@ -121,7 +156,7 @@ pub fn decode_request(
     api_key: ApiKey,
     version: i16,
     mut frame: Bytes,
-    produce_order: Rc<Semaphore>,
+    connection: Rc<Connection>,
 ) -> Result<(RequestContext, RequestKind), String> {
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(|e| format!("bad {api_key:?} v{version} header: {e}"))?;
@@ -131,7 +166,7 @@ pub fn decode_request(
         header,
         api_key,
         version,
-        produce_order,
+        connection,
     };
     Ok((context, request))
 }

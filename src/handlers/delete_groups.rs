@@ -1,0 +1,53 @@
+//! DeleteGroups: groups without members go, with their committed offsets.
+
+use super::group_error;
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: DeleteGroupsRequest,
+) -> Reply<DeleteGroupsResponse> {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in &request.groups_names {
+        let error = delete(&shard, group_id).await.err();
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id.clone())
+                .with_error_code(error.map_or(0, |e| e.code())),
+        );
+    }
+    Some(DeleteGroupsResponse::default().with_results(results))
+}
+
+async fn delete(shard: &Shard, group: &str) -> Result<(), ResponseError> {
+    if let Some(error) = group_error(shard, group) {
+        return Err(error);
+    }
+    if shard.groups.with_group(group, |_| ()).is_some() {
+        return Err(ResponseError::NonEmptyGroup);
+    }
+    let unavailable = |error: crate::error::Error| {
+        tracing::warn!(group, %error, "could not delete committed offsets");
+        ResponseError::CoordinatorNotAvailable
+    };
+    let offsets = shard.groups.offsets.fetch(&shard.backend, group).await;
+    if offsets.map_err(unavailable)?.is_empty() {
+        return Err(ResponseError::GroupIdNotFound);
+    }
+    let deleted = shard
+        .groups
+        .offsets
+        .delete(&shard.backend, group, None)
+        .await;
+    deleted.map_err(unavailable)?;
+    tracing::info!(group, "group deleted");
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! JoinGroup: a consumer (re)joins its group and waits until the rebalance completes.
+
+use super::{code, group_error, str_bytes};
+use crate::group::state::{JoinRequest, JoinResult, Pending};
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub const VERSIONS: (i16, i16) = (0, 9);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    context: RequestContext,
+    request: JoinGroupRequest,
+) -> Reply<JoinGroupResponse> {
+    let group_id = request.group_id.to_string();
+    if let Some(error) = group_error(&shard, &group_id) {
+        return Some(response(JoinResult::failed(error, &request.member_id)));
+    }
+    let join = JoinRequest {
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        client_id: context
+            .header
+            .client_id
+            .as_ref()
+            .map_or_else(String::new, |c| c.to_string()),
+        client_host: context.connection.client_host.clone(),
+        session_timeout: millis(request.session_timeout_ms),
+        // v0 has no rebalance timeout: the session timeout serves for both.
+        rebalance_timeout: match context.version {
+            0 => millis(request.session_timeout_ms),
+            _ => millis(request.rebalance_timeout_ms),
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: context.version >= 4,
+    };
+    let member_id = join.member_id.clone();
+    let joined = shard
+        .groups
+        .with_group_or_new(&group_id, |g| g.join(join, Instant::now()));
+    let result = match joined {
+        Pending::Ready(result) => result,
+        Pending::Wait(receiver) => receiver
+            .await
+            .unwrap_or_else(|_| JoinResult::failed(ResponseError::UnknownMemberId, &member_id)),
+    };
+    Some(response(result))
+}
+
+fn millis(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn response(result: JoinResult) -> JoinGroupResponse {
+    let members = result
+        .members
+        .into_iter()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(m.member_id))
+                .with_group_instance_id(m.instance_id.map(str_bytes))
+                .with_metadata(m.metadata)
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(code(result.error))
+        .with_generation_id(result.generation)
+        .with_protocol_type(result.protocol_type.map(str_bytes))
+        .with_protocol_name(result.protocol_name.map(str_bytes))
+        .with_leader(str_bytes(result.leader))
+        .with_skip_assignment(result.skip_assignment)
+        .with_member_id(str_bytes(result.member_id))
+        .with_members(members)
+}

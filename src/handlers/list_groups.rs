@@ -1,0 +1,65 @@
+//! ListGroups: the groups this shard (broker) coordinates — those with members and those
+//! that only have committed offsets — filtered by state (v4+) and type (v5+).
+
+use super::str_bytes;
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 5);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: ListGroupsRequest,
+) -> Reply<ListGroupsResponse> {
+    // name → (protocol type, state)
+    let mut groups: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    let stored = match shard.backend.list_offset_groups().await {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::warn!(%error, "could not list groups with committed offsets");
+            let code = ResponseError::CoordinatorNotAvailable.code();
+            return Some(ListGroupsResponse::default().with_error_code(code));
+        }
+    };
+    for name in stored.into_iter().filter(|g| shard.coordinates(g)) {
+        groups.insert(name, (String::new(), "Empty"));
+    }
+    for name in shard.groups.group_ids() {
+        let described = shard.groups.with_group(&name, |g| {
+            (g.protocol_type.clone().unwrap_or_default(), g.state.name())
+        });
+        if let Some(described) = described {
+            groups.insert(name, described);
+        }
+    }
+    let wanted_state = |state: &str| {
+        request.states_filter.is_empty()
+            || request
+                .states_filter
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(state))
+    };
+    let wanted_type = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"));
+    let listed = groups
+        .into_iter()
+        .filter(|(_, (_, state))| wanted_type && wanted_state(state))
+        .map(|(name, (protocol_type, state))| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(name)))
+                .with_protocol_type(str_bytes(protocol_type))
+                .with_group_state(str_bytes(state))
+                .with_group_type(str_bytes("classic"))
+        })
+        .collect();
+    Some(ListGroupsResponse::default().with_groups(listed))
+}

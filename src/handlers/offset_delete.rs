@@ -1,0 +1,81 @@
+//! OffsetDelete: forgets a group's committed offsets for some partitions, unless the
+//! group's members still subscribe to the topic.
+
+use super::group_error;
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use crate::TopicPartition;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::ResponseError;
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (0, 0);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: OffsetDeleteRequest,
+) -> Reply<OffsetDeleteResponse> {
+    let group = request.group_id.as_str();
+    let failed =
+        |error: ResponseError| Some(OffsetDeleteResponse::default().with_error_code(error.code()));
+    if let Some(error) = group_error(&shard, group) {
+        return failed(error);
+    }
+    let subscribed = shard
+        .groups
+        .with_group(group, |g| g.subscribed_topics())
+        .unwrap_or_default();
+    let committed = match shard.groups.offsets.fetch(&shard.backend, group).await {
+        Ok(committed) => committed,
+        Err(_) => return failed(ResponseError::CoordinatorNotAvailable),
+    };
+    let live = shard.groups.with_group(group, |_| ()).is_some();
+    if committed.is_empty() && !live {
+        return failed(ResponseError::GroupIdNotFound);
+    }
+
+    let mut deletable = Vec::new();
+    let topics: Vec<OffsetDeleteResponseTopic> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let in_use = subscribed.iter().any(|s| s.as_str() == topic.name.as_str());
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = match in_use {
+                        true => ResponseError::GroupSubscribedToTopic.code(),
+                        false => {
+                            deletable
+                                .push(TopicPartition::new(topic.name.as_str(), p.partition_index));
+                            0
+                        }
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    if !deletable.is_empty() {
+        let deleted = shard
+            .groups
+            .offsets
+            .delete(&shard.backend, group, Some(&deletable))
+            .await;
+        if let Err(error) = deleted {
+            tracing::warn!(group, %error, "could not delete committed offsets");
+            return failed(ResponseError::CoordinatorNotAvailable);
+        }
+    }
+    Some(OffsetDeleteResponse::default().with_topics(topics))
+}
