@@ -6,6 +6,7 @@
 //! the last high-water mark seen per partition for long-polls. See `proto/README.md` for
 //! the broker behaviour this relies on.
 
+pub mod cache;
 pub mod channel;
 pub mod codec;
 pub mod proto;
@@ -23,6 +24,7 @@ use proto::messaging_pb::{
     GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
 };
 use proto::schema_pb::Topic;
+use cache::{BatchCache, TimestampIndex};
 use publisher::{Publisher, Target};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -37,6 +39,10 @@ const PLAIN_MARGIN_NS: i64 = 1_000_000_000;
 
 /// Most messages one FetchMessage may return (the broker's own cap).
 const MAX_FETCH_MESSAGES: i32 = 10_000;
+/// Bytes of recent batches each shard keeps for consumers that follow producers closely.
+const BATCH_CACHE_BYTES: usize = 64 << 20;
+/// Offset → timestamp points each shard keeps for ListOffsets by time.
+const TIMESTAMP_POINTS: usize = 100_000;
 
 /// A topic with where its partitions live, sorted by range start.
 struct SmqTopic {
@@ -53,6 +59,8 @@ pub struct SmqBackend {
     topics: RefCell<HashMap<Arc<str>, Rc<SmqTopic>>>,
     publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
+    batch_cache: RefCell<BatchCache>,
+    timestamps: RefCell<TimestampIndex>,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -75,6 +83,8 @@ impl SmqBackend {
             topics: RefCell::default(),
             publishers: RefCell::default(),
             high_watermarks: RefCell::default(),
+            batch_cache: RefCell::new(BatchCache::new(BATCH_CACHE_BYTES)),
+            timestamps: RefCell::new(TimestampIndex::new(TIMESTAMP_POINTS)),
         }
     }
 
@@ -228,14 +238,25 @@ impl SmqBackend {
             .collect();
         publisher.last_ts_ns.set(last_ts_ns);
         let acked = publisher.publish(messages);
-        let base_offset = acked
+        let acked = acked
             .await
             .map_err(|_| Error::Unavailable("publish stream dropped".into()))??;
-        let next = base_offset + records.len() as i64;
+        let next = acked.last + 1;
         let mut high_watermarks = self.high_watermarks.borrow_mut();
         let known = high_watermarks.entry(tp.clone()).or_insert(next);
         *known = (*known).max(next);
-        Ok(base_offset)
+        if acked.last - acked.first + 1 == records.len() as i64 {
+            // Stored contiguously (nobody else wrote in between): the batches as the
+            // producer sent them are what a consumer reading these offsets must get.
+            let mut cache = self.batch_cache.borrow_mut();
+            let mut base = acked.first;
+            for batch in batches {
+                let last = base + i64::from(batch.header.last_offset_delta);
+                cache.insert(tp, base, last, batch.rebased(base));
+                base = last + 1;
+            }
+        }
+        Ok(acked.first)
     }
 
     /// The partition's publisher, opened (in the background) if it has none or it broke.
@@ -279,10 +300,23 @@ impl SmqBackend {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        if let Some((batches, next)) = self.batch_cache.borrow().read(tp, offset, max_bytes) {
+            let high_watermark = self.high_watermark(tp).unwrap_or(next).max(next);
+            return Ok(ReadResult {
+                batches,
+                high_watermark,
+                log_start_offset: 0,
+            });
+        }
         let (records, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
-        let batches = match records.is_empty() {
-            true => Vec::new(),
-            false => vec![encode_records(&records)],
+        let batches = match records.first().zip(records.last()) {
+            None => Vec::new(),
+            Some((first, last)) => {
+                let batch = encode_records(&records);
+                let mut cache = self.batch_cache.borrow_mut();
+                cache.insert(tp, first.offset, last.offset, batch.clone());
+                vec![batch]
+            }
         };
         Ok(ReadResult {
             batches,
@@ -373,8 +407,16 @@ impl SmqBackend {
     }
 
     async fn timestamp_at(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
+        if let Some(timestamp) = self.timestamps.borrow_mut().get(tp, offset) {
+            return Ok(timestamp);
+        }
         let (records, _) = self.fetch_records(tp, offset, 1).await?;
-        Ok(records.first().map_or(-1, |r| r.timestamp))
+        let found = records.first().filter(|r| r.offset == offset);
+        let timestamp = found.map_or(-1, |r| r.timestamp);
+        if found.is_some() {
+            self.timestamps.borrow_mut().insert(tp, offset, timestamp);
+        }
+        Ok(timestamp)
     }
 
     /// Binary search for the first offset whose timestamp is at least `target`, assuming

@@ -37,7 +37,14 @@ struct State {
 struct Waiting {
     remaining: usize,
     base_offset: Option<i64>,
-    done: oneshot::Sender<Result<i64>>,
+    done: oneshot::Sender<Result<Acked>>,
+}
+
+/// The offsets the broker gave a published request's first and last message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    pub first: i64,
+    pub last: i64,
 }
 
 impl Publisher {
@@ -68,8 +75,8 @@ impl Publisher {
         self.state.borrow().failed.is_none()
     }
 
-    /// Queues `messages`; the answer is the offset given to the first.
-    pub fn publish(&self, messages: Vec<SmqMessage>) -> oneshot::Receiver<Result<i64>> {
+    /// Queues `messages`; the answer is the offsets given to the first and the last.
+    pub fn publish(&self, messages: Vec<SmqMessage>) -> oneshot::Receiver<Result<Acked>> {
         let (done, answer) = oneshot::channel();
         let mut state = self.state.borrow_mut();
         if let Some(reason) = &state.failed {
@@ -151,7 +158,11 @@ fn acknowledge(state: &RefCell<State>, offset: i64) {
     front.remaining = front.remaining.saturating_sub(1);
     if front.remaining == 0 {
         if let Some(done) = state.waiting.pop_front() {
-            let _ = done.done.send(Ok(done.base_offset.unwrap_or(offset)));
+            let first = done.base_offset.unwrap_or(offset);
+            let _ = done.done.send(Ok(Acked {
+                first,
+                last: offset,
+            }));
         }
     }
 }

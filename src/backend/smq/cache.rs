@@ -1,0 +1,193 @@
+//! Per-shard caches in front of the broker, for the partitions the shard owns.
+//!
+//! - [`BatchCache`]: Kafka batches recently appended (as the producer sent them, re-based)
+//!   or fetched (as encoded here), by offset. A consumer that follows its producers closely
+//!   is answered from it: no FetchMessage round trip and no re-encoding. Bounded in bytes;
+//!   the oldest batches go first, which is what a tailing consumer wants.
+//! - [`TimestampIndex`]: offset → timestamp points learned by ListOffsets' binary search,
+//!   so repeated lookups by time cost no broker calls. Bounded in entries.
+
+use crate::TopicPartition;
+use bytes::Bytes;
+use hashbrown::HashMap;
+use std::collections::{BTreeMap, VecDeque};
+
+struct CachedBatch {
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+pub struct BatchCache {
+    partitions: HashMap<TopicPartition, BTreeMap<i64, CachedBatch>>,
+    /// Insertion order, for eviction.
+    order: VecDeque<(TopicPartition, i64)>,
+    bytes: usize,
+    capacity: usize,
+}
+
+impl BatchCache {
+    pub fn new(capacity_bytes: usize) -> Self {
+        Self {
+            partitions: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            capacity: capacity_bytes,
+        }
+    }
+
+    /// Remembers the batch holding offsets `base..=last`, unless part of that range is
+    /// cached already (the two copies would have to agree; keeping one is simpler).
+    pub fn insert(&mut self, tp: &TopicPartition, base: i64, last: i64, bytes: Bytes) {
+        if bytes.len() > self.capacity || last < base {
+            return;
+        }
+        let batches = self.partitions.entry(tp.clone()).or_default();
+        let overlaps_before = batches
+            .range(..=base)
+            .next_back()
+            .is_some_and(|(_, b)| b.last_offset >= base);
+        if overlaps_before || batches.range(base..=last).next().is_some() {
+            return;
+        }
+        self.bytes += bytes.len();
+        batches.insert(
+            base,
+            CachedBatch {
+                last_offset: last,
+                bytes,
+            },
+        );
+        self.order.push_back((tp.clone(), base));
+        while self.bytes > self.capacity {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some((tp, base)) = self.order.pop_front() else {
+            return;
+        };
+        if let Some(batches) = self.partitions.get_mut(&tp) {
+            if let Some(evicted) = batches.remove(&base) {
+                self.bytes -= evicted.bytes.len();
+            }
+            if batches.is_empty() {
+                self.partitions.remove(&tp);
+            }
+        }
+    }
+
+    /// Consecutive cached batches from the one holding `offset`, up to about `max_bytes`
+    /// (always the first), with the offset after the last; `None` if `offset` is not
+    /// cached.
+    pub fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Option<(Vec<Bytes>, i64)> {
+        let batches = self.partitions.get(tp)?;
+        let (_, first) = batches
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, b)| b.last_offset >= offset)?;
+        let mut size = first.bytes.len();
+        let mut next = first.last_offset + 1;
+        let mut found = vec![first.bytes.clone()];
+        while let Some(batch) = batches.get(&next) {
+            if size + batch.bytes.len() > max_bytes {
+                break;
+            }
+            size += batch.bytes.len();
+            next = batch.last_offset + 1;
+            found.push(batch.bytes.clone());
+        }
+        Some((found, next))
+    }
+}
+
+pub struct TimestampIndex {
+    points: HashMap<(TopicPartition, i64), (i64, u64)>,
+    clock: u64,
+    capacity: usize,
+}
+
+impl TimestampIndex {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            points: HashMap::new(),
+            clock: 0,
+            capacity: capacity.max(2),
+        }
+    }
+
+    pub fn get(&mut self, tp: &TopicPartition, offset: i64) -> Option<i64> {
+        self.clock += 1;
+        let clock = self.clock;
+        let point = self.points.get_mut(&(tp.clone(), offset))?;
+        point.1 = clock;
+        Some(point.0)
+    }
+
+    pub fn insert(&mut self, tp: &TopicPartition, offset: i64, timestamp: i64) {
+        self.clock += 1;
+        if self.points.len() >= self.capacity {
+            // Drop the least recently used half in one sweep: amortised O(1) per insert.
+            let mut ages: Vec<u64> = self.points.values().map(|p| p.1).collect();
+            let middle = ages.len() / 2;
+            let (_, cutoff, _) = ages.select_nth_unstable(middle);
+            let cutoff = *cutoff;
+            self.points.retain(|_, p| p.1 > cutoff);
+        }
+        self.points
+            .insert((tp.clone(), offset), (timestamp, self.clock));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    #[test]
+    fn reads_follow_consecutive_batches_within_the_byte_budget() {
+        let mut cache = BatchCache::new(1 << 20);
+        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]));
+        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]));
+        cache.insert(&tp(), 30, 39, Bytes::from(vec![3; 100]));
+        let (batches, next) = cache.read(&tp(), 5, 1000).expect("cached");
+        assert_eq!((batches.len(), next), (2, 20), "stops at the gap");
+        let (batches, next) = cache.read(&tp(), 5, 150).expect("cached");
+        assert_eq!((batches.len(), next), (1, 10), "at least one, then the budget");
+        assert!(cache.read(&tp(), 20, 1000).is_none());
+        assert!(cache.read(&TopicPartition::new("t", 1), 0, 1000).is_none());
+    }
+
+    #[test]
+    fn overlapping_batches_are_not_cached_twice_and_the_oldest_go_first() {
+        let mut cache = BatchCache::new(250);
+        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]));
+        cache.insert(&tp(), 5, 14, Bytes::from(vec![9; 100]));
+        assert_eq!(cache.read(&tp(), 12, 1000), None);
+        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]));
+        cache.insert(&tp(), 20, 29, Bytes::from(vec![2; 100]));
+        assert!(cache.read(&tp(), 0, 1000).is_none(), "evicted");
+        assert_eq!(cache.read(&tp(), 10, 1000).map(|r| r.1), Some(30));
+    }
+
+    #[test]
+    fn the_timestamp_index_keeps_recently_used_points() {
+        let mut index = TimestampIndex::new(4);
+        for offset in 0..4 {
+            index.insert(&tp(), offset, 1000 + offset);
+        }
+        assert_eq!(index.get(&tp(), 0), Some(1000));
+        index.insert(&tp(), 4, 1004);
+        assert_eq!(index.get(&tp(), 0), Some(1000), "recently used");
+        assert_eq!(index.get(&tp(), 4), Some(1004));
+        assert_eq!(index.get(&tp(), 1), None, "least recently used");
+    }
+}
