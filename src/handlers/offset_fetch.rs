@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -103,58 +103,51 @@ fn select(
     topics
 }
 
-fn group_response(
-    group_id: kafka_protocol::messages::GroupId,
-    answer: GroupAnswer,
-) -> OffsetFetchResponseGroup {
-    let response = OffsetFetchResponseGroup::default().with_group_id(group_id);
-    let topics = match answer {
-        Err(error) => return response.with_error_code(error.code()),
-        Ok(topics) => topics,
+/// The committed positions in either response layout (v8+ per group, earlier per request):
+/// the same fields in types of their own.
+macro_rules! topics_of {
+    ($topics:expr, $topic:ident, $partition:ident) => {
+        $topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(index, (offset, epoch, metadata))| {
+                        $partition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str_bytes(metadata)))
+                    })
+                    .collect();
+                $topic::default()
+                    .with_name(TopicName(str_bytes(name)))
+                    .with_partitions(partitions)
+            })
+            .collect()
     };
-    let topics = topics
-        .into_iter()
-        .map(|(name, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(index, (offset, epoch, metadata))| {
-                    OffsetFetchResponsePartitions::default()
-                        .with_partition_index(index)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_metadata(Some(str_bytes(metadata)))
-                })
-                .collect();
-            OffsetFetchResponseTopics::default()
-                .with_name(TopicName(str_bytes(name)))
-                .with_partitions(partitions)
-        })
-        .collect();
-    response.with_topics(topics)
+}
+
+fn group_response(group_id: GroupId, answer: GroupAnswer) -> OffsetFetchResponseGroup {
+    let response = OffsetFetchResponseGroup::default().with_group_id(group_id);
+    match answer {
+        Err(error) => response.with_error_code(error.code()),
+        Ok(topics) => response.with_topics(topics_of!(
+            topics,
+            OffsetFetchResponseTopics,
+            OffsetFetchResponsePartitions
+        )),
+    }
 }
 
 fn single_group_response(answer: GroupAnswer) -> OffsetFetchResponse {
-    let topics = match answer {
-        Err(error) => return OffsetFetchResponse::default().with_error_code(error.code()),
-        Ok(topics) => topics,
-    };
-    let topics = topics
-        .into_iter()
-        .map(|(name, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(index, (offset, epoch, metadata))| {
-                    OffsetFetchResponsePartition::default()
-                        .with_partition_index(index)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_metadata(Some(str_bytes(metadata)))
-                })
-                .collect();
-            OffsetFetchResponseTopic::default()
-                .with_name(TopicName(str_bytes(name)))
-                .with_partitions(partitions)
-        })
-        .collect();
-    OffsetFetchResponse::default().with_topics(topics)
+    let response = OffsetFetchResponse::default();
+    match answer {
+        Err(error) => response.with_error_code(error.code()),
+        Ok(topics) => response.with_topics(topics_of!(
+            topics,
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition
+        )),
+    }
 }
