@@ -50,6 +50,7 @@ classpath="tests/java/target/classes:tests/java/target/dependency/*"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do timeout 15 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true; done
     scripts/seaweedfs stop "$out/seaweedfs" >&2 || true
 }
 trap cleanup EXIT
@@ -58,20 +59,27 @@ scripts/seaweedfs start "$out/seaweedfs" >&2
 # shellcheck disable=SC1091
 source "$out/seaweedfs/ports.env"
 
-# start_and_wait NAME PREFIX CMD...: runs CMD, waits for a stdout line starting with PREFIX,
-# prints the rest of that line.
+# start_and_wait NAME PREFIX CMD...: runs CMD in the background (its pid goes to pids, for
+# cleanup), waits up to 30 s for a first stdout line starting with PREFIX, and leaves the rest
+# of that line in $ready_line. Not to be called in $(...): the pid would be lost with the subshell.
 start_and_wait() {
-    local name=$1 prefix=$2 line=''
+    local name=$1 prefix=$2 line='' pid i
     shift 2
-    coproc SERVER { NO_COLOR=1 exec "$@" 2>"$out/$name.log"; }
-    pids+=("$SERVER_PID")
-    read -r -t 30 -u "${SERVER[0]}" line || true
+    NO_COLOR=1 "$@" >"$out/$name.stdout" 2>"$out/$name.log" </dev/null &
+    pid=$!
+    pids+=("$pid")
+    for ((i = 0; i < 300; i++)); do
+        line=$(head -n 1 "$out/$name.stdout")
+        [[ $line == "$prefix"* ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
     if [[ $line != "$prefix"* ]]; then
         echo "$name did not start (stdout: '$line'); log:" >&2
         tail -n 30 "$out/$name.log" >&2
         exit 1
     fi
-    echo "${line#"$prefix"}"
+    ready_line=${line#"$prefix"}
 }
 
 # tidegate finds broker and filer (committed offsets) through the master when it can.
@@ -83,11 +91,11 @@ fi
 tidegate_cmd=(target/release/tidegate --listen 127.0.0.1 --port 0 --broker-port-base 0
               --shards "$SHARDS" --backend smq "${smq_args[@]}"
               --group-initial-rebalance-delay-ms "$REBALANCE_DELAY_MS")
-ready=$(start_and_wait tidegate "tidegate ready bootstrap=" "${tidegate_cmd[@]}")
-tidegate_bootstrap=${ready%% *}
+start_and_wait tidegate "tidegate ready bootstrap=" "${tidegate_cmd[@]}"
+tidegate_bootstrap=${ready_line%% *}
 go_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 go_cmd=(.cache/bin/go-gateway -listen "127.0.0.1:$go_port" -master "$MASTER" -defaultPartitions "$PARTITIONS")
-start_and_wait go-gateway "go-gateway ready listen=" "${go_cmd[@]}" >/dev/null
+start_and_wait go-gateway "go-gateway ready listen=" "${go_cmd[@]}"
 go_bootstrap=127.0.0.1:$go_port
 
 topic=cg-perf-$(date +%s)
