@@ -1,5 +1,6 @@
-//! Compiles our subset of SeaweedMQ's gRPC protocol (proto/) into a client. protoc comes
-//! from the protoc-bin-vendored crate, so no system protobuf compiler is needed.
+//! Compiles our subsets of SeaweedFS's gRPC protocols (proto/: MQ broker, filer, master)
+//! into clients. protoc comes from the protoc-bin-vendored crate, so no system protobuf
+//! compiler is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -9,6 +10,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_transport(false)
         // Record keys and values stay `Bytes`: no copy between the wire and Kafka batches.
         .bytes(".")
-        .compile_protos(&["proto/mq_broker.proto"], &["proto"])?;
+        .compile_protos(
+            &[
+                "proto/mq_broker.proto",
+                "proto/filer.proto",
+                "proto/master.proto",
+            ],
+            &["proto"],
+        )?;
     Ok(())
 }

@@ -1,11 +1,12 @@
-//! gRPC to SeaweedMQ on the shard's own executor.
+//! gRPC to SeaweedFS (MQ broker, filer, master) on the shard's own executor.
 //!
 //! tonic's `Channel` needs `Send` I/O and a Tokio runtime; neither exists on a glommio
 //! shard. The generated client accepts any tower `Service` though, so this drives a hyper
 //! HTTP/2 connection directly: glommio's `TcpStream` behind hyper's I/O traits, hyper's
 //! background tasks spawned on the local executor, and `SendRequest` as the service.
+//! One [`GrpcChannel`] serves any of the generated clients.
 
-use super::proto::SeaweedMessagingClient;
+use super::proto::{SeaweedClient, SeaweedFilerClient, SeaweedMessagingClient};
 use futures::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hyper::client::conn::http2;
@@ -23,31 +24,68 @@ const CONNECTION_WINDOW: u32 = 32 << 20;
 
 /// A gRPC client bound to one broker, usable only on the shard that made it.
 pub type SmqClient = SeaweedMessagingClient<Http2Channel>;
+/// A gRPC client bound to one filer.
+pub type FilerClient = SeaweedFilerClient<Http2Channel>;
+/// A gRPC client bound to one master.
+pub type MasterClient = SeaweedClient<Http2Channel>;
 
-/// Opens an HTTP/2 connection to `address` ("host:port") and returns a client over it.
+/// Opens an HTTP/2 connection to the broker at `address` ("host:port") and returns a
+/// client over it.
 pub async fn connect(address: &str) -> io::Result<SmqClient> {
-    let stream = TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = http2::Builder::new(LocalExecutor)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .handshake(GlommioIo::new(stream))
-        .await
-        .map_err(io::Error::other)?;
-    let peer = address.to_string();
-    glommio::spawn_local(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(broker = peer, %error, "SeaweedMQ connection ended");
-        }
-    })
-    .detach();
-    let origin = format!("http://{address}")
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{address}: {e}")))?;
-    Ok(SeaweedMessagingClient::with_origin(
-        Http2Channel { sender },
-        origin,
-    ))
+    Ok(GrpcChannel::connect(address).await?.broker())
+}
+
+/// One HTTP/2 connection to a gRPC server, from which clients of any service are made
+/// (cheaply: a client is the channel and the origin).
+#[derive(Clone)]
+pub struct GrpcChannel {
+    channel: Http2Channel,
+    origin: http::Uri,
+}
+
+impl GrpcChannel {
+    /// Opens an HTTP/2 connection to `address` ("host:port").
+    pub async fn connect(address: &str) -> io::Result<Self> {
+        let origin = format!("http://{address}")
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{address}: {e}")))?;
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http2::Builder::new(LocalExecutor)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .handshake(GlommioIo::new(stream))
+            .await
+            .map_err(io::Error::other)?;
+        let peer = address.to_string();
+        glommio::spawn_local(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(peer, %error, "SeaweedFS gRPC connection ended");
+            }
+        })
+        .detach();
+        Ok(Self {
+            channel: Http2Channel { sender },
+            origin,
+        })
+    }
+
+    /// The connection is gone (peer closed it, or it failed): connect again.
+    pub fn is_closed(&self) -> bool {
+        self.channel.sender.is_closed()
+    }
+
+    pub fn broker(&self) -> SmqClient {
+        SeaweedMessagingClient::with_origin(self.channel.clone(), self.origin.clone())
+    }
+
+    pub fn filer(&self) -> FilerClient {
+        SeaweedFilerClient::with_origin(self.channel.clone(), self.origin.clone())
+    }
+
+    pub fn master(&self) -> MasterClient {
+        SeaweedClient::with_origin(self.channel.clone(), self.origin.clone())
+    }
 }
 
 /// The tower service tonic's generated client calls: one HTTP/2 connection.
