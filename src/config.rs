@@ -3,12 +3,15 @@
 use clap::{Parser, ValueEnum};
 use std::net::IpAddr;
 
+/// Where `weed server` runs its master by default.
+pub const DEFAULT_SMQ_MASTER: &str = "127.0.0.1:9333";
+
 /// Where records are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// In this process's memory: no SeaweedFS needed; lost on exit.
     Memory,
-    /// In SeaweedMQ, through the broker named by --smq-broker.
+    /// In SeaweedMQ: brokers and filer from --smq-master, or --smq-broker and --smq-filer.
     Smq,
 }
 
@@ -54,10 +57,23 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
     pub backend: BackendKind,
 
+    /// SeaweedFS master to discover the MQ broker and the filer from: HOST:PORT (its HTTP
+    /// port; gRPC is PORT + 10000) or HOST:PORT.GRPC_PORT, several separated by commas.
+    /// Default: 127.0.0.1:9333 when none of --smq-master, --smq-broker, --smq-filer is
+    /// given.
+    #[arg(long)]
+    pub smq_master: Option<String>,
+
     /// SeaweedMQ broker (gRPC host:port) for topic administration; partition data goes to
-    /// each partition's leader broker, as the broker reports it.
-    #[arg(long, default_value = "127.0.0.1:17777")]
-    pub smq_broker: String,
+    /// each partition's leader broker, as the broker reports it. Default: the first broker
+    /// the master lists.
+    #[arg(long)]
+    pub smq_broker: Option<String>,
+
+    /// SeaweedFS filer (gRPC host:port, e.g. 127.0.0.1:18888) that keeps committed
+    /// consumer-group offsets. Default: the first filer the master lists.
+    #[arg(long)]
+    pub smq_filer: Option<String>,
 
     /// SeaweedMQ namespace of Kafka topics (SeaweedFS's own Kafka gateway uses "kafka").
     #[arg(long, default_value = "kafka")]
@@ -138,6 +154,9 @@ impl Config {
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());
         }
+        if self.backend == BackendKind::Smq {
+            self.validate_smq()?;
+        }
         if let Some(cpus) = &self.cpus {
             shards::parse_cpu_list(cpus).map_err(|e| e.to_string())?;
         }
@@ -158,6 +177,59 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn validate_smq(&self) -> Result<(), String> {
+        use crate::backend::smq::discovery::valid_address;
+        if let Some(masters) = &self.smq_master {
+            if let Some(bad) = masters.split(',').find(|m| !valid_address(m.trim(), true)) {
+                return Err(format!(
+                    "--smq-master {bad:?} is not HOST:PORT or HOST:PORT.GRPC_PORT"
+                ));
+            }
+        }
+        for (flag, value) in [
+            ("--smq-broker", &self.smq_broker),
+            ("--smq-filer", &self.smq_filer),
+        ] {
+            if let Some(address) = value.as_deref().filter(|a| !valid_address(a, false)) {
+                return Err(format!(
+                    "{flag} {address:?} is not HOST:PORT (its gRPC port)"
+                ));
+            }
+        }
+        // Offsets written to a filer guessed from a default could land in another
+        // cluster's filer: with a broker given, the filer must be given too (or a master).
+        if self.smq_master.is_none() {
+            match (&self.smq_broker, &self.smq_filer) {
+                (Some(_), None) => {
+                    return Err(
+                        "--smq-broker needs --smq-filer HOST:GRPC_PORT too (SeaweedFS's \
+                         filer keeps committed consumer-group offsets), or give --smq-master \
+                         HOST:PORT to discover both"
+                            .into(),
+                    )
+                }
+                (None, Some(_)) => {
+                    return Err("--smq-filer needs --smq-broker HOST:PORT too, or give \
+                         --smq-master HOST:PORT to discover the broker"
+                        .into())
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The master(s) to ask for what --smq-broker and --smq-filer leave open; `None` when
+    /// both are given.
+    pub fn smq_master(&self) -> Option<&str> {
+        match (&self.smq_master, &self.smq_broker, &self.smq_filer) {
+            (_, Some(_), Some(_)) => None,
+            (Some(master), _, _) => Some(master),
+            (None, None, None) => Some(DEFAULT_SMQ_MASTER),
+            (None, _, _) => None, // refused by validate()
+        }
     }
 
     /// The CPUs shards are pinned to.
@@ -215,6 +287,43 @@ mod tests {
         for args in cases {
             assert!(parse(args).validate().is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn smq_needs_a_filer_for_group_offsets() {
+        let smq = |extra: &[&str]| {
+            let mut args = vec!["--backend", "smq"];
+            args.extend_from_slice(extra);
+            parse(&args)
+        };
+        // Nothing given: the master of a local `weed server`.
+        assert_eq!(smq(&[]).validate(), Ok(()));
+        assert_eq!(smq(&[]).smq_master(), Some(DEFAULT_SMQ_MASTER));
+        let master = smq(&["--smq-master", "10.0.0.1:9333"]);
+        assert_eq!(
+            (master.validate(), master.smq_master()),
+            (Ok(()), Some("10.0.0.1:9333"))
+        );
+        let both = smq(&["--smq-broker", "b:17777", "--smq-filer", "f:18888"]);
+        assert_eq!((both.validate(), both.smq_master()), (Ok(()), None));
+        assert!(
+            smq(&["--smq-broker", "b:17777", "--smq-master", "m:9333.19333"])
+                .validate()
+                .is_ok()
+        );
+        let refused = smq(&["--smq-broker", "b:17777"]).validate();
+        assert!(refused.is_err_and(|e| e.contains("--smq-filer") && e.contains("--smq-master")));
+        for bad in [
+            &["--smq-filer", "f:18888"][..],
+            &["--smq-master", "m"],
+            &["--smq-master", "m:9333,x"],
+            &["--smq-broker", "b", "--smq-filer", "f:1"],
+            &["--smq-broker", "b:1", "--smq-filer", "f:1.2"],
+        ] {
+            assert!(smq(bad).validate().is_err(), "{bad:?}");
+        }
+        // The memory backend ignores them.
+        assert!(parse(&["--smq-broker", "b:17777"]).validate().is_ok());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Error {
     InvalidReplicationFactor(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("invalid group id: {0}")]
+    InvalidGroupId(String),
     #[error("corrupt record batch: {0}")]
     CorruptMessage(String),
     #[error("invalid record: {0}")]
@@ -58,6 +60,7 @@ impl Error {
             Error::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Error::InvalidGroupId(_) => ResponseError::InvalidGroupId,
             Error::CorruptMessage(_) => ResponseError::CorruptMessage,
             Error::InvalidRecord(_) => ResponseError::InvalidRecord,
             Error::UnsupportedForMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
@@ -80,6 +83,7 @@ impl Error {
             | Error::InvalidPartitions(m)
             | Error::InvalidReplicationFactor(m)
             | Error::InvalidRequest(m)
+            | Error::InvalidGroupId(m)
             | Error::CorruptMessage(m)
             | Error::InvalidRecord(m)
             | Error::UnsupportedForMessageFormat(m)

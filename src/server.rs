@@ -5,6 +5,7 @@
 //! builds the [`Cluster`] and hands it to every shard, and only then do they accept.
 
 use crate::backend::memory::{MemoryBackend, SharedCatalog};
+use crate::backend::smq::discovery::{self, Endpoints};
 use crate::backend::smq::SmqBackend;
 use crate::backend::Backend;
 use crate::cluster::{Broker, Cluster};
@@ -24,6 +25,8 @@ use std::time::Duration;
 /// Locked memory glommio registers per executor; sockets do not need more.
 const IO_MEMORY: usize = 512 << 10;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long start-up waits for the SeaweedFS master to list a broker and a filer.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What each shard needs to start, shared by all of them.
 struct Startup {
@@ -33,11 +36,17 @@ struct Startup {
     /// Taken once by each shard: where the advertised cluster will arrive.
     clusters: Mutex<Vec<Option<oneshot::Receiver<Arc<Cluster>>>>>,
     catalog: Arc<SharedCatalog>,
+    /// SMQ backend: the broker and filer every shard uses.
+    smq: Option<Endpoints>,
 }
 
 /// Runs tidegate until every shard stops.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let smq = match config.backend {
+        BackendKind::Smq => Some(smq_endpoints(&config)?),
+        BackendKind::Memory => None,
+    };
     let nr_shards = config.nr_shards();
     let reservation = reserve_bootstrap_port(&config)?;
     let bootstrap = reservation.local_addr()?;
@@ -50,6 +59,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         bound: Mutex::new(bound_tx),
         clusters: Mutex::new(cluster_rx.into_iter().map(Some).collect()),
         catalog: Arc::default(),
+        smq,
     });
     let runtime_config = RuntimeConfig {
         nr_shards,
@@ -82,6 +92,37 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The SMQ broker and filer: as given, or asked of the master once, before any shard
+/// starts (on a short-lived executor of its own, since the gRPC client runs on glommio),
+/// so that every shard uses the same ones.
+fn smq_endpoints(config: &Config) -> anyhow::Result<Endpoints> {
+    let master = config.smq_master().map(str::to_string);
+    let broker = config.smq_broker.clone();
+    let filer = config.smq_filer.clone();
+    let resolved = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("tidegate-discovery")
+        .io_memory(IO_MEMORY)
+        .spawn(move || async move {
+            discovery::resolve(
+                master.as_deref(),
+                broker.as_deref(),
+                filer.as_deref(),
+                DISCOVERY_TIMEOUT,
+            )
+            .await
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start an executor to find SeaweedFS: {e}"))?
+        .join()
+        .map_err(|e| anyhow::anyhow!("SeaweedFS discovery stopped: {e}"))?;
+    let endpoints = resolved.map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(
+        broker = endpoints.broker,
+        filer = endpoints.filer,
+        "SeaweedFS servers"
+    );
+    Ok(endpoints)
 }
 
 /// Holds the bootstrap port so that `--port 0` names one port that every shard then binds
@@ -189,11 +230,14 @@ async fn shard_main(
             let retention = config.memory_retention_bytes;
             Backend::Memory(MemoryBackend::new(startup.catalog.clone(), retention))
         }
-        BackendKind::Smq => Backend::Smq(SmqBackend::new(
-            config.smq_broker.clone(),
-            config.smq_namespace.clone(),
-            shard_id,
-        )),
+        BackendKind::Smq => {
+            let endpoints = startup.smq.clone().ok_or("no SeaweedFS servers resolved")?;
+            Backend::Smq(Box::new(SmqBackend::new(
+                endpoints,
+                config.smq_namespace.clone(),
+                shard_id,
+            )))
+        }
     };
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();

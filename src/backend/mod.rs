@@ -63,7 +63,8 @@ pub type GroupOffsets = Vec<(TopicPartition, CommittedOffset)>;
 /// The backend this process runs, chosen once at start-up.
 pub enum Backend {
     Memory(memory::MemoryBackend),
-    Smq(smq::SmqBackend),
+    /// Boxed: it is much larger than the memory backend, and there is one per shard.
+    Smq(Box<smq::SmqBackend>),
 }
 
 impl Backend {

@@ -3,12 +3,15 @@
 //!
 //! Per shard: one HTTP/2 connection per broker, a cache of topic assignments (refreshed when
 //! a broker says it does not lead a partition), one publish stream per owned partition, and
-//! the last high-water mark seen per partition for long-polls. See `proto/README.md` for
-//! the broker behaviour this relies on.
+//! the last high-water mark seen per partition for long-polls; committed consumer offsets
+//! go to the filer (`offsets`). See `proto/README.md` for the broker and filer behaviour
+//! this relies on.
 
 pub mod cache;
 pub mod channel;
 pub mod codec;
+pub mod discovery;
+pub mod offsets;
 pub mod proto;
 pub mod publisher;
 
@@ -18,7 +21,9 @@ use crate::record_batch::RecordBatch;
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use channel::SmqClient;
+use discovery::Endpoints;
 use hashbrown::HashMap;
+use offsets::OffsetStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest,
     GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
@@ -61,6 +66,8 @@ pub struct SmqBackend {
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
     batch_cache: RefCell<BatchCache>,
     timestamps: RefCell<TimestampIndex>,
+    /// Committed consumer offsets, in the filer.
+    offsets: OffsetStore,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -74,9 +81,10 @@ fn now_ns() -> i64 {
 }
 
 impl SmqBackend {
-    pub fn new(bootstrap: String, namespace: String, shard_id: usize) -> Self {
+    pub fn new(endpoints: Endpoints, namespace: String, shard_id: usize) -> Self {
         Self {
-            bootstrap,
+            bootstrap: endpoints.broker,
+            offsets: OffsetStore::new(endpoints.filer, &namespace),
             namespace,
             shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
             clients: RefCell::default(),
@@ -517,23 +525,23 @@ fn topic_id(name: &str, generation: i64) -> Uuid {
 
 // Committed consumer offsets live in the filer, where SeaweedFS's Go gateway keeps them.
 impl SmqBackend {
-    pub async fn store_offsets(&self, _group: &str, _offsets: &GroupOffsets) -> Result<()> {
-        Err(Error::Unavailable("offset storage not built yet".into()))
+    pub async fn store_offsets(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
+        self.offsets.store(group, offsets).await
     }
 
-    pub async fn load_offsets(&self, _group: &str) -> Result<GroupOffsets> {
-        Err(Error::Unavailable("offset storage not built yet".into()))
+    pub async fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {
+        self.offsets.load(group).await
     }
 
     pub async fn delete_offsets(
         &self,
-        _group: &str,
-        _partitions: Option<&[TopicPartition]>,
+        group: &str,
+        partitions: Option<&[TopicPartition]>,
     ) -> Result<()> {
-        Err(Error::Unavailable("offset storage not built yet".into()))
+        self.offsets.delete(group, partitions).await
     }
 
     pub async fn list_offset_groups(&self) -> Result<Vec<String>> {
-        Ok(Vec::new())
+        self.offsets.list_groups().await
     }
 }
