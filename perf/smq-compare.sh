@@ -61,7 +61,7 @@ start_and_wait() {
 }
 
 tidegate_cmd=(target/release/tidegate --listen 127.0.0.1 --port 0 --broker-port-base 0
-              --shards "$SHARDS" --backend smq --smq-broker "$BROKER"
+              --shards "$SHARDS" --backend smq --smq-master "$MASTER"
               --default-partitions "$PARTITIONS")
 ready=$(start_and_wait tidegate "tidegate ready bootstrap=" "${tidegate_cmd[@]}")
 tidegate_bootstrap=${ready%% *}

@@ -21,17 +21,19 @@ from harness import log_tail, start_seaweedfs, start_tidegate, stop, stop_seawee
 def seaweedfs(tmp_path_factory):
     """One SeaweedFS with its MQ broker for the whole session (a harness.SeaweedFS)."""
     directory = tmp_path_factory.mktemp("seaweedfs")
-    broker = start_seaweedfs(directory)
+    seaweedfs = start_seaweedfs(directory)
     try:
-        yield broker
+        yield seaweedfs
     finally:
         stop_seaweedfs(directory)
 
 
 @pytest.fixture(params=["memory", "smq"])
 def backend(request):
-    """Every client test runs against both backends: None (memory) or the SMQ broker."""
-    return request.getfixturevalue("seaweedfs").broker if request.param == "smq" else None
+    """Every client test runs against both backends. The value is None for memory, and for
+    smq the session's harness.SeaweedFS: tidegate then finds its broker and filer through
+    the master (--smq-master), as a user would."""
+    return request.getfixturevalue("seaweedfs") if request.param == "smq" else None
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def tidegate(request, tmp_path, backend):
     """A running tidegate. Indirect params: an int (shard count) or a dict of start_tidegate kwargs."""
     param = getattr(request, "param", None)
     kwargs = {"shards": param} if isinstance(param, int) else dict(param or {})
-    tg = start_tidegate(tmp_path / "tidegate.log", smq_broker=backend, **kwargs)
+    tg = start_tidegate(tmp_path / "tidegate.log", smq=backend, **kwargs)
     request.node.tidegate_log = tg.log_path
     try:
         yield tg

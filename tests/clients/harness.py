@@ -73,9 +73,26 @@ def _drain(stream, sink):
         sink.append(line)
 
 
+def smq_args(smq) -> list:
+    """tidegate's arguments for the SMQ backend. `smq` is a SeaweedFS (tidegate discovers its
+    broker and filer from its master: --smq-master), or the "host:port" of a broker of a
+    SeaweedFS this harness started (that broker, and the filer from that SeaweedFS's master)."""
+    if isinstance(smq, SeaweedFS):
+        return ["--backend", "smq", "--smq-master", smq.master]
+    owners = [s for s in _started_seaweedfs if s.broker == smq]
+    if not owners and len(_started_seaweedfs) == 1:
+        owners = _started_seaweedfs  # e.g. an extra broker (scripts/seaweedfs start-broker)
+    if not owners:
+        pytest.fail(f"broker {smq}: not part of a SeaweedFS started by this harness, so its filer "
+                    "(where committed offsets live) is unknown; pass the SeaweedFS instead",
+                    pytrace=False)
+    return ["--backend", "smq", "--smq-broker", smq, "--smq-master", owners[-1].master]
+
+
 def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_create_topics=None,
-                   extra_args=(), smq_broker=None, port=0, broker_port_base=0) -> Tidegate:
-    """smq_broker: None for the memory backend, else the SeaweedMQ broker to use."""
+                   extra_args=(), smq=None, smq_broker=None, port=0, broker_port_base=0) -> Tidegate:
+    """Memory backend unless `smq` (a SeaweedFS, see smq_args) is given; `smq_broker` is the
+    older name for it (a broker address, or a SeaweedFS)."""
     binary = tidegate_bin()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"tidegate binary not found at {binary}: run `cargo build --release` "
@@ -83,10 +100,11 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
     cmd = [str(binary), "--listen", "127.0.0.1", "--port", str(port),
            "--broker-port-base", str(broker_port_base),
            "--shards", str(shards)]
-    if smq_broker is None:
+    smq = smq if smq is not None else smq_broker
+    if smq is None:
         cmd += ["--backend", "memory"]
     else:
-        cmd += ["--backend", "smq", "--smq-broker", smq_broker]
+        cmd += smq_args(smq)
     if default_partitions is not None:
         cmd += ["--default-partitions", str(default_partitions)]
     if auto_create_topics is not None:
@@ -138,7 +156,14 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
 @dataclass
 class SeaweedFS:
     broker: str  # SMQ broker gRPC host:port
-    master: str  # master HTTP host:port
+    master: str  # master HTTP host:port (SeaweedFS's -master; tidegate's --smq-master)
+    filer: str = ""  # filer HTTP host:port (where committed offsets can be read with GET)
+    filer_grpc: str = ""  # filer gRPC host:port (tidegate's --smq-filer)
+    directory: Path = None  # where `scripts/seaweedfs start` runs it (ports.env, weed.log)
+
+
+# Every SeaweedFS started here, so a broker address can be traced to its master.
+_started_seaweedfs: list = []
 
 
 def start_seaweedfs(directory: Path) -> SeaweedFS:
@@ -151,7 +176,11 @@ def start_seaweedfs(directory: Path) -> SeaweedFS:
         pytest.fail(f"SeaweedFS did not start\n{describe(res)}", pytrace=False)
     ports = dict(line.split("=", 1) for line in (directory / "ports.env").read_text().splitlines()
                  if "=" in line)
-    return SeaweedFS(broker=ports["BROKER"], master=ports["MASTER"])
+    seaweedfs = SeaweedFS(broker=ports["BROKER"], master=ports["MASTER"], filer=ports["FILER"],
+                          filer_grpc=f"127.0.0.1:{ports['FILER_GRPC_PORT']}", directory=directory)
+    _started_seaweedfs[:] = [s for s in _started_seaweedfs if s.broker != seaweedfs.broker]
+    _started_seaweedfs.append(seaweedfs)
+    return seaweedfs
 
 
 def start_go_gateway(master: str, log_path: Path):

@@ -42,7 +42,7 @@ def consume(bootstrap, topic):
 
 
 def test_each_gateway_reads_what_the_other_wrote(seaweedfs, tmp_path):
-    tidegate = start_tidegate(tmp_path / "tidegate.log", smq_broker=seaweedfs.broker)
+    tidegate = start_tidegate(tmp_path / "tidegate.log", smq=seaweedfs)
     go_gateway, go_bootstrap = start_go_gateway(seaweedfs.master, tmp_path / "go-gateway.log")
     try:
         for writer, reader in [(tidegate.bootstrap, go_bootstrap), (go_bootstrap, tidegate.bootstrap)]:

@@ -37,7 +37,7 @@ def free_port_pair():
 def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path):
     bootstrap_port, broker_port = free_port_pair()
     def start(n):
-        return start_tidegate(tmp_path / f"tidegate-{n}.log", shards=1, smq_broker=seaweedfs.broker,
+        return start_tidegate(tmp_path / f"tidegate-{n}.log", shards=1, smq=seaweedfs,
                               port=bootstrap_port, broker_port_base=broker_port)
 
     tidegate = start(1)
