@@ -121,6 +121,16 @@ pub struct Config {
     #[arg(long, default_value_t = 1_800_000)]
     pub group_max_session_timeout_ms: u64,
 
+    /// Consumer groups on the new protocol (KIP-848): a member that sends no heartbeat for
+    /// this long is removed, in milliseconds (Kafka's group.consumer.session.timeout.ms).
+    #[arg(long, default_value_t = 45_000)]
+    pub group_consumer_session_timeout_ms: u64,
+
+    /// Consumer groups on the new protocol: how often members heartbeat, in milliseconds
+    /// (Kafka's group.consumer.heartbeat.interval.ms).
+    #[arg(long, default_value_t = 5000)]
+    pub group_consumer_heartbeat_interval_ms: u64,
+
     /// Requests one connection may have in progress at once; reading stops beyond it.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,

@@ -4,10 +4,12 @@
 //! between shards, so requests for a group that reach another shard get NOT_COORDINATOR
 //! and the client asks FindCoordinator again.
 
+pub mod consumer;
 pub mod offsets;
 pub mod state;
 
 use crate::config::Config;
+use consumer::ConsumerGroup;
 use hashbrown::HashMap;
 use offsets::{OffsetCache, CACHED_GROUPS};
 use state::{Group, GroupSettings};
@@ -20,15 +22,26 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// The groups one shard coordinates.
 pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
+    /// Groups on the new consumer protocol (KIP-848).
+    consumer_groups: RefCell<HashMap<String, ConsumerGroup>>,
     pub offsets: OffsetCache,
     settings: GroupSettings,
+    pub consumer_session_timeout: Duration,
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Coordinator {
     pub fn new(config: &Config) -> Self {
         Self {
             groups: RefCell::default(),
+            consumer_groups: RefCell::default(),
             offsets: OffsetCache::new(CACHED_GROUPS),
+            consumer_session_timeout: Duration::from_millis(
+                config.group_consumer_session_timeout_ms,
+            ),
+            consumer_heartbeat_interval: Duration::from_millis(
+                config.group_consumer_heartbeat_interval_ms,
+            ),
             settings: GroupSettings {
                 initial_rebalance_delay: Duration::from_millis(
                     config.group_initial_rebalance_delay_ms,
@@ -64,9 +77,53 @@ impl Coordinator {
         Some(result)
     }
 
-    /// Names of the groups with members here.
+    /// Runs `f` on the consumer-protocol group, creating it if it does not exist yet.
+    pub fn with_consumer_group_or_new<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ConsumerGroup) -> R,
+    ) -> R {
+        let mut groups = self.consumer_groups.borrow_mut();
+        let group = groups
+            .entry_ref(id)
+            .or_insert_with(|| ConsumerGroup::new(id, self.consumer_session_timeout));
+        let result = f(group);
+        if group.members.is_empty() {
+            groups.remove(id);
+        }
+        result
+    }
+
+    /// Runs `f` on the consumer-protocol group if it exists.
+    pub fn with_consumer_group<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ConsumerGroup) -> R,
+    ) -> Option<R> {
+        let mut groups = self.consumer_groups.borrow_mut();
+        let group = groups.get_mut(id)?;
+        let result = f(group);
+        if group.members.is_empty() {
+            groups.remove(id);
+        }
+        Some(result)
+    }
+
+    /// Whether a group (of either protocol) has members here.
+    pub fn is_active(&self, id: &str) -> bool {
+        self.groups.borrow().contains_key(id) || self.consumer_groups.borrow().contains_key(id)
+    }
+
+    /// Names of the groups with members here, classic and consumer-protocol.
     pub fn group_ids(&self) -> Vec<String> {
-        self.groups.borrow().keys().cloned().collect()
+        let classic = self.groups.borrow().keys().cloned().collect::<Vec<_>>();
+        let consumer = self
+            .consumer_groups
+            .borrow()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
+        classic.into_iter().chain(consumer).collect()
     }
 
     /// Expires sessions and completes rebalances whose time has come; empty groups go
@@ -78,6 +135,11 @@ impl Coordinator {
             group.tick(now);
         }
         groups.retain(|_, g| !(g.state == state::GroupState::Empty && g.is_empty()));
+        let mut consumer_groups = self.consumer_groups.borrow_mut();
+        for group in consumer_groups.values_mut() {
+            group.tick(now);
+        }
+        consumer_groups.retain(|_, g| !g.members.is_empty());
     }
 }
 

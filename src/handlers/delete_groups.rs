@@ -31,7 +31,7 @@ async fn delete(shard: &Shard, group: &str) -> Result<(), ResponseError> {
     if let Some(error) = group_error(shard, group) {
         return Err(error);
     }
-    if shard.groups.with_group(group, |_| ()).is_some() {
+    if shard.groups.is_active(group) {
         return Err(ResponseError::NonEmptyGroup);
     }
     let unavailable = |error: crate::error::Error| {

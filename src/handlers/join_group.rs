@@ -45,6 +45,15 @@ pub async fn handle(
         require_known_member_id: context.version >= 4,
     };
     let member_id = join.member_id.clone();
+    if shard
+        .groups
+        .with_consumer_group(&group_id, |_| ())
+        .is_some()
+    {
+        // The group runs the new consumer protocol; a classic member cannot join it.
+        let error = ResponseError::InconsistentGroupProtocol;
+        return Some(response(JoinResult::failed(error, &request.member_id)));
+    }
     let joined = shard
         .groups
         .with_group_or_new(&group_id, |g| g.join(join, Instant::now()));

@@ -2,6 +2,7 @@
 //! that only have committed offsets — filtered by state (v4+) and type (v5+).
 
 use super::str_bytes;
+use crate::group::consumer::ConsumerGroup;
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -17,8 +18,8 @@ pub async fn handle(
     _context: RequestContext,
     request: ListGroupsRequest,
 ) -> Reply<ListGroupsResponse> {
-    // name → (protocol type, state)
-    let mut groups: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    // name → (protocol type, state, group type)
+    let mut groups: BTreeMap<String, (String, &'static str, &'static str)> = BTreeMap::new();
     let stored = match shard.backend.list_offset_groups().await {
         Ok(stored) => stored,
         Err(error) => {
@@ -28,12 +29,19 @@ pub async fn handle(
         }
     };
     for name in stored.into_iter().filter(|g| shard.coordinates(g)) {
-        groups.insert(name, (String::new(), "Empty"));
+        groups.insert(name, (String::new(), "Empty", "classic"));
     }
     for name in shard.groups.group_ids() {
-        let described = shard.groups.with_group(&name, |g| {
-            (g.protocol_type.clone().unwrap_or_default(), g.state.name())
-        });
+        let described = shard
+            .groups
+            .with_group(&name, |g| {
+                let protocol_type = g.protocol_type.clone().unwrap_or_default();
+                (protocol_type, g.state.name(), "classic")
+            })
+            .or_else(|| {
+                let consumer = |g: &mut ConsumerGroup| ("consumer".into(), g.state(), "consumer");
+                shard.groups.with_consumer_group(&name, consumer)
+            });
         if let Some(described) = described {
             groups.insert(name, described);
         }
@@ -45,20 +53,22 @@ pub async fn handle(
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(state))
     };
-    let wanted_type = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
+    let wanted_type = |group_type: &str| {
+        request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(group_type))
+    };
     let listed = groups
         .into_iter()
-        .filter(|(_, (_, state))| wanted_type && wanted_state(state))
-        .map(|(name, (protocol_type, state))| {
+        .filter(|(_, (_, state, group_type))| wanted_type(group_type) && wanted_state(state))
+        .map(|(name, (protocol_type, state, group_type))| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(name)))
                 .with_protocol_type(str_bytes(protocol_type))
                 .with_group_state(str_bytes(state))
-                .with_group_type(str_bytes("classic"))
+                .with_group_type(str_bytes(group_type))
         })
         .collect();
     Some(ListGroupsResponse::default().with_groups(listed))

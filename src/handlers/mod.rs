@@ -2,6 +2,7 @@
 //! it serves, listed in `protocol::dispatch::APIS`) and `handle`.
 
 pub mod api_versions;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;

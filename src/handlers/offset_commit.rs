@@ -33,6 +33,11 @@ pub async fn handle(
         let checked = shard
             .groups
             .with_group(group_id, |g| g.check_commit(member.0, member.1, generation));
+        let checked = checked.or_else(|| {
+            shard
+                .groups
+                .with_consumer_group(group_id, |g| g.check_commit(member.0, generation))
+        });
         match checked {
             Some(outcome) => outcome.err(),
             // No members here (none yet, or none since a restart): only a commit that does

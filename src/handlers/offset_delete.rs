@@ -28,12 +28,18 @@ pub async fn handle(
     let subscribed = shard
         .groups
         .with_group(group, |g| g.subscribed_topics())
+        .or_else(|| {
+            let topics = shard
+                .groups
+                .with_consumer_group(group, |g| g.subscribed_topics());
+            topics.map(|t| t.into_iter().collect())
+        })
         .unwrap_or_default();
     let committed = match shard.groups.offsets.fetch(&shard.backend, group).await {
         Ok(committed) => committed,
         Err(_) => return failed(ResponseError::CoordinatorNotAvailable),
     };
-    let live = shard.groups.with_group(group, |_| ()).is_some();
+    let live = shard.groups.is_active(group);
     if committed.is_empty() && !live {
         return failed(ResponseError::GroupIdNotFound);
     }

@@ -109,6 +109,7 @@ pub static APIS: &[Api] = &[
     api!(list_groups, ListGroups),
     api!(delete_groups, DeleteGroups),
     api!(offset_delete, OffsetDelete),
+    api!(consumer_group_heartbeat, ConsumerGroupHeartbeat),
 ];
 
 pub fn find_api(key: i16) -> Option<&'static Api> {
