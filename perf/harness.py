@@ -914,7 +914,9 @@ def cpu_list(spec):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="perf/run", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="perf/run --render DIR prints and writes the report again from "
+                                       "DIR/results.json (after a change to the report's code).")
     comma = lambda s: [x for x in s.split(",") if x]
     p.add_argument("--smoke", action="store_true",
                    help="seconds, not minutes: tiny record counts, two workloads; SMQ contenders only if "
@@ -987,7 +989,68 @@ def parse_args(argv):
     return a
 
 
+def render(meta, results, notes, shards):
+    """The report's text: header, table, footnotes of failed rows, legend, targets, callgrind."""
+    tab, failures = table(results, shards)
+    extra = targets(results)
+    cg = callgrind_line(results)
+    header = (f"perf/run {meta['date']}  commit {meta['commit']}  nproc {meta['nproc']}  "
+              f"server CPUs {meta['server_cpus']}  client CPUs {meta['client_cpus']}  ({meta['seconds']} s; "
+              f"5-min load average {meta['loadavg_start']} before, {meta['loadavg_end']} after)")
+    legend = [
+        "records/s, MB/s, latencies: as kafka-producer-perf-test / kafka-consumer-perf-test (fetch phase, after the",
+        "group join) / EndToEndLatency print them (EndToEndLatency: whole ms); Java tools 3.9.1 unless [4.4.0];",
+        "µs CPU/rec = (server CPU + SMQ CPU) / records, the server side's cost whatever bounds the rate;",
+        "SMQ direct gRPC: tools/cmd/smq-publish, one pipelined stream per partition, <= 32 MiB in flight per stream.",
+        "server = the Kafka JVM / the gateway process; SMQ = the `weed server` process (master, volume, filer,",
+        "broker); CPU s over the run; peak RSS = VmHWM, reset before each run. tidegate ÷ this: records/s ratio",
+        "(e2e: this avg latency ÷ tidegate's), tidegate memory for Kafka rows, tidegate smq otherwise.",
+    ]
+    text = "\n".join([header, "", tab, "", *failures, *([""] if failures else []), *legend, "", *extra,
+                      *([cg] if cg else []), *notes])
+    return header, extra, cg, text
+
+
+def write_outputs(out, meta, args, results, extra, cg, notes, text, header):
+    """table.md, results.json, results.csv and perf.png in out; False when the chart failed."""
+    (out / "table.md").write_text(text + "\n")
+    (out / "results.json").write_text(json.dumps(
+        {"meta": meta, "args": args, "results": [asdict(r) for r in results], "targets": extra, "callgrind": cg,
+         "notes": notes}, indent=2, default=str))
+    with open(out / "results.csv", "w", newline="") as f:
+        cols = [k for k in asdict(results[0]) if k != "extra"] if results else []
+        w = csv.DictWriter(f, fieldnames=cols + ["extra"])
+        w.writeheader()
+        for r in results:
+            d = asdict(r)
+            d["extra"] = json.dumps(d["extra"])
+            w.writerow(d)
+    try:
+        chart(results, out / "perf.png", header)
+    except Exception as e:  # the table is the product; a chart failure is reported, not fatal
+        log(f"chart failed: {e}")
+        return False
+    log(f"wrote {out}/perf.png, results.json, results.csv, table.md")
+    return True
+
+
+def rerender(directory):
+    """--render DIR: the report again from DIR/results.json (after a change to the report)."""
+    d = json.loads((directory / "results.json").read_text())
+    results = [Result(**r) for r in d["results"]]
+    meta, notes = d["meta"], d.get("notes", [])
+    shards = sorted({r.shards for r in results if r.contender.startswith("tidegate") and r.test != "callgrind"})
+    header, extra, cg, text = render(meta, results, notes, shards or [1])
+    print(text)
+    ok = write_outputs(directory, meta, d["args"], results, extra, cg, notes, text, header)
+    return 0 if ok else 1
+
+
 def main(argv):
+    if argv[:1] == ["--render"]:
+        if len(argv) != 2:
+            sys.exit("usage: perf/run --render DIR")
+        return rerender(Path(argv[1]))
     a = parse_args(argv)
     if not os.access(a.tidegate_bin, os.X_OK):
         sys.exit(f"perf/run: no tidegate binary at {a.tidegate_bin} (cargo build --release)")
@@ -1012,46 +1075,10 @@ def main(argv):
     meta["seconds"] = round(time.monotonic() - started)
     meta["loadavg_end"] = round(os.getloadavg()[1], 2)
 
-    tab, failures = table(h.results, a.shards)
-    extra = targets(h.results)
-    cg = callgrind_line(h.results)
-    header = (f"perf/run {meta['date']}  commit {meta['commit']}  nproc {meta['nproc']}  "
-              f"server CPUs {meta['server_cpus']}  client CPUs {meta['client_cpus']}  ({meta['seconds']} s; "
-              f"5-min load average {meta['loadavg_start']} before, {meta['loadavg_end']} after)")
-    legend = [
-        "records/s, MB/s, latencies: as kafka-producer-perf-test / kafka-consumer-perf-test (fetch phase, after the",
-        "group join) / EndToEndLatency print them (EndToEndLatency: whole ms); Java tools 3.9.1 unless [4.4.0];",
-        "µs CPU/rec = (server CPU + SMQ CPU) / records, the server side's cost whatever bounds the rate;",
-        "SMQ direct gRPC: tools/cmd/smq-publish, one pipelined stream per partition, <= 32 MiB in flight per stream.",
-        "server = the Kafka JVM / the gateway process; SMQ = the `weed server` process (master, volume, filer,",
-        "broker); CPU s over the run; peak RSS = VmHWM, reset before each run. tidegate ÷ this: records/s ratio",
-        "(e2e: this avg latency ÷ tidegate's), tidegate memory for Kafka rows, tidegate smq otherwise.",
-    ]
-    text = "\n".join([header, "", tab, "", *failures, *([""] if failures else []), *legend, "", *extra,
-                      *([cg] if cg else []), *h.notes])
+    header, extra, cg, text = render(meta, h.results, h.notes, a.shards)
     print(text)
-
-    (a.out / "table.md").write_text(text + "\n")
-    (a.out / "results.json").write_text(json.dumps(
-        {"meta": meta, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
-         "results": [asdict(r) for r in h.results], "targets": extra, "callgrind": cg, "notes": h.notes},
-        indent=2, default=str))
-    with open(a.out / "results.csv", "w", newline="") as f:
-        cols = [k for k in asdict(h.results[0]) if k not in ("extra",)] if h.results else []
-        w = csv.DictWriter(f, fieldnames=cols + ["extra"])
-        w.writeheader()
-        for r in h.results:
-            d = asdict(r)
-            d["extra"] = json.dumps(d["extra"])
-            w.writerow(d)
-    try:
-        chart(h.results, a.out / "perf.png", header)
-        log(f"wrote {a.out}/perf.png, results.json, results.csv, table.md")
-    except Exception as e:  # the table is the product; a chart failure is reported, not fatal
-        log(f"chart failed: {e}")
-        failed_chart = True
-    else:
-        failed_chart = False
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
+    chart_ok = write_outputs(a.out, meta, args, h.results, extra, cg, h.notes, text, header)
     if a.record:
         with open(REPO / "perf" / "RESULTS.md", "a") as f:
             f.write(f"\n## {meta['date'][:10]} — perf/run\n\n```sh\n{meta['command']}\n```\n\n{text}\n")
@@ -1060,7 +1087,7 @@ def main(argv):
     fatal = [r for r in h.results if r.status != "ok" and r.contender not in tolerated]
     for r in fatal:
         log(f"FAILED: {r.test} {r.workload} {r.label}: {r.status}")
-    return 1 if fatal or failed_chart or not h.results else 0
+    return 1 if fatal or not chart_ok or not h.results else 0
 
 
 if __name__ == "__main__":
