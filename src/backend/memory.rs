@@ -324,12 +324,15 @@ impl MemoryBackend {
     }
 
     pub fn load_offsets(&self, group: &str) -> GroupOffsets {
-        self.offsets.borrow().get(group).map_or_else(Vec::new, |stored| {
-            stored
-                .iter()
-                .map(|(tp, committed)| (tp.clone(), committed.clone()))
-                .collect()
-        })
+        self.offsets
+            .borrow()
+            .get(group)
+            .map_or_else(Vec::new, |stored| {
+                stored
+                    .iter()
+                    .map(|(tp, committed)| (tp.clone(), committed.clone()))
+                    .collect()
+            })
     }
 
     pub fn delete_offsets(&self, group: &str, partitions: Option<&[TopicPartition]>) {

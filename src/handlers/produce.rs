@@ -25,7 +25,12 @@ pub async fn handle(
     context: RequestContext,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
-    let in_order = context.connection.produce_order.acquire_permit(1).await.ok();
+    let in_order = context
+        .connection
+        .produce_order
+        .acquire_permit(1)
+        .await
+        .ok();
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);
     }

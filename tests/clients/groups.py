@@ -292,15 +292,17 @@ def seaweedfs_ports(seaweedfs) -> dict:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def restart_seaweedfs(seaweedfs, timeout=300):
+def restart_seaweedfs(seaweedfs, timeout=300, between=None):
     """Stops the whole SeaweedFS (master, volume, filer, MQ broker: `weed server` is one
     process) and starts it again in the same directory on the same ports; returns once a
-    topic can be configured again (~30 s)."""
+    topic can be configured again (~30 s). `between` runs while it is down."""
     directory = seaweedfs_dir(seaweedfs)
     ports = seaweedfs_ports(seaweedfs)
     script = str(REPO / "scripts" / "seaweedfs")
     res = run([script, "stop", str(directory)], timeout=120)
     assert res.returncode == 0, describe(res)
+    if between is not None:
+        between()
     env = dict(os.environ, SEAWEEDFS_MASTER_PORT=ports["MASTER_PORT"], SEAWEEDFS_VOLUME_PORT=ports["VOLUME_PORT"],
                SEAWEEDFS_FILER_PORT=ports["FILER_PORT"], SEAWEEDFS_BROKER_PORT=ports["BROKER_PORT"])
     res = run([script, "start", str(directory)], timeout=timeout, env=env)

@@ -161,7 +161,11 @@ mod tests {
         let (batches, next) = cache.read(&tp(), 5, 1000).expect("cached");
         assert_eq!((batches.len(), next), (2, 20), "stops at the gap");
         let (batches, next) = cache.read(&tp(), 5, 150).expect("cached");
-        assert_eq!((batches.len(), next), (1, 10), "at least one, then the budget");
+        assert_eq!(
+            (batches.len(), next),
+            (1, 10),
+            "at least one, then the budget"
+        );
         assert!(cache.read(&tp(), 20, 1000).is_none());
         assert!(cache.read(&TopicPartition::new("t", 1), 0, 1000).is_none());
     }

@@ -29,12 +29,6 @@ pub type FilerClient = SeaweedFilerClient<Http2Channel>;
 /// A gRPC client bound to one master.
 pub type MasterClient = SeaweedClient<Http2Channel>;
 
-/// Opens an HTTP/2 connection to the broker at `address` ("host:port") and returns a
-/// client over it.
-pub async fn connect(address: &str) -> io::Result<SmqClient> {
-    Ok(GrpcChannel::connect(address).await?.broker())
-}
-
 /// One HTTP/2 connection to a gRPC server, from which clients of any service are made
 /// (cheaply: a client is the channel and the origin).
 #[derive(Clone)]

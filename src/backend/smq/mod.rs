@@ -20,16 +20,16 @@ use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
-use channel::SmqClient;
+use cache::{BatchCache, TimestampIndex};
+use channel::{GrpcChannel, SmqClient};
 use discovery::Endpoints;
 use hashbrown::HashMap;
 use offsets::OffsetStore;
 use proto::messaging_pb::{
-    BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest,
+    BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FindBrokerLeaderRequest,
     GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
 };
 use proto::schema_pb::Topic;
-use cache::{BatchCache, TimestampIndex};
 use publisher::{Publisher, Target};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -60,7 +60,8 @@ pub struct SmqBackend {
     bootstrap: String,
     namespace: String,
     shard_name: String,
-    clients: RefCell<HashMap<String, SmqClient>>,
+    /// One connection per broker; a closed one (the broker restarted) is replaced.
+    clients: RefCell<HashMap<String, GrpcChannel>>,
     topics: RefCell<HashMap<Arc<str>, Rc<SmqTopic>>>,
     publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
@@ -97,16 +98,15 @@ impl SmqBackend {
     }
 
     async fn client(&self, broker: &str) -> Result<SmqClient> {
-        if let Some(client) = self.clients.borrow().get(broker) {
-            return Ok(client.clone());
+        let cached = self.clients.borrow().get(broker).cloned();
+        if let Some(channel) = cached.filter(|c| !c.is_closed()) {
+            return Ok(channel.broker());
         }
-        let client = channel::connect(broker).await.map_err(|e| {
-            Error::Unavailable(format!("cannot reach SeaweedMQ broker {broker}: {e}"))
-        })?;
+        let channel = connect_broker(broker).await?;
         self.clients
             .borrow_mut()
-            .insert(broker.to_string(), client.clone());
-        Ok(client)
+            .insert(broker.to_string(), channel.clone());
+        Ok(channel.broker())
     }
 
     fn smq_topic(&self, name: &str) -> Topic {
@@ -457,7 +457,7 @@ struct SmqLookup {
     namespace: String,
     tp: TopicPartition,
     cached: Option<Rc<SmqTopic>>,
-    clients: HashMap<String, SmqClient>,
+    clients: HashMap<String, GrpcChannel>,
 }
 
 impl SmqLookup {
@@ -469,23 +469,43 @@ impl SmqLookup {
         let assignments = match self.cached {
             Some(cached) => cached.assignments.clone(),
             None => {
-                let mut client = match self.clients.get(&self.bootstrap) {
-                    Some(client) => client.clone(),
-                    None => channel::connect(&self.bootstrap)
-                        .await
-                        .map_err(|e| Error::Unavailable(e.to_string()))?,
-                };
+                let mut client = live_client(&self.clients, &self.bootstrap).await?;
                 lookup_assignments(&mut client, topic.clone()).await?
             }
         };
         let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
-        let client = match self.clients.get(leader) {
-            Some(client) => client.clone(),
-            None => channel::connect(leader)
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?,
-        };
+        let client = live_client(&self.clients, leader).await?;
         Ok((client, topic, partition))
+    }
+}
+
+/// A connection to a broker that is ready for control-plane calls. A restarted SeaweedFS
+/// answers gRPC before its broker has a balancer, and LookupTopicBrokers & co. then crash
+/// the whole weed process (proto/README.md): FindBrokerLeader, which is safe, must name a
+/// balancer first.
+async fn connect_broker(broker: &str) -> Result<GrpcChannel> {
+    let channel = GrpcChannel::connect(broker)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot reach SeaweedMQ broker {broker}: {e}")))?;
+    let leader = channel
+        .broker()
+        .find_broker_leader(FindBrokerLeaderRequest::default())
+        .await
+        .map_err(unavailable)?
+        .into_inner();
+    if leader.broker.is_empty() {
+        return Err(Error::Unavailable(format!(
+            "SeaweedMQ broker {broker} is not ready: no balancer yet"
+        )));
+    }
+    Ok(channel)
+}
+
+/// A client over the cached connection to `broker` while it is open, else a new one.
+async fn live_client(channels: &HashMap<String, GrpcChannel>, broker: &str) -> Result<SmqClient> {
+    match channels.get(broker).filter(|c| !c.is_closed()) {
+        Some(channel) => Ok(channel.broker()),
+        None => Ok(connect_broker(broker).await?.broker()),
     }
 }
 
