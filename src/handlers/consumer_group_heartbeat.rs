@@ -107,11 +107,7 @@ async fn heartbeat(
         member_epoch: request.member_epoch,
         instance_id: request.instance_id.as_ref().map(|i| i.to_string()),
         rack_id: request.rack_id.as_ref().map(|r| r.to_string()),
-        client_id: context
-            .header
-            .client_id
-            .as_ref()
-            .map_or_else(String::new, |c| c.to_string()),
+        client_id: context.client_id(),
         client_host: context.connection.client_host.clone(),
         rebalance_timeout: Duration::from_millis(
             u64::try_from(request.rebalance_timeout_ms).unwrap_or(0),

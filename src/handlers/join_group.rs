@@ -24,11 +24,7 @@ pub async fn handle(
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
-        client_id: context
-            .header
-            .client_id
-            .as_ref()
-            .map_or_else(String::new, |c| c.to_string()),
+        client_id: context.client_id(),
         client_host: context.connection.client_host.clone(),
         session_timeout: millis(request.session_timeout_ms),
         // v0 has no rebalance timeout: the session timeout serves for both.

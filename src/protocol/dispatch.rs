@@ -49,6 +49,16 @@ pub struct RequestContext {
     pub connection: Rc<Connection>,
 }
 
+impl RequestContext {
+    /// The client.id the request carries ("" when none).
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_ref()
+            .map_or_else(String::new, |c| c.to_string())
+    }
+}
+
 /// A handler's answer; `None` sends nothing back (Produce with acks=0).
 pub type Reply<T> = Option<T>;
 
