@@ -108,9 +108,7 @@ impl Shard {
         backend: Backend,
         mesh: Mesh<ShardMessage>,
     ) -> Self {
-        let started_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let started_secs = crate::unix_time().as_secs() as i64;
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),

@@ -47,7 +47,7 @@ pub async fn handle(
         }
     });
 
-    let committed_at_ms = now_ms();
+    let committed_at_ms = crate::unix_time().as_millis() as i64;
     let mut errors: Vec<Vec<Option<ResponseError>>> = Vec::with_capacity(request.topics.len());
     let mut offsets: GroupOffsets = Vec::new();
     for topic in &request.topics {
@@ -123,10 +123,4 @@ pub async fn handle(
         })
         .collect();
     Some(OffsetCommitResponse::default().with_topics(topics))
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

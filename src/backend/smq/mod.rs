@@ -35,7 +35,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// How far before a new publish stream's start its records' own timestamps may lie and
@@ -73,12 +72,6 @@ pub struct SmqBackend {
 
 fn unavailable(status: tonic::Status) -> Error {
     Error::Unavailable(format!("SeaweedMQ: {}", status.message()))
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 impl SmqBackend {
@@ -238,7 +231,7 @@ impl SmqBackend {
             records.extend(decode_records(batch)?);
         }
         let publisher = self.publisher(tp);
-        let now_ms = now_ns() / 1_000_000;
+        let now_ms = crate::unix_time().as_millis() as i64;
         let mut last_ts_ns = publisher.last_ts_ns.get();
         let messages = records
             .iter()
@@ -290,7 +283,7 @@ impl SmqBackend {
         };
         // The broker's last timestamp for the partition is unknown here; records stamped up
         // to a second before this stream opened may still go plain (see codec.rs).
-        let since = now_ns() - PLAIN_MARGIN_NS;
+        let since = crate::unix_time().as_nanos() as i64 - PLAIN_MARGIN_NS;
         let publisher = Rc::new(Publisher::open(target, self.shard_name.clone(), since));
         self.publishers
             .borrow_mut()

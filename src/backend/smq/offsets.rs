@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The file in each partition's directory.
 const FILE_NAME: &str = "offset";
@@ -214,9 +214,7 @@ impl OffsetStore {
         if offsets.is_empty() {
             return Ok(());
         }
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now_s = crate::unix_time().as_secs() as i64;
         let mut mutations = Vec::with_capacity(offsets.len());
         for (tp, committed) in offsets {
             let content = Bytes::from(encode(committed));
