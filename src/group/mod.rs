@@ -54,27 +54,13 @@ impl Coordinator {
 
     /// Runs `f` on the group, creating it (empty) if it does not exist yet.
     pub fn with_group_or_new<R>(&self, id: &str, f: impl FnOnce(&mut Group) -> R) -> R {
-        let now = Instant::now();
-        let mut groups = self.groups.borrow_mut();
-        let group = groups
-            .entry_ref(id)
-            .or_insert_with(|| Group::new(id, self.settings, now));
-        let result = f(group);
-        if group.state == state::GroupState::Empty && group.is_empty() {
-            groups.remove(id);
-        }
-        result
+        let new = || Group::new(id, self.settings, Instant::now());
+        run_on(&self.groups, id, new, f)
     }
 
     /// Runs `f` on the group if it exists.
     pub fn with_group<R>(&self, id: &str, f: impl FnOnce(&mut Group) -> R) -> Option<R> {
-        let mut groups = self.groups.borrow_mut();
-        let group = groups.get_mut(id)?;
-        let result = f(group);
-        if group.state == state::GroupState::Empty && group.is_empty() {
-            groups.remove(id);
-        }
-        Some(result)
+        run_on_existing(&self.groups, id, f)
     }
 
     /// Runs `f` on the consumer-protocol group, creating it if it does not exist yet.
@@ -83,15 +69,8 @@ impl Coordinator {
         id: &str,
         f: impl FnOnce(&mut ConsumerGroup) -> R,
     ) -> R {
-        let mut groups = self.consumer_groups.borrow_mut();
-        let group = groups
-            .entry_ref(id)
-            .or_insert_with(|| ConsumerGroup::new(id, self.consumer_session_timeout));
-        let result = f(group);
-        if group.members.is_empty() {
-            groups.remove(id);
-        }
-        result
+        let new = || ConsumerGroup::new(id, self.consumer_session_timeout);
+        run_on(&self.consumer_groups, id, new, f)
     }
 
     /// Runs `f` on the consumer-protocol group if it exists.
@@ -100,13 +79,7 @@ impl Coordinator {
         id: &str,
         f: impl FnOnce(&mut ConsumerGroup) -> R,
     ) -> Option<R> {
-        let mut groups = self.consumer_groups.borrow_mut();
-        let group = groups.get_mut(id)?;
-        let result = f(group);
-        if group.members.is_empty() {
-            groups.remove(id);
-        }
-        Some(result)
+        run_on_existing(&self.consumer_groups, id, f)
     }
 
     /// Whether a group (of either protocol) has members here.
@@ -131,16 +104,58 @@ impl Coordinator {
     pub fn tick(&self) {
         let now = Instant::now();
         let mut groups = self.groups.borrow_mut();
-        for group in groups.values_mut() {
-            group.tick(now);
-        }
-        groups.retain(|_, g| !(g.state == state::GroupState::Empty && g.is_empty()));
+        groups.values_mut().for_each(|g| g.tick(now));
+        groups.retain(|_, g| !g.is_gone());
         let mut consumer_groups = self.consumer_groups.borrow_mut();
-        for group in consumer_groups.values_mut() {
-            group.tick(now);
-        }
-        consumer_groups.retain(|_, g| !g.members.is_empty());
+        consumer_groups.values_mut().for_each(|g| g.tick(now));
+        consumer_groups.retain(|_, g| !g.is_gone());
     }
+}
+
+/// A group with nothing left to coordinate: dropped (its committed offsets stay stored).
+trait Gone {
+    fn is_gone(&self) -> bool;
+}
+
+impl Gone for Group {
+    fn is_gone(&self) -> bool {
+        self.state == state::GroupState::Empty && self.is_empty()
+    }
+}
+
+impl Gone for ConsumerGroup {
+    fn is_gone(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+fn run_on<G: Gone, R>(
+    groups: &RefCell<HashMap<String, G>>,
+    id: &str,
+    new: impl FnOnce() -> G,
+    f: impl FnOnce(&mut G) -> R,
+) -> R {
+    let mut groups = groups.borrow_mut();
+    let group = groups.entry_ref(id).or_insert_with(new);
+    let result = f(group);
+    if group.is_gone() {
+        groups.remove(id);
+    }
+    result
+}
+
+fn run_on_existing<G: Gone, R>(
+    groups: &RefCell<HashMap<String, G>>,
+    id: &str,
+    f: impl FnOnce(&mut G) -> R,
+) -> Option<R> {
+    let mut groups = groups.borrow_mut();
+    let group = groups.get_mut(id)?;
+    let result = f(group);
+    if group.is_gone() {
+        groups.remove(id);
+    }
+    Some(result)
 }
 
 /// Kafka's group id rule: any non-empty string.
