@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -247,3 +248,28 @@ def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 3
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
                                   operation_timeout=timeout, request_timeout=timeout)
     futures[topic].result(timeout=timeout)  # raises KafkaException on error
+
+
+def read_from_start(bootstrap, topic, partitions, count, timeout=120, retriable_ok=False):
+    """The messages of `topic` from offset 0 of every partition, in arrival order, until
+    `count` distinct (partition, offset) positions were read or `timeout` seconds passed.
+    Any error fails the test, except retriable ones when `retriable_ok` (a restart under
+    way)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    messages, positions = [], set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(positions) < count and time.monotonic() < deadline:
+            message = consumer.poll(1)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                assert retriable_ok and (error.retriable() or error.code() == KafkaError._PARTITION_EOF), error
+                continue
+            messages.append(message)
+            positions.add((message.partition(), message.offset()))
+    finally:
+        consumer.close()
+    return messages

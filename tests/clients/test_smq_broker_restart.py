@@ -8,12 +8,11 @@ upstream, proto/README.md). So before the stop the test waits, by reading the fi
 every partition's records sit in a flushed file the broker can reload.
 """
 
-import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from groups import restart_seaweedfs, seaweedfs_ports, wait_flushed
-from harness import create_topic, start_tidegate, stop, unique_topic
+from harness import create_topic, read_from_start, start_tidegate, stop, unique_topic
 
 PARTITIONS = 2
 PER_PHASE = 500
@@ -66,23 +65,8 @@ def test_clients_recover_from_a_broker_restart(seaweedfs, tmp_path):
         fatal = [e for e in client_errors if e.fatal()]
         assert not fatal, f"fatal client errors: {fatal}"
 
-        consumer = Consumer({"bootstrap.servers": tidegate.bootstrap, "group.id": topic,
-                             "enable.auto.commit": False})
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        stored = {}
-        deadline = time.monotonic() + 120
-        try:
-            while len(stored) < len(acked) and time.monotonic() < deadline:
-                message = consumer.poll(1)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    assert error.retriable() or error.code() == KafkaError._PARTITION_EOF, error
-                    continue
-                stored[(message.partition(), message.offset())] = message.value()
-        finally:
-            consumer.close()
+        messages = read_from_start(tidegate.bootstrap, topic, PARTITIONS, len(acked), retriable_ok=True)
+        stored = {(m.partition(), m.offset()): m.value() for m in messages}
     finally:
         stop(tidegate.proc)
 

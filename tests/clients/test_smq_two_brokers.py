@@ -13,13 +13,13 @@ import json
 import os
 import socket
 import subprocess
-import time
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from harness import REPO, create_topic, describe, start_seaweedfs, start_tidegate, stop, stop_seaweedfs, unique_topic
+from harness import (REPO, create_topic, describe, read_from_start, start_seaweedfs, start_tidegate, stop,
+                     stop_seaweedfs, unique_topic)
 
 # With partitions placed at random, all of 16 on one broker happens once in 32,768 topics.
 PARTITIONS = 16
@@ -85,21 +85,8 @@ def test_partitions_led_by_both_brokers_are_served(two_brokers, tmp_path):
             producer.poll(0)
         assert producer.flush(60) == 0 and not failed, f"failed: {failed[:3]}"
 
-        consumer = Consumer({"bootstrap.servers": tidegate.bootstrap, "group.id": topic,
-                             "enable.auto.commit": False})
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        read = {}
-        deadline = time.monotonic() + 60
-        try:
-            while len(read) < len(acked) and time.monotonic() < deadline:
-                message = consumer.poll(1)
-                if message is None:
-                    continue
-                assert message.error() is None, message.error()
-                read[(message.partition(), message.offset())] = (message.key(), message.value(),
-                                                                 message.headers())
-        finally:
-            consumer.close()
+        messages = read_from_start(tidegate.bootstrap, topic, PARTITIONS, len(acked), timeout=60)
+        read = {(m.partition(), m.offset()): (m.key(), m.value(), m.headers()) for m in messages}
     finally:
         stop(tidegate.proc)
 
