@@ -8,11 +8,20 @@
 //! A batch is recorded when its append is queued, before the backend confirms it, so that a
 //! producer's next pipelined batch is checked against it; the offset is filled in on
 //! success, and the entry removed on failure.
+//!
+//! A backend whose records outlive tidegate (SMQ) also keeps every producer's stored
+//! batches ([`ProducerSnapshot`]), written after the backend stored a batch and before the
+//! producer is answered, and read back at start-up: a producer that retries a batch across
+//! a restart, because its answer was lost with the old process, is still answered with the
+//! batch's offset instead of getting its records stored twice. Kafka keeps this state in
+//! its log's batch headers; SMQ's messages have no room for it (see `backend::smq::codec`).
 
 use crate::error::{Error, Result};
 use crate::record_batch::BatchHeader;
 use crate::TopicPartition;
-use hashbrown::HashMap;
+use futures::channel::oneshot;
+use hashbrown::{HashMap, HashSet};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 const BATCHES_KEPT: usize = 5;
@@ -26,6 +35,17 @@ pub enum SequenceCheck {
     Append,
     /// Already stored at this base offset: answer with it, store nothing.
     Duplicate { base_offset: i64 },
+}
+
+/// One producer's state on one partition, as kept across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerSnapshot {
+    pub epoch: i16,
+    /// (first sequence, last sequence, base offset) of its last stored batches, oldest first.
+    pub batches: Vec<(i32, i32, i64)>,
+    /// When it was taken, ms since the epoch: producers idle for longer than Kafka's
+    /// `producer.id.expiration.ms` are forgotten.
+    pub taken_at_ms: i64,
 }
 
 #[derive(Default)]
@@ -110,6 +130,38 @@ impl ProducerStates {
         }
     }
 
+    /// What to keep of a producer's state on a partition: its stored batches.
+    pub fn snapshot(&self, tp: &TopicPartition, producer_id: i64) -> Option<ProducerSnapshot> {
+        let entry = self.producers.get(&(tp.clone(), producer_id))?;
+        let batches = entry
+            .batches
+            .iter()
+            .filter_map(|&(first, last, offset)| Some((first, last, offset?)))
+            .collect();
+        Some(ProducerSnapshot {
+            epoch: entry.epoch,
+            batches,
+            taken_at_ms: crate::unix_time().as_millis() as i64,
+        })
+    }
+
+    /// Takes back a producer's state kept by an earlier run, unless it is known here already.
+    pub fn restore(&mut self, tp: TopicPartition, producer_id: i64, snapshot: ProducerSnapshot) {
+        self.producers
+            .entry((tp, producer_id))
+            .or_insert_with(|| ProducerEntry {
+                epoch: snapshot.epoch,
+                batches: snapshot
+                    .batches
+                    .iter()
+                    .rev()
+                    .take(BATCHES_KEPT)
+                    .rev()
+                    .map(|&(first, last, offset)| (first, last, Some(offset)))
+                    .collect(),
+            });
+    }
+
     /// The recorded batches were not stored: forget them, so a retry is in sequence.
     pub fn failed(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
         for header in headers {
@@ -120,6 +172,65 @@ impl ProducerStates {
                     .retain(|b| (b.0, b.1) != seqs || b.2.is_some());
             }
         }
+    }
+}
+
+/// Producer states waiting to be written to the backend, and the appends waiting for that
+/// write. One write at a time covers everything that changed while the previous one ran.
+#[derive(Default)]
+pub struct PendingWrites {
+    changed: HashSet<(TopicPartition, i64)>,
+    waiting: Vec<oneshot::Sender<()>>,
+    /// The writer, when it sleeps for lack of work.
+    writer: Option<oneshot::Sender<()>>,
+}
+
+impl PendingWrites {
+    /// Marks the idempotent producers of `headers` as changed on `tp`; the receiver
+    /// completes once a write covering them is done. `None` if there are none.
+    pub fn changed(
+        &mut self,
+        tp: &TopicPartition,
+        headers: &[BatchHeader],
+    ) -> Option<oneshot::Receiver<()>> {
+        let mut any = false;
+        for header in headers.iter().filter(|h| h.producer_id > NO_PRODUCER_ID) {
+            self.changed.insert((tp.clone(), header.producer_id));
+            any = true;
+        }
+        if !any {
+            return None;
+        }
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.send(());
+        }
+        let (done, receiver) = oneshot::channel();
+        self.waiting.push(done);
+        Some(receiver)
+    }
+
+    /// States whose write failed, to be written with the next.
+    pub fn retry(&mut self, changed: Vec<(TopicPartition, i64)>) {
+        self.changed.extend(changed);
+    }
+
+    /// The next write's work, or a receiver that completes when there is some.
+    #[allow(clippy::type_complexity)]
+    pub fn take(
+        &mut self,
+    ) -> std::result::Result<
+        (Vec<(TopicPartition, i64)>, Vec<oneshot::Sender<()>>),
+        oneshot::Receiver<()>,
+    > {
+        if self.changed.is_empty() {
+            let (wake, receiver) = oneshot::channel();
+            self.writer = Some(wake);
+            return Err(receiver);
+        }
+        Ok((
+            self.changed.drain().collect(),
+            std::mem::take(&mut self.waiting),
+        ))
     }
 }
 
@@ -224,6 +335,63 @@ mod tests {
         assert!(states
             .check(&tp, &[batch(4, 0, 0, 3), batch(4, 0, 4, 1)])
             .is_err());
+    }
+
+    #[test]
+    fn a_restored_snapshot_answers_retries_and_checks_sequences() {
+        let tp = TopicPartition::new("t", 3);
+        let mut states = ProducerStates::default();
+        for (seq, offset) in [
+            (0, 100),
+            (10, 110),
+            (20, 120),
+            (30, 130),
+            (40, 140),
+            (50, 150),
+        ] {
+            let batch = [batch(9, 2, seq, 10)];
+            states.record(&tp, &batch);
+            states.stored(&tp, &batch, offset);
+        }
+        states.record(&tp, &[batch(9, 2, 60, 10)]); // in flight: not kept
+        let snapshot = states.snapshot(&tp, 9).expect("known producer");
+        assert_eq!(snapshot.epoch, 2);
+        assert_eq!(snapshot.batches.first(), Some(&(20, 29, 120)));
+        assert_eq!(snapshot.batches.len(), 4);
+
+        let mut restarted = ProducerStates::default();
+        restarted.restore(tp.clone(), 9, snapshot);
+        assert_eq!(
+            restarted.check(&tp, &[batch(9, 2, 40, 10)]).ok(),
+            Some(SequenceCheck::Duplicate { base_offset: 140 })
+        );
+        assert_eq!(
+            restarted.check(&tp, &[batch(9, 2, 60, 10)]).ok(),
+            Some(SequenceCheck::Append)
+        );
+        let gap = restarted.check(&tp, &[batch(9, 2, 70, 10)]);
+        assert_eq!(gap.map_err(|e| e.code()), Err(45));
+        assert_eq!(restarted.snapshot(&tp, 8), None);
+    }
+
+    #[test]
+    fn pending_writes_cover_what_changed_and_wake_the_writer() {
+        let tp = TopicPartition::new("t", 0);
+        let mut pending = PendingWrites::default();
+        let mut writer = pending.take().expect_err("nothing to write yet");
+        assert!(pending.changed(&tp, &[batch(-1, -1, -1, 1)]).is_none());
+        let mut done = pending
+            .changed(&tp, &[batch(7, 0, 0, 1)])
+            .expect("idempotent");
+        pending.changed(&tp, &[batch(7, 0, 1, 1)]);
+        assert_eq!(writer.try_recv(), Ok(Some(())), "the writer is woken");
+        let (changed, waiting) = pending.take().expect("work");
+        assert_eq!(changed, vec![(tp, 7)]);
+        assert_eq!(waiting.len(), 2);
+        for done in waiting {
+            let _ = done.send(());
+        }
+        assert_eq!(done.try_recv(), Ok(Some(())));
     }
 
     #[test]

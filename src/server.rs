@@ -240,8 +240,13 @@ async fn shard_main(
         }
     };
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
+    // Before any append can reach this shard, from a client or from another shard.
+    shard.restore_producers().await;
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();
     glommio::spawn_local(shard.clone().run_group_timers()).detach();
+    if shard.backend.keeps_producers() {
+        glommio::spawn_local(shard.clone().write_producer_states()).detach();
+    }
     let bootstrap_loop = glommio::spawn_local(accept_loop(shard.clone(), bootstrap));
     accept_loop(shard, broker).await;
     bootstrap_loop.await;

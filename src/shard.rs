@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
-use crate::producer_state::{ProducerStates, SequenceCheck};
+use crate::producer_state::{PendingWrites, ProducerStates, SequenceCheck};
 use crate::record_batch::{BatchHeader, RecordBatch};
 use crate::TopicPartition;
 use futures::channel::oneshot;
@@ -94,6 +94,8 @@ pub struct Shard {
     shard_map: ShardMap,
     mesh: Mesh<ShardMessage>,
     producers: RefCell<ProducerStates>,
+    /// Producer states to store before their appends are answered (backends that keep them).
+    producer_writes: RefCell<PendingWrites>,
     /// Fetches waiting for data, by partition; woken by this shard's appends.
     waiters: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
     producer_ids_issued: Cell<i64>,
@@ -118,6 +120,7 @@ impl Shard {
             backend,
             mesh,
             producers: RefCell::default(),
+            producer_writes: RefCell::default(),
             waiters: RefCell::default(),
             producer_ids_issued: Cell::new(0),
             // Ids from different runs must not collide while old producers may still be
@@ -151,6 +154,63 @@ impl Shard {
         loop {
             glommio::timer::sleep(crate::group::TICK).await;
             self.groups.tick();
+        }
+    }
+
+    /// Takes back the producer states earlier runs stored for the partitions this shard
+    /// owns. Without them (the store cannot be read) retries across the restart are not
+    /// recognised, as on a backend that keeps none: logged, not fatal.
+    pub async fn restore_producers(&self) {
+        let stored = match self.backend.load_producers().await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(shard = self.id, %error, "producer states not restored");
+                return;
+            }
+        };
+        let mut producers = self.producers.borrow_mut();
+        let mut restored = 0;
+        for (tp, producer_id, snapshot) in stored {
+            if self.owner(&tp) == self.id {
+                producers.restore(tp, producer_id, snapshot);
+                restored += 1;
+            }
+        }
+        if restored > 0 {
+            tracing::info!(shard = self.id, restored, "producer states restored");
+        }
+    }
+
+    /// Stores changed producer states, one write at a time, each covering everything that
+    /// changed while the previous one ran. A failed write is logged and its states are
+    /// written again with the next; the appends waiting for it are answered anyway (their
+    /// records are stored; only a retry across a restart would go unrecognised).
+    pub async fn write_producer_states(self: Rc<Self>) {
+        loop {
+            let next = self.producer_writes.borrow_mut().take();
+            let (changed, waiting) = match next {
+                Ok(work) => work,
+                Err(wake) => {
+                    let _ = wake.await;
+                    continue;
+                }
+            };
+            let snapshots: Vec<_> = {
+                let producers = self.producers.borrow();
+                changed
+                    .iter()
+                    .filter_map(|(tp, id)| Some((tp.clone(), *id, producers.snapshot(tp, *id)?)))
+                    .collect()
+            };
+            let written = self.backend.store_producers(&snapshots).await;
+            for done in waiting {
+                let _ = done.send(());
+            }
+            if let Err(error) = written {
+                tracing::warn!(shard = self.id, %error, "producer states not stored; retrying");
+                self.producer_writes.borrow_mut().retry(changed);
+                glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     }
 
@@ -252,16 +312,28 @@ impl Shard {
         }
         self.producers.borrow_mut().record(&append.tp, &headers);
         let appended = self.backend.append(&append.tp, &append.batches).await;
-        let mut producers = self.producers.borrow_mut();
-        match appended {
-            Ok(base_offset) => producers.stored(&append.tp, &headers, base_offset),
-            Err(_) => producers.failed(&append.tp, &headers),
+        let base_offset = match appended {
+            Ok(base_offset) => base_offset,
+            Err(error) => {
+                self.producers.borrow_mut().failed(&append.tp, &headers);
+                return Err(error);
+            }
+        };
+        self.producers
+            .borrow_mut()
+            .stored(&append.tp, &headers, base_offset);
+        self.wake_fetchers(&append.tp);
+        if self.backend.keeps_producers() {
+            // Answered only once a retry across a restart would be recognised.
+            let written = self
+                .producer_writes
+                .borrow_mut()
+                .changed(&append.tp, &headers);
+            if let Some(written) = written {
+                let _ = written.await;
+            }
         }
-        drop(producers);
-        if appended.is_ok() {
-            self.wake_fetchers(&append.tp);
-        }
-        appended
+        Ok(base_offset)
     }
 
     fn wake_fetchers(&self, tp: &TopicPartition) {

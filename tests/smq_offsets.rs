@@ -7,10 +7,11 @@
 //! Needs `TIDEGATE_SEAWEEDFS=DIR`, a directory `scripts/seaweedfs start DIR` runs in
 //! (`scripts/test` provides one); without it the tests say so and pass.
 
+mod common;
+
+use common::{http_get, seaweedfs};
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -19,28 +20,6 @@ use tidegate::backend::smq::SmqBackend;
 use tidegate::backend::{CommittedOffset, GroupOffsets};
 use tidegate::error::Error;
 use tidegate::TopicPartition;
-
-/// The ports `scripts/seaweedfs` wrote to DIR/ports.env, or `None` to skip.
-fn seaweedfs() -> Option<HashMap<String, String>> {
-    let Some(dir) = std::env::var_os("TIDEGATE_SEAWEEDFS") else {
-        // Straight to stderr: the test harness would swallow eprintln!.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: set TIDEGATE_SEAWEEDFS to a directory `scripts/seaweedfs start` runs in \
-             (scripts/test does)"
-        );
-        return None;
-    };
-    let path = PathBuf::from(dir).join("ports.env");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (is SeaweedFS running there?)", path.display()));
-    Some(
-        text.lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
-}
 
 /// Runs `body` on a glommio executor of its own, as a shard would.
 fn on_executor<F, T>(body: impl FnOnce() -> F + Send + 'static) -> T
@@ -83,24 +62,6 @@ fn tp(topic: &str, partition: i32) -> TopicPartition {
 fn sorted(mut offsets: GroupOffsets) -> GroupOffsets {
     offsets.sort_by(|a, b| (&a.0.topic, a.0.partition).cmp(&(&b.0.topic, b.0.partition)));
     offsets
-}
-
-/// GET on the filer's HTTP port: (status, body).
-fn http_get(port: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("filer http");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_string())
 }
 
 /// SeaweedFS's Go gateway's offset storage, run as `.cache/bin/go-offsets`.

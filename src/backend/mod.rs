@@ -9,6 +9,7 @@ pub mod memory;
 pub mod smq;
 
 use crate::error::{Error, Result};
+use crate::producer_state::ProducerSnapshot;
 use crate::record_batch::RecordBatch;
 use crate::TopicPartition;
 use bytes::Bytes;
@@ -59,6 +60,9 @@ pub struct CommittedOffset {
 
 /// Committed offsets of one group, as stored.
 pub type GroupOffsets = Vec<(TopicPartition, CommittedOffset)>;
+
+/// An idempotent producer's state on one partition: (partition, producer id, state).
+pub type StoredProducer = (TopicPartition, i64, ProducerSnapshot);
 
 /// The backend this process runs, chosen once at start-up.
 pub enum Backend {
@@ -222,6 +226,30 @@ impl Backend {
         match self {
             Backend::Memory(b) => Ok(b.list_offset_groups()),
             Backend::Smq(b) => b.list_offset_groups().await,
+        }
+    }
+
+    // Idempotent producers' state, for backends whose records outlive the process. Each
+    // shard stores and restores the partitions it owns.
+
+    /// Whether producer state must be stored for a retry across a restart to be recognised.
+    pub fn keeps_producers(&self) -> bool {
+        matches!(self, Backend::Smq(_))
+    }
+
+    /// Stores producers' states, durably before it returns: a single write.
+    pub async fn store_producers(&self, producers: &[StoredProducer]) -> Result<()> {
+        match self {
+            Backend::Memory(_) => Ok(()),
+            Backend::Smq(b) => b.store_producers(producers).await,
+        }
+    }
+
+    /// Every producer state stored by earlier runs, for all partitions.
+    pub async fn load_producers(&self) -> Result<Vec<StoredProducer>> {
+        match self {
+            Backend::Memory(_) => Ok(Vec::new()),
+            Backend::Smq(b) => b.load_producers().await,
         }
     }
 }

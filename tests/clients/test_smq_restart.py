@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 
 import pytest
 from confluent_kafka import Producer
@@ -108,6 +109,8 @@ def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path, lead_in):
         stored[(message.partition(), message.offset())] = message.value()
     for position, value in acked.items():
         assert stored.get(position) == value, f"acknowledged {value!r} at {position}, found {stored.get(position)!r}"
-    values = {v for v in stored.values()}
+    values = Counter(stored.values())
+    twice = [v for v, n in values.items() if n > 1]
+    assert not twice, f"{len(twice)} records stored twice, first {twice[:5]}"
     missing = [i for i in range(RECORDS) if f"record-{i}".encode() not in values]
     assert not missing, f"{len(missing)} records lost, first {missing[:5]}"

@@ -5,8 +5,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -302,4 +304,48 @@ pub fn request_frame<R: Request>(request: &R, version: i16, correlation_id: i32)
         .expect("encode header");
     request.encode(&mut body, version).expect("encode request");
     body
+}
+
+/// The ports `scripts/seaweedfs` wrote to DIR/ports.env, or `None` to skip.
+pub fn seaweedfs() -> Option<HashMap<String, String>> {
+    let Some(dir) = std::env::var_os("TIDEGATE_SEAWEEDFS") else {
+        // Straight to stderr: the test harness would swallow eprintln!.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: set TIDEGATE_SEAWEEDFS to a directory `scripts/seaweedfs start` runs in \
+             (scripts/test does)"
+        );
+        return None;
+    };
+    let path = PathBuf::from(dir).join("ports.env");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (is SeaweedFS running there?)", path.display()));
+    Some(
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// GET on the filer's HTTP port: (status, body); directories are listed as JSON.
+pub fn http_get(port: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("filer http");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, body.to_string())
 }

@@ -11,11 +11,13 @@ pub mod cache;
 pub mod channel;
 pub mod codec;
 pub mod discovery;
+pub mod filer;
 pub mod offsets;
+pub mod producers;
 pub mod proto;
 pub mod publisher;
 
-use super::{GroupOffsets, OffsetSpec, ReadResult, TopicMeta};
+use super::{GroupOffsets, OffsetSpec, ReadResult, StoredProducer, TopicMeta};
 use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
 use crate::records::{decode_records, encode_records, Record};
@@ -23,8 +25,10 @@ use crate::TopicPartition;
 use cache::{BatchCache, TimestampIndex};
 use channel::{GrpcChannel, SmqClient};
 use discovery::Endpoints;
+use filer::Filer;
 use hashbrown::HashMap;
 use offsets::OffsetStore;
+use producers::ProducerStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FindBrokerLeaderRequest,
     GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
@@ -68,6 +72,8 @@ pub struct SmqBackend {
     timestamps: RefCell<TimestampIndex>,
     /// Committed consumer offsets, in the filer.
     offsets: OffsetStore,
+    /// Idempotent producers' state, in the filer.
+    producers: ProducerStore,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -76,9 +82,11 @@ fn unavailable(status: tonic::Status) -> Error {
 
 impl SmqBackend {
     pub fn new(endpoints: Endpoints, namespace: String, shard_id: usize) -> Self {
+        let filer = Rc::new(Filer::new(endpoints.filer));
         Self {
             bootstrap: endpoints.broker,
-            offsets: OffsetStore::new(endpoints.filer, &namespace),
+            offsets: OffsetStore::new(filer.clone(), &namespace),
+            producers: ProducerStore::new(filer, &namespace),
             namespace,
             shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
             clients: RefCell::default(),
@@ -556,5 +564,16 @@ impl SmqBackend {
 
     pub async fn list_offset_groups(&self) -> Result<Vec<String>> {
         self.offsets.list_groups().await
+    }
+}
+
+// Idempotent producers' state lives in the filer too: SMQ messages have no room for it.
+impl SmqBackend {
+    pub async fn store_producers(&self, producers: &[StoredProducer]) -> Result<()> {
+        self.producers.store(producers).await
+    }
+
+    pub async fn load_producers(&self) -> Result<Vec<StoredProducer>> {
+        self.producers.load().await
     }
 }

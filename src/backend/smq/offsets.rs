@@ -16,33 +16,16 @@
 //! included), deleted with DELETE mutations, and groups are listed with `ListEntries` on
 //! the base directory. See `proto/README.md` ("Consumer offsets").
 
-use super::channel::{FilerClient, GrpcChannel};
-use super::proto::filer_pb::{
-    object_mutation, Entry, FuseAttributes, ListEntriesRequest, ObjectMutation,
-    ObjectTransactionRequest, TraverseBfsMetadataRequest,
-};
+use super::filer::{self, component, Filer};
 use crate::backend::{CommittedOffset, GroupOffsets};
 use crate::error::{Error, Result};
 use crate::TopicPartition;
 use bytes::Bytes;
-use futures::future::{select, Either};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::pin;
-use std::time::Duration;
+use std::rc::Rc;
 
 /// The file in each partition's directory.
 const FILE_NAME: &str = "offset";
-/// `-rw-r--r--`, as the Go gateway writes it.
-const FILE_MODE: u32 = 0o644;
-/// Longest a filer call may take before the outcome counts as unknown.
-const FILER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Entries asked for per ListEntries call.
-const LIST_PAGE: u32 = 1024;
-/// How the filer words a missing path (`filer_pb.ErrNotFound`); it reaches gRPC as a
-/// plain error with code Unknown, so the message is all there is to go by.
-const NOT_FOUND: &str = "no entry is found";
 
 /// The JSON in an offset file, as the Go gateway's `KafkaConsumerPosition` plus the epoch.
 #[derive(Serialize)]
@@ -97,11 +80,6 @@ pub fn decode(content: &[u8]) -> std::result::Result<CommittedOffset, String> {
     })
 }
 
-/// A Kafka name used as one path component: it must name exactly one entry.
-fn component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
-}
-
 /// Paths of one namespace's offsets.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -154,58 +132,20 @@ impl Layout {
             tp.partition
         ))
     }
-
-    /// The partition an offset file at `directory` belongs to, if it is one of the
-    /// group's: `<group_dir>/<topic>/<partition>`.
-    fn partition_of(group_dir: &str, directory: &str) -> Option<TopicPartition> {
-        let relative = directory.strip_prefix(group_dir)?.strip_prefix('/')?;
-        let (topic, partition) = relative.split_once('/')?;
-        if !component(topic) || !partition.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Some(TopicPartition::new(topic, partition.parse().ok()?))
-    }
 }
 
 /// The filer side of the SMQ backend's committed offsets, for one shard.
 pub struct OffsetStore {
-    /// Filer gRPC address.
-    filer: String,
+    filer: Rc<Filer>,
     layout: Layout,
-    channel: RefCell<Option<GrpcChannel>>,
 }
 
 impl OffsetStore {
-    pub fn new(filer: String, namespace: &str) -> Self {
+    pub fn new(filer: Rc<Filer>, namespace: &str) -> Self {
         Self {
             filer,
             layout: Layout::new(namespace),
-            channel: RefCell::default(),
         }
-    }
-
-    /// A client on the shard's connection to the filer, connecting (again) if needed.
-    async fn client(&self) -> Result<FilerClient> {
-        if let Some(channel) = self.channel.borrow().as_ref().filter(|c| !c.is_closed()) {
-            return Ok(channel.filer());
-        }
-        let channel = within(&self.filer, "connect", async {
-            GrpcChannel::connect(&self.filer)
-                .await
-                .map_err(|e| self.unavailable(format!("cannot connect: {e}")))
-        })
-        .await?;
-        let client = channel.filer();
-        *self.channel.borrow_mut() = Some(channel);
-        Ok(client)
-    }
-
-    fn unavailable(&self, message: impl std::fmt::Display) -> Error {
-        Error::Unavailable(format!("SeaweedFS filer {}: {message}", self.filer))
-    }
-
-    fn status(&self, call: &str, status: tonic::Status) -> Error {
-        self.unavailable(format!("{call}: {}", status.message()))
     }
 
     /// Writes a commit request's offsets: one ObjectTransaction, one PUT per partition.
@@ -214,94 +154,49 @@ impl OffsetStore {
         if offsets.is_empty() {
             return Ok(());
         }
-        let now_s = crate::unix_time().as_secs() as i64;
         let mut mutations = Vec::with_capacity(offsets.len());
         for (tp, committed) in offsets {
-            let content = Bytes::from(encode(committed));
-            mutations.push(ObjectMutation {
-                r#type: object_mutation::Type::Put.into(),
-                directory: self.layout.partition_dir(&group_dir, tp)?,
-                entry: Some(Entry {
-                    name: FILE_NAME.to_string(),
-                    is_directory: false,
-                    attributes: Some(FuseAttributes {
-                        file_size: content.len() as u64,
-                        mtime: now_s,
-                        crtime: now_s,
-                        file_mode: FILE_MODE,
-                        ..Default::default()
-                    }),
-                    content,
-                }),
-                ..Default::default()
-            });
+            let directory = self.layout.partition_dir(&group_dir, tp)?;
+            mutations.push(filer::put(
+                directory,
+                FILE_NAME,
+                Bytes::from(encode(committed)),
+            ));
         }
-        self.transact(group_dir, mutations, None).await
+        self.filer.transact(group_dir, mutations, None).await
     }
 
     /// Every offset file of the group, from one TraverseBfsMetadata stream; a group
     /// without a directory has none.
     pub async fn load(&self, group: &str) -> Result<GroupOffsets> {
         let group_dir = self.layout.group_dir(group)?;
-        let mut client = self.client().await?;
-        within(&self.filer, "TraverseBfsMetadata", async {
-            let request = TraverseBfsMetadataRequest {
-                directory: group_dir.clone(),
-                excluded_prefixes: Vec::new(),
-            };
-            let mut stream = match client.traverse_bfs_metadata(request).await {
-                Ok(response) => response.into_inner(),
-                Err(status) if status.message().contains(NOT_FOUND) => return Ok(Vec::new()),
-                Err(status) => return Err(self.status("TraverseBfsMetadata", status)),
-            };
-            let mut offsets = Vec::new();
-            loop {
-                let item = match stream.message().await {
-                    Ok(Some(item)) => item,
-                    Ok(None) => break,
-                    Err(status) if status.message().contains(NOT_FOUND) => break,
-                    Err(status) => return Err(self.status("TraverseBfsMetadata", status)),
-                };
-                let Some(entry) = item.entry else { continue };
-                if entry.is_directory || entry.name != FILE_NAME {
-                    continue;
-                }
-                let Some(tp) = Layout::partition_of(&group_dir, &item.directory) else {
-                    tracing::debug!(
-                        directory = item.directory,
-                        "not an offset file of the group"
-                    );
-                    continue;
-                };
-                match decode(&entry.content) {
-                    Ok(committed) => offsets.push((tp, committed)),
-                    // As the Go gateway does with a file it cannot read: no offset.
-                    Err(why) => tracing::warn!(
-                        group, %tp, directory = item.directory, "unreadable committed offset: {why}"
-                    ),
-                }
+        let mut offsets = Vec::new();
+        for (directory, entry) in self.filer.traverse(&group_dir).await? {
+            if entry.is_directory || entry.name != FILE_NAME {
+                continue;
             }
-            Ok(offsets)
-        })
-        .await
+            let Some(tp) = filer::partition_of(&group_dir, &directory) else {
+                tracing::debug!(directory, "not an offset file of the group");
+                continue;
+            };
+            match decode(&entry.content) {
+                Ok(committed) => offsets.push((tp, committed)),
+                // As the Go gateway does with a file it cannot read: no offset.
+                Err(why) => tracing::warn!(
+                    group, %tp, directory, "unreadable committed offset: {why}"
+                ),
+            }
+        }
+        Ok(offsets)
     }
 
     /// Deletes some of the group's offsets (their partition directories), or, with
     /// `None`, the group's whole directory.
     pub async fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
         let group_dir = self.layout.group_dir(group)?;
-        let delete = |directory: String, name: String, remove_empty_parent| ObjectMutation {
-            r#type: object_mutation::Type::Delete.into(),
-            directory,
-            name,
-            is_recursive: true,
-            is_delete_data: true,
-            remove_empty_parent,
-            ..Default::default()
-        };
         let Some(partitions) = partitions else {
-            let mutation = delete(self.layout.base.clone(), group.to_string(), false);
-            return self.transact(group_dir, vec![mutation], None).await;
+            let mutation = filer::delete(self.layout.base.clone(), group.to_string(), false);
+            return self.filer.transact(group_dir, vec![mutation], None).await;
         };
         if partitions.is_empty() {
             return Ok(());
@@ -313,120 +208,28 @@ impl OffsetStore {
             }
             // The filer removes the topic's directory once its last partition goes.
             let topic_dir = self.layout.topic_dir(&group_dir, &tp.topic)?;
-            mutations.push(delete(topic_dir, tp.partition.to_string(), true));
+            mutations.push(filer::delete(topic_dir, tp.partition.to_string(), true));
         }
         // Then the group's directory if that emptied it, so it is no longer listed as a
         // group with offsets. A non-recursive delete of a directory that still holds
         // topics fails, and that failure of this last, optional step is expected.
         let cleanup = mutations.len();
-        let mut group_entry = delete(self.layout.base.clone(), group.to_string(), false);
+        let mut group_entry = filer::delete(self.layout.base.clone(), group.to_string(), false);
         group_entry.is_recursive = false;
         mutations.push(group_entry);
-        self.transact(group_dir, mutations, Some(cleanup)).await
+        self.filer
+            .transact(group_dir, mutations, Some(cleanup))
+            .await
     }
 
     /// Names of the groups with a directory under the base directory.
     pub async fn list_groups(&self) -> Result<Vec<String>> {
-        let mut client = self.client().await?;
-        let mut groups = Vec::new();
-        let mut start_from = String::new();
-        loop {
-            let request = ListEntriesRequest {
-                directory: self.layout.base.clone(),
-                start_from_file_name: start_from.clone(),
-                inclusive_start_from: false,
-                limit: LIST_PAGE,
-                omit_chunks: true,
-                ..Default::default()
-            };
-            let page = within(&self.filer, "ListEntries", async {
-                let mut stream = match client.list_entries(request).await {
-                    Ok(response) => response.into_inner(),
-                    Err(status) if status.message().contains(NOT_FOUND) => return Ok(Vec::new()),
-                    Err(status) => return Err(self.status("ListEntries", status)),
-                };
-                let mut page = Vec::new();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(item)) => page.extend(item.entry),
-                        Ok(None) => return Ok(page),
-                        Err(status) if status.message().contains(NOT_FOUND) => return Ok(page),
-                        Err(status) => return Err(self.status("ListEntries", status)),
-                    }
-                }
-            })
-            .await?;
-            let full = page.len() >= LIST_PAGE as usize;
-            if let Some(last) = page.last() {
-                start_from = last.name.clone();
-            }
-            groups.extend(
-                page.into_iter()
-                    .filter(|e| e.is_directory && component(&e.name))
-                    .map(|e| e.name),
-            );
-            if !full {
-                return Ok(groups);
-            }
-        }
-    }
-
-    /// Applies `mutations` in one ObjectTransaction locked (and routed, with several
-    /// filers) on the group's directory. `optional`: index of a mutation whose failure
-    /// still counts as success (everything before it was applied).
-    async fn transact(
-        &self,
-        group_dir: String,
-        mutations: Vec<ObjectMutation>,
-        optional: Option<usize>,
-    ) -> Result<()> {
-        let mut client = self.client().await?;
-        let request = ObjectTransactionRequest {
-            lock_key: group_dir.clone(),
-            route_key: group_dir,
-            mutations,
-            request_id: String::new(),
-        };
-        let response = within(&self.filer, "ObjectTransaction", async {
-            client
-                .object_transaction(request)
-                .await
-                .map_err(|status| self.status("ObjectTransaction", status))
-        })
-        .await?
-        .into_inner();
-        if response.error.is_empty() {
-            return Ok(());
-        }
-        let failed = response
-            .failed_mutation
-            .and_then(|i| usize::try_from(i).ok());
-        if failed.is_some() && failed == optional {
-            tracing::trace!(
-                error = response.error,
-                "optional filer mutation not applied"
-            );
-            return Ok(());
-        }
-        // Mutations before the failed one were applied; a retry applies them again, to
-        // the same effect, so the client may retry.
-        Err(self.unavailable(format!(
-            "ObjectTransaction: {} (code {:?})",
-            response.error,
-            response.error_code()
-        )))
-    }
-}
-
-/// Runs a filer call with a deadline: past it, the outcome is unknown (retriable).
-async fn within<T>(filer: &str, call: &str, future: impl Future<Output = Result<T>>) -> Result<T> {
-    let timer = pin!(glommio::timer::sleep(FILER_TIMEOUT));
-    match select(pin!(future), timer).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(Error::Unavailable(format!(
-            "SeaweedFS filer {filer}: {call} took more than {}s",
-            FILER_TIMEOUT.as_secs()
-        ))),
+        let entries = self.filer.list(&self.layout.base).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.is_directory && component(&e.name))
+            .map(|e| e.name)
+            .collect())
     }
 }
 
@@ -494,7 +297,7 @@ mod tests {
             "/topics/kafka/.meta/consumer_offsets/orders-app/orders/3"
         );
         assert_eq!(
-            Layout::partition_of(
+            filer::partition_of(
                 &group,
                 "/topics/kafka/.meta/consumer_offsets/orders-app/orders/3"
             ),
@@ -542,7 +345,7 @@ mod tests {
             "/topics/kafka/.meta/consumer_offsets/g/t/99999999999",
             "/topics/kafka/.meta/consumer_offsets/gg/t/0",
         ] {
-            assert_eq!(Layout::partition_of(group, other), None, "{other}");
+            assert_eq!(filer::partition_of(group, other), None, "{other}");
         }
     }
 }
