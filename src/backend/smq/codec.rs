@@ -17,7 +17,8 @@
 //! null), header count u32, per header: key length u32 + key, value length i32 (-1 = null)
 //! + value; then the value bytes to the end.
 //!
-//! Not kept: producer id, epoch and sequence (records come back as from a plain producer).
+//! Not kept here: producer id, epoch and sequence (records read back from SMQ come back as
+//! from a plain producer). What a retry needs of them is kept in the filer (`producers`).
 
 use crate::records::Record;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
