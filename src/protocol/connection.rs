@@ -13,6 +13,8 @@ use std::rc::Rc;
 
 const LENGTH_PREFIX: usize = 4;
 const READ_CHUNK: usize = 64 * 1024;
+/// Spare room below which the buffer is grown before a read.
+const MIN_READ: usize = 16 * 1024;
 
 /// Why a connection's byte stream cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +30,14 @@ pub enum FrameError {
 }
 
 /// Reads length-prefixed frames from a byte stream.
+///
+/// `buffer[..filled]` holds bytes read and not yet returned; `buffer[filled..]` is spare
+/// space already zeroed (safe Rust cannot read into uninitialised memory), kept from one
+/// read to the next so that each byte of buffer is zeroed once, not once per read.
 pub struct FrameReader<R> {
     reader: R,
     buffer: BytesMut,
+    filled: usize,
     max_frame: usize,
 }
 
@@ -38,7 +45,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(reader: R, max_frame: usize) -> Self {
         Self {
             reader,
-            buffer: BytesMut::with_capacity(READ_CHUNK),
+            buffer: BytesMut::new(),
+            filled: 0,
             max_frame,
         }
     }
@@ -49,16 +57,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(frame) = self.parse_frame()? {
                 return Ok(Some(frame));
             }
-            let pending = self.buffer.len();
-            let wanted = self.frame_length()?.map_or(READ_CHUNK, |n| {
-                (n + LENGTH_PREFIX - pending).max(READ_CHUNK.min(self.max_frame))
+            let pending = self.filled;
+            // Room for the rest of this frame, or at least MIN_READ; grown by READ_CHUNK.
+            let needed = self.frame_length()?.map_or(MIN_READ, |n| {
+                (n + LENGTH_PREFIX - pending).max(MIN_READ.min(self.max_frame))
             });
-            // Safe Rust cannot read into uninitialised memory; zeroing is cheap next to
-            // the copy the kernel does anyway.
-            self.buffer.resize(pending + wanted, 0);
-            let read = self.reader.read(&mut self.buffer[pending..]).await;
-            let read = read.inspect_err(|_| self.buffer.truncate(pending))?;
-            self.buffer.truncate(pending + read);
+            if self.buffer.len() - pending < needed {
+                let grow_to = pending + needed.max(READ_CHUNK.min(self.max_frame));
+                if self.buffer.capacity() < grow_to {
+                    // A new allocation (or the front of this one, once every frame split
+                    // from it has been dropped): move only the pending bytes there.
+                    self.buffer.truncate(pending);
+                }
+                self.buffer.resize(grow_to, 0); // zeroes only the bytes past the old length
+            }
+            let read = self.reader.read(&mut self.buffer[pending..]).await?;
+            self.filled += read;
             if read == 0 {
                 return match pending {
                     0 => Ok(None),
@@ -73,16 +87,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let Some(length) = self.frame_length()? else {
             return Ok(None);
         };
-        if self.buffer.len() < LENGTH_PREFIX + length {
+        if self.filled < LENGTH_PREFIX + length {
             return Ok(None);
         }
         self.buffer.advance(LENGTH_PREFIX);
+        self.filled -= LENGTH_PREFIX + length;
         Ok(Some(self.buffer.split_to(length).freeze()))
     }
 
     /// The length the next frame claims, checked before a byte of it is allocated.
     fn frame_length(&self) -> Result<Option<usize>, FrameError> {
-        let Some(prefix) = self.buffer.get(..LENGTH_PREFIX) else {
+        let Some(prefix) = self.buffer[..self.filled].get(..LENGTH_PREFIX) else {
             return Ok(None);
         };
         let length = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
