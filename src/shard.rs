@@ -202,7 +202,14 @@ impl Shard {
                     .filter_map(|(tp, id)| Some((tp.clone(), *id, producers.snapshot(tp, *id)?)))
                     .collect()
             };
+            let started = std::time::Instant::now();
             let written = self.backend.store_producers(&snapshots).await;
+            tracing::debug!(
+                states = snapshots.len(),
+                waiting = waiting.len(),
+                took_us = started.elapsed().as_micros() as u64,
+                "producer states written"
+            );
             for done in waiting {
                 let _ = done.send(());
             }
