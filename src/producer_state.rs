@@ -23,8 +23,11 @@ use futures::channel::oneshot;
 use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::time::Duration;
 
 const BATCHES_KEPT: usize = 5;
+/// Kafka's `producer.id.expiration.ms` default: a producer idle for longer is forgotten.
+pub const EXPIRATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// Producer ids below zero mean "not idempotent".
 const NO_PRODUCER_ID: i64 = -1;
 
@@ -57,6 +60,8 @@ struct ProducerEntry {
     epoch: i16,
     /// (first sequence, last sequence, base offset once stored), oldest first.
     batches: VecDeque<(i32, i32, Option<i64>)>,
+    /// When it last sent a batch here, ms since the epoch.
+    last_used_ms: i64,
 }
 
 impl ProducerStates {
@@ -93,6 +98,7 @@ impl ProducerStates {
 
     /// Records batches whose append was queued; their offsets come with `stored`.
     pub fn record(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
+        let now_ms = crate::unix_time().as_millis() as i64;
         for header in headers {
             if header.producer_id > NO_PRODUCER_ID {
                 let entry = self
@@ -101,7 +107,9 @@ impl ProducerStates {
                     .or_insert_with(|| ProducerEntry {
                         epoch: header.producer_epoch,
                         batches: VecDeque::with_capacity(BATCHES_KEPT),
+                        last_used_ms: now_ms,
                     });
+                entry.last_used_ms = now_ms;
                 if entry.epoch != header.producer_epoch {
                     entry.epoch = header.producer_epoch;
                     entry.batches.clear();
@@ -159,7 +167,19 @@ impl ProducerStates {
                     .rev()
                     .map(|&(first, last, offset)| (first, last, Some(offset)))
                     .collect(),
+                last_used_ms: snapshot.taken_at_ms,
             });
+    }
+
+    /// Forgets producers idle for longer than [`EXPIRATION`] (none with a batch still being
+    /// written), as Kafka does, so that short-lived producers do not pile up.
+    pub fn expire(&mut self, now_ms: i64) -> usize {
+        let before = self.producers.len();
+        let oldest = now_ms - EXPIRATION.as_millis() as i64;
+        self.producers.retain(|_, entry| {
+            entry.last_used_ms >= oldest || entry.batches.iter().any(|b| b.2.is_none())
+        });
+        before - self.producers.len()
     }
 
     /// The recorded batches were not stored: forget them, so a retry is in sequence.
@@ -372,6 +392,25 @@ mod tests {
         let gap = restarted.check(&tp, &[batch(9, 2, 70, 10)]);
         assert_eq!(gap.map_err(|e| e.code()), Err(45));
         assert_eq!(restarted.snapshot(&tp, 8), None);
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let tp = TopicPartition::new("t", 0);
+        let mut states = ProducerStates::default();
+        let stored = [batch(1, 0, 0, 1)];
+        states.record(&tp, &stored);
+        states.stored(&tp, &stored, 0);
+        states.record(&tp, &[batch(2, 0, 0, 1)]); // still being written
+        let now_ms = crate::unix_time().as_millis() as i64;
+        assert_eq!(states.expire(now_ms), 0, "both were just used");
+        let day_later = now_ms + EXPIRATION.as_millis() as i64 + 1;
+        assert_eq!(states.expire(day_later), 1);
+        assert_eq!(states.snapshot(&tp, 1), None);
+        assert!(
+            states.snapshot(&tp, 2).is_some(),
+            "a batch in flight keeps it"
+        );
     }
 
     #[test]

@@ -244,6 +244,7 @@ async fn shard_main(
     shard.restore_producers().await;
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();
     glommio::spawn_local(shard.clone().run_group_timers()).detach();
+    glommio::spawn_local(shard.clone().expire_producers()).detach();
     if shard.backend.keeps_producers() {
         glommio::spawn_local(shard.clone().write_producer_states()).detach();
     }

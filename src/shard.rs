@@ -221,6 +221,18 @@ impl Shard {
         }
     }
 
+    /// Forgets idle producers now and then (see `ProducerStates::expire`).
+    pub async fn expire_producers(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(std::time::Duration::from_secs(60)).await;
+            let now_ms = crate::unix_time().as_millis() as i64;
+            let expired = self.producers.borrow_mut().expire(now_ms);
+            if expired > 0 {
+                tracing::debug!(shard = self.id, expired, "idle producers forgotten");
+            }
+        }
+    }
+
     /// A producer id no other shard or earlier run hands out.
     pub fn allocate_producer_id(&self) -> i64 {
         let issued = self.producer_ids_issued.get();

@@ -12,13 +12,10 @@
 use super::filer::{self, component, Filer};
 use crate::backend::StoredProducer;
 use crate::error::{Error, Result};
-use crate::producer_state::ProducerSnapshot;
+use crate::producer_state::{ProducerSnapshot, EXPIRATION};
 use crate::TopicPartition;
 use bytes::Bytes;
 use std::rc::Rc;
-
-/// Kafka's `producer.id.expiration.ms` default: a producer idle for longer is forgotten.
-const EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 pub struct ProducerStore {
     filer: Rc<Filer>,
@@ -83,7 +80,7 @@ impl ProducerStore {
                 continue;
             };
             match serde_json::from_slice::<ProducerSnapshot>(&entry.content) {
-                Ok(snapshot) if now_ms - snapshot.taken_at_ms > EXPIRATION_MS => {
+                Ok(snapshot) if now_ms - snapshot.taken_at_ms > EXPIRATION.as_millis() as i64 => {
                     expired.push(filer::delete(directory, entry.name, true));
                 }
                 Ok(snapshot) => producers.push((tp, producer_id, snapshot)),
