@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use futures::channel::oneshot;
 use glommio::net::TcpListener;
 use shards::{Runtime, RuntimeConfig, ShardContext, ShardId};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
@@ -25,8 +25,6 @@ use std::time::Duration;
 /// Locked memory glommio registers per executor; sockets do not need more.
 const IO_MEMORY: usize = 512 << 10;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a fixed port still held by a predecessor is waited for (see `wait_until_free`).
-const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// How long start-up waits for the SeaweedFS master to list a broker and a filer.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -134,7 +132,8 @@ fn reserve_bootstrap_port(config: &Config) -> anyhow::Result<StdListener> {
     if config.port != 0 {
         // glommio binds with SO_REUSEPORT, which would silently share a port with another
         // tidegate; an exclusive bind first turns that into a clear error.
-        wait_until_free(address).with_context(|| format!("bootstrap port {address} is in use"))?;
+        StdListener::bind(address)
+            .with_context(|| format!("bootstrap port {address} is in use"))?;
     }
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(address),
@@ -145,28 +144,6 @@ fn reserve_bootstrap_port(config: &Config) -> anyhow::Result<StdListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     Ok(socket.into())
-}
-
-/// Binds `address` exclusively and lets it go again: an error if something holds it. A
-/// process restarted right after a crash may find its predecessor's sockets still bound for
-/// a moment (the kernel tears an io_uring instance down after the process is gone), so a
-/// port in use is tried again for up to `PORT_RELEASE_WAIT` before that counts.
-fn wait_until_free(address: SocketAddr) -> std::io::Result<()> {
-    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
-    let mut logged = false;
-    loop {
-        match StdListener::bind(address) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
-                if !logged {
-                    tracing::info!(%address, "port in use; waiting for it to be released");
-                    logged = true;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 fn collect_ports(
@@ -289,7 +266,7 @@ fn bind(
     };
     let address = SocketAddr::new(config.listen, port);
     if port != 0 {
-        wait_until_free(address).map_err(|e| format!("broker port {address}: {e}"))?;
+        StdListener::bind(address).map_err(|e| format!("broker port {address}: {e}"))?;
     }
     let broker = TcpListener::bind(address).map_err(|e| format!("bind {address}: {e}"))?;
     Ok((bootstrap, broker))
