@@ -3,6 +3,7 @@ sent is read back, and every acknowledged (partition, offset) holds the record i
 acknowledged for, so no offset was used twice."""
 
 import os
+import random
 import signal
 import socket
 import threading
@@ -21,12 +22,20 @@ LEAD_IN = 400
 
 
 def free_port_pair():
-    """A bootstrap port and a broker port that are free now (fixed across the restart)."""
+    """A bootstrap port and a broker port that are free now (fixed across the restart), below
+    Linux's ephemeral range (32768-60999): while tidegate is down the producer keeps dialling
+    the broker port, and a port in that range can be picked as the source port of one of its
+    own attempts (a TCP self-connect), which then holds it (seen in CI: EADDRINUSE)."""
     ports = []
-    for _ in range(2):
+    while len(ports) < 2:
+        port = random.randrange(20000, 32000)
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
     return ports
 
 
