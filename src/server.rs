@@ -16,15 +16,21 @@ use anyhow::{bail, Context};
 use futures::channel::oneshot;
 use glommio::net::TcpListener;
 use shards::{Runtime, RuntimeConfig, ShardContext, ShardId};
-use std::io::Write;
+use socket2::{Domain, Socket, Type};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Locked memory glommio registers per executor; sockets do not need more.
 const IO_MEMORY: usize = 512 << 10;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a fixed port still held by a predecessor is waited for (see `wait_until_free`).
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// Connections the kernel queues per listener before accept: glommio's own choice.
+const LISTEN_BACKLOG: i32 = 1024;
 /// How long start-up waits for the SeaweedFS master to list a broker and a filer.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,6 +54,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         BackendKind::Memory => None,
     };
     let nr_shards = config.nr_shards();
+    check_fixed_ports(&config)?;
     let reservation = reserve_bootstrap_port(&config)?;
     let bootstrap = reservation.local_addr()?;
     let (bound_tx, bound_rx) = mpsc::channel();
@@ -129,21 +136,72 @@ fn smq_endpoints(config: &Config) -> anyhow::Result<Endpoints> {
 /// with SO_REUSEPORT. The socket is bound but never listens, so it takes no connections.
 fn reserve_bootstrap_port(config: &Config) -> anyhow::Result<StdListener> {
     let address = SocketAddr::new(config.listen, config.port);
+    Ok(shared_socket(address)?.into())
+}
+
+/// The shards' listeners share their ports (SO_REUSEPORT), so they would also share a fixed
+/// port with another tidegate, silently; an exclusive bind of each first turns that into a
+/// clear error.
+fn check_fixed_ports(config: &Config) -> anyhow::Result<()> {
     if config.port != 0 {
-        // glommio binds with SO_REUSEPORT, which would silently share a port with another
-        // tidegate; an exclusive bind first turns that into a clear error.
-        StdListener::bind(address)
-            .with_context(|| format!("bootstrap port {address} is in use"))?;
+        let address = SocketAddr::new(config.listen, config.port);
+        wait_until_free(address).with_context(|| format!("bootstrap port {address} is in use"))?;
     }
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(address),
-        socket2::Type::STREAM,
-        None,
-    )?;
+    for shard_id in 0..config.nr_shards() {
+        if let Some(port) = broker_port(config, shard_id) {
+            let address = SocketAddr::new(config.listen, port);
+            wait_until_free(address).with_context(|| format!("broker port {address} is in use"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Binds `address` exclusively and lets it go again. A tidegate restarted right after a
+/// crash can find its predecessor's listeners still open for some milliseconds (the kernel
+/// closes an io_uring process's sockets after the process is reaped), so a port in use is
+/// tried again for up to `PORT_RELEASE_WAIT` before that counts.
+fn wait_until_free(address: SocketAddr) -> std::io::Result<()> {
+    let deadline = Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        match StdListener::bind(address) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Shard `shard_id`'s fixed broker port, or `None` for any free one.
+fn broker_port(config: &Config, shard_id: ShardId) -> Option<u16> {
+    match config.broker_port_base {
+        0 => None,
+        base => Some(base + shard_id as u16), // validated to stay below 65536
+    }
+}
+
+/// A socket bound to `address` that every shard can bind too (SO_REUSEPORT), and that a
+/// restarted tidegate can bind while its predecessor's connections on the port still sit in
+/// TIME_WAIT, for a minute after it stopped (SO_REUSEADDR, which glommio's own bind leaves
+/// out: restarts on a fixed port then failed with "address in use").
+fn shared_socket(address: SocketAddr) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
     socket.set_reuse_port(true)?;
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
-    Ok(socket.into())
+    Ok(socket)
+}
+
+/// A shard's listener on `address`. glommio takes a socket with options of our own only as a
+/// raw descriptor, hence the one `unsafe` in the crate.
+#[allow(unsafe_code)]
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = shared_socket(address)?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a listening TCP socket that this function alone owns, and
+    // into_raw_fd gives up that ownership, so the TcpListener is its only owner.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 fn collect_ports(
@@ -259,16 +317,9 @@ fn bind(
     bootstrap: SocketAddr,
     shard_id: ShardId,
 ) -> Result<(TcpListener, TcpListener), String> {
-    let bootstrap = TcpListener::bind(bootstrap).map_err(|e| format!("bind {bootstrap}: {e}"))?;
-    let port = match config.broker_port_base {
-        0 => 0,
-        base => base + shard_id as u16,
-    };
-    let address = SocketAddr::new(config.listen, port);
-    if port != 0 {
-        StdListener::bind(address).map_err(|e| format!("broker port {address}: {e}"))?;
-    }
-    let broker = TcpListener::bind(address).map_err(|e| format!("bind {address}: {e}"))?;
+    let bootstrap = listen(bootstrap).map_err(|e| format!("bind {bootstrap}: {e}"))?;
+    let address = SocketAddr::new(config.listen, broker_port(config, shard_id).unwrap_or(0));
+    let broker = listen(address).map_err(|e| format!("bind {address}: {e}"))?;
     Ok((bootstrap, broker))
 }
 

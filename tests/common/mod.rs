@@ -22,15 +22,15 @@ pub struct Server {
 impl Server {
     /// Starts tidegate on loopback with free ports and waits for its ready line.
     pub fn start(extra_args: &[&str]) -> Server {
+        Server::start_on(0, 0, extra_args)
+    }
+
+    /// Starts tidegate on loopback on the given ports (0: any free one).
+    pub fn start_on(port: u16, broker_port_base: u16, extra_args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
-            .args([
-                "--listen",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--broker-port-base",
-                "0",
-            ])
+            .args(["--listen", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--broker-port-base", &broker_port_base.to_string()])
             .args(extra_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
