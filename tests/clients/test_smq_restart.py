@@ -23,9 +23,9 @@ LEAD_IN = 400
 
 def free_port_pair():
     """A bootstrap port and a broker port that are free now (fixed across the restart), below
-    Linux's ephemeral range (32768-60999): while tidegate is down the producer keeps dialling
-    the broker port, and a port in that range can be picked as the source port of one of its
-    own attempts (a TCP self-connect), which then holds it (seen in CI: EADDRINUSE)."""
+    Linux's ephemeral range (32768-60999), so that while tidegate is down no outgoing
+    connection on this machine can take one as its source port (the producer's own dial
+    attempts included: a TCP self-connect)."""
     ports = []
     while len(ports) < 2:
         port = random.randrange(20000, 32000)
