@@ -7,7 +7,7 @@
 use crate::backend::memory::{MemoryBackend, SharedCatalog};
 use crate::backend::smq::discovery::{self, Endpoints};
 use crate::backend::smq::SmqBackend;
-use crate::backend::Backend;
+use crate::backend::{Backend, StoredProducer};
 use crate::cluster::{Broker, Cluster};
 use crate::config::{BackendKind, Config};
 use crate::protocol;
@@ -44,6 +44,8 @@ struct Startup {
     catalog: Arc<SharedCatalog>,
     /// SMQ backend: the broker and filer every shard uses.
     smq: Option<Endpoints>,
+    /// Idempotent producers' states earlier runs stored; each shard takes out its own.
+    producers: Mutex<Vec<StoredProducer>>,
 }
 
 /// Runs tidegate until every shard stops.
@@ -52,6 +54,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let smq = match config.backend {
         BackendKind::Smq => Some(smq_endpoints(&config)?),
         BackendKind::Memory => None,
+    };
+    let producers = match &smq {
+        Some(endpoints) => stored_producers(&config, endpoints)?,
+        None => Vec::new(), // the memory backend's records, and producers, die with it
     };
     let nr_shards = config.nr_shards();
     check_fixed_ports(&config)?;
@@ -67,6 +73,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         clusters: Mutex::new(cluster_rx.into_iter().map(Some).collect()),
         catalog: Arc::default(),
         smq,
+        producers: Mutex::new(producers),
     });
     let runtime_config = RuntimeConfig {
         nr_shards,
@@ -108,21 +115,15 @@ fn smq_endpoints(config: &Config) -> anyhow::Result<Endpoints> {
     let master = config.smq_master().map(str::to_string);
     let broker = config.smq_broker.clone();
     let filer = config.smq_filer.clone();
-    let resolved = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .name("tidegate-discovery")
-        .io_memory(IO_MEMORY)
-        .spawn(move || async move {
-            discovery::resolve(
-                master.as_deref(),
-                broker.as_deref(),
-                filer.as_deref(),
-                DISCOVERY_TIMEOUT,
-            )
-            .await
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start an executor to find SeaweedFS: {e}"))?
-        .join()
-        .map_err(|e| anyhow::anyhow!("SeaweedFS discovery stopped: {e}"))?;
+    let resolved = before_shards("tidegate-discovery", move || async move {
+        discovery::resolve(
+            master.as_deref(),
+            broker.as_deref(),
+            filer.as_deref(),
+            DISCOVERY_TIMEOUT,
+        )
+        .await
+    })?;
     let endpoints = resolved.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(
         broker = endpoints.broker,
@@ -130,6 +131,37 @@ fn smq_endpoints(config: &Config) -> anyhow::Result<Endpoints> {
         "SeaweedFS servers"
     );
     Ok(endpoints)
+}
+
+/// Idempotent producers' states stored by earlier runs, read once for every shard. A store
+/// that cannot be read is logged, not fatal: only retries across the restart then go
+/// unrecognised, as on a backend that keeps none.
+fn stored_producers(config: &Config, endpoints: &Endpoints) -> anyhow::Result<Vec<StoredProducer>> {
+    let filer = endpoints.filer.clone();
+    let namespace = config.smq_namespace.clone();
+    let loaded = before_shards("tidegate-restore", move || async move {
+        SmqBackend::stored_producers(filer, &namespace).await
+    })?;
+    Ok(loaded.unwrap_or_else(|error| {
+        tracing::warn!(%error, "producer states not restored");
+        Vec::new()
+    }))
+}
+
+/// Runs start-up work that talks gRPC (which runs on glommio) on a short-lived executor of
+/// its own, before any shard starts.
+fn before_shards<T, F>(name: &str, work: impl FnOnce() -> F + Send + 'static) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name(name)
+        .io_memory(IO_MEMORY)
+        .spawn(work)
+        .map_err(|e| anyhow::anyhow!("cannot start executor {name}: {e}"))?
+        .join()
+        .map_err(|e| anyhow::anyhow!("executor {name} stopped: {e}"))
 }
 
 /// Holds the bootstrap port so that `--port 0` names one port that every shard then binds
@@ -299,7 +331,7 @@ async fn shard_main(
     };
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
     // Before any append can reach this shard, from a client or from another shard.
-    shard.restore_producers().await;
+    shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();
     glommio::spawn_local(shard.clone().run_group_timers()).detach();
     glommio::spawn_local(shard.clone().expire_producers()).detach();

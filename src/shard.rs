@@ -6,7 +6,7 @@
 //! One code path either way, so a request that reached the "wrong" core is served exactly
 //! like one that reached the right one.
 
-use crate::backend::{Backend, OffsetSpec, ReadResult};
+use crate::backend::{Backend, OffsetSpec, ReadResult, StoredProducer};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -157,24 +157,17 @@ impl Shard {
         }
     }
 
-    /// Takes back the producer states earlier runs stored for the partitions this shard
-    /// owns. Without them (the store cannot be read) retries across the restart are not
-    /// recognised, as on a backend that keeps none: logged, not fatal.
-    pub async fn restore_producers(&self) {
-        let stored = match self.backend.load_producers().await {
-            Ok(stored) => stored,
-            Err(error) => {
-                tracing::warn!(shard = self.id, %error, "producer states not restored");
-                return;
-            }
-        };
+    /// Takes the producer states of the partitions this shard owns out of `stored` (what
+    /// earlier runs stored, read once at start-up for every shard) and restores them.
+    pub fn restore_producers(&self, stored: &mut Vec<StoredProducer>) {
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(stored)
+            .into_iter()
+            .partition(|(tp, _, _)| self.owner(tp) == self.id);
+        *stored = others;
+        let restored = mine.len();
         let mut producers = self.producers.borrow_mut();
-        let mut restored = 0;
-        for (tp, producer_id, snapshot) in stored {
-            if self.owner(&tp) == self.id {
-                producers.restore(tp, producer_id, snapshot);
-                restored += 1;
-            }
+        for (tp, producer_id, snapshot) in mine {
+            producers.restore(tp, producer_id, snapshot);
         }
         if restored > 0 {
             tracing::info!(shard = self.id, restored, "producer states restored");

@@ -230,7 +230,7 @@ impl Backend {
     }
 
     // Idempotent producers' state, for backends whose records outlive the process. Each
-    // shard stores and restores the partitions it owns.
+    // shard stores the partitions it owns; start-up reads them back once for all shards.
 
     /// Whether producer state must be stored for a retry across a restart to be recognised.
     pub fn keeps_producers(&self) -> bool {
@@ -242,14 +242,6 @@ impl Backend {
         match self {
             Backend::Memory(_) => Ok(()),
             Backend::Smq(b) => b.store_producers(producers).await,
-        }
-    }
-
-    /// Every producer state stored by earlier runs, for all partitions.
-    pub async fn load_producers(&self) -> Result<Vec<StoredProducer>> {
-        match self {
-            Backend::Memory(_) => Ok(Vec::new()),
-            Backend::Smq(b) => b.load_producers().await,
         }
     }
 }

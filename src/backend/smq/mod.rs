@@ -573,7 +573,11 @@ impl SmqBackend {
         self.producers.store(producers).await
     }
 
-    pub async fn load_producers(&self) -> Result<Vec<StoredProducer>> {
-        self.producers.load().await
+    /// Every producer state stored by earlier runs, for all partitions: read once at
+    /// start-up, before any shard runs, over a filer connection of its own.
+    pub async fn stored_producers(filer: String, namespace: &str) -> Result<Vec<StoredProducer>> {
+        ProducerStore::new(Rc::new(Filer::new(filer)), namespace)
+            .load()
+            .await
     }
 }
