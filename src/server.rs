@@ -51,6 +51,8 @@ struct Startup {
 /// Runs tidegate until every shard stops.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
+    check_fixed_ports(&config)?;
     let smq = match config.backend {
         BackendKind::Smq => Some(smq_endpoints(&config)?),
         BackendKind::Memory => None,
@@ -60,7 +62,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         None => Vec::new(), // the memory backend's records, and producers, die with it
     };
     let nr_shards = config.nr_shards();
-    check_fixed_ports(&config)?;
     let reservation = reserve_bootstrap_port(&config)?;
     let bootstrap = reservation.local_addr()?;
     let (bound_tx, bound_rx) = mpsc::channel();
