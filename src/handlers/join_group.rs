@@ -19,7 +19,10 @@ pub async fn handle(
 ) -> Reply<JoinGroupResponse> {
     let group_id = request.group_id.to_string();
     if let Some(error) = group_error(&shard, &group_id) {
-        return Some(response(JoinResult::failed(error, &request.member_id)));
+        return Some(response(
+            JoinResult::failed(error, &request.member_id),
+            context.version,
+        ));
     }
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
@@ -48,7 +51,10 @@ pub async fn handle(
     {
         // The group runs the new consumer protocol; a classic member cannot join it.
         let error = ResponseError::InconsistentGroupProtocol;
-        return Some(response(JoinResult::failed(error, &request.member_id)));
+        return Some(response(
+            JoinResult::failed(error, &request.member_id),
+            context.version,
+        ));
     }
     let joined = shard
         .groups
@@ -59,14 +65,14 @@ pub async fn handle(
             .await
             .unwrap_or_else(|_| JoinResult::failed(ResponseError::UnknownMemberId, &member_id)),
     };
-    Some(response(result))
+    Some(response(result, context.version))
 }
 
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-fn response(result: JoinResult) -> JoinGroupResponse {
+fn response(result: JoinResult, version: i16) -> JoinGroupResponse {
     let members = result
         .members
         .into_iter()
@@ -83,7 +89,9 @@ fn response(result: JoinResult) -> JoinGroupResponse {
         .with_protocol_type(result.protocol_type.map(str_bytes))
         .with_protocol_name(result.protocol_name.map(str_bytes))
         .with_leader(str_bytes(result.leader))
-        .with_skip_assignment(result.skip_assignment)
+        // skip_assignment exists from v9 (KIP-814). Below it a returning static leader is
+        // not told to skip: it computes an assignment, which the group ignores (as Kafka does).
+        .with_skip_assignment(result.skip_assignment && version >= 9)
         .with_member_id(str_bytes(result.member_id))
         .with_members(members)
 }

@@ -23,7 +23,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(
     shard: Rc<Shard>,
-    _context: RequestContext,
+    context: RequestContext,
     request: ListOffsetsRequest,
 ) -> Reply<ListOffsetsResponse> {
     let mut answers: Vec<Result<(i64, i64)>> = Vec::new();
@@ -60,6 +60,8 @@ pub async fn handle(
         answers[index] = result;
     }
 
+    // leader_epoch exists from v4; a field set that the version lacks cannot be encoded.
+    let leader_epoch = if context.version >= 4 { 0 } else { -1 };
     let mut answers = answers.into_iter();
     let topics = request
         .topics
@@ -71,12 +73,12 @@ pub async fn handle(
                 .zip(answers.by_ref())
                 .map(|(partition, answer)| {
                     let response = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(partition.partition_index)
-                        .with_leader_epoch(0);
+                        .with_partition_index(partition.partition_index);
                     match answer {
-                        Ok((offset, timestamp)) => {
-                            response.with_offset(offset).with_timestamp(timestamp)
-                        }
+                        Ok((offset, timestamp)) => response
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(leader_epoch),
                         Err(error) => response
                             .with_error_code(error.code())
                             .with_offset(-1)
