@@ -39,7 +39,9 @@ async fn delete(shard: &Shard, group: &str) -> Result<(), ResponseError> {
         ResponseError::CoordinatorNotAvailable
     };
     let offsets = shard.groups.offsets.fetch(&shard.backend, group).await;
-    if offsets.map_err(unavailable)?.is_empty() {
+    // A group whose last member just left exists (Empty) even without commits, as in Kafka.
+    let emptied = shard.groups.forget_emptied(group);
+    if offsets.map_err(unavailable)?.is_empty() && !emptied {
         return Err(ResponseError::GroupIdNotFound);
     }
     let deleted = shard

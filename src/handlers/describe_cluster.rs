@@ -1,6 +1,6 @@
 //! DescribeCluster: the same brokers Metadata advertises.
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, Resource};
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -12,7 +12,7 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 pub async fn handle(
     shard: Rc<Shard>,
     _context: RequestContext,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
 ) -> Reply<DescribeClusterResponse> {
     let brokers = shard
         .cluster
@@ -30,6 +30,10 @@ pub async fn handle(
             .with_endpoint_type(1)
             .with_cluster_id(str_bytes(shard.cluster.cluster_id.clone()))
             .with_controller_id(BrokerId(shard.cluster.controller_id()))
-            .with_brokers(brokers),
+            .with_brokers(brokers)
+            .with_cluster_authorized_operations(authorized_operations(
+                request.include_cluster_authorized_operations,
+                Resource::Cluster,
+            )),
     )
 }

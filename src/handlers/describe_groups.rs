@@ -1,6 +1,6 @@
 //! DescribeGroups: state, protocol and members of groups this shard coordinates.
 
-use super::{group_error, str_bytes};
+use super::{authorized_operations, group_error, str_bytes, Resource};
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -19,7 +19,10 @@ pub async fn handle(
     for group_id in &request.groups {
         let described = DescribedGroup::default()
             .with_group_id(group_id.clone())
-            .with_authorized_operations(i32::MIN);
+            .with_authorized_operations(authorized_operations(
+                request.include_authorized_operations,
+                Resource::Group,
+            ));
         if let Some(error) = group_error(&shard, group_id) {
             groups.push(described.with_error_code(error.code()));
             continue;
@@ -52,16 +55,24 @@ pub async fn handle(
         });
         let described = match live {
             Some(described) => described,
-            // No members: Empty if it has committed offsets, else it does not exist.
-            None => match shard.groups.offsets.fetch(&shard.backend, group_id).await {
-                Ok(offsets) if !offsets.is_empty() => {
-                    described.with_group_state(str_bytes("Empty"))
-                }
-                Ok(_) if context.version >= 6 => described
-                    .with_group_state(str_bytes("Dead"))
-                    .with_error_code(ResponseError::GroupIdNotFound.code()),
-                Ok(_) => described.with_group_state(str_bytes("Dead")),
-                Err(_) => described.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            // No members: Empty if its last member left recently or it has committed
+            // offsets, else it does not exist.
+            None => match shard.groups.emptied(group_id) {
+                Some(emptied) => described
+                    .with_group_state(str_bytes("Empty"))
+                    .with_protocol_type(str_bytes(emptied.protocol_type)),
+                None => match shard.groups.offsets.fetch(&shard.backend, group_id).await {
+                    Ok(offsets) if !offsets.is_empty() => {
+                        described.with_group_state(str_bytes("Empty"))
+                    }
+                    Ok(_) if context.version >= 6 => described
+                        .with_group_state(str_bytes("Dead"))
+                        .with_error_code(ResponseError::GroupIdNotFound.code()),
+                    Ok(_) => described.with_group_state(str_bytes("Dead")),
+                    Err(_) => {
+                        described.with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                    }
+                },
             },
         };
         groups.push(described);

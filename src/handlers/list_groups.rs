@@ -31,6 +31,9 @@ pub async fn handle(
     for name in stored.into_iter().filter(|g| shard.coordinates(g)) {
         groups.insert(name, (String::new(), "Empty", "classic"));
     }
+    for (name, emptied) in shard.groups.emptied_groups() {
+        groups.insert(name, (emptied.protocol_type, "Empty", emptied.group_type));
+    }
     for name in shard.groups.group_ids() {
         let described = shard
             .groups

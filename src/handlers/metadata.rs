@@ -1,6 +1,6 @@
 //! Metadata: one broker per shard; each partition led by the shard that owns it.
 
-use super::{find_or_create_topic, find_topic_by_id, str_bytes};
+use super::{authorized_operations, find_or_create_topic, find_topic_by_id, str_bytes, Resource};
 use crate::backend::TopicMeta;
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
@@ -24,10 +24,12 @@ pub async fn handle(
         None => true,
         Some(topics) => context.version == 0 && topics.is_empty(),
     };
+    let topic_operations =
+        authorized_operations(request.include_topic_authorized_operations, Resource::Topic);
     let mut topics = Vec::new();
     if all_topics {
         match shard.backend.list_topics().await {
-            Ok(all) => topics.extend(all.iter().map(|t| describe(&shard, t))),
+            Ok(all) => topics.extend(all.iter().map(|t| describe(&shard, t, topic_operations))),
             Err(error) => tracing::warn!(%error, "cannot list topics"),
         }
     }
@@ -37,7 +39,7 @@ pub async fn handle(
             None => find_topic_by_id(&shard, wanted.topic_id).await,
         };
         topics.push(match found {
-            Ok(topic) => describe(&shard, &topic),
+            Ok(topic) => describe(&shard, &topic, topic_operations),
             Err(error) => MetadataResponseTopic::default()
                 .with_name(wanted.name.clone())
                 .with_topic_id(wanted.topic_id)
@@ -49,7 +51,11 @@ pub async fn handle(
             .with_brokers(brokers(&shard))
             .with_cluster_id(Some(str_bytes(shard.cluster.cluster_id.clone())))
             .with_controller_id(BrokerId(shard.cluster.controller_id()))
-            .with_topics(topics),
+            .with_topics(topics)
+            .with_cluster_authorized_operations(authorized_operations(
+                request.include_cluster_authorized_operations,
+                Resource::Cluster,
+            )),
     )
 }
 
@@ -67,7 +73,7 @@ fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn describe(shard: &Shard, topic: &TopicMeta) -> MetadataResponseTopic {
+fn describe(shard: &Shard, topic: &TopicMeta, operations: i32) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .map(|index| {
             let owner = shard.owner(&TopicPartition::new(topic.name.clone(), index));
@@ -84,4 +90,5 @@ fn describe(shard: &Shard, topic: &TopicMeta) -> MetadataResponseTopic {
         .with_name(Some(TopicName(str_bytes(&*topic.name))))
         .with_topic_id(topic.id)
         .with_partitions(partitions)
+        .with_topic_authorized_operations(operations)
 }

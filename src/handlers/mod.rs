@@ -115,6 +115,57 @@ pub fn group_error(shard: &Shard, group: &str) -> Option<kafka_protocol::Respons
     (!shard.coordinates(group)).then_some(kafka_protocol::ResponseError::NotCoordinator)
 }
 
+/// A resource whose authorized operations a client may ask for.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource {
+    Topic,
+    Group,
+    Cluster,
+}
+
+/// The `*_authorized_operations` field of an answer: `i32::MIN` ("not provided") unless the
+/// client asked, else a bit per Kafka AclOperation code. With no authorizer every operation
+/// the resource type supports is allowed, which is what Kafka answers without one.
+pub fn authorized_operations(asked: bool, resource: Resource) -> i32 {
+    // AclOperation codes, as Kafka numbers them.
+    const READ: i32 = 3;
+    const WRITE: i32 = 4;
+    const CREATE: i32 = 5;
+    const DELETE: i32 = 6;
+    const ALTER: i32 = 7;
+    const DESCRIBE: i32 = 8;
+    const CLUSTER_ACTION: i32 = 9;
+    const DESCRIBE_CONFIGS: i32 = 10;
+    const ALTER_CONFIGS: i32 = 11;
+    const IDEMPOTENT_WRITE: i32 = 12;
+    if !asked {
+        return i32::MIN;
+    }
+    let supported: &[i32] = match resource {
+        Resource::Topic => &[
+            READ,
+            WRITE,
+            CREATE,
+            DELETE,
+            ALTER,
+            DESCRIBE,
+            DESCRIBE_CONFIGS,
+            ALTER_CONFIGS,
+        ],
+        Resource::Group => &[READ, DELETE, DESCRIBE],
+        Resource::Cluster => &[
+            CREATE,
+            ALTER,
+            DESCRIBE,
+            CLUSTER_ACTION,
+            DESCRIBE_CONFIGS,
+            ALTER_CONFIGS,
+            IDEMPOTENT_WRITE,
+        ],
+    };
+    supported.iter().fold(0, |bits, op| bits | 1 << op)
+}
+
 /// A Kafka error code, 0 for none.
 pub fn code(error: Option<kafka_protocol::ResponseError>) -> i16 {
     error.map_or(0, |e| e.code())
