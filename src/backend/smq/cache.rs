@@ -3,7 +3,10 @@
 //! - [`BatchCache`]: Kafka batches recently appended (as the producer sent them, re-based)
 //!   or fetched (as encoded here), by offset. A consumer that follows its producers closely
 //!   is answered from it: no FetchMessage round trip and no re-encoding. Bounded in bytes;
-//!   the oldest batches go first, which is what a tailing consumer wants.
+//!   the oldest batches go first, which is what a tailing consumer wants. The producer's
+//!   own batch always wins: a fetch that read SMQ while the append was being acknowledged
+//!   may cache its re-encoded copy first (uncompressed, without producer id and sequences),
+//!   and the append then replaces it.
 //! - [`TimestampIndex`]: offset → timestamp points learned by ListOffsets' binary search,
 //!   so repeated lookups by time cost no broker calls. Bounded in entries.
 
@@ -15,6 +18,16 @@ use std::collections::{BTreeMap, VecDeque};
 struct CachedBatch {
     last_offset: i64,
     bytes: Bytes,
+    source: Source,
+}
+
+/// Where a cached batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// As the producer sent it: what every consumer of these offsets must get.
+    Appended,
+    /// Re-encoded here from SMQ's records: a stand-in until something better is known.
+    Fetched,
 }
 
 pub struct BatchCache {
@@ -35,19 +48,39 @@ impl BatchCache {
         }
     }
 
-    /// Remembers the batch holding offsets `base..=last`, unless part of that range is
-    /// cached already (the two copies would have to agree; keeping one is simpler).
-    pub fn insert(&mut self, tp: &TopicPartition, base: i64, last: i64, bytes: Bytes) {
+    /// Remembers the batch holding offsets `base..=last`. An appended batch replaces fetched
+    /// copies of any of its offsets; otherwise a batch overlapping a cached one is not
+    /// kept (the two copies would have to agree; keeping one is simpler).
+    pub fn insert(
+        &mut self,
+        tp: &TopicPartition,
+        base: i64,
+        last: i64,
+        bytes: Bytes,
+        source: Source,
+    ) {
         if bytes.len() > self.capacity || last < base {
             return;
         }
         let batches = self.partitions.entry(tp.clone()).or_default();
-        let overlaps_before = batches
+        let first_overlap = batches
             .range(..=base)
             .next_back()
-            .is_some_and(|(_, b)| b.last_offset >= base);
-        if overlaps_before || batches.range(base..=last).next().is_some() {
+            .filter(|(_, b)| b.last_offset >= base)
+            .map_or(base, |(start, _)| *start);
+        let overlapping: Vec<(i64, Source)> = batches
+            .range(first_overlap..=last)
+            .map(|(start, b)| (*start, b.source))
+            .collect();
+        let replaceable = |other: Source| source == Source::Appended && other == Source::Fetched;
+        if !overlapping.iter().all(|(_, other)| replaceable(*other)) {
             return;
+        }
+        for (start, _) in overlapping {
+            if let Some(replaced) = batches.remove(&start) {
+                // Its entry in `order` stays behind and is skipped when it comes up.
+                self.bytes -= replaced.bytes.len();
+            }
         }
         self.bytes += bytes.len();
         batches.insert(
@@ -55,6 +88,7 @@ impl BatchCache {
             CachedBatch {
                 last_offset: last,
                 bytes,
+                source,
             },
         );
         self.order.push_back((tp.clone(), base));
@@ -155,9 +189,9 @@ mod tests {
     #[test]
     fn reads_follow_consecutive_batches_within_the_byte_budget() {
         let mut cache = BatchCache::new(1 << 20);
-        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]));
-        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]));
-        cache.insert(&tp(), 30, 39, Bytes::from(vec![3; 100]));
+        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]), Source::Appended);
+        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]), Source::Fetched);
+        cache.insert(&tp(), 30, 39, Bytes::from(vec![3; 100]), Source::Appended);
         let (batches, next) = cache.read(&tp(), 5, 1000).expect("cached");
         assert_eq!((batches.len(), next), (2, 20), "stops at the gap");
         let (batches, next) = cache.read(&tp(), 5, 150).expect("cached");
@@ -173,13 +207,37 @@ mod tests {
     #[test]
     fn overlapping_batches_are_not_cached_twice_and_the_oldest_go_first() {
         let mut cache = BatchCache::new(250);
-        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]));
-        cache.insert(&tp(), 5, 14, Bytes::from(vec![9; 100]));
+        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]), Source::Appended);
+        cache.insert(&tp(), 5, 14, Bytes::from(vec![9; 100]), Source::Fetched);
         assert_eq!(cache.read(&tp(), 12, 1000), None);
-        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]));
-        cache.insert(&tp(), 20, 29, Bytes::from(vec![2; 100]));
+        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]), Source::Fetched);
+        cache.insert(&tp(), 20, 29, Bytes::from(vec![2; 100]), Source::Fetched);
         assert!(cache.read(&tp(), 0, 1000).is_none(), "evicted");
         assert_eq!(cache.read(&tp(), 10, 1000).map(|r| r.1), Some(30));
+    }
+
+    /// A fetch that read SMQ while the append was being acknowledged cached its re-encoded
+    /// copy first; the producer's own batch must still be what later consumers get.
+    #[test]
+    fn the_producers_batch_replaces_a_fetched_copy_and_never_the_other_way() {
+        let mut cache = BatchCache::new(1 << 20);
+        let fetched = Bytes::from_static(b"re-encoded by a racing fetch");
+        let appended = Bytes::from_static(b"as the producer sent it");
+        cache.insert(&tp(), 0, 4, fetched.clone(), Source::Fetched);
+        cache.insert(&tp(), 5, 9, fetched.clone(), Source::Fetched);
+        cache.insert(&tp(), 0, 9, appended.clone(), Source::Appended);
+        assert_eq!(
+            cache.read(&tp(), 3, 1000),
+            Some((vec![appended.clone()], 10))
+        );
+        assert_eq!(
+            cache.read(&tp(), 7, 1000),
+            Some((vec![appended.clone()], 10))
+        );
+        cache.insert(&tp(), 0, 9, fetched.clone(), Source::Fetched);
+        cache.insert(&tp(), 2, 3, fetched, Source::Appended);
+        assert_eq!(cache.read(&tp(), 0, 1000), Some((vec![appended], 10)));
+        assert_eq!(cache.bytes, b"as the producer sent it".len());
     }
 
     #[test]

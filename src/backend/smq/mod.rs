@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
-use cache::{BatchCache, TimestampIndex};
+use cache::{BatchCache, Source, TimestampIndex};
 use channel::{GrpcChannel, SmqClient};
 use discovery::Endpoints;
 use filer::Filer;
@@ -261,7 +261,7 @@ impl SmqBackend {
             let mut base = acked.first;
             for batch in batches {
                 let last = base + i64::from(batch.header.last_offset_delta);
-                cache.insert(tp, base, last, batch.rebased(base));
+                cache.insert(tp, base, last, batch.rebased(base), Source::Appended);
                 base = last + 1;
             }
         }
@@ -323,7 +323,13 @@ impl SmqBackend {
             Some((first, last)) => {
                 let batch = encode_records(&records);
                 let mut cache = self.batch_cache.borrow_mut();
-                cache.insert(tp, first.offset, last.offset, batch.clone());
+                cache.insert(
+                    tp,
+                    first.offset,
+                    last.offset,
+                    batch.clone(),
+                    Source::Fetched,
+                );
                 vec![batch]
             }
         };
