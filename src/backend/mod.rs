@@ -8,7 +8,7 @@
 pub mod memory;
 pub mod smq;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::producer_state::ProducerSnapshot;
 use crate::record_batch::RecordBatch;
 use crate::TopicPartition;
@@ -91,8 +91,7 @@ impl Backend {
     pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>> {
         match self {
             Backend::Memory(b) => b.delete_topic(name),
-            // SeaweedMQ has no way to delete a topic.
-            Backend::Smq(_) => Err(Error::TopicDeletionDisabled),
+            Backend::Smq(b) => b.delete_topic(name).await,
         }
     }
 
@@ -105,11 +104,7 @@ impl Backend {
     ) -> Result<()> {
         match self {
             Backend::Memory(b) => b.create_partitions(name, count, validate_only),
-            // Re-configuring an SMQ topic re-allocates every partition under a new
-            // generation and orphans the data: refuse.
-            Backend::Smq(_) => Err(Error::InvalidPartitions(format!(
-                "SeaweedMQ cannot add partitions to {name} (or grow it to {count}) without losing its data"
-            ))),
+            Backend::Smq(b) => b.create_partitions(name, count).await,
         }
     }
 

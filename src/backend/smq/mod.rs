@@ -197,6 +197,25 @@ impl SmqBackend {
         Ok(self.lookup(name).await?.map(|t| t.meta.clone()))
     }
 
+    /// SeaweedMQ has no way to delete a topic: an existing one is refused.
+    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>> {
+        self.topic(name)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        Err(Error::TopicDeletionDisabled)
+    }
+
+    /// Re-configuring an SMQ topic re-allocates every partition under a new generation and
+    /// orphans the data: an existing topic is refused.
+    pub async fn create_partitions(&self, name: &str, count: i32) -> Result<()> {
+        self.topic(name)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        Err(Error::InvalidPartitions(format!(
+            "SeaweedMQ cannot add partitions to {name} (or grow it to {count}) without losing its data"
+        )))
+    }
+
     pub async fn topic_by_id(&self, id: Uuid) -> Result<Option<Arc<TopicMeta>>> {
         let cached = self
             .topics
