@@ -93,6 +93,12 @@ pub struct Config {
     #[arg(long, default_value_t = 100 * 1024 * 1024)]
     pub max_request_size: usize,
 
+    /// Largest record batch a Produce may carry, in bytes after compression (Kafka's
+    /// message.max.bytes); a topic's max.message.bytes overrides it. A larger batch is
+    /// refused with MESSAGE_TOO_LARGE and nothing of it is stored.
+    #[arg(long, default_value_t = 1_048_588)]
+    pub message_max_bytes: i32,
+
     /// Upper bound on a Fetch response, in bytes, whatever the client asks for.
     #[arg(long, default_value_t = 55 * 1024 * 1024)]
     pub fetch_max_bytes: i32,
@@ -152,6 +158,9 @@ impl Config {
         }
         if self.max_request_size < 1024 || self.max_request_size > i32::MAX as usize {
             return Err("--max-request-size must be between 1024 and 2147483647 bytes".into());
+        }
+        if self.message_max_bytes < 1 {
+            return Err("--message-max-bytes must be positive".into());
         }
         if self.fetch_max_bytes < 1 {
             return Err("--fetch-max-bytes must be positive".into());

@@ -38,6 +38,10 @@ pub enum Error {
     TransactionsUnsupported,
     #[error("unknown fetch session")]
     FetchSessionIdNotFound,
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("record batch too large: {0}")]
+    MessageTooLarge(String),
     #[error("topic deletion is not possible with this backend")]
     TopicDeletionDisabled,
 
@@ -69,6 +73,8 @@ impl Error {
             Error::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
             Error::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
             Error::FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
+            Error::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Error::MessageTooLarge(_) => ResponseError::MessageTooLarge,
             Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
@@ -88,6 +94,8 @@ impl Error {
             | Error::InvalidRecord(m)
             | Error::UnsupportedForMessageFormat(m)
             | Error::OutOfOrderSequence(m)
+            | Error::InvalidConfig(m)
+            | Error::MessageTooLarge(m)
             | Error::Unavailable(m) => Some(m.clone()),
             _ => None,
         }

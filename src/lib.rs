@@ -4,7 +4,8 @@
 //! - [`protocol`] owns connections: framing, dispatch by API key, ordered responses.
 //! - [`handlers`] holds one module per Kafka API.
 //! - [`shard`] is a shard's state and the work other shards forward to it.
-//! - [`backend`] is where records live: `memory` here, SeaweedMQ next.
+//! - [`backend`] is where records live: `memory` (in this process) or `smq` (SeaweedMQ).
+//! - [`topic_config`] says which topic configs exist, which are enforced, and checks values.
 
 pub mod backend;
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod record_batch;
 pub mod records;
 pub mod server;
 pub mod shard;
+pub mod topic_config;
 
 use std::sync::Arc;
 

@@ -1,14 +1,19 @@
 //! CreateTopics, including validate_only.
 
-use super::{error_message, validate_topic_name};
+use super::{error_message, str_bytes, validate_topic_name};
+use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
+use crate::topic_config;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 pub const VERSIONS: (i16, i16) = (2, 7);
 
@@ -36,10 +41,11 @@ pub async fn handle(
             false => create(&shard, topic, request.validate_only).await,
         };
         results.push(match outcome {
-            Ok((id, partitions)) => result
-                .with_topic_id(id)
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
+            Ok(meta) => result
+                .with_topic_id(meta.id)
+                .with_num_partitions(meta.partitions)
+                .with_replication_factor(1)
+                .with_configs(Some(configs(&shard, &meta))),
             Err(error) => result
                 .with_error_code(error.code())
                 .with_error_message(error_message(&error))
@@ -54,7 +60,7 @@ async fn create(
     shard: &Shard,
     topic: &CreatableTopic,
     validate_only: bool,
-) -> Result<(uuid::Uuid, i32)> {
+) -> Result<Arc<TopicMeta>> {
     validate_topic_name(&topic.name)?;
     let partitions = match (topic.num_partitions, topic.assignments.len()) {
         (-1, 0) => shard.config.default_partitions,
@@ -78,6 +84,9 @@ async fn create(
         .iter()
         .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
         .collect();
+    for (name, value) in &configs {
+        topic_config::validate(name, value)?;
+    }
     let meta = shard
         .backend
         .create_topic(&topic.name, partitions, configs, validate_only)
@@ -85,5 +94,19 @@ async fn create(
     if !validate_only {
         tracing::info!(topic = &*meta.name, partitions, "created topic");
     }
-    Ok((meta.id, meta.partitions))
+    Ok(meta)
+}
+
+/// The created topic's configs, as Kafka reports them from v5.
+fn configs(shard: &Shard, topic: &TopicMeta) -> Vec<CreatableTopicConfigs> {
+    topic_config::of_topic(topic, &shard.config)
+        .into_iter()
+        .map(|(name, value, source)| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(name))
+                .with_value(Some(str_bytes(value)))
+                .with_read_only(false)
+                .with_config_source(source)
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@ use super::{error_message, str_bytes};
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
+use crate::topic_config;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -17,10 +18,6 @@ pub const VERSIONS: (i16, i16) = (1, 4);
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// Config sources of the protocol.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(
     shard: Rc<Shard>,
@@ -53,22 +50,11 @@ async fn describe(
                 .topic(&resource.resource_name)
                 .await?
                 .ok_or(Error::UnknownTopicOrPartition)?;
-            let mut entries: Vec<_> = topic_defaults(shard)
-                .into_iter()
-                .filter(|(name, _)| !topic.configs.contains_key(name))
-                .map(|(name, value)| (name, value, SOURCE_DEFAULT))
-                .collect();
-            entries.extend(
-                topic
-                    .configs
-                    .iter()
-                    .map(|(name, value)| (name.clone(), value.clone(), SOURCE_TOPIC)),
-            );
-            entries
+            topic_config::of_topic(&topic, &shard.config)
         }
         RESOURCE_BROKER => broker_configs(shard)
             .into_iter()
-            .map(|(name, value)| (name, value, SOURCE_STATIC_BROKER))
+            .map(|(name, value)| (name, value, topic_config::SOURCE_STATIC_BROKER))
             .collect(),
         other => {
             return Err(Error::InvalidRequest(format!(
@@ -88,28 +74,10 @@ async fn describe(
             DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(name))
                 .with_value(Some(StrBytes::from_string(value)))
-                .with_read_only(source != SOURCE_TOPIC)
+                .with_read_only(source != topic_config::SOURCE_TOPIC)
                 .with_config_source(source)
         })
         .collect())
-}
-
-fn topic_defaults(shard: &Shard) -> Vec<(String, String)> {
-    [
-        ("cleanup.policy", "delete".to_string()),
-        ("compression.type", "producer".to_string()),
-        (
-            "max.message.bytes",
-            shard.config.max_request_size.to_string(),
-        ),
-        ("message.timestamp.type", "CreateTime".to_string()),
-        ("min.insync.replicas", "1".to_string()),
-        ("retention.bytes", "-1".to_string()),
-        ("retention.ms", "604800000".to_string()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value))
-    .collect()
 }
 
 fn broker_configs(shard: &Shard) -> Vec<(String, String)> {
@@ -128,6 +96,10 @@ fn broker_configs(shard: &Shard) -> Vec<(String, String)> {
             shard.config.max_request_size.to_string(),
         ),
         ("fetch.max.bytes", shard.config.fetch_max_bytes.to_string()),
+        (
+            "message.max.bytes",
+            shard.config.message_max_bytes.to_string(),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))

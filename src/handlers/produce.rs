@@ -10,8 +10,9 @@
 use super::{error_message, find_or_create_topic, find_topic_by_id, named_by_id};
 use crate::error::{Error, Result};
 use crate::protocol::{Reply, RequestContext};
-use crate::record_batch::parse_produce_batches;
+use crate::record_batch::{parse_produce_batches, RecordBatch};
 use crate::shard::{PartitionAppend, Shard, ShardReply, ShardRequest};
+use crate::topic_config;
 use crate::TopicPartition;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -51,7 +52,13 @@ pub async fn handle(
                 if partition.index < 0 || partition.index >= meta.partitions {
                     return Err(Error::UnknownTopicOrPartition);
                 }
-                parse_produce_batches(partition.records.as_ref().unwrap_or(&Bytes::new()))
+                let batches =
+                    parse_produce_batches(partition.records.as_ref().unwrap_or(&Bytes::new()))?;
+                check_batch_sizes(
+                    &batches,
+                    topic_config::max_message_bytes(&meta, &shard.config),
+                )?;
+                Ok(batches)
             });
             match checked {
                 Ok(batches) => {
@@ -92,6 +99,17 @@ pub async fn handle(
         return None;
     }
     Some(response(&request, slots))
+}
+
+/// Kafka's message.max.bytes: no batch above the topic's limit, compressed size counted.
+fn check_batch_sizes(batches: &[RecordBatch], limit: usize) -> Result<()> {
+    match batches.iter().find(|b| b.bytes.len() > limit) {
+        Some(batch) => Err(Error::MessageTooLarge(format!(
+            "a record batch of {} bytes is over the topic's max.message.bytes of {limit}",
+            batch.bytes.len()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn response(

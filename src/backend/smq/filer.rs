@@ -147,6 +147,34 @@ impl Filer {
         }
     }
 
+    /// The content of the small file `directory/name`; `None` if there is no such file.
+    pub async fn read(&self, directory: &str, name: &str) -> Result<Option<Bytes>> {
+        let mut client = self.client().await?;
+        let request = ListEntriesRequest {
+            directory: directory.to_string(),
+            prefix: name.to_string(),
+            limit: 1,
+            ..Default::default()
+        };
+        let found = self
+            .within("ListEntries", async {
+                let mut stream = match client.list_entries(request).await {
+                    Ok(response) => response.into_inner(),
+                    Err(status) if status.message().contains(NOT_FOUND) => return Ok(None),
+                    Err(status) => return Err(self.status("ListEntries", status)),
+                };
+                match stream.message().await {
+                    Ok(item) => Ok(item.and_then(|i| i.entry)),
+                    Err(status) if status.message().contains(NOT_FOUND) => Ok(None),
+                    Err(status) => Err(self.status("ListEntries", status)),
+                }
+            })
+            .await?;
+        Ok(found
+            .filter(|entry| entry.name == name && !entry.is_directory)
+            .map(|entry| entry.content))
+    }
+
     /// Applies `mutations` in one ObjectTransaction, locked (and routed, with several
     /// filers) on `lock_key`. `optional`: index of a mutation whose failure still counts as
     /// success (everything before it was applied).

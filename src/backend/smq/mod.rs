@@ -16,6 +16,7 @@ pub mod offsets;
 pub mod producers;
 pub mod proto;
 pub mod publisher;
+pub mod topic_configs;
 
 use super::{GroupOffsets, OffsetSpec, ReadResult, StoredProducer, TopicMeta};
 use crate::error::{Error, Result};
@@ -39,6 +40,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use topic_configs::TopicConfigStore;
 use uuid::Uuid;
 
 /// How far before a new publish stream's start its records' own timestamps may lie and
@@ -74,6 +76,8 @@ pub struct SmqBackend {
     offsets: OffsetStore,
     /// Idempotent producers' state, in the filer.
     producers: ProducerStore,
+    /// Kafka topic configs, in the filer.
+    topic_configs: TopicConfigStore,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -86,7 +90,8 @@ impl SmqBackend {
         Self {
             bootstrap: endpoints.broker,
             offsets: OffsetStore::new(filer.clone(), &namespace),
-            producers: ProducerStore::new(filer, &namespace),
+            producers: ProducerStore::new(filer.clone(), &namespace),
+            topic_configs: TopicConfigStore::new(filer, &namespace),
             namespace,
             shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
             clients: RefCell::default(),
@@ -135,7 +140,7 @@ impl SmqBackend {
             name: Arc::from(name),
             id: topic_id(name, generation),
             partitions: assignments.len() as i32,
-            configs: BTreeMap::new(),
+            configs: self.topic_configs.load(name).await?,
         });
         let topic = Rc::new(SmqTopic { meta, assignments });
         self.topics
@@ -178,6 +183,10 @@ impl SmqBackend {
                 partitions,
                 configs,
             }));
+        }
+        // Configs first: once the topic exists, every shard that looks it up reads them.
+        if !configs.is_empty() {
+            self.topic_configs.store(name, &configs).await?;
         }
         let mut client = self.client(&self.bootstrap).await?;
         let request = ConfigureTopicRequest {

@@ -1,0 +1,248 @@
+//! Topic configs as a Kafka user relies on them, on both backends: `max.message.bytes`
+//! (per topic, and the broker-wide `--message-max-bytes`) refuses a larger batch with
+//! MESSAGE_TOO_LARGE and stores nothing of it; configs tidegate cannot honour or does not
+//! know are refused with INVALID_CONFIG; on SMQ the configs survive a restart and every
+//! shard sees them.
+//!
+//! The SMQ half needs `TIDEGATE_SEAWEEDFS=DIR` (`scripts/test` provides one).
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, ListOffsetsRequest, ProduceResponse,
+};
+use kafka_protocol::records::{Compression, Record, TimestampType};
+use kafka_protocol::ResponseError;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const TOPIC_LIMIT: usize = 51_200;
+const BROKER_LIMIT: usize = 100_000;
+
+fn args(extra: &[&str]) -> Vec<String> {
+    let limit = BROKER_LIMIT.to_string();
+    ["--shards", "2", "--message-max-bytes", &limit]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn start(extra: &[&str]) -> Server {
+    let args = args(extra);
+    Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Creates a topic with these configs; the error code of the answer.
+fn create(client: &mut Client, name: &str, configs: &[(&str, &str)]) -> i16 {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(k.to_string().into())
+                .with_value(Some(v.to_string().into()))
+        })
+        .collect();
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(2)
+            .with_replication_factor(1)
+            .with_configs(configs)])
+        .with_timeout_ms(30_000);
+    client.call(&request, 7).topics[0].error_code
+}
+
+/// One record whose value is `size` bytes of noise that does not compress.
+fn batch_of(size: usize) -> Bytes {
+    let mut value = Vec::with_capacity(size);
+    let mut x: u32 = 0x9e37_79b9;
+    while value.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        value.push(x as u8);
+    }
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(b"key")),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    };
+    encode_batch(&[record], Compression::Zstd)
+}
+
+fn produce_to(server: &Server, topic: &str, batch: Bytes) -> (i16, i64) {
+    // Partition 0 through every broker port: each shard must apply the topic's limit.
+    let mut answers = Vec::new();
+    for broker in &server.brokers {
+        let mut client = Client::connect(*broker);
+        // Retried like a client retries (retry.backoff.ms): right after a tidegate restart
+        // SMQ may still be unloading the partition its predecessor published to.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let answer = loop {
+            let response: ProduceResponse = client.call(
+                &produce_request(topic, 0, batch.clone(), -1),
+                PRODUCE_VERSION,
+            );
+            let partition = &response.responses[0].partition_responses[0];
+            let retriable = ResponseError::try_from_code(partition.error_code)
+                .is_some_and(|e| e.is_retriable());
+            if !retriable || Instant::now() > deadline {
+                break (partition.error_code, partition.base_offset);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        answers.push(answer);
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0].0 == w[1].0),
+        "shards disagree: {answers:?}"
+    );
+    answers[0]
+}
+
+fn latest_offset(client: &mut Client, topic: &str) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let response = client.call(&request, 7);
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    partition.offset
+}
+
+fn described(client: &mut Client, topic: &str) -> Vec<(String, String, i8)> {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(topic.to_string().into())]);
+    let response = client.call(&request, 4);
+    assert_eq!(response.results[0].error_code, 0);
+    response.results[0]
+        .configs
+        .iter()
+        .map(|c| {
+            let value = c.value.as_deref().unwrap_or_default().to_string();
+            (c.name.to_string(), value, c.config_source)
+        })
+        .collect()
+}
+
+const TOO_LARGE: i16 = ResponseError::MessageTooLarge.code();
+const INVALID_CONFIG: i16 = ResponseError::InvalidConfig.code();
+
+/// What a user checks of max.message.bytes, on a server that is already running.
+fn limits_hold(server: &Server, limited: &str, unlimited: &str) {
+    let mut client = server.client();
+    // Under the topic's limit: stored. Over it: refused, nothing stored.
+    let (error, _) = produce_to(server, limited, batch_of(TOPIC_LIMIT - 1_000));
+    assert_eq!(error, 0, "a batch under the topic's limit");
+    let before = latest_offset(&mut client, limited);
+    let (error, offset) = produce_to(server, limited, batch_of(TOPIC_LIMIT + 1_000));
+    assert_eq!((error, offset), (TOO_LARGE, -1), "over the topic's limit");
+    assert_eq!(
+        latest_offset(&mut client, limited),
+        before,
+        "nothing stored"
+    );
+    // A topic without its own limit has the broker-wide one.
+    let (error, _) = produce_to(server, unlimited, batch_of(TOPIC_LIMIT + 1_000));
+    assert_eq!(
+        error, 0,
+        "over the topic limit of another topic, under the broker's"
+    );
+    let (error, _) = produce_to(server, unlimited, batch_of(BROKER_LIMIT + 1_000));
+    assert_eq!(error, TOO_LARGE, "over --message-max-bytes");
+
+    let configs = described(&mut client, limited);
+    let limit = TOPIC_LIMIT.to_string();
+    assert!(
+        configs.contains(&("max.message.bytes".into(), limit, 1)),
+        "{configs:?}"
+    );
+    let configs = described(&mut client, unlimited);
+    let limit = BROKER_LIMIT.to_string();
+    assert!(
+        configs.contains(&("max.message.bytes".into(), limit, 5)),
+        "{configs:?}"
+    );
+}
+
+fn refused_configs(server: &Server, tag: &str) {
+    let mut client = server.client();
+    for (i, (name, value)) in [
+        ("cleanup.policy", "compact"),
+        ("cleanup.policy", "compact,delete"),
+        ("max.message.bytes", "lots"),
+        ("retention.ms", "-7"),
+        ("no.such.config", "1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let topic = format!("{tag}-refused-{i}");
+        let error = create(&mut client, &topic, &[(name, value)]);
+        assert_eq!(error, INVALID_CONFIG, "{name}={value}");
+        let error = create(&mut client, &topic, &[]);
+        assert_eq!(error, 0, "{topic} was not created by the refused request");
+    }
+}
+
+#[test]
+fn topic_configs_on_memory() {
+    let server = start(&[]);
+    let mut client = server.client();
+    let limit = TOPIC_LIMIT.to_string();
+    assert_eq!(
+        create(&mut client, "limited", &[("max.message.bytes", &limit)]),
+        0
+    );
+    assert_eq!(
+        create(&mut client, "unlimited", &[("retention.ms", "3600000")]),
+        0
+    );
+    limits_hold(&server, "limited", "unlimited");
+    refused_configs(&server, "memory");
+}
+
+#[test]
+fn topic_configs_on_smq_survive_a_restart() {
+    let Some(ports) = seaweedfs() else { return };
+    let tag = format!("cfg-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let smq = ["--backend", "smq", "--smq-master", &ports["MASTER"]];
+    let (limited, unlimited) = (format!("{tag}-limited"), format!("{tag}-unlimited"));
+    {
+        let server = start(&smq);
+        let mut client = server.client();
+        let limit = TOPIC_LIMIT.to_string();
+        assert_eq!(
+            create(&mut client, &limited, &[("max.message.bytes", &limit)]),
+            0
+        );
+        assert_eq!(create(&mut client, &unlimited, &[]), 0);
+        limits_hold(&server, &limited, &unlimited);
+        refused_configs(&server, &tag);
+    }
+    // A new process knows the topics only from SeaweedFS.
+    let server = start(&smq);
+    limits_hold(&server, &limited, &unlimited);
+}
