@@ -284,18 +284,3 @@ def committed_offsets(bootstrap, group_id, topic, partitions, timeout=30):
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in got}
-
-
-# The SMQ backend accepts CreateTopics' configs but does not keep them yet (issue 10, item 3):
-# DescribeConfigs then reports the defaults. The client-version tests check a created topic's
-# config value only where it is kept, through their programs' CHECK_CREATED_CONFIG variable;
-# test_librdkafka_versions.py::test_created_topic_config_is_described is the strict xfail that
-# fails once it is kept, to turn the checks on.
-def keeps_created_topic_configs(backend) -> bool:
-    return backend is None
-
-
-def created_config_env(backend) -> dict:
-    """Environment for a client-version program: CHECK_CREATED_CONFIG=0 where the backend does
-    not keep a created topic's configs (the program then only checks the config is reported)."""
-    return dict(os.environ, CHECK_CREATED_CONFIG="1" if keeps_created_topic_configs(backend) else "0")

@@ -5,7 +5,7 @@ idempotent produce, consume from the start, a group that commits and resumes; se
 
 import pytest
 
-from harness import REPO, created_config_env, describe, run, unique_topic
+from harness import REPO, describe, run, unique_topic
 
 GROUP_TIDEGATE = pytest.mark.parametrize(
     "tidegate", [{"shards": 2, "extra_args": ["--group-initial-rebalance-delay-ms", "300"]}], indirect=True)
@@ -20,7 +20,6 @@ def test_go_client(tidegate, backend, client):
     if not binary.exists():
         pytest.fail(f"{binary} missing: run `scripts/deps go`", pytrace=False)
     topic = unique_topic("go-" + "-".join(client[1::2]).replace(".", ""))
-    res = run([str(binary), *client, tidegate.bootstrap, topic, f"{topic}-group", "200", "2"], timeout=180,
-              env=created_config_env(backend))
+    res = run([str(binary), *client, tidegate.bootstrap, topic, f"{topic}-group", "200", "2"], timeout=180)
     assert res.returncode == 0, describe(res)
     assert "OK 200" in res.stdout.splitlines(), describe(res)

@@ -7,8 +7,8 @@ import re
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from harness import (REPO, committed_offsets, created_config_env, describe, java_classpath,
-                     keeps_created_topic_configs, run, unique_topic)
+from harness import (REPO, committed_offsets, describe, java_classpath,
+                     run, unique_topic)
 
 # scripts/deps JAVA_CLIENT_VERSIONS
 VERSIONS = ["2.8.2", "3.9.1", "4.4.0"]
@@ -32,8 +32,7 @@ def test_java_client_version(tidegate, backend, version):
     that commits and resumes, with kafka-clients `version` (see Generation's javadoc)."""
     topic = unique_topic(f"java-{version}")
     res = run(JAVA + ["-cp", generation_classpath(version), "dev.tidegate.clients.Generation",
-                      tidegate.bootstrap, topic, f"{topic}-group", "200", "2"], timeout=180,
-              env=created_config_env(backend))
+                      tidegate.bootstrap, topic, f"{topic}-group", "200", "2"], timeout=180)
     assert res.returncode == 0, describe(res)
     lines = res.stdout.splitlines()
     assert f"kafka-clients {version}" in lines and "OK 200" in lines, describe(res)
@@ -69,7 +68,7 @@ def test_kafka_cli_tools(tidegate, backend):
 
     out = tool("org.apache.kafka.tools.ConfigCommand", "--bootstrap-server", b, "--describe", "--all",
                "--entity-type", "topics", "--entity-name", topic)
-    retention = "86400000" if keeps_created_topic_configs(backend) else r"\d+"
+    retention = "86400000"
     assert re.search(rf"^All configs for topic {topic} are:$", out, re.M), out
     assert re.search(rf"^\s*retention\.ms={retention}\b", out, re.M), out
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import created_config_env, describe, python_of, run, unique_topic
+from harness import describe, python_of, run, unique_topic
 
 ROUNDTRIP = Path(__file__).with_name("kafka_python_roundtrip.py")
 GROUP = Path(__file__).with_name("kafka_python_group.py")
@@ -23,23 +23,15 @@ def test_kafka_python_20_roundtrip(tidegate):
     assert "OK 300" in res.stdout.splitlines(), describe(res)
 
 
-# kafka-python 2.1-2.3 asks for authorized operations (Metadata v8 include_cluster/
-# include_topic_authorized_operations, DescribeGroups v3+ include_authorized_operations) and
-# decodes the answer as a bit set of ACL operations. Kafka answers the operations the caller
-# may perform; tidegate answers -2147483648 ("not provided"), whose bit 31 is no ACL
-# operation, so list_topics, describe_topics and describe_consumer_groups raise ValueError.
-AUTHORIZED_OPERATIONS = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="tidegate answers Metadata v8 / DescribeGroups v3+ asked for authorized operations with "
-           "authorized_operations=-2147483648 instead of the operations bit set; kafka-python 2.3 "
-           "raises 'ValueError: 31 is not a valid ACLOperation'")
+# kafka-python 2.1-2.3 asks for authorized operations (Metadata v8, DescribeGroups v3+) and
+# decodes the answer as a bit set of ACL operations: the "not provided" value used to fail it
+# ('31 is not a valid ACLOperation').
 
 
 @GROUP_TIDEGATE
-@pytest.mark.parametrize("venv", ["venv-kp20", pytest.param("venv-kp2", marks=AUTHORIZED_OPERATIONS), "venv-kp3"])
+@pytest.mark.parametrize("venv", ["venv-kp20", "venv-kp2", "venv-kp3"])
 def test_kafka_python_group_and_admin(tidegate, backend, venv):
     topic = unique_topic(f"kpg-{venv}")
-    res = run([str(python_of(venv)), str(GROUP), tidegate.bootstrap, topic, f"{topic}-group", "200"], timeout=180,
-              env=created_config_env(backend))
+    res = run([str(python_of(venv)), str(GROUP), tidegate.bootstrap, topic, f"{topic}-group", "200"], timeout=180)
     assert res.returncode == 0, describe(res)
     assert "OK 200" in res.stdout.splitlines(), describe(res)

@@ -17,7 +17,7 @@ import pytest
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from harness import (committed_offsets, create_topic, created_config_env, describe, keeps_created_topic_configs,
+from harness import (committed_offsets, create_topic, describe,
                      python_of, run, unique_topic)
 
 PARTITIONS = 2
@@ -181,18 +181,14 @@ def test_confluent_kafka_version(tidegate, backend, venv):
     idempotent produce, consume from the start, a group that commits and resumes."""
     topic = unique_topic(f"ck-{venv}")
     res = run([str(python_of(venv)), str(CK_SCRIPT), tidegate.bootstrap, topic, f"{topic}-group", "200"],
-              timeout=180, env=created_config_env(backend))
+              timeout=180)
     assert res.returncode == 0, describe(res)
     assert "OK 200" in res.stdout.splitlines(), describe(res)
 
 
-def test_created_topic_config_is_described(tidegate, backend, request):
+def test_created_topic_config_is_described(tidegate):
     """A config given to CreateTopics is what DescribeConfigs reports for the topic, as Kafka
-    does. The SMQ backend does not keep them yet (harness.keeps_created_topic_configs)."""
-    if not keeps_created_topic_configs(backend):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="SMQ backend: CreateTopics succeeds but drops the topic's configs; "
-                                "DescribeConfigs reports retention.ms=604800000 (the default)"))
+    does, on both backends (SMQ keeps them in the filer)."""
     topic = unique_topic("created-config")
     admin = AdminClient({"bootstrap.servers": tidegate.bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "86400000"})])[topic].result(30)

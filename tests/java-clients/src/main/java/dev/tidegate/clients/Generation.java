@@ -271,10 +271,7 @@ public final class Generation {
         Config config = admin.describeConfigs(List.of(resource)).all().get(TIMEOUT_S, TimeUnit.SECONDS).get(resource);
         String retention = config.get("retention.ms") == null ? null : config.get("retention.ms").value();
         String cleanup = config.get("cleanup.policy") == null ? null : config.get("cleanup.policy").value();
-        // CHECK_CREATED_CONFIG=0: the backend does not keep created configs (tests/clients/harness.py).
-        boolean retentionOk = "0".equals(System.getenv("CHECK_CREATED_CONFIG")) ? retention != null
-                : RETENTION_MS.equals(retention);
-        if (!retentionOk || !"delete".equals(cleanup)) {
+        if (!RETENTION_MS.equals(retention) || !"delete".equals(cleanup)) {
             throw new Mismatch("describeConfigs: retention.ms " + retention + " (created with " + RETENTION_MS
                     + "), cleanup.policy " + cleanup + "; all: " + config);
         }
