@@ -42,6 +42,12 @@ pub enum Error {
     InvalidConfig(String),
     #[error("record batch too large: {0}")]
     MessageTooLarge(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+    #[error("leader election not needed")]
+    ElectionNotNeeded,
+    #[error("no partition reassignment is in progress")]
+    NoReassignmentInProgress,
     #[error("topic deletion is not possible with this backend")]
     TopicDeletionDisabled,
 
@@ -75,6 +81,9 @@ impl Error {
             Error::FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
             Error::InvalidConfig(_) => ResponseError::InvalidConfig,
             Error::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+            Error::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Error::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+            Error::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
             Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
@@ -96,6 +105,7 @@ impl Error {
             | Error::OutOfOrderSequence(m)
             | Error::InvalidConfig(m)
             | Error::MessageTooLarge(m)
+            | Error::InvalidReplicaAssignment(m)
             | Error::Unavailable(m) => Some(m.clone()),
             _ => None,
         }

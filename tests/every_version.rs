@@ -210,6 +210,9 @@ fn scenario(key: ApiKey) -> Option<Scenario> {
         ApiKey::DeleteGroups => delete_groups,
         ApiKey::OffsetDelete => offset_delete,
         ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat,
+        ApiKey::ElectLeaders => elect_leaders,
+        ApiKey::ListPartitionReassignments => list_partition_reassignments,
+        ApiKey::AlterPartitionReassignments => alter_partition_reassignments,
         _ => return None,
     })
 }
@@ -833,6 +836,102 @@ fn describe_cluster(env: &Env, version: i16) -> Check {
         "brokers {:?}",
         response.brokers
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster administration a gateway answers truthfully: nothing to elect or move.
+
+fn elect_leaders(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    let mut request = ElectLeadersRequest::default()
+        .with_topic_partitions(Some(vec![
+            TopicPartitions::default()
+                .with_topic(topic_name(&env.topic))
+                .with_partitions(vec![0, UNKNOWN_PARTITION]),
+            TopicPartitions::default()
+                .with_topic(topic_name(&env.name("never-created", version)))
+                .with_partitions(vec![0]),
+        ]))
+        .with_timeout_ms(30_000);
+    if version >= 1 {
+        request = request.with_election_type(0);
+    }
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(response.error_code == 0, "error {}", response.error_code);
+    let codes: Vec<Vec<i16>> = response
+        .replica_election_results
+        .iter()
+        .map(|t| t.partition_result.iter().map(|p| p.error_code).collect())
+        .collect();
+    let unknown = code(ResponseError::UnknownTopicOrPartition);
+    let want = vec![
+        vec![code(ResponseError::ElectionNotNeeded), unknown],
+        vec![unknown],
+    ];
+    ensure!(codes == want, "partition codes {codes:?}");
+    let all = call(
+        env.bootstrap(),
+        &request.with_topic_partitions(None),
+        version,
+    )?;
+    ensure!(
+        all.error_code == 0 && all.replica_election_results.is_empty(),
+        "all partitions: error {}, {} results",
+        all.error_code,
+        all.replica_election_results.len()
+    );
+    Ok(())
+}
+
+fn list_partition_reassignments(env: &Env, version: i16) -> Check {
+    let request = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(None);
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(
+        response.error_code == 0 && response.topics.is_empty(),
+        "error {}, {} topics being reassigned",
+        response.error_code,
+        response.topics.len()
+    );
+    Ok(())
+}
+
+fn alter_partition_reassignments(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    let partition = |index, replicas: Option<Vec<i32>>| {
+        ReassignablePartition::default()
+            .with_partition_index(index)
+            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+    };
+    let mut request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic_name(&env.topic))
+            .with_partitions(vec![
+                partition(0, Some(vec![1])),
+                partition(1, None),
+                partition(UNKNOWN_PARTITION, Some(vec![0])),
+            ])]);
+    if version >= 1 {
+        request = request.with_allow_replication_factor_change(true);
+    }
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(response.error_code == 0, "error {}", response.error_code);
+    let codes: Vec<i16> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    let want = [
+        code(ResponseError::InvalidReplicaAssignment),
+        code(ResponseError::NoReassignmentInProgress),
+        code(ResponseError::UnknownTopicOrPartition),
+    ];
+    ensure!(codes == want, "move, cancel, unknown: {codes:?}");
     Ok(())
 }
 

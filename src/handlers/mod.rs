@@ -1,6 +1,7 @@
 //! One module per Kafka API, named as the protocol names it. Each has `VERSIONS` (the range
 //! it serves, listed in `protocol::dispatch::APIS`) and `handle`.
 
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -10,6 +11,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -18,6 +20,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -68,6 +71,27 @@ pub async fn find_or_create_topic(
             .ok_or(Error::UnknownTopicOrPartition),
         Err(error) => Err(error),
     }
+}
+
+/// The partitions of `topic` a request names: each one that exists is `Ok`, the others (or
+/// all, if the topic does not exist) UNKNOWN_TOPIC_OR_PARTITION.
+pub async fn named_partitions(
+    shard: &Shard,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<(i32, Result<()>)>> {
+    let meta = shard.backend.topic(topic).await?;
+    let exists = |p: i32| {
+        meta.as_ref()
+            .is_some_and(|m| (0..m.partitions).contains(&p))
+    };
+    Ok(partitions
+        .iter()
+        .map(|&p| match exists(p) {
+            true => (p, Ok(())),
+            false => (p, Err(Error::UnknownTopicOrPartition)),
+        })
+        .collect())
 }
 
 /// Newer requests name a topic by id and leave the name empty.

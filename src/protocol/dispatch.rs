@@ -120,6 +120,9 @@ pub static APIS: &[Api] = &[
     api!(delete_groups, DeleteGroups),
     api!(offset_delete, OffsetDelete),
     api!(consumer_group_heartbeat, ConsumerGroupHeartbeat),
+    api!(elect_leaders, ElectLeaders),
+    api!(list_partition_reassignments, ListPartitionReassignments),
+    api!(alter_partition_reassignments, AlterPartitionReassignments),
 ];
 
 pub fn find_api(key: i16) -> Option<&'static Api> {
@@ -258,6 +261,9 @@ mod tests {
                 ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
                 ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
                 ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
+                ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
+                ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
+                ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
                 other => panic!("{other:?} has no codec range listed here"),
             };
             assert!(
