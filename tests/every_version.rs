@@ -106,6 +106,14 @@ impl Env {
         self.backend == "smq"
     }
 
+    /// What an operation SMQ cannot do answers: done (0) on memory, `refusal` on SMQ.
+    fn done_unless_smq(&self, refusal: ResponseError) -> i16 {
+        match self.smq() {
+            true => code(refusal),
+            false => 0,
+        }
+    }
+
     fn name(&self, what: &str, version: i16) -> String {
         format!("{}-{what}-v{version}", self.tag)
     }
@@ -691,10 +699,7 @@ fn delete_topics(env: &Env, version: i16) -> Check {
     };
     let response = call(env.bootstrap(), &request, version)?;
     let codes: Vec<_> = response.responses.iter().map(|r| r.error_code).collect();
-    let deleted = match env.smq() {
-        true => code(ResponseError::TopicDeletionDisabled),
-        false => 0,
-    };
+    let deleted = env.done_unless_smq(ResponseError::TopicDeletionDisabled);
     let want = [deleted, code(ResponseError::UnknownTopicOrPartition)];
     ensure!(codes == want, "doomed, missing: {codes:?}");
     Ok(())
@@ -801,10 +806,7 @@ fn create_partitions(env: &Env, version: i16) -> Check {
         .with_timeout_ms(30_000);
     let response = call(env.bootstrap(), &request, version)?;
     let codes: Vec<_> = response.results.iter().map(|r| r.error_code).collect();
-    let grew = match env.smq() {
-        true => code(ResponseError::InvalidPartitions),
-        false => 0,
-    };
+    let grew = env.done_unless_smq(ResponseError::InvalidPartitions);
     let want = [grew, code(ResponseError::UnknownTopicOrPartition)];
     ensure!(codes == want, "grown, missing: {codes:?}");
     Ok(())
