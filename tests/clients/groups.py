@@ -129,6 +129,16 @@ class Member:
                 out |= changed
         return out
 
+    def send(self, command):
+        """One command line on the member's stdin (GroupMember: stop, stall, resume)."""
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def said(self, text, since=0.0):
+        """Time of this member's first output line equal to `text` at or after monotonic time
+        `since`, or None (read it under the group's lock, e.g. in a wait_until predicate)."""
+        return next((t for t, line in self.lines if t >= since and line == text), None)
+
     def stop(self, timeout=30):
         """Graceful: commit, LeaveGroup, exit 0 with a CLOSED line."""
         try:

@@ -51,7 +51,11 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * </ul>
  *
  * <p>stdin: a line {@code stop}, or end of input, makes it commit (in sync mode), leave the
- * group (close) and exit 0. SIGKILL is the way to make it vanish without leaving.
+ * group (close) and exit 0. SIGKILL is the way to make it vanish without leaving. (With
+ * {@code group.instance.id} set, close() does not leave: a static member stays in the group
+ * until its session expires, as in Kafka.) A line {@code stall} makes the poll loop stop
+ * calling poll() once the current batch is committed, until a line {@code resume} (or
+ * {@code stop}): the way to exceed max.poll.interval.ms.
  *
  * <p>stdout, one event per line (partition lists are comma-separated, {@code -} when empty):
  * <pre>
@@ -63,6 +67,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * BAD P O REASON                                   record that is not what was produced there
  * COMMITTED P:NEXT,P:NEXT...                       a commitSync that succeeded
  * COMMIT_FAILED EXCEPTION: MESSAGE
+ * STALLED                                          poll() is no longer called (after stall)
+ * RESUMED                                          poll() is called again (after resume)
  * ERROR EXCEPTION: MESSAGE                         then exit 3 (no committed offset) or 2
  * CLOSED                                           after close(), then exit 0
  * </pre>
@@ -80,6 +86,9 @@ public final class GroupMember {
     /** Next offset to commit per partition: consumed, not yet committed. */
     private final Map<TopicPartition, OffsetAndMetadata> pending = new HashMap<>();
     private volatile boolean stopping;
+    /** Set by a stall line, cleared by resume or stop; guarded by itself as a monitor. */
+    private final Object stallLock = new Object();
+    private boolean stalled;
 
     private GroupMember(KafkaConsumer<byte[], byte[]> consumer, String topic, int partitions, int recordBytes,
                         boolean commitSync, PrintStream out) {
@@ -180,12 +189,22 @@ public final class GroupMember {
             try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = in.readLine()) != null && !line.trim().equals("stop")) {
+                    if (line.trim().equals("stall") || line.trim().equals("resume")) {
+                        synchronized (stallLock) {
+                            stalled = line.trim().equals("stall");
+                            stallLock.notifyAll();
+                        }
+                    }
                     // other input is ignored
                 }
             } catch (IOException e) {
                 // treated as end of input
             }
             stopping = true;
+            synchronized (stallLock) {
+                stalled = false;
+                stallLock.notifyAll();
+            }
             consumer.wakeup();
         }, "stdin");
         t.setDaemon(true);
@@ -206,6 +225,7 @@ public final class GroupMember {
                 }
                 commitPending(null);
                 out.flush();
+                stallIfAsked();
             }
         } catch (WakeupException e) {
             // stop requested
@@ -226,6 +246,24 @@ public final class GroupMember {
         }
         out.flush();
         return 0;
+    }
+
+    /** After a stall line: no poll() (nor any other consumer call) until resume or stop. */
+    private void stallIfAsked() throws InterruptedException {
+        synchronized (stallLock) {
+            if (!stalled) {
+                return;
+            }
+            out.println("STALLED");
+            out.flush();
+            while (stalled) {
+                stallLock.wait();
+            }
+        }
+        if (!stopping) {
+            out.println("RESUMED");
+            out.flush();
+        }
     }
 
     /**
