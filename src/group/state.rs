@@ -290,7 +290,10 @@ impl Group {
     }
 
     /// A static member came back (with a new member id): it takes over its old place, and
-    /// when nothing about it changed the group does not rebalance (KIP-345).
+    /// unless its protocols change the protocol the group would select, the group does not
+    /// rebalance (KIP-345). The subscription bytes may well differ: the Java client puts the
+    /// partitions it owns and its generation in them, which a restarted member no longer
+    /// has. Kafka compares the selected protocol too, not the bytes.
     fn replace_static_member(
         &mut self,
         old_id: String,
@@ -307,7 +310,6 @@ impl Group {
         if let Some(waiter) = member.sync_waiter.take() {
             let _ = waiter.send(SyncResult::failed(ResponseError::FencedInstanceId));
         }
-        let unchanged = member.protocols == request.protocols;
         member.id = new_id.clone();
         member.last_seen = now;
         if let Some(instance) = &request.instance_id {
@@ -317,16 +319,16 @@ impl Group {
             self.leader = Some(new_id.clone());
         }
         self.members.insert(new_id.clone(), member);
+        self.update_member(&new_id, request, now);
         let settled = matches!(
             self.state,
             GroupState::Stable | GroupState::CompletingRebalance
         );
-        if settled && unchanged {
+        if settled && self.select_protocol() == self.protocol_name {
             let mut result = self.current_generation(&new_id);
             result.skip_assignment = self.state == GroupState::Stable;
             return Pending::Ready(result);
         }
-        self.update_member(&new_id, request, now);
         self.join_and_wait(&new_id, now)
     }
 
@@ -993,6 +995,42 @@ mod tests {
         );
         let sync = ready(group.sync(&again.member_id, Some("pod-1"), 1, (None, None), vec![]));
         assert_eq!(sync.assignment, Bytes::from("p0"));
+    }
+
+    /// A restarted Java consumer sends other subscription bytes (no owned partitions, no
+    /// generation) under the same protocol names: still no rebalance. Only a change of the
+    /// protocol the group would select rebalances it.
+    #[test]
+    fn a_static_member_with_new_subscription_bytes_keeps_its_place() {
+        let start = Instant::now();
+        let mut group = Group::new("g", settings(0), start);
+        let mut join = request("", &["range", "cooperative-sticky"]);
+        join.instance_id = Some("pod-1".into());
+        let mut first = waiting(group.join(join.clone(), start));
+        let first = answered(&mut first);
+        let _ = group.sync(&first.member_id, Some("pod-1"), 1, (None, None), vec![]);
+        assert_eq!(group.state, GroupState::Stable);
+
+        let mut restarted = join.clone();
+        for (_, metadata) in &mut restarted.protocols {
+            *metadata = Bytes::from_static(b"owned partitions: none, generation: -1");
+        }
+        let again = ready(group.join(restarted.clone(), start));
+        assert_eq!((again.error, again.generation), (None, 1), "no rebalance");
+        assert_eq!(
+            group.members[&again.member_id].protocols, restarted.protocols,
+            "the member's new subscription is kept for the next rebalance"
+        );
+
+        let mut switched = join;
+        switched.protocols.reverse();
+        let mut rebalanced = waiting(group.join(switched, start));
+        let rebalanced = answered(&mut rebalanced);
+        assert_eq!(
+            (rebalanced.generation, rebalanced.protocol_name.as_deref()),
+            (2, Some("cooperative-sticky")),
+            "the selected protocol changes: a rebalance"
+        );
     }
 
     impl Pending<SyncResult> {

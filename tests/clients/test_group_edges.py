@@ -114,28 +114,13 @@ STATIC_SESSION_MS = 30000
 STATIC_TIDEGATE = pytest.mark.parametrize(
     "tidegate", [{"shards": 2, "extra_args": ["--group-initial-rebalance-delay-ms", "3000"]}], indirect=True)
 
-# What tidegate does unlike Kafka (src/group/state.rs, replace_static_member): a static member
-# that rejoins with a new member id only skips the rebalance when its JoinGroup protocols are
-# byte for byte those of the process it replaces (`member.protocols == request.protocols`).
-# Kafka (GroupMetadataManager.updateStaticMemberThenRebalanceOrCompleteJoin) rebalances only
-# when the group's selected protocol would change. The consumer protocol's subscription
-# metadata carries the member's owned partitions and generation, so a member that took part
-# in any generation after its first presents other bytes once restarted (no owned
-# partitions, generation -1): tidegate then rebalances the whole group.
-HISTORY_XFAIL = ("tidegate rebalances the group when a static member that has been through a second "
-                 "generation restarts: its JoinGroup (unknown member id, same group.instance.id) is parked, "
-                 "the group goes to a new generation (log: 'rebalance completed ... generation=3') and the "
-                 "other members are revoked and reassigned; Kafka answers at once with the current generation "
-                 "because the selected protocol does not change (replace_static_member compares the protocol "
-                 "metadata bytes, which hold the old process's owned partitions and generation)")
 
-
+# A static member that took part in a generation after its first presents other
+# subscription bytes once restarted (the consumer protocol's metadata carries its owned
+# partitions and generation): the rejoined-group case checks that this alone does not
+# rebalance the group, as in Kafka, which rebalances only when the selected protocol changes.
 def static_history(history):
-    return pytest.param(history, id="rejoined-group" if history else "fresh-group",
-                        marks=[pytest.mark.xfail(strict=True, reason=HISTORY_XFAIL,
-                                                    # Failed: a member's commit refused by that rebalance
-                                                    raises=(AssertionError, pytest.fail.Exception))]
-                        if history else [])
+    return pytest.param(history, id="rejoined-group" if history else "fresh-group")
 
 
 @STATIC_TIDEGATE
