@@ -137,9 +137,9 @@ impl Coordinator {
             .collect()
     }
 
-    /// Forgets an emptied group (it is being deleted); false if it was not remembered.
-    pub fn forget_emptied(&self, id: &str) -> bool {
-        self.emptied.borrow_mut().shift_remove(id).is_some()
+    /// Forgets an emptied group (it was deleted).
+    pub fn forget_emptied(&self, id: &str) {
+        self.emptied.borrow_mut().shift_remove(id);
     }
 
     /// Expires sessions and completes rebalances whose time has come; groups left without

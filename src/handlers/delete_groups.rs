@@ -40,7 +40,7 @@ async fn delete(shard: &Shard, group: &str) -> Result<(), ResponseError> {
     };
     let offsets = shard.groups.offsets.fetch(&shard.backend, group).await;
     // A group whose last member just left exists (Empty) even without commits, as in Kafka.
-    let emptied = shard.groups.forget_emptied(group);
+    let emptied = shard.groups.emptied(group).is_some();
     if offsets.map_err(unavailable)?.is_empty() && !emptied {
         return Err(ResponseError::GroupIdNotFound);
     }
@@ -50,6 +50,8 @@ async fn delete(shard: &Shard, group: &str) -> Result<(), ResponseError> {
         .delete(&shard.backend, group, None)
         .await;
     deleted.map_err(unavailable)?;
+    // Only now: a store failure above leaves the group as it was, to be deleted again.
+    shard.groups.forget_emptied(group);
     tracing::info!(group, "group deleted");
     Ok(())
 }
