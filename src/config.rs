@@ -112,6 +112,11 @@ pub struct Config {
     #[arg(long, default_value_t = 1 << 30)]
     pub memory_retention_bytes: usize,
 
+    /// Memory backend: how often batches older than their topic's `retention.ms` are
+    /// dropped, in milliseconds (Kafka's log.retention.check.interval.ms).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_retention_check_interval_ms: u64,
+
     /// Consumer groups: how long the first rebalance of an empty group waits for more
     /// members to join, in milliseconds (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, default_value_t = 3000)]

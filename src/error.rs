@@ -50,6 +50,8 @@ pub enum Error {
     NoReassignmentInProgress,
     #[error("topic deletion is not possible with this backend")]
     TopicDeletionDisabled,
+    #[error("not allowed: {0}")]
+    PolicyViolation(String),
 
     // The backend's fault: retrying later may work.
     #[error("storage unavailable: {0}")]
@@ -85,6 +87,7 @@ impl Error {
             Error::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
             Error::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
             Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+            Error::PolicyViolation(_) => ResponseError::PolicyViolation,
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
         };
@@ -106,6 +109,7 @@ impl Error {
             | Error::InvalidConfig(m)
             | Error::MessageTooLarge(m)
             | Error::InvalidReplicaAssignment(m)
+            | Error::PolicyViolation(m)
             | Error::Unavailable(m) => Some(m.clone()),
             _ => None,
         }

@@ -51,6 +51,17 @@ pub struct ProducerSnapshot {
     pub taken_at_ms: i64,
 }
 
+/// An idempotent producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Of its last stored batch; -1 before one is stored.
+    pub last_sequence: i32,
+    /// When it last sent a batch here, ms since the epoch.
+    pub last_used_ms: i64,
+}
+
 #[derive(Default)]
 pub struct ProducerStates {
     producers: HashMap<(TopicPartition, i64), ProducerEntry>,
@@ -151,6 +162,28 @@ impl ProducerStates {
             batches,
             taken_at_ms: crate::unix_time().as_millis() as i64,
         })
+    }
+
+    /// The idempotent producers known on a partition, by id, for DescribeProducers.
+    pub fn active_on(&self, tp: &TopicPartition) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .filter(|((on, _), _)| on == tp)
+            .map(|((_, producer_id), entry)| ActiveProducer {
+                producer_id: *producer_id,
+                epoch: entry.epoch,
+                last_sequence: entry
+                    .batches
+                    .iter()
+                    .rev()
+                    .find(|b| b.2.is_some())
+                    .map_or(-1, |b| b.1),
+                last_used_ms: entry.last_used_ms,
+            })
+            .collect();
+        active.sort_by_key(|p| p.producer_id);
+        active
     }
 
     /// Takes back a producer's state kept by an earlier run, unless it is known here already.

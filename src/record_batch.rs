@@ -22,6 +22,9 @@ const CRC_START: usize = 21;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 const ATTR_COMPRESSION: i16 = 0x07;
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+const ATTRIBUTES_AT: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
 
 /// The fields of a batch header the gateway acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +70,11 @@ impl BatchHeader {
         self.attributes & ATTR_CONTROL != 0
     }
 
+    /// Whether the batch's timestamp is its append time (records' own are ignored).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
     pub fn compression(&self) -> i16 {
         self.attributes & ATTR_COMPRESSION
     }
@@ -100,6 +108,25 @@ impl RecordBatch {
         out.put_i32(0);
         out.extend_from_slice(&self.bytes[16..]);
         out.freeze()
+    }
+}
+
+impl RecordBatch {
+    /// The batch stamped with its append time, as Kafka does for a LogAppendTime topic: the
+    /// timestamp-type attribute set, `maxTimestamp` the append time, the CRC recomputed.
+    /// Consumers then read that time as every record's timestamp.
+    pub fn with_log_append_time(&self, now_ms: i64) -> RecordBatch {
+        let mut bytes = BytesMut::from(&self.bytes[..]);
+        let attributes = self.header.attributes | ATTR_LOG_APPEND_TIME;
+        bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[CRC_START..]);
+        bytes[17..CRC_START].copy_from_slice(&crc.to_be_bytes());
+        let bytes = bytes.freeze();
+        RecordBatch {
+            header: BatchHeader::parse(&bytes),
+            bytes,
+        }
     }
 }
 
@@ -282,5 +309,23 @@ pub(crate) mod tests {
         let again = parse_produce_batches(&moved).expect("still valid");
         assert_eq!(again[0].header.base_offset, 1234);
         assert_eq!(&moved[16..], &bytes[16..]);
+    }
+
+    #[test]
+    fn log_append_time_stamps_the_batch_and_keeps_it_valid() {
+        let bytes = client_batch(3, Compression::Lz4, -1);
+        let batch = &parse_produce_batches(&bytes).expect("valid")[0];
+        let stamped = batch.with_log_append_time(1_800_000_000_000);
+        let again = &parse_produce_batches(&stamped.bytes).expect("still valid")[0];
+        assert!(again.header.is_log_append_time() && !batch.header.is_log_append_time());
+        assert_eq!(again.header.max_timestamp, 1_800_000_000_000);
+        assert_eq!(again.header.compression(), batch.header.compression());
+        let mut decoded = stamped.bytes.clone();
+        let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut decoded)
+            .expect("decodes")
+            .records;
+        assert!(records
+            .iter()
+            .all(|r| r.timestamp_type == TimestampType::LogAppend));
     }
 }

@@ -40,7 +40,7 @@ pub fn decode_records(batch: &RecordBatch) -> Result<Vec<Record>> {
         )
         .map_err(anyhow::Error::msg)
     };
-    let decoded = match header.compression() {
+    let mut decoded = match header.compression() {
         0 => Plain::decompress(&mut body, parse),
         1 => Gzip::decompress(&mut body, parse),
         2 => Snappy::decompress(&mut body, parse),
@@ -52,6 +52,14 @@ pub fn decode_records(batch: &RecordBatch) -> Result<Vec<Record>> {
             )))
         }
     };
+    // A LogAppendTime batch's time is every record's timestamp, as consumers read it.
+    if let Ok(records) = &mut decoded {
+        if header.is_log_append_time() {
+            records
+                .iter_mut()
+                .for_each(|r| r.timestamp = header.max_timestamp);
+        }
+    }
     decoded.map_err(|e| Error::CorruptMessage(format!("cannot read records: {e}")))
 }
 

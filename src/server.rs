@@ -336,6 +336,7 @@ async fn shard_main(
     glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();
     glommio::spawn_local(shard.clone().run_group_timers()).detach();
     glommio::spawn_local(shard.clone().expire_producers()).detach();
+    glommio::spawn_local(shard.clone().enforce_retention()).detach();
     if shard.backend.keeps_producers() {
         glommio::spawn_local(shard.clone().write_producer_states()).detach();
     }

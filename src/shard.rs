@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
-use crate::producer_state::{PendingWrites, ProducerStates, SequenceCheck};
+use crate::producer_state::{ActiveProducer, PendingWrites, ProducerStates, SequenceCheck};
 use crate::record_batch::{BatchHeader, RecordBatch};
 use crate::TopicPartition;
 use futures::channel::oneshot;
@@ -45,6 +45,13 @@ pub enum ShardRequest {
     ListOffsets(Vec<(TopicPartition, OffsetSpec)>),
     /// Resolve once any partition's high watermark differs from the given offset.
     Watch(Vec<(TopicPartition, i64)>),
+    /// Move each partition's log start to the offset (-1: its high watermark).
+    DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// The idempotent producers each partition knows.
+    DescribeProducers(Vec<TopicPartition>),
+    /// A topic's configs changed: forget what is cached about it. Not partition work: sent
+    /// to every shard.
+    TopicChanged(Arc<str>),
 }
 
 /// The answer to a [`ShardRequest`], one entry per partition in request order.
@@ -55,6 +62,10 @@ pub enum ShardReply {
     Read(Vec<Result<ReadResult>>),
     ListOffsets(Vec<Result<(i64, i64)>>),
     Watch,
+    /// The new log start of each partition.
+    DeleteRecords(Vec<Result<i64>>),
+    DescribeProducers(Vec<Result<Vec<ActiveProducer>>>),
+    TopicChanged,
 }
 
 impl ShardReply {
@@ -75,6 +86,20 @@ impl ShardReply {
     pub fn offsets(self) -> Option<Vec<Result<(i64, i64)>>> {
         match self {
             ShardReply::ListOffsets(results) => Some(results),
+            _ => None,
+        }
+    }
+
+    pub fn log_starts(self) -> Option<Vec<Result<i64>>> {
+        match self {
+            ShardReply::DeleteRecords(results) => Some(results),
+            _ => None,
+        }
+    }
+
+    pub fn producers(self) -> Option<Vec<Result<Vec<ActiveProducer>>>> {
+        match self {
+            ShardReply::DescribeProducers(results) => Some(results),
             _ => None,
         }
     }
@@ -214,6 +239,34 @@ impl Shard {
         }
     }
 
+    /// Drops what the partitions keep past their topics' `retention.ms`, every
+    /// `--log-retention-check-interval-ms`, as Kafka's log manager does.
+    pub async fn enforce_retention(self: Rc<Self>) {
+        let interval =
+            std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
+        loop {
+            glommio::timer::sleep(interval).await;
+            let now_ms = crate::unix_time().as_millis() as i64;
+            let dropped = self.backend.enforce_retention(now_ms);
+            if dropped > 0 {
+                tracing::debug!(
+                    shard = self.id,
+                    dropped,
+                    "batches past retention.ms dropped"
+                );
+            }
+        }
+    }
+
+    /// Tells every shard (this one too) that a topic changed, so none serves it from what it
+    /// cached before; returns once all have.
+    pub async fn topic_changed(self: &Rc<Self>, name: &str) {
+        let name: Arc<str> = Arc::from(name);
+        let calls = (0..self.nr_shards())
+            .map(|owner| self.invoke(owner, ShardRequest::TopicChanged(name.clone())));
+        join_all(calls).await;
+    }
+
     /// Forgets idle producers now and then (see `ProducerStates::expire`).
     pub async fn expire_producers(self: Rc<Self>) {
         loop {
@@ -310,6 +363,22 @@ impl Shard {
             ShardRequest::Watch(positions) => {
                 self.watch_local(positions).await;
                 ShardReply::Watch
+            }
+            ShardRequest::DeleteRecords(deletions) => {
+                let mut results = Vec::with_capacity(deletions.len());
+                for (tp, offset) in deletions {
+                    results.push(self.backend.delete_records(&tp, offset).await);
+                }
+                ShardReply::DeleteRecords(results)
+            }
+            ShardRequest::DescribeProducers(partitions) => {
+                let producers = self.producers.borrow();
+                let results = partitions.iter().map(|tp| Ok(producers.active_on(tp)));
+                ShardReply::DescribeProducers(results.collect())
+            }
+            ShardRequest::TopicChanged(name) => {
+                self.backend.topic_changed(&name);
+                ShardReply::TopicChanged
             }
         }
     }

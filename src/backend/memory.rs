@@ -7,12 +7,17 @@
 //! moved, so the hot path costs one relaxed atomic load of a line that is almost never
 //! written.
 //!
-//! Each partition keeps at most `retention_bytes`; older batches are dropped and the log
-//! start offset moves past them, as Kafka's size-based retention does.
+//! Each partition keeps at most `retention_bytes` (and less if its topic's
+//! `retention.bytes` says so); older batches are dropped and the log start offset moves
+//! past them, as Kafka's size-based retention does. Batches older than the topic's
+//! `retention.ms` are dropped by [`MemoryBackend::enforce_retention`], which the shard runs
+//! every `--log-retention-check-interval-ms`, as Kafka checks every
+//! `log.retention.check.interval.ms`. DeleteRecords moves the log start by hand.
 
 use super::{CommittedOffset, GroupOffsets, OffsetSpec, ReadResult, TopicMeta};
 use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
+use crate::topic_config;
 use crate::TopicPartition;
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -72,13 +77,41 @@ struct PartitionLog {
 
 impl PartitionLog {
     /// Drops the oldest batches while over `limit`, always keeping the newest.
-    fn enforce_retention(&mut self, limit: usize) {
+    fn enforce_size(&mut self, limit: usize) {
         while self.bytes > limit && self.batches.len() > 1 {
-            if let Some(dropped) = self.batches.pop_front() {
-                self.bytes -= dropped.bytes.len();
-                self.log_start_offset = dropped.last_offset + 1;
-            }
+            self.drop_oldest();
         }
+    }
+
+    /// Drops every batch whose newest timestamp is before `cutoff_ms` (the newest too: Kafka
+    /// rolls and deletes an expired active segment).
+    fn enforce_age(&mut self, cutoff_ms: i64) -> usize {
+        let mut dropped = 0;
+        while self
+            .batches
+            .front()
+            .is_some_and(|b| b.max_timestamp < cutoff_ms)
+        {
+            self.drop_oldest();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(dropped) = self.batches.pop_front() {
+            self.bytes -= dropped.bytes.len();
+            self.log_start_offset = self.log_start_offset.max(dropped.last_offset + 1);
+        }
+    }
+
+    /// Moves the log start to `offset` (at most the high watermark), dropping the batches
+    /// wholly before it.
+    fn delete_before(&mut self, offset: i64) {
+        while self.batches.front().is_some_and(|b| b.last_offset < offset) {
+            self.drop_oldest();
+        }
+        self.log_start_offset = self.log_start_offset.max(offset);
     }
 }
 
@@ -198,6 +231,11 @@ impl MemoryBackend {
 
     /// The log key of a partition that exists.
     fn log_key(&self, tp: &TopicPartition) -> Result<(Uuid, i32)> {
+        self.partition(tp).map(|(key, _)| key)
+    }
+
+    /// A partition that exists: its log key and its topic.
+    fn partition(&self, tp: &TopicPartition) -> Result<((Uuid, i32), Arc<TopicMeta>)> {
         let catalog = self.catalog();
         let meta = catalog
             .by_name
@@ -206,11 +244,94 @@ impl MemoryBackend {
         if tp.partition < 0 || tp.partition >= meta.partitions {
             return Err(Error::UnknownTopicOrPartition);
         }
-        Ok((meta.id, tp.partition))
+        Ok(((meta.id, tp.partition), meta.clone()))
+    }
+
+    /// Bytes a partition of `topic` keeps: the backend's bound, or the topic's own if lower.
+    fn size_limit(&self, topic: &TopicMeta) -> usize {
+        topic_config::retention_bytes(topic).map_or(self.retention_bytes, |own| {
+            self.retention_bytes
+                .min(usize::try_from(own).unwrap_or(usize::MAX))
+        })
+    }
+
+    /// Drops what every partition of this shard keeps past its topic's `retention.ms`;
+    /// returns how many batches went.
+    pub fn enforce_retention(&self, now_ms: i64) -> usize {
+        let catalog = self.catalog();
+        let mut dropped = 0;
+        for ((id, _), log) in self.logs.borrow_mut().iter_mut() {
+            let retention = catalog
+                .by_id
+                .get(id)
+                .and_then(|t| topic_config::retention_ms(t));
+            if let Some(retention_ms) = retention {
+                dropped += log.enforce_age(now_ms.saturating_sub(retention_ms));
+            }
+        }
+        dropped
+    }
+
+    /// DeleteRecords: moves the partition's log start to `offset` (-1: the high watermark)
+    /// and returns the new log start. An offset past the high watermark is out of range.
+    pub fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
+        let key = self.log_key(tp)?;
+        let mut logs = self.logs.borrow_mut();
+        let log = logs.entry(key).or_default();
+        let offset = if offset == -1 {
+            log.next_offset
+        } else {
+            offset
+        };
+        if offset < 0 || offset > log.next_offset {
+            return Err(Error::OffsetOutOfRange);
+        }
+        log.delete_before(offset);
+        Ok(log.log_start_offset)
+    }
+
+    /// Bytes the partition holds.
+    pub fn partition_size(&self, tp: &TopicPartition) -> Option<i64> {
+        let key = self.log_key(tp).ok()?;
+        Some(
+            self.logs
+                .borrow()
+                .get(&key)
+                .map_or(0, |log| log.bytes as i64),
+        )
+    }
+
+    /// Replaces a topic's configs.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        let alter = |catalog: &mut Catalog| {
+            let meta = catalog
+                .by_name
+                .get(name)
+                .ok_or(Error::UnknownTopicOrPartition)?;
+            let altered = Arc::new(TopicMeta {
+                configs,
+                ..TopicMeta::clone(meta)
+            });
+            catalog
+                .by_name
+                .insert(altered.name.clone(), altered.clone());
+            catalog.by_id.insert(altered.id, altered);
+            Ok(())
+        };
+        match validate_only {
+            true => alter(&mut Catalog::clone(&self.catalog())),
+            false => self.shared.update(alter),
+        }
     }
 
     pub fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
-        let key = self.log_key(tp)?;
+        let (key, topic) = self.partition(tp)?;
+        let size_limit = self.size_limit(&topic);
         let mut logs = self.logs.borrow_mut();
         let log = logs.entry(key).or_default();
         let base_offset = log.next_offset;
@@ -226,7 +347,7 @@ impl MemoryBackend {
                 bytes,
             });
         }
-        log.enforce_retention(self.retention_bytes);
+        log.enforce_size(size_limit);
         Ok(base_offset)
     }
 
@@ -293,25 +414,26 @@ impl MemoryBackend {
                 .map(|b| (b, ts)),
         };
         Ok(match found {
-            Some((batch, target)) => first_record_at_or_after(batch, target),
+            Some((batch, target)) => first_record_at_or_after(batch, target, log.log_start_offset),
             None => (-1, -1),
         })
     }
 }
 
-/// The first record of `batch` whose timestamp is at least `target`, as (offset, timestamp).
-/// Falls back to the batch's own offset and max timestamp if its records cannot be decoded.
-fn first_record_at_or_after(batch: &StoredBatch, target: i64) -> (i64, i64) {
+/// The first record of `batch` from `log_start` on whose timestamp is at least `target`, as
+/// (offset, timestamp). Falls back to the batch's own offset and max timestamp if its
+/// records cannot be decoded.
+fn first_record_at_or_after(batch: &StoredBatch, target: i64, log_start: i64) -> (i64, i64) {
     let mut bytes = batch.bytes.clone();
     kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
         .ok()
         .and_then(|set| {
             set.records
                 .iter()
-                .find(|r| r.timestamp >= target)
+                .find(|r| r.timestamp >= target && r.offset >= log_start)
                 .map(|r| (r.offset, r.timestamp))
         })
-        .unwrap_or((batch.base_offset, batch.max_timestamp))
+        .unwrap_or((batch.base_offset.max(log_start), batch.max_timestamp))
 }
 
 impl MemoryBackend {
@@ -494,5 +616,83 @@ mod tests {
         );
         let read = backend.read(&tp(0), 6, 100).expect("newest batch kept");
         assert_eq!((read.log_start_offset, read.batches.len()), (6, 1));
+    }
+
+    fn topic_with(configs: &[(&str, &str)]) -> MemoryBackend {
+        let backend = MemoryBackend::new(Arc::default(), usize::MAX);
+        let configs = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        backend
+            .create_topic("t", 1, configs, false)
+            .expect("created");
+        backend
+    }
+
+    #[test]
+    fn delete_records_moves_the_log_start_and_refuses_past_the_end() {
+        let backend = backend_with_topic(1);
+        let batch = parse_produce_batches(&client_batch(3, Compression::None, -1)).expect("valid");
+        for _ in 0..3 {
+            backend.append(&tp(0), &batch).expect("append");
+        }
+        assert_eq!(backend.delete_records(&tp(0), 4), Ok(4));
+        // Never backwards.
+        assert_eq!(backend.delete_records(&tp(0), 1), Ok(4));
+        assert_eq!(
+            backend.read(&tp(0), 3, 100).err(),
+            Some(Error::OffsetOutOfRange)
+        );
+        let read = backend.read(&tp(0), 4, 1 << 20).expect("read");
+        assert_eq!((read.log_start_offset, read.batches.len()), (4, 2));
+        assert_eq!(
+            backend.list_offset(&tp(0), OffsetSpec::Earliest).ok(),
+            Some((4, -1))
+        );
+        assert_eq!(
+            backend
+                .list_offset(&tp(0), OffsetSpec::Timestamp(0))
+                .map(|(o, _)| o)
+                .ok(),
+            Some(4)
+        );
+        assert_eq!(
+            backend.delete_records(&tp(0), 10),
+            Err(Error::OffsetOutOfRange)
+        );
+        assert_eq!(backend.delete_records(&tp(0), -1), Ok(9));
+        assert_eq!(backend.partition_size(&tp(0)), Some(0));
+        assert_eq!(backend.append(&tp(0), &batch), Ok(9));
+    }
+
+    #[test]
+    fn a_topics_retention_bytes_and_ms_are_enforced() {
+        let batch = parse_produce_batches(&client_batch(3, Compression::None, -1)).expect("valid");
+        let one = batch[0].bytes.len();
+        let small = topic_with(&[("retention.bytes", &(one * 2).to_string())]);
+        for _ in 0..4 {
+            small.append(&tp(0), &batch).expect("append");
+        }
+        assert_eq!(small.partition_size(&tp(0)), Some((one * 2) as i64));
+        assert_eq!(
+            small.list_offset(&tp(0), OffsetSpec::Earliest).ok(),
+            Some((6, -1))
+        );
+
+        // client_batch's records are stamped 1_700_000_000_000 + i.
+        let aged = topic_with(&[("retention.ms", "1000")]);
+        aged.append(&tp(0), &batch).expect("append");
+        assert_eq!(aged.enforce_retention(1_700_000_000_500), 0);
+        assert_eq!(aged.enforce_retention(1_700_000_001_500), 1);
+        assert_eq!(
+            aged.list_offset(&tp(0), OffsetSpec::Earliest).ok(),
+            Some((3, -1))
+        );
+        assert_eq!(aged.append(&tp(0), &batch), Ok(3));
+
+        let forever = topic_with(&[("retention.ms", "-1")]);
+        forever.append(&tp(0), &batch).expect("append");
+        assert_eq!(forever.enforce_retention(i64::MAX), 0);
     }
 }

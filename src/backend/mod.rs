@@ -108,6 +108,29 @@ impl Backend {
         }
     }
 
+    /// Replaces a topic's configs (validated by the caller). Every shard sees the change on
+    /// its next lookup once [`Backend::topic_changed`] ran there.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        match self {
+            Backend::Memory(b) => b.alter_topic_configs(name, configs, validate_only),
+            Backend::Smq(b) => b.alter_topic_configs(name, configs, validate_only).await,
+        }
+    }
+
+    /// Forgets what this shard cached about a topic that another shard changed.
+    pub fn topic_changed(&self, name: &str) {
+        match self {
+            // The shared catalog's version tells every shard.
+            Backend::Memory(_) => {}
+            Backend::Smq(b) => b.forget(name),
+        }
+    }
+
     pub async fn topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
         match self {
             Backend::Memory(b) => Ok(b.topic(name)),
@@ -168,6 +191,33 @@ impl Backend {
         match self {
             Backend::Memory(_) => None,
             Backend::Smq(_) => Some(std::time::Duration::from_millis(100)),
+        }
+    }
+
+    /// DeleteRecords: moves the partition's log start to `offset` (-1: the high watermark)
+    /// and returns the new log start.
+    pub async fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
+        match self {
+            Backend::Memory(b) => b.delete_records(tp, offset),
+            Backend::Smq(b) => b.delete_records(tp).await,
+        }
+    }
+
+    /// Bytes the partition holds, where the backend knows it.
+    pub fn partition_size(&self, tp: &TopicPartition) -> Option<i64> {
+        match self {
+            Backend::Memory(b) => b.partition_size(tp),
+            Backend::Smq(_) => None,
+        }
+    }
+
+    /// Drops what this shard's partitions keep past their topics' `retention.ms`, where the
+    /// backend enforces it; returns how many batches went.
+    pub fn enforce_retention(&self, now_ms: i64) -> usize {
+        match self {
+            Backend::Memory(b) => b.enforce_retention(now_ms),
+            // SeaweedMQ keeps everything (README: retention on SMQ).
+            Backend::Smq(_) => 0,
         }
     }
 

@@ -101,12 +101,12 @@ async fn create(
 fn configs(shard: &Shard, topic: &TopicMeta) -> Vec<CreatableTopicConfigs> {
     topic_config::of_topic(topic, &shard.config)
         .into_iter()
-        .map(|(name, value, source)| {
+        .map(|described| {
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(name))
-                .with_value(Some(str_bytes(value)))
+                .with_name(str_bytes(described.name))
+                .with_value(Some(str_bytes(described.value)))
                 .with_read_only(false)
-                .with_config_source(source)
+                .with_config_source(described.source)
         })
         .collect()
 }

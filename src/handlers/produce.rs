@@ -35,8 +35,10 @@ pub async fn handle(
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);
     }
-    // Per partition, in request order: what to append, or why not.
-    let mut slots: Vec<(TopicPartition, Result<i64>)> = Vec::new();
+    // Per partition, in request order: the append's base offset (or why not) and its
+    // LogAppendTime (-1 for CreateTime topics).
+    let mut slots: Vec<(TopicPartition, Result<i64>, i64)> = Vec::new();
+    let now_ms = crate::unix_time().as_millis() as i64;
     let mut appends = Vec::new();
     for topic in &request.topic_data {
         let meta = match named_by_id(&topic.name, topic.topic_id) {
@@ -58,10 +60,19 @@ pub async fn handle(
                     &batches,
                     topic_config::max_message_bytes(&meta, &shard.config),
                 )?;
-                Ok(batches)
+                Ok(match topic_config::log_append_time(&meta) {
+                    true => (
+                        batches
+                            .iter()
+                            .map(|b| b.with_log_append_time(now_ms))
+                            .collect(),
+                        now_ms,
+                    ),
+                    false => (batches, -1),
+                })
             });
             match checked {
-                Ok(batches) => {
+                Ok((batches, log_append_time)) => {
                     appends.push((
                         slots.len(),
                         PartitionAppend {
@@ -69,11 +80,11 @@ pub async fn handle(
                             batches,
                         },
                     ));
-                    slots.push((tp, Ok(-1)));
+                    slots.push((tp, Ok(-1), log_append_time));
                 }
                 Err(error) => {
                     tracing::debug!(%tp, %error, "produce refused");
-                    slots.push((tp, Err(error)));
+                    slots.push((tp, Err(error), -1));
                 }
             }
         }
@@ -114,7 +125,7 @@ fn check_batch_sizes(batches: &[RecordBatch], limit: usize) -> Result<()> {
 
 fn response(
     request: &ProduceRequest,
-    slots: Vec<(TopicPartition, Result<i64>)>,
+    slots: Vec<(TopicPartition, Result<i64>, i64)>,
 ) -> ProduceResponse {
     let mut slots = slots.into_iter();
     let responses = request
@@ -125,7 +136,9 @@ fn response(
                 .partition_data
                 .iter()
                 .zip(slots.by_ref())
-                .map(|(partition, (_, result))| partition_response(partition.index, result))
+                .map(|(partition, (_, result, log_append_time))| {
+                    partition_response(partition.index, result, log_append_time)
+                })
                 .collect();
             TopicProduceResponse::default()
                 .with_name(topic.name.clone())
@@ -136,13 +149,19 @@ fn response(
     ProduceResponse::default().with_responses(responses)
 }
 
-fn partition_response(index: i32, result: Result<i64>) -> PartitionProduceResponse {
+fn partition_response(
+    index: i32,
+    result: Result<i64>,
+    log_append_time: i64,
+) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_index(index)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(0);
     match result {
-        Ok(base_offset) => response.with_base_offset(base_offset),
+        Ok(base_offset) => response
+            .with_base_offset(base_offset)
+            .with_log_append_time_ms(log_append_time),
         Err(error) => response
             .with_error_code(error.code())
             .with_error_message(error_message(&error))
@@ -162,6 +181,7 @@ fn respond_all(request: &ProduceRequest, error: Error) -> Reply<ProduceResponse>
                 (
                     TopicPartition::new(t.name.0.to_string(), p.index),
                     Err(error.clone()),
+                    -1,
                 )
             })
         })

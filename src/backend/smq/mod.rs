@@ -160,8 +160,8 @@ impl SmqBackend {
         Ok((client, self.smq_topic(&tp.topic), partition))
     }
 
-    /// Forgets a topic's assignments, so the next call looks them up again.
-    fn forget(&self, name: &str) {
+    /// Forgets a topic's assignments and configs, so the next call looks them up again.
+    pub fn forget(&self, name: &str) {
         self.topics.borrow_mut().remove(name);
     }
 
@@ -204,6 +204,31 @@ impl SmqBackend {
 
     pub async fn topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
         Ok(self.lookup(name).await?.map(|t| t.meta.clone()))
+    }
+
+    /// Replaces the Kafka configs of an existing topic in the filer.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        self.topic(name)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        if !validate_only {
+            self.topic_configs.store(name, &configs).await?;
+            self.forget(name);
+        }
+        Ok(())
+    }
+
+    /// SeaweedMQ cannot drop the start of a partition: an existing one is refused.
+    pub async fn delete_records(&self, tp: &TopicPartition) -> Result<i64> {
+        self.target(tp).await?;
+        Err(Error::PolicyViolation(
+            "SeaweedMQ cannot delete the start of a partition; its records stay".into(),
+        ))
     }
 
     /// SeaweedMQ has no way to delete a topic: an existing one is refused.
