@@ -221,6 +221,16 @@ fn scenario(key: ApiKey) -> Option<Scenario> {
         ApiKey::ElectLeaders => elect_leaders,
         ApiKey::ListPartitionReassignments => list_partition_reassignments,
         ApiKey::AlterPartitionReassignments => alter_partition_reassignments,
+        ApiKey::DeleteRecords => delete_records,
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch,
+        ApiKey::AlterConfigs => alter_configs,
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs,
+        ApiKey::DescribeLogDirs => describe_log_dirs,
+        ApiKey::DescribeProducers => describe_producers,
+        ApiKey::DescribeQuorum => describe_quorum,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe,
+        ApiKey::ListConfigResources => list_config_resources,
+        ApiKey::DescribeTopicPartitions => describe_topic_partitions,
         _ => return None,
     })
 }
@@ -767,21 +777,54 @@ fn describe_configs(env: &Env, version: i16) -> Check {
     let [topic, broker, missing] = &response.results[..] else {
         return Err(format!("{} results", response.results.len()));
     };
+    ensure!(topic.error_code == 0, "topic: error {}", topic.error_code);
+    let retention = topic
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms");
+    let Some(retention) = retention else {
+        return Err(format!(
+            "topic: no retention.ms among {} configs",
+            topic.configs.len()
+        ));
+    };
+    // A default, alterable, with its broker-level synonym; typed and documented from v3.
+    const DEFAULT_CONFIG: i8 = 5;
+    const LONG: i8 = 5;
     ensure!(
-        topic.error_code == 0
-            && topic
-                .configs
+        retention.value.as_deref() == Some("604800000")
+            && !retention.read_only
+            && retention.config_source == DEFAULT_CONFIG
+            && retention
+                .synonyms
                 .iter()
-                .any(|c| c.name.as_str() == "retention.ms"),
-        "topic: error {}, {} configs",
-        topic.error_code,
-        topic.configs.len()
+                .any(|s| s.name.as_str() == "log.retention.ms"),
+        "retention.ms: {retention:?}"
     );
+    if version >= 3 {
+        ensure!(
+            retention.config_type == LONG && retention.documentation.is_some(),
+            "retention.ms type {} documentation {:?}",
+            retention.config_type,
+            retention.documentation
+        );
+    }
     ensure!(
         broker.error_code == 0,
         "broker: error {}",
         broker.error_code
     );
+    for name in [
+        "advertised.listeners",
+        "log.retention.ms",
+        "message.max.bytes",
+    ] {
+        let found = broker.configs.iter().find(|c| c.name.as_str() == name);
+        ensure!(
+            found.is_some_and(|c| c.read_only && c.value.is_some()),
+            "broker config {name}: {found:?}"
+        );
+    }
     ensure!(
         missing.error_code == code(ResponseError::UnknownTopicOrPartition),
         "missing topic: error {}",
@@ -1593,6 +1636,712 @@ fn consumer_group_heartbeat(env: &Env, version: i16) -> Check {
         "leave: error {}, epoch {}",
         left.error_code,
         left.member_epoch
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Partition administration: log start, leader epochs, producers, log dirs.
+
+/// The offset ListOffsets gives for `timestamp` (-1 latest, -2 earliest), asked at v7.
+fn list_offset(env: &Env, topic: &str, partition: i32, timestamp: i64) -> Result<i64, String> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])]);
+    let response = call(env.bootstrap(), &request, 7)?;
+    let answer = &response.topics[0].partitions[0];
+    ensure!(
+        answer.error_code == 0,
+        "ListOffsets: error {}",
+        answer.error_code
+    );
+    Ok(answer.offset)
+}
+
+/// A new one-partition topic holding `RECORDS` records.
+fn topic_with_records(env: &Env, what: &str, version: i16) -> Result<String, String> {
+    let topic = env.name(what, version);
+    let mut client = Client::connect(env.bootstrap());
+    create_topic(&mut client, &topic, 1);
+    let batch = encode_batch(&records(0, RECORDS, None), Compression::None);
+    let (error, base) = produce(&mut client, &topic, 0, batch);
+    ensure!(
+        (error, base) == (0, 0),
+        "produce: error {error}, base {base}"
+    );
+    Ok(topic)
+}
+
+fn delete_records(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let topic = topic_with_records(env, "delete-records", version)?;
+    let request = |topic: &str, partitions: &[(i32, i64)]| {
+        DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&(p, offset)| {
+                            DeleteRecordsPartition::default()
+                                .with_partition_index(p)
+                                .with_offset(offset)
+                        })
+                        .collect(),
+                )])
+            .with_timeout_ms(30_000)
+    };
+    let answers = |response: DeleteRecordsResponse| -> Vec<(i16, i64)> {
+        response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.low_watermark))
+            .collect()
+    };
+    let deleted = answers(call(
+        env.bootstrap(),
+        &request(&topic, &[(0, 3), (UNKNOWN_PARTITION, 0)]),
+        version,
+    )?);
+    let unknown = (code(ResponseError::UnknownTopicOrPartition), -1);
+    let want = match env.smq() {
+        true => vec![(code(ResponseError::PolicyViolation), -1), unknown],
+        false => vec![(0, 3), unknown],
+    };
+    ensure!(
+        deleted == want,
+        "partition 0 to 3, unknown partition: {deleted:?}"
+    );
+    let earliest = list_offset(env, &topic, 0, -2)?;
+    let want = if env.smq() { 0 } else { 3 };
+    ensure!(
+        earliest == want,
+        "earliest offset after the delete: {earliest}"
+    );
+    let past_end = answers(call(
+        env.bootstrap(),
+        &request(&topic, &[(0, 100)]),
+        version,
+    )?);
+    let refusal = env.done_unless_smq(ResponseError::PolicyViolation);
+    let want = if env.smq() {
+        refusal
+    } else {
+        code(ResponseError::OffsetOutOfRange)
+    };
+    ensure!(past_end == [(want, -1)], "past the end: {past_end:?}");
+    let missing = answers(call(
+        env.bootstrap(),
+        &request(&env.name("never-created", version), &[(0, 0)]),
+        version,
+    )?);
+    ensure!(missing == [unknown], "missing topic: {missing:?}");
+    Ok(())
+}
+
+fn offset_for_leader_epoch(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let end = list_offset(env, &env.topic, 0, -1)?;
+    // (partition, current leader epoch, leader epoch asked about)
+    let asked = [
+        (0, -1, 0),
+        (0, 0, 0),
+        (0, 5, 0),
+        (0, 0, 3),
+        (UNKNOWN_PARTITION, -1, 0),
+    ];
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(topic_name(&env.topic))
+            .with_partitions(
+                asked
+                    .iter()
+                    .map(|&(p, current, epoch)| {
+                        OffsetForLeaderPartition::default()
+                            .with_partition(p)
+                            .with_current_leader_epoch(current)
+                            .with_leader_epoch(epoch)
+                    })
+                    .collect(),
+            )]);
+    let response = call(env.bootstrap(), &request, version)?;
+    let found: Vec<(i16, i32, i64)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+        .collect();
+    let want = vec![
+        (0, 0, end),
+        (0, 0, end),
+        (code(ResponseError::UnknownLeaderEpoch), -1, -1),
+        (0, -1, -1),
+        (code(ResponseError::UnknownTopicOrPartition), -1, -1),
+    ];
+    ensure!(found == want, "epoch ends {found:?}, high watermark {end}");
+    Ok(())
+}
+
+fn describe_producers(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let topic = env.name("producers", version);
+    let mut client = Client::connect(env.bootstrap());
+    create_topic(&mut client, &topic, 1);
+    let init = call(
+        env.bootstrap(),
+        &InitProducerIdRequest::default().with_transaction_timeout_ms(-1),
+        4,
+    )?;
+    ensure!(
+        init.error_code == 0,
+        "InitProducerId: error {}",
+        init.error_code
+    );
+    let producer = (init.producer_id.0, init.producer_epoch, 0);
+    let batch = encode_batch(&records(0, 3, Some(producer)), Compression::None);
+    let (error, _) = produce(&mut client, &topic, 0, batch);
+    ensure!(error == 0, "idempotent produce: error {error}");
+    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(topic_name(&topic))
+        .with_partition_indexes(vec![0, UNKNOWN_PARTITION])]);
+    let response = call(env.bootstrap(), &request, version)?;
+    let [known, unknown] = &response.topics[0].partitions[..] else {
+        return Err(format!("{:?}", response.topics));
+    };
+    let active: Vec<(i64, i32, i32)> = known
+        .active_producers
+        .iter()
+        .map(|p| (p.producer_id.0, p.producer_epoch, p.last_sequence))
+        .collect();
+    ensure!(
+        known.error_code == 0 && active == [(producer.0, i32::from(producer.1), 2)],
+        "partition 0: error {}, producers {active:?}",
+        known.error_code
+    );
+    ensure!(
+        unknown.error_code == code(ResponseError::UnknownTopicOrPartition),
+        "unknown partition: error {}",
+        unknown.error_code
+    );
+    Ok(())
+}
+
+fn describe_log_dirs(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    let asked =
+        DescribeLogDirsRequest::default()
+            .with_topics(Some(vec![DescribableLogDirTopic::default()
+                .with_topic(topic_name(&env.topic))
+                .with_partitions(vec![0, 1])]));
+    // Each broker lists the partitions it leads, each exactly once over all of them.
+    let mut seen = Vec::new();
+    for (shard, broker) in env.server.brokers.iter().enumerate() {
+        let response = call(*broker, &asked, version)?;
+        ensure!(response.error_code == 0, "error {}", response.error_code);
+        let [dir] = &response.results[..] else {
+            return Err(format!("{} log dirs", response.results.len()));
+        };
+        ensure!(
+            dir.error_code == 0 && !dir.log_dir.is_empty(),
+            "log dir {dir:?}"
+        );
+        for topic in &dir.topics {
+            ensure!(
+                topic.name.as_str() == env.topic,
+                "topic {}",
+                topic.name.as_str()
+            );
+            for partition in &topic.partitions {
+                let size_known = match env.smq() {
+                    true => partition.partition_size == -1,
+                    false => partition.partition_size > 0 || partition.partition_index != 0,
+                };
+                ensure!(size_known, "partition {partition:?}");
+                seen.push((partition.partition_index, shard as i32));
+            }
+        }
+    }
+    seen.sort_unstable();
+    let leaders: Vec<(i32, i32)> = (0..2).map(|p| (p, leader(env, &env.topic, p))).collect();
+    ensure!(
+        seen == leaders,
+        "partitions by broker {seen:?}, leaders {leaders:?}"
+    );
+    let everything = call(
+        env.server.brokers[0],
+        &DescribeLogDirsRequest::default().with_topics(None),
+        version,
+    )?;
+    ensure!(
+        everything.results.len() == 1,
+        "{} log dirs",
+        everything.results.len()
+    );
+    Ok(())
+}
+
+/// The node that leads a partition, by Metadata.
+fn leader(env: &Env, topic: &str, partition: i32) -> i32 {
+    let metadata: MetadataResponse = Client::connect(env.bootstrap()).call(
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+        ])),
+        12,
+    );
+    metadata.topics[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .map_or(-1, |p| p.leader_id.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Config administration.
+
+/// Whether a batch of `bytes` of value goes into `topic` through every broker: 0 or the
+/// error each broker answers, all of them the same.
+fn produce_everywhere(env: &Env, topic: &str, bytes: usize) -> Result<i16, String> {
+    let mut codes = Vec::new();
+    for broker in &env.server.brokers {
+        let mut record = records(0, 1, None).remove(0);
+        record.value = Some(Bytes::from(vec![b'x'; bytes]));
+        let batch = encode_batch(&[record], Compression::None);
+        codes.push(produce(&mut Client::connect(*broker), topic, 0, batch).0);
+    }
+    codes.dedup();
+    match codes[..] {
+        [one] => Ok(one),
+        _ => Err(format!("brokers disagree: {codes:?}")),
+    }
+}
+
+/// A topic config as DescribeConfigs v4 reports it: (value, source).
+fn topic_config(env: &Env, topic: &str, name: &str) -> Result<Option<(String, i8)>, String> {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(str(topic))]);
+    let response = call(env.bootstrap(), &request, 4)?;
+    let result = &response.results[0];
+    ensure!(
+        result.error_code == 0,
+        "DescribeConfigs: error {}",
+        result.error_code
+    );
+    Ok(result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == name)
+        .map(|c| {
+            (
+                c.value.as_deref().unwrap_or_default().to_string(),
+                c.config_source,
+            )
+        }))
+}
+
+const TOPIC_CONFIG: i8 = 1;
+const LIMITED: usize = 51_200;
+
+fn alter_configs(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let topic = env.name("alter-configs", version);
+    create_topic(&mut Client::connect(env.bootstrap()), &topic, 1);
+    let resource = |kind: i8, name: &str, configs: &[(&str, &str)]| {
+        AlterConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(str(name))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(str(k))
+                            .with_value(Some(str(v)))
+                    })
+                    .collect(),
+            )
+    };
+    let alter = |resources, validate_only| -> Result<Vec<i16>, String> {
+        let request = AlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(validate_only);
+        let response = call(env.bootstrap(), &request, version)?;
+        Ok(response.responses.iter().map(|r| r.error_code).collect())
+    };
+    let limit = LIMITED.to_string();
+    let codes = alter(
+        vec![
+            resource(
+                2,
+                &topic,
+                &[("max.message.bytes", &limit), ("retention.ms", "3600000")],
+            ),
+            resource(
+                2,
+                &env.name("never-created", version),
+                &[("retention.ms", "1")],
+            ),
+            resource(4, "0", &[("message.max.bytes", "1")]),
+            resource(2, &topic, &[("cleanup.policy", "compact")]),
+        ],
+        false,
+    )?;
+    let invalid = code(ResponseError::InvalidConfig);
+    let want = [
+        0,
+        code(ResponseError::UnknownTopicOrPartition),
+        invalid,
+        invalid,
+    ];
+    ensure!(
+        codes == want,
+        "topic, missing topic, broker, compaction: {codes:?}"
+    );
+    let found = topic_config(env, &topic, "max.message.bytes")?;
+    ensure!(
+        found == Some((limit.clone(), TOPIC_CONFIG)),
+        "max.message.bytes {found:?}"
+    );
+    let too_large = produce_everywhere(env, &topic, LIMITED + 1000)?;
+    ensure!(
+        too_large == code(ResponseError::MessageTooLarge),
+        "a batch over the new limit: error {too_large}"
+    );
+    // Validation only changes nothing; the legacy form replaces the whole set.
+    ensure!(
+        alter(vec![resource(2, &topic, &[])], true)? == [0],
+        "validate only"
+    );
+    ensure!(
+        produce_everywhere(env, &topic, LIMITED + 1000)? != 0,
+        "validate-only altered"
+    );
+    ensure!(
+        alter(vec![resource(2, &topic, &[])], false)? == [0],
+        "clearing"
+    );
+    let found = topic_config(env, &topic, "retention.ms")?;
+    ensure!(
+        found
+            .as_ref()
+            .is_some_and(|(_, source)| *source != TOPIC_CONFIG),
+        "retention.ms {found:?}"
+    );
+    ensure!(
+        produce_everywhere(env, &topic, LIMITED + 1000)? == 0,
+        "limit still enforced"
+    );
+    Ok(())
+}
+
+fn incremental_alter_configs(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const APPEND: i8 = 2;
+    let topic = env.name("incremental-configs", version);
+    create_topic(&mut Client::connect(env.bootstrap()), &topic, 1);
+    let alter = |configs: &[(&str, i8, Option<&str>)], validate_only| -> Result<i16, String> {
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(str(&topic))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|&(name, operation, value)| {
+                        AlterableConfig::default()
+                            .with_name(str(name))
+                            .with_config_operation(operation)
+                            .with_value(value.map(str))
+                    })
+                    .collect(),
+            );
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![resource])
+            .with_validate_only(validate_only);
+        Ok(call(env.bootstrap(), &request, version)?.responses[0].error_code)
+    };
+    let limit = LIMITED.to_string();
+    let set = alter(
+        &[
+            ("max.message.bytes", SET, Some(&limit)),
+            ("retention.ms", SET, Some("3600000")),
+        ],
+        false,
+    )?;
+    ensure!(set == 0, "SET: error {set}");
+    ensure!(
+        topic_config(env, &topic, "retention.ms")? == Some(("3600000".into(), TOPIC_CONFIG)),
+        "retention.ms after SET"
+    );
+    let too_large = produce_everywhere(env, &topic, LIMITED + 1000)?;
+    ensure!(
+        too_large == code(ResponseError::MessageTooLarge),
+        "over the limit: {too_large}"
+    );
+    ensure!(
+        alter(&[("retention.ms", DELETE, None)], false)? == 0,
+        "DELETE"
+    );
+    let found = topic_config(env, &topic, "retention.ms")?;
+    ensure!(
+        found
+            .as_ref()
+            .is_some_and(|(v, s)| v == "604800000" && *s != TOPIC_CONFIG),
+        "after DELETE {found:?}"
+    );
+    let refused = alter(&[("retention.ms", APPEND, Some("5"))], false)?;
+    ensure!(
+        refused == code(ResponseError::InvalidConfig),
+        "APPEND to a number: {refused}"
+    );
+    let refused = alter(&[("max.message.bytes", SET, Some("big"))], true)?;
+    ensure!(
+        refused == code(ResponseError::InvalidConfig),
+        "a bad value: {refused}"
+    );
+    ensure!(
+        produce_everywhere(env, &topic, LIMITED - 1000)? == 0,
+        "under the limit"
+    );
+    Ok(())
+}
+
+fn list_config_resources(env: &Env, version: i16) -> Check {
+    let mut request = ListConfigResourcesRequest::default();
+    if version >= 1 {
+        request = request.with_resource_types(vec![2, 4]);
+    }
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(response.error_code == 0, "error {}", response.error_code);
+    let names: Vec<&str> = response
+        .config_resources
+        .iter()
+        .map(|r| r.resource_name.as_str())
+        .collect();
+    match version {
+        // v0 lists client-metrics resources, of which there are none.
+        0 => ensure!(names.is_empty(), "client metrics resources {names:?}"),
+        _ => ensure!(
+            names.contains(&env.topic.as_str()) && names.contains(&"0"),
+            "resources {names:?}"
+        ),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster and group views of Kafka 4.x tools.
+
+fn describe_quorum(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let ask = |topic: &str| {
+        DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(topic_name(topic))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+    };
+    let response = call(env.bootstrap(), &ask("__cluster_metadata"), version)?;
+    ensure!(response.error_code == 0, "error {}", response.error_code);
+    let partition = &response.topics[0].partitions[0];
+    let voters: Vec<i32> = partition
+        .current_voters
+        .iter()
+        .map(|v| v.replica_id.0)
+        .collect();
+    let observers = partition.observers.len();
+    ensure!(
+        partition.error_code == 0
+            && voters == [partition.leader_id.0]
+            && env.server.brokers.len() == observers + 1
+            && (partition.leader_id.0 as usize) < env.server.brokers.len(),
+        "leader {}, voters {voters:?}, {observers} observers, error {}",
+        partition.leader_id.0,
+        partition.error_code
+    );
+    if version >= 2 {
+        let node = response
+            .nodes
+            .iter()
+            .find(|n| n.node_id == partition.leader_id);
+        let endpoint_advertised = node.is_some_and(|n| {
+            n.listeners
+                .iter()
+                .any(|l| env.is_broker(n.node_id.0, &l.host, i32::from(l.port)))
+        });
+        ensure!(endpoint_advertised, "leader's node {node:?}");
+    }
+    let other = call(env.bootstrap(), &ask(&env.topic), version)?;
+    ensure!(
+        other.topics[0].partitions[0].error_code == code(ResponseError::UnknownTopicOrPartition),
+        "another topic's quorum: {:?}",
+        other.topics
+    );
+    Ok(())
+}
+
+fn consumer_group_describe(env: &Env, version: i16) -> Check {
+    let group = env.name("kip848-describe", version);
+    let coordinator = env.coordinator(&group)?;
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group_id(&group))
+        .with_member_id(str(&Uuid::new_v4().to_string()))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic_name(&env.topic)]))
+        .with_server_assignor(Some(str("uniform")))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined = call(coordinator, &join, 1)?;
+    ensure!(joined.error_code == 0, "join: error {}", joined.error_code);
+    let member_id = joined.member_id.as_deref().unwrap_or_default().to_string();
+    let classic = env.name("classic-not-consumer", version);
+    stable_group(env, &classic, None)?;
+    let describe = |group: &str| -> Result<_, String> {
+        let request = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![group_id(group)])
+            .with_include_authorized_operations(true);
+        let mut response = call(env.coordinator(group)?, &request, version)?;
+        Ok(response.groups.remove(0))
+    };
+    let described = describe(&group)?;
+    ensure!(
+        described.error_code == 0
+            && described.group_state.as_str() == "Stable"
+            && described.group_epoch == joined.member_epoch
+            && allows(described.authorized_operations, &[READ, DESCRIBE]),
+        "error {}, state {}, epoch {} (member's {})",
+        described.error_code,
+        described.group_state,
+        described.group_epoch,
+        joined.member_epoch
+    );
+    let [member] = &described.members[..] else {
+        return Err(format!("members {:?}", described.members));
+    };
+    let assigned: Vec<(Uuid, String, Vec<i32>)> = member
+        .assignment
+        .topic_partitions
+        .iter()
+        .map(|t| (t.topic_id, t.topic_name.to_string(), t.partitions.clone()))
+        .collect();
+    ensure!(
+        member.member_id.as_str() == member_id
+            && member.member_epoch == joined.member_epoch
+            && assigned == [(env.topic_id, env.topic.clone(), vec![0, 1])]
+            && member.target_assignment == member.assignment
+            && member
+                .subscribed_topic_names
+                .iter()
+                .map(|t| t.as_str())
+                .eq([env.topic.as_str()])
+            && (version < 1 || member.member_type == 1),
+        "member {member:?}"
+    );
+    let not_found = code(ResponseError::GroupIdNotFound);
+    for other in [classic, env.name("never-joined", version)] {
+        let described = describe(&other)?;
+        ensure!(
+            described.error_code == not_found,
+            "{other}: error {}",
+            described.error_code
+        );
+    }
+    Ok(())
+}
+
+fn describe_topic_partitions(env: &Env, version: i16) -> Check {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let missing = env.name("never-created", version);
+    let request = |limit: i32, cursor: Option<Cursor>| {
+        DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                TopicRequest::default().with_name(topic_name(&env.topic)),
+                TopicRequest::default().with_name(topic_name(&missing)),
+            ])
+            .with_response_partition_limit(limit)
+            .with_cursor(cursor)
+    };
+    let summary =
+        |response: &DescribeTopicPartitionsResponse| -> Vec<(String, i16, Vec<(i32, i32)>)> {
+            response
+                .topics
+                .iter()
+                .map(|t| {
+                    let name = t.name.as_ref().map_or_else(String::new, |n| n.to_string());
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| (p.partition_index, p.leader_id.0))
+                        .collect();
+                    (name, t.error_code, partitions)
+                })
+                .collect()
+        };
+    let leaders: Vec<(i32, i32)> = (0..2).map(|p| (p, leader(env, &env.topic, p))).collect();
+    let unknown = code(ResponseError::UnknownTopicOrPartition);
+    // Sorted by name: the shared topic ("…-shared") comes after "…-never-created…".
+    let whole = call(env.bootstrap(), &request(2000, None), version)?;
+    let want = vec![
+        (missing.clone(), unknown, vec![]),
+        (env.topic.clone(), 0, leaders.clone()),
+    ];
+    ensure!(
+        summary(&whole) == want && whole.next_cursor.is_none(),
+        "{:?}",
+        summary(&whole)
+    );
+    ensure!(
+        whole.topics[1].topic_id == env.topic_id,
+        "topic id {}",
+        whole.topics[1].topic_id
+    );
+    // The Java admin client (kafka-topics --describe) fails on null lists here.
+    ensure!(
+        whole.topics[1]
+            .partitions
+            .iter()
+            .all(|p| p.eligible_leader_replicas.is_some() && p.last_known_elr.is_some()),
+        "null ELR lists {:?}",
+        whole.topics[1].partitions
+    );
+    // One partition per page, from a cursor on the shared topic.
+    let cursor = |topic: &str, partition: i32| {
+        Cursor::default()
+            .with_topic_name(topic_name(topic))
+            .with_partition_index(partition)
+    };
+    let first = call(
+        env.bootstrap(),
+        &request(1, Some(cursor(&env.topic, 0))),
+        version,
+    )?;
+    let next = first.next_cursor.clone();
+    ensure!(
+        summary(&first) == [(env.topic.clone(), 0, leaders[..1].to_vec())]
+            && next
+                .as_ref()
+                .is_some_and(|c| c.topic_name.as_str() == env.topic && c.partition_index == 1),
+        "first page {:?}, next {next:?}",
+        summary(&first)
+    );
+    let next = next.map(|c| cursor(&c.topic_name, c.partition_index));
+    let second = call(env.bootstrap(), &request(1, next), version)?;
+    ensure!(
+        summary(&second) == [(env.topic.clone(), 0, leaders[1..].to_vec())]
+            && second.next_cursor.is_none(),
+        "second page {:?}, next {:?}",
+        summary(&second),
+        second.next_cursor
     );
     Ok(())
 }

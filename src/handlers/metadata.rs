@@ -73,11 +73,16 @@ fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
+/// The broker that leads a partition: the node of the shard that owns it.
+pub fn leader_of(shard: &Shard, topic: &TopicMeta, index: i32) -> BrokerId {
+    let owner = shard.owner(&TopicPartition::new(topic.name.clone(), index));
+    BrokerId(shard.cluster.node_id(owner))
+}
+
 fn describe(shard: &Shard, topic: &TopicMeta, operations: i32) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .map(|index| {
-            let owner = shard.owner(&TopicPartition::new(topic.name.clone(), index));
-            let leader = BrokerId(shard.cluster.node_id(owner));
+            let leader = leader_of(shard, topic, index);
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(leader)

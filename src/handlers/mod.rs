@@ -1,23 +1,32 @@
 //! One module per Kafka API, named as the protocol names it. Each has `VERSIONS` (the range
 //! it serves, listed in `protocol::dispatch::APIS`) and `handle`.
 
+pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
+pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
@@ -25,14 +34,17 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::TopicPartition;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -92,6 +104,81 @@ pub async fn named_partitions(
             false => (p, Err(Error::UnknownTopicOrPartition)),
         })
         .collect())
+}
+
+/// AlterConfigs and IncrementalAlterConfigs of one resource: a topic's configs become what
+/// `change` makes of them (validated there), stored by the backend, and every shard forgets
+/// what it cached of the topic before this returns. Broker configs are tidegate's flags.
+pub async fn alter_configs(
+    shard: &Rc<Shard>,
+    resource_type: i8,
+    name: &str,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>>,
+    validate_only: bool,
+) -> Result<()> {
+    match resource_type {
+        describe_configs::RESOURCE_TOPIC => {}
+        describe_configs::RESOURCE_BROKER => return Err(Error::InvalidConfig(
+            "broker configs are tidegate's command-line flags: restart it with the flag changed"
+                .into(),
+        )),
+        other => {
+            return Err(Error::InvalidRequest(format!(
+                "resource type {other} has no configs here"
+            )))
+        }
+    }
+    let topic = shard
+        .backend
+        .topic(name)
+        .await?
+        .ok_or(Error::UnknownTopicOrPartition)?;
+    let configs = change(&topic.configs)?;
+    shard
+        .backend
+        .alter_topic_configs(name, configs, validate_only)
+        .await?;
+    if !validate_only {
+        shard.topic_changed(name).await;
+        tracing::info!(topic = name, "topic configs altered");
+    }
+    Ok(())
+}
+
+/// Per-partition work for the partitions a request names, each run on its owning shard:
+/// `named` lists, per topic name, (partition, argument) in request order; the answer has
+/// one result per named partition in that order, UNKNOWN_TOPIC_OR_PARTITION for those that
+/// do not exist.
+pub async fn on_partitions<T, R>(
+    shard: &Rc<Shard>,
+    named: Vec<(String, Vec<(i32, T)>)>,
+    request: fn(Vec<(TopicPartition, T)>) -> ShardRequest,
+    answers: fn(ShardReply) -> Option<Vec<Result<R>>>,
+) -> Vec<Result<R>> {
+    let mut results: Vec<Result<R>> = Vec::new();
+    let mut work = Vec::new();
+    for (topic, partitions) in named {
+        let meta = shard.backend.topic(&topic).await;
+        for (partition, argument) in partitions {
+            let exists = match &meta {
+                Ok(Some(meta)) if (0..meta.partitions).contains(&partition) => Ok(meta),
+                Ok(_) => Err(Error::UnknownTopicOrPartition),
+                Err(error) => Err(error.clone()),
+            };
+            match exists {
+                Ok(meta) => {
+                    let tp = TopicPartition::new(meta.name.clone(), partition);
+                    work.push((results.len(), (tp, argument)));
+                    results.push(Err(Error::ShardUnreachable));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+    }
+    for (index, result) in shard.scatter(work, |(tp, _)| tp, request, answers).await {
+        results[index] = result;
+    }
+    results
 }
 
 /// Newer requests name a topic by id and leave the name empty.

@@ -123,6 +123,16 @@ pub static APIS: &[Api] = &[
     api!(elect_leaders, ElectLeaders),
     api!(list_partition_reassignments, ListPartitionReassignments),
     api!(alter_partition_reassignments, AlterPartitionReassignments),
+    api!(delete_records, DeleteRecords),
+    api!(offset_for_leader_epoch, OffsetForLeaderEpoch),
+    api!(alter_configs, AlterConfigs),
+    api!(incremental_alter_configs, IncrementalAlterConfigs),
+    api!(describe_log_dirs, DescribeLogDirs),
+    api!(describe_producers, DescribeProducers),
+    api!(describe_quorum, DescribeQuorum),
+    api!(consumer_group_describe, ConsumerGroupDescribe),
+    api!(list_config_resources, ListConfigResources),
+    api!(describe_topic_partitions, DescribeTopicPartitions),
 ];
 
 pub fn find_api(key: i16) -> Option<&'static Api> {
@@ -264,6 +274,16 @@ mod tests {
                 ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
                 ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
                 ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
+                ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+                ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
+                ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+                ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+                ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+                ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
+                ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
+                ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
+                ApiKey::ListConfigResources => ListConfigResourcesRequest::VERSIONS,
+                ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
                 other => panic!("{other:?} has no codec range listed here"),
             };
             assert!(

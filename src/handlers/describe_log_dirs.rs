@@ -1,0 +1,74 @@
+//! DescribeLogDirs (`kafka-log-dirs`): what this broker (one shard) holds. Each shard has
+//! one "log dir", the backend's store, listing the partitions the shard leads with their
+//! size in bytes where the backend knows it (memory); SeaweedMQ's is -1, unknown.
+
+use super::str_bytes;
+use crate::config::BackendKind;
+use crate::protocol::{Reply, RequestContext};
+use crate::shard::Shard;
+use crate::TopicPartition;
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use std::rc::Rc;
+
+pub const VERSIONS: (i16, i16) = (1, 4);
+
+pub async fn handle(
+    shard: Rc<Shard>,
+    _context: RequestContext,
+    request: DescribeLogDirsRequest,
+) -> Reply<DescribeLogDirsResponse> {
+    // (topic, partitions asked, or all of them) — null asks for every topic.
+    let mut wanted: Vec<(String, Option<Vec<i32>>)> = Vec::new();
+    match &request.topics {
+        None => match shard.backend.list_topics().await {
+            Ok(all) => wanted.extend(all.iter().map(|t| (t.name.to_string(), None))),
+            Err(error) => tracing::warn!(%error, "cannot list topics"),
+        },
+        Some(topics) => wanted.extend(
+            topics
+                .iter()
+                .map(|t| (t.topic.to_string(), Some(t.partitions.clone()))),
+        ),
+    }
+    let mut topics = Vec::new();
+    for (name, asked) in wanted {
+        let Ok(Some(meta)) = shard.backend.topic(&name).await else {
+            continue;
+        };
+        let partitions: Vec<DescribeLogDirsPartition> = asked
+            .unwrap_or_else(|| (0..meta.partitions).collect())
+            .into_iter()
+            .filter(|p| (0..meta.partitions).contains(p))
+            .map(|p| TopicPartition::new(meta.name.clone(), p))
+            // A broker describes only what it hosts.
+            .filter(|tp| shard.owner(tp) == shard.id)
+            .map(|tp| {
+                DescribeLogDirsPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_partition_size(shard.backend.partition_size(&tp).unwrap_or(-1))
+                    .with_offset_lag(0)
+            })
+            .collect();
+        if !partitions.is_empty() {
+            topics.push(
+                DescribeLogDirsTopic::default()
+                    .with_name(TopicName(str_bytes(name)))
+                    .with_partitions(partitions),
+            );
+        }
+    }
+    let log_dir = match shard.config.backend {
+        BackendKind::Memory => format!("memory:shard-{}", shard.id),
+        BackendKind::Smq => format!("seaweedmq:/topics/{}", shard.config.smq_namespace),
+    };
+    let result = DescribeLogDirsResult::default()
+        .with_log_dir(str_bytes(log_dir))
+        .with_topics(topics)
+        // Capacity is the storage's; not known here.
+        .with_total_bytes(-1)
+        .with_usable_bytes(-1);
+    Some(DescribeLogDirsResponse::default().with_results(vec![result]))
+}
