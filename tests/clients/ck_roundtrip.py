@@ -4,7 +4,12 @@
     ck_roundtrip.py BOOTSTRAP TOPIC GROUP [RECORDS] [PARTITIONS]
 
 Standalone (no pytest, no repo imports) because it runs under .cache/venv-ck-old
-(confluent-kafka 2.0.2, bundling librdkafka 2.0.2) as well as the test runner's venv.
+(confluent-kafka 2.0.2, bundling librdkafka 2.0.2) and .cache/venv-ck-deb (confluent-kafka
+1.9.2 compiled against Debian's librdkafka-dev) as well as the test runner's venv.
+
+0. First line of output: "CLIENT {json}" with confluent-kafka's version, the librdkafka
+   version it reports and the librdkafka files mapped into this process (/proc/self/maps),
+   so the caller can tell a bundled librdkafka from the system's.
 
 1. AdminClient: create_topics (with a topic config), list_topics, describe_configs.
 2. Producer (idempotent): RECORDS records with key, binary value, headers (a repeated key,
@@ -21,6 +26,7 @@ Standalone (no pytest, no repo imports) because it runs under .cache/venv-ck-old
 Exits 0 printing "OK <n>", or 1 with "FAIL: ..." at the first mismatch.
 """
 
+import json
 import sys
 import time
 
@@ -42,7 +48,7 @@ def fail(msg):
 def expected(i, partitions):
     """Record i: (partition, offset, key, value, headers, timestamp)."""
     key = f"key-{i}".encode()
-    value = f"confluent-kafka {confluent_kafka.version()[0]} record {i} ".encode() + bytes(
+    value = f"confluent-kafka {confluent_kafka.__version__} record {i} ".encode() + bytes(
         (i * 7 + j) % 256 for j in range(i % 50))
     headers = [("idx", str(i).encode()), ("dup", b"a"), ("dup", b"b"), ("empty", b""), ("null", None)]
     return i % partitions, i // partitions, key, value, headers, BASE_TS_MS + i
@@ -187,8 +193,19 @@ def group_round(bootstrap, admin, topic, group, records, partitions):
         b.close()
 
 
+def loaded_librdkafka():
+    """The librdkafka shared objects mapped into this process."""
+    with open("/proc/self/maps") as maps:
+        return sorted({line.split(maxsplit=5)[5].strip() for line in maps
+                       if len(line.split(maxsplit=5)) == 6 and "/librdkafka" in line})
+
+
 def main():
     bootstrap, topic, group = sys.argv[1], sys.argv[2], sys.argv[3]
+    # __version__, not version(): that is a (str, int) tuple up to 2.0.x but a plain str in 2.16.
+    print("CLIENT " + json.dumps({"confluent_kafka": confluent_kafka.__version__,
+                                  "librdkafka": confluent_kafka.libversion()[0],
+                                  "loaded": loaded_librdkafka()}), flush=True)
     records = int(sys.argv[4]) if len(sys.argv) > 4 else 200
     partitions = int(sys.argv[5]) if len(sys.argv) > 5 else 2
 

@@ -1,5 +1,7 @@
-"""librdkafka as users have it: Debian's kcat (with Debian's librdkafka 2.0.2), and
-confluent-kafka 2.0.2 (its wheel bundles librdkafka 2.0.2) next to the current 2.16.1.
+"""librdkafka as users have it: Debian's kcat (with Debian's librdkafka 2.0.2),
+confluent-kafka 1.9.2 compiled against Debian's librdkafka-dev (so running on the system
+librdkafka 2.0.2), and confluent-kafka 2.0.2 (its wheel bundles librdkafka 2.0.2) next to the
+current 2.16.1.
 
 kcat cannot set timestamps or per-record headers, nor report the offsets it was acked at:
 its records go to an explicit partition of a new topic, so record i of a partition must be
@@ -8,6 +10,7 @@ between the start and the end of the kcat run that produced it.
 """
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -172,18 +175,58 @@ def test_kcat_group_commits_and_resumes(tidegate):
 
 
 CK_SCRIPT = Path(__file__).with_name("ck_roundtrip.py")
+REQUIREMENTS = {"venv-ck-old": "requirements-ck-old.txt", "venv-ck-deb": "requirements-ck-deb.txt",
+                "venv": "requirements.txt"}
+# The venv whose confluent-kafka is compiled against Debian's librdkafka-dev: it must run on
+# the library of Debian's librdkafka1 package; the others on the librdkafka their wheel bundles.
+SYSTEM_LIBRDKAFKA_VENV = "venv-ck-deb"
+
+
+def pinned_confluent_kafka(requirements):
+    pins = re.findall(r"^confluent-kafka==(\S+)", (Path(__file__).parent / requirements).read_text(), re.M)
+    assert len(pins) == 1, f"{requirements}: no single confluent-kafka pin: {pins}"
+    return pins[0]
+
+
+def debian_librdkafka():
+    """Debian's librdkafka1 package: its upstream version and the shared objects it installs."""
+    res = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Status} ${Version}", "librdkafka1"],
+                         capture_output=True, text=True)
+    status, _, version = res.stdout.partition(" ")
+    if res.returncode != 0 or status != "installed":
+        pytest.fail(f"Debian's librdkafka1 is not installed ({res.stdout or res.stderr}): run `scripts/deps system`",
+                    pytrace=False)
+    upstream = version.split(":")[-1].rsplit("-", 1)[0]  # [epoch:]upstream[-debian revision]
+    files = subprocess.run(["dpkg-query", "-L", "librdkafka1"], capture_output=True, text=True, check=True)
+    libs = {os.path.realpath(f) for f in files.stdout.split() if re.search(r"/librdkafka\.so[.\d]*$", f)}
+    return upstream, libs
 
 
 @GROUP_TIDEGATE
-@pytest.mark.parametrize("venv", ["venv-ck-old", "venv"])
+@pytest.mark.parametrize("venv", ["venv-ck-old", SYSTEM_LIBRDKAFKA_VENV, "venv"])
 def test_confluent_kafka_version(tidegate, backend, venv):
-    """ck_roundtrip.py under confluent-kafka 2.0.2 and the current release: admin calls,
-    idempotent produce, consume from the start, a group that commits and resumes."""
+    """ck_roundtrip.py under confluent-kafka 2.0.2, 1.9.2 built against Debian's librdkafka-dev,
+    and the current release: admin calls, idempotent produce, consume from the start, a group
+    that commits and resumes. The client must be the pinned release, running on the librdkafka
+    meant: Debian's for the source build, the bundled one for the wheels."""
     topic = unique_topic(f"ck-{venv}")
     res = run([str(python_of(venv)), str(CK_SCRIPT), tidegate.bootstrap, topic, f"{topic}-group", "200"],
               timeout=180)
+    lines = res.stdout.splitlines()
+    assert lines and lines[0].startswith("CLIENT "), describe(res)
+    client = json.loads(lines[0].removeprefix("CLIENT "))
+    assert client["confluent_kafka"] == pinned_confluent_kafka(REQUIREMENTS[venv]), client
+    loaded = {os.path.realpath(f) for f in client["loaded"]}
+    if venv == SYSTEM_LIBRDKAFKA_VENV:
+        version, system_libs = debian_librdkafka()
+        assert client["librdkafka"] == version, client
+        assert loaded and loaded <= system_libs, f"{client}: not Debian's librdkafka1 ({sorted(system_libs)})"
+    else:
+        venv_dir = os.path.realpath(python_of(venv).parents[1])
+        assert loaded and all(f.startswith(venv_dir + os.sep) for f in loaded), \
+            f"{client}: not the librdkafka bundled in {venv_dir}"
     assert res.returncode == 0, describe(res)
-    assert "OK 200" in res.stdout.splitlines(), describe(res)
+    assert "OK 200" in lines, describe(res)
 
 
 def test_created_topic_config_is_described(tidegate):
