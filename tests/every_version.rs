@@ -1860,9 +1860,10 @@ fn describe_log_dirs(env: &Env, version: i16) -> Check {
                 topic.name.as_str()
             );
             for partition in &topic.partitions {
-                let size_known = match env.smq() {
-                    true => partition.partition_size == -1,
-                    false => partition.partition_size > 0 || partition.partition_index != 0,
+                // Partition 0 holds the records (SMQ: once its broker flushed them).
+                let size_known = match (env.smq(), partition.partition_index) {
+                    (false, 0) => partition.partition_size > 0,
+                    _ => partition.partition_size >= 0,
                 };
                 ensure!(size_known, "partition {partition:?}");
                 seen.push((partition.partition_index, shard as i32));

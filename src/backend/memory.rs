@@ -291,14 +291,10 @@ impl MemoryBackend {
     }
 
     /// Bytes the partition holds.
-    pub fn partition_size(&self, tp: &TopicPartition) -> Option<i64> {
-        let key = self.log_key(tp).ok()?;
-        Some(
-            self.logs
-                .borrow()
-                .get(&key)
-                .map_or(0, |log| log.bytes as i64),
-        )
+    pub fn partition_size(&self, tp: &TopicPartition) -> Result<i64> {
+        let key = self.log_key(tp)?;
+        let logs = self.logs.borrow();
+        Ok(logs.get(&key).map_or(0, |log| log.bytes as i64))
     }
 
     /// Replaces a topic's configs.
@@ -662,7 +658,7 @@ mod tests {
             Err(Error::OffsetOutOfRange)
         );
         assert_eq!(backend.delete_records(&tp(0), -1), Ok(9));
-        assert_eq!(backend.partition_size(&tp(0)), Some(0));
+        assert_eq!(backend.partition_size(&tp(0)), Ok(0));
         assert_eq!(backend.append(&tp(0), &batch), Ok(9));
     }
 
@@ -674,7 +670,7 @@ mod tests {
         for _ in 0..4 {
             small.append(&tp(0), &batch).expect("append");
         }
-        assert_eq!(small.partition_size(&tp(0)), Some((one * 2) as i64));
+        assert_eq!(small.partition_size(&tp(0)), Ok((one * 2) as i64));
         assert_eq!(
             small.list_offset(&tp(0), OffsetSpec::Earliest).ok(),
             Some((6, -1))

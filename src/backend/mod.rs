@@ -203,11 +203,11 @@ impl Backend {
         }
     }
 
-    /// Bytes the partition holds, where the backend knows it.
-    pub fn partition_size(&self, tp: &TopicPartition) -> Option<i64> {
+    /// Bytes the backend holds for the partition.
+    pub async fn partition_size(&self, tp: &TopicPartition) -> Result<i64> {
         match self {
             Backend::Memory(b) => b.partition_size(tp),
-            Backend::Smq(_) => None,
+            Backend::Smq(b) => b.partition_size(tp).await,
         }
     }
 

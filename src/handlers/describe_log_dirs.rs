@@ -1,6 +1,7 @@
 //! DescribeLogDirs (`kafka-log-dirs`): what this broker (one shard) holds. Each shard has
 //! one "log dir", the backend's store, listing the partitions the shard leads with their
-//! size in bytes where the backend knows it (memory); SeaweedMQ's is -1, unknown.
+//! size in bytes: in memory, or in SeaweedFS's filer (what its broker has flushed). A store
+//! that cannot be read answers KAFKA_STORAGE_ERROR, as an offline log dir does in Kafka.
 
 use super::str_bytes;
 use crate::config::BackendKind;
@@ -11,6 +12,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (1, 4);
@@ -34,24 +36,30 @@ pub async fn handle(
         ),
     }
     let mut topics = Vec::new();
+    let mut unreadable = None;
     for (name, asked) in wanted {
         let Ok(Some(meta)) = shard.backend.topic(&name).await else {
             continue;
         };
-        let partitions: Vec<DescribeLogDirsPartition> = asked
+        let hosted = asked
             .unwrap_or_else(|| (0..meta.partitions).collect())
             .into_iter()
             .filter(|p| (0..meta.partitions).contains(p))
             .map(|p| TopicPartition::new(meta.name.clone(), p))
             // A broker describes only what it hosts.
-            .filter(|tp| shard.owner(tp) == shard.id)
-            .map(|tp| {
-                DescribeLogDirsPartition::default()
-                    .with_partition_index(tp.partition)
-                    .with_partition_size(shard.backend.partition_size(&tp).unwrap_or(-1))
-                    .with_offset_lag(0)
-            })
-            .collect();
+            .filter(|tp| shard.owner(tp) == shard.id);
+        let mut partitions = Vec::new();
+        for tp in hosted {
+            match shard.backend.partition_size(&tp).await {
+                Ok(size) => partitions.push(
+                    DescribeLogDirsPartition::default()
+                        .with_partition_index(tp.partition)
+                        .with_partition_size(size)
+                        .with_offset_lag(0),
+                ),
+                Err(error) => unreadable = Some(error),
+            }
+        }
         if !partitions.is_empty() {
             topics.push(
                 DescribeLogDirsTopic::default()
@@ -64,9 +72,15 @@ pub async fn handle(
         BackendKind::Memory => format!("memory:shard-{}", shard.id),
         BackendKind::Smq => format!("seaweedmq:/topics/{}", shard.config.smq_namespace),
     };
-    let result = DescribeLogDirsResult::default()
-        .with_log_dir(str_bytes(log_dir))
-        .with_topics(topics)
+    let result = DescribeLogDirsResult::default().with_log_dir(str_bytes(log_dir));
+    let result = match unreadable {
+        None => result.with_topics(topics),
+        Some(error) => {
+            tracing::warn!(%error, "log dir sizes unreadable");
+            result.with_error_code(ResponseError::KafkaStorageError.code())
+        }
+    };
+    let result = result
         // Capacity is the storage's; not known here.
         .with_total_bytes(-1)
         .with_usable_bytes(-1);

@@ -78,6 +78,8 @@ pub struct SmqBackend {
     producers: ProducerStore,
     /// Kafka topic configs, in the filer.
     topic_configs: TopicConfigStore,
+    /// For what SMQ itself keeps there (partition sizes).
+    filer: Rc<Filer>,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -91,7 +93,8 @@ impl SmqBackend {
             bootstrap: endpoints.broker,
             offsets: OffsetStore::new(filer.clone(), &namespace),
             producers: ProducerStore::new(filer.clone(), &namespace),
-            topic_configs: TopicConfigStore::new(filer, &namespace),
+            topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
+            filer,
             namespace,
             shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
             clients: RefCell::default(),
@@ -221,6 +224,41 @@ impl SmqBackend {
             self.forget(name);
         }
         Ok(())
+    }
+
+    /// Bytes of the partition's files in the filer: what the broker has flushed (the last
+    /// minute or so of records may still be only in its memory). Layout:
+    /// `/topics/<namespace>/<topic>/v<generation>/<range start>-<range stop>/<files>`; the
+    /// newest generation is the topic's current one.
+    pub async fn partition_size(&self, tp: &TopicPartition) -> Result<i64> {
+        let topic = self
+            .lookup(&tp.topic)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        let (_, range) = leader_of(&topic.assignments, tp.partition)?;
+        let topic_dir = format!("/topics/{}/{}", self.namespace, tp.topic);
+        let generation = self
+            .filer
+            .list(&topic_dir)
+            .await?
+            .into_iter()
+            .filter(|e| e.is_directory && e.name.starts_with('v'))
+            .map(|e| e.name)
+            .max();
+        let Some(generation) = generation else {
+            return Ok(0);
+        };
+        let partition_dir = format!(
+            "{topic_dir}/{generation}/{:04}-{:04}",
+            range.range_start, range.range_stop
+        );
+        let files = self.filer.list(&partition_dir).await?;
+        Ok(files
+            .iter()
+            .filter(|e| !e.is_directory)
+            .filter_map(|e| e.attributes.as_ref())
+            .map(|a| a.file_size as i64)
+            .sum())
     }
 
     /// SeaweedMQ cannot drop the start of a partition: an existing one is refused.
