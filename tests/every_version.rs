@@ -2260,6 +2260,9 @@ fn consumer_group_describe(env: &Env, version: i16) -> Check {
     Ok(())
 }
 
+/// (name, error code, (partition, leader) of each partition listed)
+type DescribedTopic = (String, i16, Vec<(i32, i32)>);
+
 fn describe_topic_partitions(env: &Env, version: i16) -> Check {
     use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
     let missing = env.name("never-created", version);
@@ -2272,22 +2275,21 @@ fn describe_topic_partitions(env: &Env, version: i16) -> Check {
             .with_response_partition_limit(limit)
             .with_cursor(cursor)
     };
-    let summary =
-        |response: &DescribeTopicPartitionsResponse| -> Vec<(String, i16, Vec<(i32, i32)>)> {
-            response
-                .topics
-                .iter()
-                .map(|t| {
-                    let name = t.name.as_ref().map_or_else(String::new, |n| n.to_string());
-                    let partitions = t
-                        .partitions
-                        .iter()
-                        .map(|p| (p.partition_index, p.leader_id.0))
-                        .collect();
-                    (name, t.error_code, partitions)
-                })
-                .collect()
-        };
+    let summary = |response: &DescribeTopicPartitionsResponse| -> Vec<DescribedTopic> {
+        response
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map_or_else(String::new, |n| n.to_string());
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.leader_id.0))
+                    .collect();
+                (name, t.error_code, partitions)
+            })
+            .collect()
+    };
     let leaders: Vec<(i32, i32)> = (0..2).map(|p| (p, leader(env, &env.topic, p))).collect();
     let unknown = code(ResponseError::UnknownTopicOrPartition);
     // Sorted by name: the shared topic ("…-shared") comes after "…-never-created…".

@@ -2,7 +2,8 @@
 //! (per topic, and the broker-wide `--message-max-bytes`) refuses a larger batch with
 //! MESSAGE_TOO_LARGE and stores nothing of it; configs tidegate cannot honour or does not
 //! know are refused with INVALID_CONFIG; on SMQ the configs survive a restart and every
-//! shard sees them.
+//! shard sees them. `message.timestamp.type=LogAppendTime` gives every record the time the
+//! gateway appended it; on memory, `retention.ms` and `retention.bytes` drop old batches.
 //!
 //! The SMQ half needs `TIDEGATE_SEAWEEDFS=DIR` (`scripts/test` provides one).
 
@@ -179,10 +180,12 @@ fn limits_hold(server: &Server, limited: &str, unlimited: &str) {
         configs.contains(&("max.message.bytes".into(), limit, 1)),
         "{configs:?}"
     );
+    // The broker's --message-max-bytes, as Kafka reports a server.properties setting.
     let configs = described(&mut client, unlimited);
     let limit = BROKER_LIMIT.to_string();
+    const STATIC_BROKER_CONFIG: i8 = 4;
     assert!(
-        configs.contains(&("max.message.bytes".into(), limit, 5)),
+        configs.contains(&("max.message.bytes".into(), limit, STATIC_BROKER_CONFIG)),
         "{configs:?}"
     );
 }
@@ -207,6 +210,123 @@ fn refused_configs(server: &Server, tag: &str) {
     }
 }
 
+/// A consumer's view of a partition from offset 0: (offset, timestamp) of every record, the
+/// timestamp as the Java client reads it (a LogAppendTime batch's time is its records').
+fn timestamps(client: &mut Client, topic: &str) -> Vec<(i64, i64)> {
+    let response: kafka_protocol::messages::FetchResponse =
+        client.call(&fetch_request(topic, 0, 0, 1000), FETCH_VERSION);
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    let bytes = data.records.clone().unwrap_or_default();
+    let mut seen = Vec::new();
+    for batch in tidegate::record_batch::split_stored_batches(&bytes).expect("whole batches") {
+        let mut raw = batch.bytes.clone();
+        let decoded =
+            kafka_protocol::records::RecordBatchDecoder::decode(&mut raw).expect("decodes");
+        for record in decoded.records {
+            let timestamp = match batch.header.is_log_append_time() {
+                true => batch.header.max_timestamp,
+                false => record.timestamp,
+            };
+            seen.push((record.offset, timestamp));
+        }
+    }
+    seen
+}
+
+/// LogAppendTime: the produce answer says when the batch was appended, and a consumer reads
+/// that time as every record's timestamp, whatever the producer stamped (2023 here).
+fn log_append_time_holds(server: &Server, topic: &str) {
+    let mut client = server.client();
+    let before = tidegate::unix_time().as_millis() as i64;
+    let batch = encode_batch(&records(0, 3, None), Compression::Lz4);
+    let response: ProduceResponse =
+        client.call(&produce_request(topic, 0, batch, -1), PRODUCE_VERSION);
+    let after = tidegate::unix_time().as_millis() as i64;
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 0);
+    let appended_at = answer.log_append_time_ms;
+    assert!(
+        (before..=after).contains(&appended_at),
+        "log_append_time_ms {appended_at} not within {before}..={after}"
+    );
+    let base = answer.base_offset;
+    let want: Vec<(i64, i64)> = (base..base + 3).map(|o| (o, appended_at)).collect();
+    assert_eq!(timestamps(&mut client, topic), want);
+}
+
+/// An offset ListOffsets gives for partition 0 (-2 earliest, -1 latest).
+fn offset_of(client: &mut Client, topic: &str, timestamp: i64) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    client.call(&request, 7).topics[0].partitions[0].offset
+}
+
+#[test]
+fn retention_on_memory_drops_old_and_excess_batches() {
+    // One shard: one retention pass covers every partition.
+    let server = Server::start(&["--shards", "1", "--log-retention-check-interval-ms", "100"]);
+    let mut client = server.client();
+    assert_eq!(create(&mut client, "aged", &[("retention.ms", "60000")]), 0);
+    assert_eq!(create(&mut client, "kept", &[("retention.ms", "-1")]), 0);
+    let batch = batch_of(1_000);
+    assert_eq!(
+        create(
+            &mut client,
+            "sized",
+            &[("retention.bytes", &(batch.len() * 2).to_string())]
+        ),
+        0
+    );
+    // Records stamped in 2023: older than a minute, within no limit of "kept".
+    for topic in ["aged", "kept"] {
+        for _ in 0..2 {
+            let (error, _) = produce(
+                &mut client,
+                topic,
+                0,
+                encode_batch(&records(0, 3, None), Compression::None),
+            );
+            assert_eq!(error, 0);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while offset_of(&mut client, "aged", -2) != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "retention.ms never dropped the old batches"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(offset_of(&mut client, "aged", -1), 6, "the log end stays");
+    assert_eq!(
+        offset_of(&mut client, "kept", -2),
+        0,
+        "retention.ms=-1 keeps everything"
+    );
+    let (error, offset) = produce(
+        &mut client,
+        "aged",
+        0,
+        encode_batch(&records(0, 1, None), Compression::None),
+    );
+    assert_eq!((error, offset), (0, 6), "appends go on after the log end");
+
+    for _ in 0..4 {
+        assert_eq!(produce(&mut client, "sized", 0, batch.clone()).0, 0);
+    }
+    assert_eq!(
+        offset_of(&mut client, "sized", -2),
+        2,
+        "two batches fit in retention.bytes"
+    );
+}
+
 #[test]
 fn topic_configs_on_memory() {
     let server = start(&[]);
@@ -222,6 +342,9 @@ fn topic_configs_on_memory() {
     );
     limits_hold(&server, "limited", "unlimited");
     refused_configs(&server, "memory");
+    let stamped = [("message.timestamp.type", "LogAppendTime")];
+    assert_eq!(create(&mut client, "stamped", &stamped), 0);
+    log_append_time_holds(&server, "stamped");
 }
 
 #[test]
@@ -241,6 +364,10 @@ fn topic_configs_on_smq_survive_a_restart() {
         assert_eq!(create(&mut client, &unlimited, &[]), 0);
         limits_hold(&server, &limited, &unlimited);
         refused_configs(&server, &tag);
+        let stamped = format!("{tag}-stamped");
+        let configs = [("message.timestamp.type", "LogAppendTime")];
+        assert_eq!(create(&mut client, &stamped, &configs), 0);
+        log_append_time_holds(&server, &stamped);
     }
     // A new process knows the topics only from SeaweedFS.
     let server = start(&smq);
