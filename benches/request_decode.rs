@@ -6,7 +6,8 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use kafka_protocol::records::{Compression, Record, TimestampType};
-use tidegate::protocol::dispatch::{decode_request, Connection};
+use tidegate::handlers::ConnectionState;
+use tidegate::protocol::dispatch::decode_request;
 use tidegate::record_batch::encode_batch;
 
 const VERSION: i16 = 9;
@@ -61,7 +62,7 @@ fn produce_frame() -> Bytes {
 
 fn bench(c: &mut Criterion) {
     let frame = produce_frame();
-    let connection = std::rc::Rc::new(Connection::new(None));
+    let connection = std::rc::Rc::new(ConnectionState::new(None));
     let mut group = c.benchmark_group("request_decode");
     group.throughput(Throughput::Bytes(frame.len() as u64));
     group.bench_function("produce_v9_8x16KiB", |b| {

@@ -2,8 +2,8 @@
 //! non-incremental form; `kafka-configs` 4.x uses IncrementalAlterConfigs).
 
 use super::{alter_configs, error_message};
+use super::{Reply, RequestContext};
 use crate::error::Result;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::topic_config;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;

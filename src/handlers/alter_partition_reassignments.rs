@@ -3,8 +3,8 @@
 //! cancellation finds nothing in progress.
 
 use super::{error_message, named_partitions};
+use super::{Reply, RequestContext};
 use crate::error::Error;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,

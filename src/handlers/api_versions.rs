@@ -1,6 +1,6 @@
 //! ApiVersions: the APIs and versions of the dispatch table, nothing more.
 
-use crate::protocol::{Reply, RequestContext, APIS};
+use super::{Reply, RequestContext, APIS};
 use crate::shard::Shard;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};

@@ -4,8 +4,8 @@
 //! in Kafka: GROUP_ID_NOT_FOUND, and the admin client asks DescribeGroups instead.
 
 use super::{authorized_operations, group_error, str_bytes, Resource};
+use super::{Reply, RequestContext};
 use crate::group::consumer::{Partitions, ASSIGNORS};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,

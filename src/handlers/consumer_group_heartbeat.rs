@@ -2,8 +2,8 @@
 //! consumer protocol; the coordinator computes assignments and hands them out here.
 
 use super::{group_error, str_bytes};
+use super::{Reply, RequestContext};
 use crate::group::consumer::{HeartbeatRequest, HeartbeatResult, Partitions, ASSIGNORS};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};

@@ -1,8 +1,8 @@
 //! CreatePartitions: grow a topic, never shrink it.
 
 use super::error_message;
+use super::{Reply, RequestContext};
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;

@@ -1,9 +1,9 @@
 //! CreateTopics, including validate_only.
 
 use super::{error_message, str_bytes, validate_topic_name};
+use super::{Reply, RequestContext};
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::topic_config;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;

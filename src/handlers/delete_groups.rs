@@ -1,7 +1,7 @@
 //! DeleteGroups: groups without members go, with their committed offsets.
 
 use super::group_error;
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};

@@ -3,7 +3,7 @@
 //! OFFSET_OUT_OF_RANGE. SeaweedMQ cannot drop the start of a partition: POLICY_VIOLATION.
 
 use super::on_partitions;
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::{Shard, ShardReply, ShardRequest};
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,

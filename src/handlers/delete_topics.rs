@@ -1,8 +1,8 @@
 //! DeleteTopics, by name or (v6+) by topic id.
 
 use super::{error_message, find_topic_by_id, str_bytes};
+use super::{Reply, RequestContext};
 use crate::error::Result;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};

@@ -1,7 +1,7 @@
 //! DescribeCluster: the same brokers Metadata advertises.
 
 use super::{authorized_operations, str_bytes, Resource};
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};

@@ -2,8 +2,8 @@
 //! tidegate runs with, and the broker settings its flags fix.
 
 use super::{error_message, str_bytes};
+use super::{Reply, RequestContext};
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::topic_config::{self, Described, SOURCE_STATIC_BROKER};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;

@@ -1,7 +1,7 @@
 //! DescribeGroups: state, protocol and members of groups this shard coordinates.
 
 use super::{authorized_operations, group_error, str_bytes, Resource};
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};

@@ -4,8 +4,8 @@
 //! that cannot be read answers KAFKA_STORAGE_ERROR, as an offline log dir does in Kafka.
 
 use super::str_bytes;
+use super::{Reply, RequestContext};
 use crate::config::BackendKind;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::TopicPartition;
 use kafka_protocol::messages::describe_log_dirs_response::{

@@ -2,7 +2,7 @@
 //! each partition's owner knows, with their epoch and last sequence.
 
 use super::{error_message, on_partitions};
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::{Shard, ShardReply, ShardRequest};
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,

@@ -3,7 +3,7 @@
 //! `Cluster::controller_id`) is the voter and leader; the other shards' nodes observe it.
 
 use super::str_bytes;
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,

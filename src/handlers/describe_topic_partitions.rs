@@ -5,9 +5,9 @@
 
 use super::metadata::leader_of;
 use super::{authorized_operations, str_bytes, Resource};
+use super::{Reply, RequestContext};
 use crate::backend::TopicMeta;
 use crate::error::Error;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,

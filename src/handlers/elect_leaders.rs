@@ -3,8 +3,8 @@
 //! partition whose preferred leader already leads.
 
 use super::{error_message, named_partitions};
+use super::{Reply, RequestContext};
 use crate::error::Error;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};

@@ -8,9 +8,9 @@
 //! full fetch requests; that is always allowed.
 
 use super::{find_topic_by_id, named_by_id};
+use super::{Reply, RequestContext};
 use crate::backend::ReadResult;
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::{group_by_owner, PartitionRead, Shard, ShardReply, ShardRequest};
 use crate::TopicPartition;
 use bytes::{Bytes, BytesMut};

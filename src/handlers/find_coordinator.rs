@@ -2,8 +2,8 @@
 //! hash(group id). Transactions are not supported, so there is no transaction coordinator.
 
 use super::str_bytes;
+use super::{Reply, RequestContext};
 use crate::error::Error;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};

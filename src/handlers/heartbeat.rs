@@ -1,7 +1,7 @@
 //! Heartbeat: keeps a member's session alive and tells it when to rejoin.
 
 use super::group_error;
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::ResponseError;

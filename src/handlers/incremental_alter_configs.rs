@@ -2,8 +2,8 @@
 //! `kafka-configs --alter` and the admin clients use.
 
 use super::{alter_configs, error_message};
+use super::{Reply, RequestContext};
 use crate::error::Result;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::topic_config::{self, Change};
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;

@@ -1,8 +1,8 @@
 //! InitProducerId: unique producer ids for idempotent producers. Transactions are not
 //! supported, so a transactional id is refused.
 
+use super::{Reply, RequestContext};
 use crate::error::Error;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::rc::Rc;

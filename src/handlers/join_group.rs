@@ -1,8 +1,8 @@
 //! JoinGroup: a consumer (re)joins its group and waits until the rebalance completes.
 
 use super::{code, group_error, str_bytes};
+use super::{Reply, RequestContext};
 use crate::group::state::{JoinRequest, JoinResult, Pending};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};

@@ -1,7 +1,7 @@
 //! LeaveGroup: members leave (v3+: several at once, by member or instance id).
 
 use super::group_error;
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};

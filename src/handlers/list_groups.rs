@@ -2,8 +2,8 @@
 //! that only have committed offsets — filtered by state (v4+) and type (v5+).
 
 use super::str_bytes;
+use super::{Reply, RequestContext};
 use crate::group::consumer::ConsumerGroup;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};

@@ -1,9 +1,9 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at a timestamp, asked
 //! of each partition's owner.
 
+use super::{Reply, RequestContext};
 use crate::backend::OffsetSpec;
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::{Shard, ShardReply, ShardRequest};
 use crate::TopicPartition;
 use kafka_protocol::messages::list_offsets_response::{

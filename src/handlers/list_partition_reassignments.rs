@@ -1,7 +1,7 @@
 //! ListPartitionReassignments: a partition lives on the shard that owns it and is never
 //! being moved, so no reassignment is ever in progress.
 
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,

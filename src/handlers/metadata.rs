@@ -1,8 +1,8 @@
 //! Metadata: one broker per shard; each partition led by the shard that owns it.
 
 use super::{authorized_operations, find_or_create_topic, find_topic_by_id, str_bytes, Resource};
+use super::{Reply, RequestContext};
 use crate::backend::TopicMeta;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::TopicPartition;
 use kafka_protocol::messages::metadata_response::{

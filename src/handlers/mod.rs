@@ -1,5 +1,9 @@
 //! One module per Kafka API, named as the protocol names it. Each has `VERSIONS` (the range
-//! it serves, listed in `protocol::dispatch::APIS`) and `handle`.
+//! it serves, listed in [`APIS`]) and `handle`. Below them: the table, what a handler is
+//! given besides its request ([`RequestContext`]), and the helpers several share.
+
+mod context;
+mod table;
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
@@ -37,6 +41,9 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+
+pub use context::{ConnectionState, Reply, RequestContext};
+pub use table::{find_api, Api, APIS};
 
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};

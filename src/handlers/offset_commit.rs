@@ -2,8 +2,8 @@
 //! per request before the answer goes out.
 
 use super::group_error;
+use super::{Reply, RequestContext};
 use crate::backend::{CommittedOffset, GroupOffsets};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::TopicPartition;
 use kafka_protocol::messages::offset_commit_response::{

@@ -2,7 +2,7 @@
 //! group's members still subscribe to the topic.
 
 use super::group_error;
-use crate::protocol::{Reply, RequestContext};
+use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::TopicPartition;
 use kafka_protocol::messages::offset_delete_response::{

@@ -2,8 +2,8 @@
 //! coordinator's cache, loaded from the store after a restart. v8+ asks for several groups.
 
 use super::{group_error, str_bytes};
+use super::{Reply, RequestContext};
 use crate::backend::CommittedOffset;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use crate::TopicPartition;
 use hashbrown::HashMap;

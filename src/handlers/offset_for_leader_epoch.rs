@@ -3,8 +3,8 @@
 //! high watermark; a later epoch than the current one is unknown to this leader.
 
 use super::on_partitions;
+use super::{Reply, RequestContext};
 use crate::backend::OffsetSpec;
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::{Shard, ShardReply, ShardRequest};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,

@@ -8,8 +8,8 @@
 //! waiting for acknowledgements overlaps.
 
 use super::{error_message, find_or_create_topic, find_topic_by_id, named_by_id};
+use super::{Reply, RequestContext};
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, RequestContext};
 use crate::record_batch::{parse_produce_batches, RecordBatch};
 use crate::shard::{PartitionAppend, Shard, ShardReply, ShardRequest};
 use crate::topic_config;

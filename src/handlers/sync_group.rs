@@ -1,8 +1,8 @@
 //! SyncGroup: the leader hands in the assignment; every member waits for its part.
 
 use super::{code, group_error, str_bytes};
+use super::{Reply, RequestContext};
 use crate::group::state::{Pending, SyncResult};
-use crate::protocol::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::ResponseError;

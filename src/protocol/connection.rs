@@ -2,6 +2,7 @@
 //! concurrently, answered strictly in the order they were read (Kafka clients match
 //! responses to requests by order as well as by correlation id).
 
+use crate::handlers::ConnectionState;
 use crate::protocol::dispatch::{self, Routed};
 use crate::shard::Shard;
 use bytes::{Buf, Bytes, BytesMut};
@@ -121,7 +122,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut frames = FrameReader::new(reader, shard.config.max_request_size);
     // The queue length bounds the requests in progress: reading pauses when it is full.
     let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
-    let connection = Rc::new(dispatch::Connection::new(peer_addr));
+    let connection = Rc::new(ConnectionState::new(peer_addr));
 
     let write_loop = glommio::spawn_local(async move {
         while let Some(response) = responses.next().await {

@@ -5,4 +5,3 @@ pub mod connection;
 pub mod dispatch;
 
 pub use connection::{serve, FrameError, FrameReader};
-pub use dispatch::{Api, Reply, RequestContext, APIS};

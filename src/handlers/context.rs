@@ -1,0 +1,54 @@
+//! What a handler is given besides its request: the request's header and negotiated version,
+//! and the state the requests of one connection share.
+
+use glommio::sync::Semaphore;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use std::rc::Rc;
+
+/// What a connection's requests share.
+pub struct ConnectionState {
+    /// Held by a Produce until its appends are queued, so a client's pipelined produce
+    /// requests reach each partition in the order they were sent.
+    pub produce_order: Semaphore,
+    /// As Kafka shows it in DescribeGroups: "/" and the peer's IP address.
+    pub client_host: String,
+}
+
+impl ConnectionState {
+    pub fn new(peer: Option<std::net::SocketAddr>) -> Self {
+        Self {
+            produce_order: Semaphore::new(1),
+            client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionState")
+            .field("client_host", &self.client_host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a handler is given besides its request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub connection: Rc<ConnectionState>,
+}
+
+impl RequestContext {
+    /// The client.id the request carries ("" when none).
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_ref()
+            .map_or_else(String::new, |c| c.to_string())
+    }
+}
+
+/// A handler's answer; `None` sends nothing back (Produce with acks=0).
+pub type Reply<T> = Option<T>;
