@@ -3,7 +3,8 @@
 //! - [`server`] starts one shard per core (the `shards` crate) and their listeners.
 //! - [`protocol`] owns connections: framing, dispatch by API key, ordered responses.
 //! - [`handlers`] holds one module per Kafka API.
-//! - [`shard`] is a shard's state and the work other shards forward to it.
+//! - [`shard`] routes work to the shard that owns it; [`partition`] is a partition's work
+//!   on its owner (append, read, producer state, waking fetches).
 //! - [`backend`] is where records live: `memory` (in this process) or `smq` (SeaweedMQ).
 //! - [`topic_config`] says which topic configs exist, which are enforced, and checks values.
 
@@ -13,7 +14,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod handlers;
-pub mod producer_state;
+pub mod partition;
 pub mod protocol;
 pub mod record_batch;
 pub mod records;

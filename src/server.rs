@@ -333,13 +333,7 @@ async fn shard_main(
     let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
     // Before any append can reach this shard, from a client or from another shard.
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
-    glommio::spawn_local(shard.clone().serve_mesh(context.inbox)).detach();
-    glommio::spawn_local(shard.clone().run_group_timers()).detach();
-    glommio::spawn_local(shard.clone().expire_producers()).detach();
-    glommio::spawn_local(shard.clone().enforce_retention()).detach();
-    if shard.backend.keeps_producers() {
-        glommio::spawn_local(shard.clone().write_producer_states()).detach();
-    }
+    shard.start_background(context.inbox);
     let bootstrap_loop = glommio::spawn_local(accept_loop(shard.clone(), bootstrap));
     accept_loop(shard, broker).await;
     bootstrap_loop.await;

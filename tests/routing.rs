@@ -1,14 +1,18 @@
 //! Every shard is a broker; a client that reaches only the bootstrap port is still served
-//! (requests are forwarded to the owning shard); fetches wait for data without polling;
-//! idempotent producers get Kafka's sequence checks.
+//! (requests are forwarded to the owning shard); pipelined produce requests keep their
+//! order; fetches wait for data without polling; idempotent producers get Kafka's sequence
+//! checks.
 
 mod common;
 
 use common::*;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     DescribeClusterRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, ProduceResponse, ResponseHeader,
 };
+use kafka_protocol::protocol::{Decodable, HeaderVersion};
 use kafka_protocol::records::Compression;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -90,6 +94,92 @@ fn a_client_limited_to_the_bootstrap_port_produces_and_consumes_every_partition(
     let latest = clients[1].call(&request, 7);
     for partition in &latest.topics[0].partitions {
         assert_eq!((partition.error_code, partition.offset), (0, 18));
+    }
+}
+
+/// The produce-ordering invariant (`src/partition/mod.rs`): produce requests pipelined on
+/// one connection, each to every partition of a topic spread over both shards, are stored
+/// and acknowledged in the order they were sent, although the partitions' appends complete
+/// in any order (on SMQ each partition has its own publish stream and acknowledgements).
+fn pipelined_produces_keep_their_order(extra_args: &[&str], topic: &str) {
+    const PARTITIONS: i32 = 6;
+    const REQUESTS: i32 = 40;
+    const RECORDS_PER_BATCH: i32 = 2;
+    let mut args = vec!["--shards", "2"];
+    args.extend_from_slice(extra_args);
+    let server = Server::start(&args);
+    let mut client = server.client();
+    create_topic(&mut client, topic, PARTITIONS);
+    // Request i carries, for every partition, the batch whose records say "request i".
+    let batch = |request: i32, partition: i32| {
+        let mut sent = records(partition, RECORDS_PER_BATCH, None);
+        for record in &mut sent {
+            record.value = Some(format!("request {request} partition {partition}").into());
+        }
+        encode_batch(&sent, Compression::None)
+    };
+    for request in 0..REQUESTS {
+        let partitions = (0..PARTITIONS)
+            .map(|p| {
+                PartitionProduceData::default()
+                    .with_index(p)
+                    .with_records(Some(batch(request, p)))
+            })
+            .collect();
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(partitions)]);
+        client.send_frame(&request_frame(&produce, PRODUCE_VERSION, request));
+    }
+    // Answers come in request order, each batch at the offset its place gives it.
+    for request in 0..REQUESTS {
+        let mut frame = client.read_frame().expect("produce answer");
+        let header =
+            ResponseHeader::decode(&mut frame, ProduceResponse::header_version(PRODUCE_VERSION))
+                .expect("header");
+        assert_eq!(header.correlation_id, request, "answers in request order");
+        let response = ProduceResponse::decode(&mut frame, PRODUCE_VERSION).expect("answer");
+        for partition in &response.responses[0].partition_responses {
+            assert_eq!(
+                (partition.error_code, partition.base_offset),
+                (0, i64::from(request * RECORDS_PER_BATCH)),
+                "request {request}, partition {}",
+                partition.index
+            );
+        }
+    }
+    // And stored in that order.
+    for partition in 0..PARTITIONS {
+        let mut values = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while values.len() < (REQUESTS * RECORDS_PER_BATCH) as usize {
+            assert!(
+                Instant::now() < deadline,
+                "partition {partition}: {} records",
+                values.len()
+            );
+            let (error, fetched) = fetch(&mut client, topic, partition, values.len() as i64, 1000);
+            assert_eq!(error, 0);
+            values.extend(fetched.into_iter().map(|r| (r.offset, r.value)));
+        }
+        for (index, (offset, value)) in values.into_iter().enumerate() {
+            let request = index as i32 / RECORDS_PER_BATCH;
+            let want = format!("request {request} partition {partition}");
+            assert_eq!((offset, value), (index as i64, Some(want.into())));
+        }
+    }
+}
+
+#[test]
+fn pipelined_produces_are_stored_and_acknowledged_in_order() {
+    pipelined_produces_keep_their_order(&[], "pipelined");
+    if let Some(ports) = seaweedfs() {
+        let topic = format!("pipelined-{}", uuid::Uuid::new_v4().simple());
+        let smq = ["--backend", "smq", "--smq-master", &ports["MASTER"]];
+        pipelined_produces_keep_their_order(&smq, &topic);
     }
 }
 

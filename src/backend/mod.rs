@@ -9,7 +9,7 @@ pub mod memory;
 pub mod smq;
 
 use crate::error::Result;
-use crate::producer_state::ProducerSnapshot;
+use crate::partition::producer_state::ProducerSnapshot;
 use crate::record_batch::RecordBatch;
 use crate::TopicPartition;
 use bytes::Bytes;

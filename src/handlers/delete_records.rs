@@ -4,7 +4,7 @@
 
 use super::on_partitions;
 use super::{Reply, RequestContext};
-use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::shard::Shard;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -26,12 +26,9 @@ pub async fn handle(
             (t.name.to_string(), partitions.collect())
         })
         .collect();
-    let results = on_partitions(
-        &shard,
-        named,
-        ShardRequest::DeleteRecords,
-        ShardReply::log_starts,
-    )
+    let results = on_partitions(&shard, named, |partitions, deletions| {
+        Box::pin(async move { partitions.delete_records(deletions).await })
+    })
     .await;
     let mut results = results.into_iter();
     let topics = request

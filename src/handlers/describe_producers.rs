@@ -3,7 +3,7 @@
 
 use super::{error_message, on_partitions};
 use super::{Reply, RequestContext};
-use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::shard::Shard;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
@@ -25,14 +25,10 @@ pub async fn handle(
             (t.name.to_string(), partitions.collect())
         })
         .collect();
-    let found = on_partitions(
-        &shard,
-        named,
-        |partitions| {
-            ShardRequest::DescribeProducers(partitions.into_iter().map(|(tp, ())| tp).collect())
-        },
-        ShardReply::producers,
-    )
+    let found = on_partitions(&shard, named, |partitions, asked| {
+        let partitions_asked: Vec<_> = asked.into_iter().map(|(tp, ())| tp).collect();
+        Box::pin(async move { partitions.producers_on(&partitions_asked) })
+    })
     .await;
     let mut found = found.into_iter();
     let topics = request

@@ -1,7 +1,7 @@
 //! Fetch: read each partition on its owner, and long-poll when there is too little.
 //!
 //! The wait is event-driven: the owners of the partitions are asked to report the next
-//! append past what was read (`ShardRequest::Watch`); the timer only bounds the wait. An
+//! append past what was read (`Shard::watch`); the timer only bounds the wait. An
 //! idle long-poll costs no CPU, and data that arrives is answered at once.
 //!
 //! Fetch sessions (KIP-227) are declined by answering session id 0, which makes clients send
@@ -11,10 +11,11 @@ use super::{find_topic_by_id, named_by_id};
 use super::{Reply, RequestContext};
 use crate::backend::ReadResult;
 use crate::error::{Error, Result};
-use crate::shard::{group_by_owner, PartitionRead, Shard, ShardReply, ShardRequest};
+use crate::partition::PartitionRead;
+use crate::shard::Shard;
 use crate::TopicPartition;
 use bytes::{Bytes, BytesMut};
-use futures::future::{select, select_all, Either};
+use futures::future::select;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use std::rc::Rc;
@@ -63,20 +64,14 @@ pub async fn handle(
             let tp = w.read.as_ref().ok()?.tp.clone();
             Some((tp, r.as_ref()?.as_ref().ok()?.high_watermark))
         });
-        let positions: Vec<_> = positions.enumerate().collect();
-        let groups = group_by_owner(&shard, positions, |(tp, _)| tp);
-        let watches = groups.into_iter().map(|(owner, _, group)| {
-            let shard = shard.clone();
-            Box::pin(async move { shard.invoke(owner, ShardRequest::Watch(group)).await })
-        });
-        let watches: Vec<_> = watches.collect();
-        if watches.is_empty() {
+        let positions: Vec<_> = positions.collect();
+        if positions.is_empty() {
             glommio::timer::sleep(deadline - now).await;
         } else {
+            // Data or the deadline; after the deadline one last read, then the answer.
             let timer = std::pin::pin!(glommio::timer::sleep(deadline - now));
-            if let Either::Right(_) = select(select_all(watches), timer).await {
-                // Deadline: one last read below, then answer whatever there is.
-            }
+            let watch = std::pin::pin!(shard.watch(positions));
+            let _ = select(watch, timer).await;
         }
     }
 }
@@ -120,7 +115,11 @@ async fn read_all(shard: &Rc<Shard>, wanted: &[Wanted]) -> Vec<Option<Result<Rea
         .enumerate()
         .filter_map(|(i, w)| Some((i, w.read.as_ref().ok()?.clone())));
     let read = shard
-        .scatter(reads, |r| &r.tp, ShardRequest::Read, ShardReply::read)
+        .scatter(
+            reads,
+            |r| &r.tp,
+            |partitions, reads| Box::pin(async move { partitions.read_all(reads).await }),
+        )
         .await;
     let mut results: Vec<Option<Result<ReadResult>>> = wanted.iter().map(|_| None).collect();
     for (index, result) in read {

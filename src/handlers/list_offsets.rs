@@ -4,7 +4,7 @@
 use super::{Reply, RequestContext};
 use crate::backend::OffsetSpec;
 use crate::error::{Error, Result};
-use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::shard::Shard;
 use crate::TopicPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -52,8 +52,7 @@ pub async fn handle(
         .scatter(
             queries,
             |(tp, _)| tp,
-            ShardRequest::ListOffsets,
-            ShardReply::offsets,
+            |partitions, queries| Box::pin(async move { partitions.list_offsets(queries).await }),
         )
         .await;
     for (index, result) in found {

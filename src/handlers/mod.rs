@@ -47,7 +47,7 @@ pub use table::{find_api, Api, APIS};
 
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
-use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::shard::{PartitionWork, Shard};
 use crate::TopicPartition;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -159,11 +159,14 @@ pub async fn alter_configs(
 pub async fn on_partitions<T, R>(
     shard: &Rc<Shard>,
     named: Vec<(String, Vec<(i32, T)>)>,
-    request: fn(Vec<(TopicPartition, T)>) -> ShardRequest,
-    answers: fn(ShardReply) -> Option<Vec<Result<R>>>,
-) -> Vec<Result<R>> {
+    work: PartitionWork<(TopicPartition, T), R>,
+) -> Vec<Result<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
     let mut results: Vec<Result<R>> = Vec::new();
-    let mut work = Vec::new();
+    let mut items = Vec::new();
     for (topic, partitions) in named {
         let meta = shard.backend.topic(&topic).await;
         for (partition, argument) in partitions {
@@ -175,14 +178,14 @@ pub async fn on_partitions<T, R>(
             match exists {
                 Ok(meta) => {
                     let tp = TopicPartition::new(meta.name.clone(), partition);
-                    work.push((results.len(), (tp, argument)));
+                    items.push((results.len(), (tp, argument)));
                     results.push(Err(Error::ShardUnreachable));
                 }
                 Err(error) => results.push(Err(error)),
             }
         }
     }
-    for (index, result) in shard.scatter(work, |(tp, _)| tp, request, answers).await {
+    for (index, result) in shard.scatter(items, |(tp, _)| tp, work).await {
         results[index] = result;
     }
     results

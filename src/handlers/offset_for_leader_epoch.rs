@@ -5,7 +5,7 @@
 use super::on_partitions;
 use super::{Reply, RequestContext};
 use crate::backend::OffsetSpec;
-use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::shard::Shard;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -36,12 +36,9 @@ pub async fn handle(
             (t.topic.to_string(), partitions.collect())
         })
         .collect();
-    let ends = on_partitions(
-        &shard,
-        named,
-        ShardRequest::ListOffsets,
-        ShardReply::offsets,
-    )
+    let ends = on_partitions(&shard, named, |partitions, queries| {
+        Box::pin(async move { partitions.list_offsets(queries).await })
+    })
     .await;
     let mut ends = ends.into_iter();
     let topics = request

@@ -10,8 +10,9 @@
 use super::{error_message, find_or_create_topic, find_topic_by_id, named_by_id};
 use super::{Reply, RequestContext};
 use crate::error::{Error, Result};
+use crate::partition::PartitionAppend;
 use crate::record_batch::{parse_produce_batches, RecordBatch};
-use crate::shard::{PartitionAppend, Shard, ShardReply, ShardRequest};
+use crate::shard::Shard;
 use crate::topic_config;
 use crate::TopicPartition;
 use bytes::Bytes;
@@ -93,8 +94,7 @@ pub async fn handle(
     let scatter = shard.scatter(
         appends,
         |a| &a.tp,
-        ShardRequest::Append,
-        ShardReply::appended,
+        |partitions, appends| Box::pin(async move { partitions.append_all(appends).await }),
     );
     let mut appending = std::pin::pin!(scatter);
     let first_poll = futures::poll!(appending.as_mut());

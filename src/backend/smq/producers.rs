@@ -12,7 +12,7 @@
 use super::filer::{self, component, Filer};
 use crate::backend::StoredProducer;
 use crate::error::{Error, Result};
-use crate::producer_state::{ProducerSnapshot, EXPIRATION};
+use crate::partition::producer_state::{ProducerSnapshot, EXPIRATION};
 use crate::TopicPartition;
 use bytes::Bytes;
 use std::rc::Rc;
