@@ -1,6 +1,22 @@
-//! The gateway's one error type, and the one place it becomes a Kafka error code.
+//! The gateway's one error type, whose fault each error is, and the one place it becomes a
+//! Kafka error code ([`Error::code`], and [`Error::group_error`] for consumer-group requests).
+//!
+//! The fault decides what the client may do: a client's error is final (retrying the same
+//! request gets the same answer); the storage's and the gateway's are retriable, since the
+//! outcome may be unknown and another try may succeed. Nothing that failed maps to success.
 
 use kafka_protocol::ResponseError;
+
+/// Whose fault an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request: what it asks cannot be done; asking again will not help.
+    Client,
+    /// The storage (SeaweedFS): unreachable or failing; retrying later may work.
+    Storage,
+    /// This gateway: the shard that owns the work could not be reached.
+    Gateway,
+}
 
 /// Why an operation on a topic or partition failed, grouped by whose fault it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +78,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whose fault the error is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Unavailable(_) => Fault::Storage,
+            Error::ShardUnreachable => Fault::Gateway,
+            _ => Fault::Client,
+        }
+    }
+
+    /// The error a consumer-group request (OffsetCommit, OffsetFetch, DescribeGroups, …)
+    /// answers: the storage's and the gateway's failures are COORDINATOR_NOT_AVAILABLE, which
+    /// sends the client to FindCoordinator and back to retry, as Kafka answers while its
+    /// offsets topic is unavailable; a client's error keeps its own code.
+    pub fn group_error(&self) -> ResponseError {
+        match self.fault() {
+            Fault::Storage | Fault::Gateway => ResponseError::CoordinatorNotAvailable,
+            Fault::Client => ResponseError::try_from_code(self.code())
+                .unwrap_or(ResponseError::UnknownServerError),
+        }
+    }
+
     /// The Kafka error code a client is given for this error.
     pub fn code(&self) -> i16 {
         let error = match self {
@@ -128,10 +165,18 @@ mod tests {
         assert_eq!(Error::UnknownTopicOrPartition.code(), 3);
         assert_eq!(Error::OutOfOrderSequence(String::new()).code(), 45);
         assert_eq!(Error::TopicAlreadyExists.code(), 36);
-        // Failures whose outcome the client cannot know must be retriable.
+        // Failures whose outcome the client cannot know must be retriable, in group
+        // requests too.
         for error in [Error::Unavailable(String::new()), Error::ShardUnreachable] {
+            assert_ne!(error.fault(), Fault::Client);
             let code = ResponseError::try_from_code(error.code());
             assert!(code.is_some_and(|e| e.is_retriable()), "{error:?}");
+            assert!(error.group_error().is_retriable(), "{error:?}");
         }
+        assert_eq!(Error::UnknownTopicOrPartition.fault(), Fault::Client);
+        assert_eq!(
+            Error::UnknownTopicOrPartition.group_error(),
+            ResponseError::UnknownTopicOrPartition
+        );
     }
 }

@@ -59,7 +59,7 @@ impl Shard {
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),
-            groups: Coordinator::new(&config),
+            groups: Coordinator::new(&config, backend.clone()),
             partitions: Rc::new(Partitions::new(backend.clone())),
             config,
             cluster,

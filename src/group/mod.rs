@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use offsets::{OffsetCache, CACHED_GROUPS};
 use state::{Group, GroupSettings};
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// How often sessions and rebalance deadlines are checked.
@@ -54,12 +55,13 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(config: &Config) -> Self {
+    /// The coordinator of a shard, with `store` keeping its groups' committed offsets.
+    pub fn new(config: &Config, store: Rc<crate::backend::Backend>) -> Self {
         Self {
             groups: RefCell::default(),
             consumer_groups: RefCell::default(),
             emptied: RefCell::default(),
-            offsets: OffsetCache::new(CACHED_GROUPS),
+            offsets: OffsetCache::new(store, CACHED_GROUPS),
             consumer_session_timeout: Duration::from_millis(
                 config.group_consumer_session_timeout_ms,
             ),

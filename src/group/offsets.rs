@@ -1,5 +1,5 @@
 //! Committed offsets as the coordinator shard sees them: a bounded cache in front of the
-//! backend's store. Writes go to the store first (one write per commit request) and then
+//! backend's store, which it owns (handlers never reach the store themselves). Writes go to the store first (one write per commit request) and then
 //! to the cache; a group's offsets are loaded from the store the first time they are read.
 
 use crate::backend::{Backend, CommittedOffset, GroupOffsets};
@@ -24,16 +24,23 @@ struct GroupEntry {
 }
 
 pub struct OffsetCache {
+    store: Rc<Backend>,
     groups: RefCell<HashMap<String, Rc<GroupEntry>>>,
     capacity: usize,
 }
 
 impl OffsetCache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(store: Rc<Backend>, capacity: usize) -> Self {
         Self {
+            store,
             groups: RefCell::default(),
             capacity,
         }
+    }
+
+    /// Every group with committed offsets in the store, on any shard.
+    pub async fn stored_groups(&self) -> Result<Vec<String>> {
+        self.store.list_offset_groups().await
     }
 
     fn entry(&self, group: &str) -> Rc<GroupEntry> {
@@ -72,30 +79,21 @@ impl OffsetCache {
     }
 
     /// Stores a commit request's offsets (one backend write) and caches them.
-    pub async fn commit(
-        &self,
-        backend: &Backend,
-        group: &str,
-        offsets: GroupOffsets,
-    ) -> Result<()> {
+    pub async fn commit(&self, group: &str, offsets: GroupOffsets) -> Result<()> {
         let entry = self.entry(group);
         let _permit = entry.lock.acquire_permit(1).await;
-        backend.store_offsets(group, &offsets).await?;
+        self.store.store_offsets(group, &offsets).await?;
         entry.offsets.borrow_mut().extend(offsets);
         Ok(())
     }
 
     /// Every committed offset of `group`, loaded from the store if not cached.
-    pub async fn fetch(
-        &self,
-        backend: &Backend,
-        group: &str,
-    ) -> Result<HashMap<TopicPartition, CommittedOffset>> {
+    pub async fn fetch(&self, group: &str) -> Result<HashMap<TopicPartition, CommittedOffset>> {
         let entry = self.entry(group);
         if !entry.loaded.get() {
             let _permit = entry.lock.acquire_permit(1).await;
             if !entry.loaded.get() {
-                let stored = backend.load_offsets(group).await?;
+                let stored = self.store.load_offsets(group).await?;
                 let mut offsets = entry.offsets.borrow_mut();
                 // Commits made while not loaded went to the store first: it has them too.
                 offsets.clear();
@@ -108,15 +106,10 @@ impl OffsetCache {
     }
 
     /// Forgets some (or, with `None`, all) of a group's offsets, in the store and here.
-    pub async fn delete(
-        &self,
-        backend: &Backend,
-        group: &str,
-        partitions: Option<&[TopicPartition]>,
-    ) -> Result<()> {
+    pub async fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
         let entry = self.entry(group);
         let _permit = entry.lock.acquire_permit(1).await;
-        backend.delete_offsets(group, partitions).await?;
+        self.store.delete_offsets(group, partitions).await?;
         match partitions {
             None => {
                 entry.offsets.borrow_mut().clear();

@@ -36,19 +36,15 @@ async fn delete(shard: &Shard, group: &str) -> Result<(), ResponseError> {
     }
     let unavailable = |error: crate::error::Error| {
         tracing::warn!(group, %error, "could not delete committed offsets");
-        ResponseError::CoordinatorNotAvailable
+        error.group_error()
     };
-    let offsets = shard.groups.offsets.fetch(&shard.backend, group).await;
+    let offsets = shard.groups.offsets.fetch(group).await;
     // A group whose last member just left exists (Empty) even without commits, as in Kafka.
     let emptied = shard.groups.emptied(group).is_some();
     if offsets.map_err(unavailable)?.is_empty() && !emptied {
         return Err(ResponseError::GroupIdNotFound);
     }
-    let deleted = shard
-        .groups
-        .offsets
-        .delete(&shard.backend, group, None)
-        .await;
+    let deleted = shard.groups.offsets.delete(group, None).await;
     deleted.map_err(unavailable)?;
     // Only now: a store failure above leaves the group as it was, to be deleted again.
     shard.groups.forget_emptied(group);

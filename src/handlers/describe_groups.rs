@@ -61,7 +61,7 @@ pub async fn handle(
                 Some(emptied) => described
                     .with_group_state(str_bytes("Empty"))
                     .with_protocol_type(str_bytes(emptied.protocol_type)),
-                None => match shard.groups.offsets.fetch(&shard.backend, group_id).await {
+                None => match shard.groups.offsets.fetch(group_id).await {
                     Ok(offsets) if !offsets.is_empty() => {
                         described.with_group_state(str_bytes("Empty"))
                     }
@@ -69,9 +69,7 @@ pub async fn handle(
                         .with_group_state(str_bytes("Dead"))
                         .with_error_code(ResponseError::GroupIdNotFound.code()),
                     Ok(_) => described.with_group_state(str_bytes("Dead")),
-                    Err(_) => {
-                        described.with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                    }
+                    Err(error) => described.with_error_code(error.group_error().code()),
                 },
             },
         };

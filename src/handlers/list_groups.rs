@@ -7,7 +7,6 @@ use crate::group::consumer::ConsumerGroup;
 use crate::shard::Shard;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
-use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -20,11 +19,11 @@ pub async fn handle(
 ) -> Reply<ListGroupsResponse> {
     // name → (protocol type, state, group type)
     let mut groups: BTreeMap<String, (String, &'static str, &'static str)> = BTreeMap::new();
-    let stored = match shard.backend.list_offset_groups().await {
+    let stored = match shard.groups.offsets.stored_groups().await {
         Ok(stored) => stored,
         Err(error) => {
             tracing::warn!(%error, "could not list groups with committed offsets");
-            let code = ResponseError::CoordinatorNotAvailable.code();
+            let code = error.group_error().code();
             return Some(ListGroupsResponse::default().with_error_code(code));
         }
     };

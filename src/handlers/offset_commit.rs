@@ -88,16 +88,12 @@ pub async fn handle(
     }
 
     if !offsets.is_empty() {
-        let stored = shard
-            .groups
-            .offsets
-            .commit(&shard.backend, group_id, offsets)
-            .await;
+        let stored = shard.groups.offsets.commit(group_id, offsets).await;
         if let Err(error) = stored {
             tracing::warn!(group = group_id, %error, "could not store committed offsets");
             // Retriable: the client finds the coordinator again and retries the commit.
-            for error in errors.iter_mut().flatten() {
-                error.get_or_insert(ResponseError::CoordinatorNotAvailable);
+            for slot in errors.iter_mut().flatten() {
+                slot.get_or_insert(error.group_error());
             }
         }
     }

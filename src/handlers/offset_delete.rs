@@ -35,9 +35,9 @@ pub async fn handle(
             topics.map(|t| t.into_iter().collect())
         })
         .unwrap_or_default();
-    let committed = match shard.groups.offsets.fetch(&shard.backend, group).await {
+    let committed = match shard.groups.offsets.fetch(group).await {
         Ok(committed) => committed,
-        Err(_) => return failed(ResponseError::CoordinatorNotAvailable),
+        Err(error) => return failed(error.group_error()),
     };
     let live = shard.groups.is_active(group);
     if committed.is_empty() && !live {
@@ -73,14 +73,10 @@ pub async fn handle(
         })
         .collect();
     if !deletable.is_empty() {
-        let deleted = shard
-            .groups
-            .offsets
-            .delete(&shard.backend, group, Some(&deletable))
-            .await;
+        let deleted = shard.groups.offsets.delete(group, Some(&deletable)).await;
         if let Err(error) = deleted {
             tracing::warn!(group, %error, "could not delete committed offsets");
-            return failed(ResponseError::CoordinatorNotAvailable);
+            return failed(error.group_error());
         }
     }
     Some(OffsetDeleteResponse::default().with_topics(topics))

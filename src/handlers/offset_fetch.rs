@@ -61,15 +61,10 @@ async fn fetch_group(
     if let Some(error) = group_error(shard, group) {
         return Err(error);
     }
-    let committed = shard
-        .groups
-        .offsets
-        .fetch(&shard.backend, group)
-        .await
-        .map_err(|error| {
-            tracing::warn!(group, %error, "could not load committed offsets");
-            ResponseError::CoordinatorNotAvailable
-        })?;
+    let committed = shard.groups.offsets.fetch(group).await.map_err(|error| {
+        tracing::warn!(group, %error, "could not load committed offsets");
+        error.group_error()
+    })?;
     Ok(select(&committed, wanted))
 }
 
