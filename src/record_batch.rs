@@ -1,6 +1,9 @@
 //! Kafka record batches (magic v2) as they cross the gateway: read the 61-byte header,
-//! check the CRC, and otherwise leave the records alone. Records are never decoded on the
-//! produce path; batches are stored and served as the client sent them, compressed or not.
+//! check the CRC, and otherwise leave the records alone. The produce path validates headers
+//! only; the memory backend stores and serves batches as the client sent them, compressed
+//! or not (SMQ decodes them into its own messages, `backend::smq::codec`). The one change
+//! the gateway makes to a batch is Kafka's: a LogAppendTime topic's batches get the append
+//! time in their header.
 //!
 //! Layout of the header (big-endian):
 //! ```text
