@@ -184,7 +184,8 @@ impl Config {
         if let Some(cpus) = &self.cpus {
             shards::parse_cpu_list(cpus).map_err(|e| e.to_string())?;
         }
-        let nr_shards = self.shards.unwrap_or(1);
+        // As many as will run: --shards, else one per CPU of --cpus or of the machine.
+        let nr_shards = self.nr_shards();
         if self.broker_port_base != 0
             && usize::from(self.broker_port_base) + nr_shards > usize::from(u16::MAX) + 1
         {
@@ -302,11 +303,13 @@ mod tests {
 
     #[test]
     fn nonsense_is_rejected_with_the_flag_named() {
-        let cases: [&[&str]; 4] = [
+        let cases: [&[&str]; 5] = [
             &["--shards", "0"],
             &["--default-partitions", "0"],
             &["--cpus", "3-1"],
             &["--port", "9094", "--shards", "4"],
+            // Four shards by default on four CPUs: ports 9093-9096.
+            &["--port", "9096", "--cpus", "0-3"],
         ];
         for args in cases {
             assert!(parse(args).validate().is_err(), "{args:?}");
