@@ -263,7 +263,12 @@ impl SmqBackend {
 
     /// SeaweedMQ cannot drop the start of a partition: an existing one is refused.
     pub async fn delete_records(&self, tp: &TopicPartition) -> Result<i64> {
-        self.target(tp).await?;
+        // Existence only: no broker connection is needed to refuse.
+        let topic = self
+            .lookup(&tp.topic)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        leader_of(&topic.assignments, tp.partition)?;
         Err(Error::PolicyViolation(
             "SeaweedMQ cannot delete the start of a partition; its records stay".into(),
         ))
