@@ -516,16 +516,21 @@ fn default_of(name: &str, config: &Config) -> Option<String> {
         .map(|(_, value, _)| value)
 }
 
-/// The defaults reported for a topic config nobody set, with where they come from.
-fn defaults(config: &Config) -> Vec<(&'static str, String, i8)> {
-    // The memory backend bounds every partition by its flag; SMQ keeps everything.
-    let (retention_bytes, retention_source) = match config.backend {
+/// The bytes a partition keeps when its topic sets no `retention.bytes`, and where that
+/// comes from: the memory backend bounds every partition by its flag; SMQ keeps everything.
+pub fn default_retention_bytes(config: &Config) -> (String, i8) {
+    match config.backend {
         BackendKind::Memory => (
             config.memory_retention_bytes.to_string(),
             SOURCE_STATIC_BROKER,
         ),
         BackendKind::Smq => ("-1".to_string(), SOURCE_DEFAULT),
-    };
+    }
+}
+
+/// The defaults reported for a topic config nobody set, with where they come from.
+fn defaults(config: &Config) -> Vec<(&'static str, String, i8)> {
+    let (retention_bytes, retention_source) = default_retention_bytes(config);
     vec![
         (CLEANUP_POLICY, "delete".to_string(), SOURCE_DEFAULT),
         ("compression.type", "producer".to_string(), SOURCE_DEFAULT),

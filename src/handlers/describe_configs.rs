@@ -128,10 +128,8 @@ fn broker_configs(shard: &Shard, name: &str) -> Result<Vec<Described>> {
     let config = &shard.config;
     let broker = &shard.cluster.brokers[node_shard];
     let listener = format!("PLAINTEXT://{}:{}", broker.host, broker.port);
-    let (retention_bytes, deletable) = match config.backend {
-        crate::config::BackendKind::Memory => (config.memory_retention_bytes.to_string(), true),
-        crate::config::BackendKind::Smq => ("-1".to_string(), false),
-    };
+    let (retention_bytes, _) = topic_config::default_retention_bytes(config);
+    let deletable = config.backend == crate::config::BackendKind::Memory;
     let configs: Vec<(&str, String, i8, &str)> = vec![
         (
             "advertised.listeners",
