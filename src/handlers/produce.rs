@@ -39,7 +39,6 @@ pub async fn handle(
     // Per partition, in request order: the append's base offset (or why not) and its
     // LogAppendTime (-1 for CreateTime topics).
     let mut slots: Vec<(TopicPartition, Result<i64>, i64)> = Vec::new();
-    let now_ms = crate::unix_time().as_millis() as i64;
     let mut appends = Vec::new();
     for topic in &request.topic_data {
         let meta = match named_by_id(&topic.name, topic.topic_id) {
@@ -61,16 +60,13 @@ pub async fn handle(
                     &batches,
                     topic_config::max_message_bytes(&meta, &shard.config),
                 )?;
-                Ok(match topic_config::log_append_time(&meta) {
-                    true => (
-                        batches
-                            .iter()
-                            .map(|b| b.with_log_append_time(now_ms))
-                            .collect(),
-                        now_ms,
-                    ),
-                    false => (batches, -1),
-                })
+                if !topic_config::log_append_time(&meta) {
+                    return Ok((batches, -1));
+                }
+                // Only LogAppendTime topics read the clock on the produce path.
+                let now_ms = crate::unix_time().as_millis() as i64;
+                let stamped = batches.iter().map(|b| b.with_log_append_time(now_ms));
+                Ok((stamped.collect(), now_ms))
             });
             match checked {
                 Ok((batches, log_append_time)) => {
