@@ -117,14 +117,15 @@ fn produce_to(server: &Server, topic: &str, batch: Bytes) -> (i16, i64) {
     answers[0]
 }
 
-fn latest_offset(client: &mut Client, topic: &str) -> i64 {
+/// The offset ListOffsets gives for partition 0 (-2 earliest, -1 latest); no error.
+fn offset_of(client: &mut Client, topic: &str, timestamp: i64) -> i64 {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic_name(topic))
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(0)
-                .with_timestamp(-1)])]);
+                .with_timestamp(timestamp)])]);
     let response = client.call(&request, 7);
     let partition = &response.topics[0].partitions[0];
     assert_eq!(partition.error_code, 0);
@@ -157,11 +158,11 @@ fn limits_hold(server: &Server, limited: &str, unlimited: &str) {
     // Under the topic's limit: stored. Over it: refused, nothing stored.
     let (error, _) = produce_to(server, limited, batch_of(TOPIC_LIMIT - 1_000));
     assert_eq!(error, 0, "a batch under the topic's limit");
-    let before = latest_offset(&mut client, limited);
+    let before = offset_of(&mut client, limited, -1);
     let (error, offset) = produce_to(server, limited, batch_of(TOPIC_LIMIT + 1_000));
     assert_eq!((error, offset), (TOO_LARGE, -1), "over the topic's limit");
     assert_eq!(
-        latest_offset(&mut client, limited),
+        offset_of(&mut client, limited, -1),
         before,
         "nothing stored"
     );
@@ -253,18 +254,6 @@ fn log_append_time_holds(server: &Server, topic: &str) {
     let base = answer.base_offset;
     let want: Vec<(i64, i64)> = (base..base + 3).map(|o| (o, appended_at)).collect();
     assert_eq!(timestamps(&mut client, topic), want);
-}
-
-/// An offset ListOffsets gives for partition 0 (-2 earliest, -1 latest).
-fn offset_of(client: &mut Client, topic: &str, timestamp: i64) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(timestamp)])]);
-    client.call(&request, 7).topics[0].partitions[0].offset
 }
 
 #[test]
