@@ -5,7 +5,10 @@
 //! - [`handlers`] holds one module per Kafka API.
 //! - [`shard`] routes work to the shard that owns it; [`partition`] is a partition's work
 //!   on its owner (append, read, producer state, waking fetches).
-//! - [`backend`] is where records live: `memory` (in this process) or `smq` (SeaweedMQ).
+//! - [`group`] coordinates consumer groups and owns their committed offsets.
+//! - [`backend`] is where records live, as four seams (topic catalogue, partition log,
+//!   committed-offset store, producer-state store), each implemented by `memory` (in this
+//!   process) and `smq` (SeaweedMQ); `backend::open` picks one at start-up.
 //! - [`topic_config`] says which topic configs exist, which are enforced, and checks values.
 
 pub mod backend;

@@ -4,12 +4,9 @@
 //! has two phases: each shard binds its listeners and reports its port; the main thread then
 //! builds the [`Cluster`] and hands it to every shard, and only then do they accept.
 
-use crate::backend::memory::{MemoryBackend, SharedCatalog};
-use crate::backend::smq::discovery::{self, Endpoints};
-use crate::backend::smq::SmqBackend;
-use crate::backend::{Backend, StoredProducer};
+use crate::backend::{self, Backend, StoredProducer};
 use crate::cluster::{Broker, Cluster};
-use crate::config::{BackendKind, Config};
+use crate::config::Config;
 use crate::protocol;
 use crate::shard::{Shard, ShardMessage};
 use anyhow::{bail, Context};
@@ -31,8 +28,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// Connections the kernel queues per listener before accept: glommio's own choice.
 const LISTEN_BACKLOG: i32 = 1024;
-/// How long start-up waits for the SeaweedFS master to list a broker and a filer.
-const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What each shard needs to start, shared by all of them.
 struct Startup {
@@ -41,9 +36,8 @@ struct Startup {
     bound: Mutex<mpsc::Sender<(ShardId, Result<u16, String>)>>,
     /// Taken once by each shard: where the advertised cluster will arrive.
     clusters: Mutex<Vec<Option<oneshot::Receiver<Arc<Cluster>>>>>,
-    catalog: Arc<SharedCatalog>,
-    /// SMQ backend: the broker and filer every shard uses.
-    smq: Option<Endpoints>,
+    /// What each shard opens its own stores from.
+    backend: Backend,
     /// Idempotent producers' states earlier runs stored; each shard takes out its own.
     producers: Mutex<Vec<StoredProducer>>,
 }
@@ -53,14 +47,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
     check_fixed_ports(&config)?;
-    let smq = match config.backend {
-        BackendKind::Smq => Some(smq_endpoints(&config)?),
-        BackendKind::Memory => None,
-    };
-    let producers = match &smq {
-        Some(endpoints) => stored_producers(&config, endpoints)?,
-        None => Vec::new(), // the memory backend's records, and producers, die with it
-    };
+    let (backend, producers) = backend::open(&config)?;
     let nr_shards = config.nr_shards();
     let reservation = reserve_bootstrap_port(&config)?;
     let bootstrap = reservation.local_addr()?;
@@ -72,8 +59,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         bootstrap,
         bound: Mutex::new(bound_tx),
         clusters: Mutex::new(cluster_rx.into_iter().map(Some).collect()),
-        catalog: Arc::default(),
-        smq,
+        backend,
         producers: Mutex::new(producers),
     });
     let runtime_config = RuntimeConfig {
@@ -107,62 +93,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The SMQ broker and filer: as given, or asked of the master once, before any shard
-/// starts (on a short-lived executor of its own, since the gRPC client runs on glommio),
-/// so that every shard uses the same ones.
-fn smq_endpoints(config: &Config) -> anyhow::Result<Endpoints> {
-    let master = config.smq_master().map(str::to_string);
-    let broker = config.smq_broker.clone();
-    let filer = config.smq_filer.clone();
-    let resolved = before_shards("tidegate-discovery", move || async move {
-        discovery::resolve(
-            master.as_deref(),
-            broker.as_deref(),
-            filer.as_deref(),
-            DISCOVERY_TIMEOUT,
-        )
-        .await
-    })?;
-    let endpoints = resolved.map_err(|e| anyhow::anyhow!(e))?;
-    tracing::info!(
-        broker = endpoints.broker,
-        filer = endpoints.filer,
-        "SeaweedFS servers"
-    );
-    Ok(endpoints)
-}
-
-/// Idempotent producers' states stored by earlier runs, read once for every shard. A store
-/// that cannot be read is logged, not fatal: only retries across the restart then go
-/// unrecognised, as on a backend that keeps none.
-fn stored_producers(config: &Config, endpoints: &Endpoints) -> anyhow::Result<Vec<StoredProducer>> {
-    let filer = endpoints.filer.clone();
-    let namespace = config.smq_namespace.clone();
-    let loaded = before_shards("tidegate-restore", move || async move {
-        SmqBackend::stored_producers(filer, &namespace).await
-    })?;
-    Ok(loaded.unwrap_or_else(|error| {
-        tracing::warn!(%error, "producer states not restored");
-        Vec::new()
-    }))
-}
-
-/// Runs start-up work that talks gRPC (which runs on glommio) on a short-lived executor of
-/// its own, before any shard starts.
-fn before_shards<T, F>(name: &str, work: impl FnOnce() -> F + Send + 'static) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = T> + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .name(name)
-        .io_memory(IO_MEMORY)
-        .spawn(work)
-        .map_err(|e| anyhow::anyhow!("cannot start executor {name}: {e}"))?
-        .join()
-        .map_err(|e| anyhow::anyhow!("executor {name} stopped: {e}"))
 }
 
 /// Holds the bootstrap port so that `--port 0` names one port that every shard then binds
@@ -316,21 +246,8 @@ async fn shard_main(
         .await
         .map_err(|_| "start-up was abandoned".to_string())?;
 
-    let backend = match config.backend {
-        BackendKind::Memory => {
-            let retention = config.memory_retention_bytes;
-            Backend::Memory(MemoryBackend::new(startup.catalog.clone(), retention))
-        }
-        BackendKind::Smq => {
-            let endpoints = startup.smq.clone().ok_or("no SeaweedFS servers resolved")?;
-            Backend::Smq(Box::new(SmqBackend::new(
-                endpoints,
-                config.smq_namespace.clone(),
-                shard_id,
-            )))
-        }
-    };
-    let shard = Rc::new(Shard::new(shard_id, config, cluster, backend, context.mesh));
+    let stores = startup.backend.open_shard(shard_id);
+    let shard = Rc::new(Shard::new(shard_id, config, cluster, stores, context.mesh));
     // Before any append can reach this shard, from a client or from another shard.
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);

@@ -7,7 +7,7 @@
 //! path either way, so a request that reached the "wrong" core is served exactly like one
 //! that reached the right one, and every kind of work has its own typed answer.
 
-use crate::backend::{Backend, StoredProducer};
+use crate::backend::{ShardStores, StoredProducer, TopicCatalogue};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -35,7 +35,8 @@ pub struct Shard {
     pub id: ShardId,
     pub config: Arc<Config>,
     pub cluster: Arc<Cluster>,
-    pub backend: Rc<Backend>,
+    /// The topics, as this shard's catalogue sees them.
+    pub topics: TopicCatalogue,
     /// The partitions this shard owns.
     pub partitions: Rc<Partitions>,
     /// The consumer groups this shard coordinates.
@@ -51,19 +52,18 @@ impl Shard {
         id: ShardId,
         config: Arc<Config>,
         cluster: Arc<Cluster>,
-        backend: Backend,
+        stores: ShardStores,
         mesh: Mesh<ShardMessage>,
     ) -> Self {
         let started_secs = crate::unix_time().as_secs() as i64;
-        let backend = Rc::new(backend);
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),
-            groups: Coordinator::new(&config, backend.clone()),
-            partitions: Rc::new(Partitions::new(backend.clone())),
+            groups: Coordinator::new(&config, stores.offsets),
+            partitions: Rc::new(Partitions::new(stores.log, stores.producers)),
+            topics: stores.topics,
             config,
             cluster,
-            backend,
             mesh,
             producer_ids_issued: Cell::new(0),
             // Ids from different runs must not collide while old producers may still be
@@ -105,7 +105,7 @@ impl Shard {
     pub fn restore_producers(&self, stored: &mut Vec<StoredProducer>) {
         let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(stored)
             .into_iter()
-            .partition(|(tp, _, _)| self.owner(tp) == self.id);
+            .partition(|stored| self.owner(&stored.tp) == self.id);
         *stored = others;
         let restored = mine.len();
         self.partitions.restore_producers(mine);
@@ -119,16 +119,9 @@ impl Shard {
     pub fn start_background(self: &Rc<Self>, inbox: MeshInbox<ShardMessage>) {
         glommio::spawn_local(self.clone().serve_mesh(inbox)).detach();
         glommio::spawn_local(self.clone().run_group_timers()).detach();
-        let partitions = self.partitions.clone();
-        glommio::spawn_local(async move { partitions.expire_producers().await }).detach();
         let interval =
             std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
-        let partitions = self.partitions.clone();
-        glommio::spawn_local(async move { partitions.enforce_retention(interval).await }).detach();
-        if self.backend.keeps_producers() {
-            let partitions = self.partitions.clone();
-            glommio::spawn_local(async move { partitions.write_producer_states().await }).detach();
-        }
+        self.partitions.start_background(interval);
     }
 
     /// Tells every shard (this one too) that a topic changed, so none serves it from what it
@@ -137,7 +130,7 @@ impl Shard {
         let calls = (0..self.nr_shards()).map(|owner| {
             let name = name.to_string();
             self.invoke(owner, move |shard| async move {
-                shard.backend.topic_changed(&name);
+                shard.topics.forget(&name);
             })
         });
         join_all(calls).await;

@@ -1,5 +1,5 @@
 //! Committed consumer-group offsets of the SMQ backend against a real SeaweedFS: stored
-//! through tidegate's own code path (SmqBackend on a glommio executor, broker and filer
+//! through tidegate's own code path (the SMQ offset store on a glommio executor, broker and filer
 //! discovered from the master), read back, and checked as SeaweedFS's Go Kafka gateway
 //! sees them: the file over the filer's HTTP port, and the Go gateway's own
 //! `consumer_offset.FilerStorage` (`.cache/bin/go-offsets`) in both directions.
@@ -16,8 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use tidegate::backend::smq::discovery::{self, Endpoints};
-use tidegate::backend::smq::SmqBackend;
-use tidegate::backend::{CommittedOffset, GroupOffsets};
+use tidegate::backend::{Backend, CommittedOffset, GroupOffsets};
 use tidegate::error::Error;
 use tidegate::TopicPartition;
 
@@ -104,12 +103,11 @@ fn offsets_round_trip_through_the_filer_in_the_go_gateways_layout() {
             let found = discovery::resolve(Some(&master), None, None, Duration::from_secs(30))
                 .await
                 .expect("discovery");
-            let backend = SmqBackend::new(found.clone(), "kafka".into(), 0);
-            backend
-                .store_offsets(&group, &offsets)
-                .await
-                .expect("store");
-            let stored = backend.load_offsets(&group).await.expect("load");
+            let store = Backend::Smq(found.clone(), "kafka".into())
+                .open_shard(0)
+                .offsets;
+            store.store(&group, &offsets).await.expect("store");
+            let stored = store.load(&group).await.expect("load");
             (found, stored)
         })
     };
@@ -138,13 +136,12 @@ fn offsets_round_trip_through_the_filer_in_the_go_gateways_layout() {
     let later = on_executor({
         let (group, endpoints) = (group.clone(), endpoints(&ports));
         move || async move {
-            let backend = SmqBackend::new(endpoints, "kafka".into(), 1);
+            let store = Backend::Smq(endpoints, "kafka".into())
+                .open_shard(1)
+                .offsets;
             let update = vec![(tp("orders", 1), committed(21, 4, "again"))];
-            backend
-                .store_offsets(&group, &update)
-                .await
-                .expect("overwrite");
-            backend.load_offsets(&group).await.expect("load")
+            store.store(&group, &update).await.expect("overwrite");
+            store.load(&group).await.expect("load")
         }
     });
     let later = sorted(later);
@@ -166,49 +163,39 @@ fn deleting_offsets_removes_partitions_topics_and_empty_groups() {
         on_executor({
             let (group, whole) = (group.clone(), whole.clone());
             move || async move {
-                let backend = SmqBackend::new(endpoints, "kafka".into(), 0);
+                let store = Backend::Smq(endpoints, "kafka".into())
+                    .open_shard(0)
+                    .offsets;
                 let offsets = vec![
                     (tp("a", 0), committed(1, -1, "")),
                     (tp("a", 1), committed(2, -1, "")),
                     (tp("b", 0), committed(3, -1, "")),
                 ];
-                backend
-                    .store_offsets(&group, &offsets)
-                    .await
-                    .expect("store");
-                backend
-                    .store_offsets(&whole, &offsets)
-                    .await
-                    .expect("store");
+                store.store(&group, &offsets).await.expect("store");
+                store.store(&whole, &offsets).await.expect("store");
 
                 // Partition b-0 and a never-committed one: b's directory goes with it.
                 let some = [tp("b", 0), tp("c", 9)];
-                backend
-                    .delete_offsets(&group, Some(&some))
+                store
+                    .delete(&group, Some(&some))
                     .await
                     .expect("delete some");
-                let after_partial = backend.load_offsets(&group).await.expect("load");
-                let listed_partial = backend.list_offset_groups().await.expect("list");
+                let after_partial = store.load(&group).await.expect("load");
+                let listed_partial = store.list_groups().await.expect("list");
                 // The rest: the group's directory goes too, so it is no longer listed.
                 let rest = [tp("a", 0), tp("a", 1)];
-                backend
-                    .delete_offsets(&group, Some(&rest))
+                store
+                    .delete(&group, Some(&rest))
                     .await
                     .expect("delete rest");
-                let after_emptied = backend.load_offsets(&group).await.expect("load");
-                let listed_emptied = backend.list_offset_groups().await.expect("list");
+                let after_emptied = store.load(&group).await.expect("load");
+                let listed_emptied = store.list_groups().await.expect("list");
 
-                backend
-                    .delete_offsets(&whole, None)
-                    .await
-                    .expect("delete group");
-                let whole_after = backend.load_offsets(&whole).await.expect("load");
-                let listed_whole = backend.list_offset_groups().await.expect("list");
+                store.delete(&whole, None).await.expect("delete group");
+                let whole_after = store.load(&whole).await.expect("load");
+                let listed_whole = store.list_groups().await.expect("list");
                 // Deleting what is not there is not an error.
-                backend
-                    .delete_offsets(&whole, None)
-                    .await
-                    .expect("delete again");
+                store.delete(&whole, None).await.expect("delete again");
                 (
                     after_partial,
                     listed_partial,
@@ -252,16 +239,20 @@ fn groups_that_cannot_be_a_directory_are_refused_and_unknown_groups_are_empty() 
     let unknown = unique_group("tidegate-never-committed");
     let (refused, unknown_offsets, no_base_dir) = on_executor(move || async move {
         // A namespace nobody committed in: its base directory does not exist.
-        let fresh = SmqBackend::new(endpoints.clone(), unique_group("tidegate-ns"), 0);
-        let no_base_dir = fresh.list_offset_groups().await;
-        let backend = SmqBackend::new(endpoints, "kafka".into(), 0);
+        let fresh = Backend::Smq(endpoints.clone(), unique_group("tidegate-ns"))
+            .open_shard(0)
+            .offsets;
+        let no_base_dir = fresh.list_groups().await;
+        let store = Backend::Smq(endpoints, "kafka".into())
+            .open_shard(0)
+            .offsets;
         let offsets = vec![(tp("t", 0), committed(1, -1, ""))];
         let refused = [
-            backend.store_offsets("team/app", &offsets).await.err(),
-            backend.load_offsets("team/app").await.err(),
-            backend.delete_offsets("..", None).await.err(),
+            store.store("team/app", &offsets).await.err(),
+            store.load("team/app").await.err(),
+            store.delete("..", None).await.err(),
         ];
-        (refused, backend.load_offsets(&unknown).await, no_base_dir)
+        (refused, store.load(&unknown).await, no_base_dir)
     });
     for error in refused {
         assert!(matches!(error, Some(Error::InvalidGroupId(_))), "{error:?}");

@@ -63,8 +63,6 @@ pub struct MemoryBackend {
     cached: RefCell<(u64, Arc<Catalog>)>,
     logs: RefCell<HashMap<(Uuid, i32), PartitionLog>>,
     retention_bytes: usize,
-    /// Committed offsets of the groups this shard coordinates.
-    offsets: RefCell<HashMap<String, HashMap<TopicPartition, CommittedOffset>>>,
 }
 
 #[derive(Default)]
@@ -132,7 +130,6 @@ impl MemoryBackend {
             cached: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
             retention_bytes,
-            offsets: RefCell::default(),
         }
     }
 
@@ -221,6 +218,15 @@ impl MemoryBackend {
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicMeta>> {
         self.catalog().by_id.get(&id).cloned()
+    }
+
+    /// Nothing to forget: every shard reads the shared catalogue's version on each lookup.
+    pub fn forget(&self, _name: &str) {}
+
+    /// Every append goes through this process and wakes the fetches waiting on it: no
+    /// re-reading.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        None
     }
 
     pub fn list_topics(&self) -> Vec<Arc<TopicMeta>> {
@@ -432,29 +438,34 @@ fn first_record_at_or_after(batch: &StoredBatch, target: i64, log_start: i64) ->
         .unwrap_or((batch.base_offset.max(log_start), batch.max_timestamp))
 }
 
-impl MemoryBackend {
-    pub fn store_offsets(&self, group: &str, offsets: &GroupOffsets) {
-        let mut groups = self.offsets.borrow_mut();
+/// A shard's committed offsets, for the groups it coordinates.
+#[derive(Default)]
+pub struct OffsetStore {
+    groups: RefCell<HashMap<String, HashMap<TopicPartition, CommittedOffset>>>,
+}
+
+impl OffsetStore {
+    pub fn store(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
+        let mut groups = self.groups.borrow_mut();
         let stored = groups.entry_ref(group).or_default();
         for (tp, committed) in offsets {
             stored.insert(tp.clone(), committed.clone());
         }
+        Ok(())
     }
 
-    pub fn load_offsets(&self, group: &str) -> GroupOffsets {
-        self.offsets
-            .borrow()
-            .get(group)
-            .map_or_else(Vec::new, |stored| {
-                stored
-                    .iter()
-                    .map(|(tp, committed)| (tp.clone(), committed.clone()))
-                    .collect()
-            })
+    pub fn load(&self, group: &str) -> Result<GroupOffsets> {
+        let groups = self.groups.borrow();
+        Ok(groups.get(group).map_or_else(Vec::new, |stored| {
+            stored
+                .iter()
+                .map(|(tp, committed)| (tp.clone(), committed.clone()))
+                .collect()
+        }))
     }
 
-    pub fn delete_offsets(&self, group: &str, partitions: Option<&[TopicPartition]>) {
-        let mut groups = self.offsets.borrow_mut();
+    pub fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        let mut groups = self.groups.borrow_mut();
         match partitions {
             None => {
                 groups.remove(group);
@@ -470,10 +481,11 @@ impl MemoryBackend {
                 }
             }
         }
+        Ok(())
     }
 
-    pub fn list_offset_groups(&self) -> Vec<String> {
-        self.offsets.borrow().keys().cloned().collect()
+    pub fn list_groups(&self) -> Result<Vec<String>> {
+        Ok(self.groups.borrow().keys().cloned().collect())
     }
 }
 

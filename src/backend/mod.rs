@@ -1,23 +1,39 @@
-//! Where records live: the contract every backend meets, and the one chosen at start-up.
+//! Where records live, as four small seams, and the one backend chosen at start-up.
 //!
-//! A backend instance belongs to one shard. Topic admin may be called on any shard; partition
-//! data calls (`append`, `read`, `list_offset`) are only made on the shard that owns the
-//! partition, so a backend keeps per-partition state without locks. Offsets are assigned by
-//! the backend: a Kafka offset is the backend's own offset.
+//! The seams, each sized to its one caller:
+//! - [`TopicCatalogue`]: topics by name or id, and their admin (the topic handlers).
+//! - [`PartitionLog`]: append, read a range, list offsets, move the log start, and how a
+//!   waiting fetch learns of new data (`partition::Partitions`).
+//! - [`OffsetStore`]: consumer groups' committed offsets (`group::offsets::OffsetCache`).
+//! - [`ProducerStore`]: idempotent producers' state, for backends whose records outlive the
+//!   process (`partition::Partitions`).
+//!
+//! `memory` and `smq` implement each; [`open`] picks one at start-up, does its discovery
+//! and start-up reads, and [`Backend::open_shard`] gives every shard its own instance of
+//! each seam. A seam is an enum (static dispatch) whose arms only forward: what a backend
+//! refuses, how it polls and what it keeps are decided inside `memory` and `smq`.
+//!
+//! A shard's instances are its own. Topic admin may be called on any shard; partition data
+//! calls are only made on the shard that owns the partition, and a group's offsets only on
+//! the group's coordinator, so implementations keep per-partition and per-group state
+//! without locks. Offsets are assigned by the log: a Kafka offset is the backend's own.
 
 pub mod memory;
 pub mod smq;
 
+use crate::config::{BackendKind, Config};
 use crate::error::Result;
 use crate::partition::producer_state::ProducerSnapshot;
 use crate::record_batch::RecordBatch;
 use crate::TopicPartition;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
-/// A topic as the catalog knows it. Shared read-only between shards.
+/// A topic as the catalogue knows it. Shared read-only between shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicMeta {
     pub name: Arc<str>,
@@ -36,6 +52,15 @@ pub enum OffsetSpec {
     MaxTimestamp,
     /// The first offset whose record timestamp is at least this (ms since the epoch).
     Timestamp(i64),
+}
+
+/// A ListOffsets answer for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundOffset {
+    /// -1 when no record matches.
+    pub offset: i64,
+    /// The record's timestamp (ms since the epoch); -1 when no record matches.
+    pub timestamp: i64,
 }
 
 /// A range of the log, as stored batches.
@@ -61,18 +86,104 @@ pub struct CommittedOffset {
 /// Committed offsets of one group, as stored.
 pub type GroupOffsets = Vec<(TopicPartition, CommittedOffset)>;
 
-/// An idempotent producer's state on one partition: (partition, producer id, state).
-pub type StoredProducer = (TopicPartition, i64, ProducerSnapshot);
+/// An idempotent producer's state on one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProducer {
+    pub tp: TopicPartition,
+    pub producer_id: i64,
+    pub state: ProducerSnapshot,
+}
 
-/// The backend this process runs, chosen once at start-up.
+/// The backend this process runs, shared by every shard: what each needs to open its own
+/// seams.
 pub enum Backend {
-    Memory(memory::MemoryBackend),
-    /// Boxed: it is much larger than the memory backend, and there is one per shard.
-    Smq(Box<smq::SmqBackend>),
+    Memory(Arc<memory::SharedCatalog>, usize),
+    Smq(smq::Endpoints, String),
+}
+
+/// One shard's instance of every seam.
+pub struct ShardStores {
+    pub topics: TopicCatalogue,
+    pub log: PartitionLog,
+    pub offsets: OffsetStore,
+    pub producers: ProducerStore,
+}
+
+/// The backend `--backend` names, ready for the shards: SeaweedFS's servers found (or the
+/// process-wide memory catalogue made), and what earlier runs stored read back. Runs before
+/// any shard starts.
+pub fn open(config: &Config) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
+    match config.backend {
+        BackendKind::Memory => {
+            tracing::info!(
+                retention_bytes = config.memory_retention_bytes,
+                "backend: memory (records live in this process)"
+            );
+            let backend = Backend::Memory(Arc::default(), config.memory_retention_bytes);
+            // The memory backend's records, and so its producers, die with the process.
+            Ok((backend, Vec::new()))
+        }
+        BackendKind::Smq => {
+            let (endpoints, producers) = smq::open(config)?;
+            Ok((
+                Backend::Smq(endpoints, config.smq_namespace.clone()),
+                producers,
+            ))
+        }
+    }
 }
 
 impl Backend {
-    pub async fn create_topic(
+    /// Shard `shard_id`'s own instance of every seam.
+    pub fn open_shard(&self, shard_id: usize) -> ShardStores {
+        match self {
+            Backend::Memory(catalog, retention_bytes) => {
+                let backend = Rc::new(memory::MemoryBackend::new(
+                    catalog.clone(),
+                    *retention_bytes,
+                ));
+                ShardStores {
+                    topics: TopicCatalogue::Memory(backend.clone()),
+                    log: PartitionLog::Memory(backend),
+                    offsets: OffsetStore::Memory(memory::OffsetStore::default()),
+                    producers: ProducerStore::Memory,
+                }
+            }
+            Backend::Smq(endpoints, namespace) => {
+                let filer = Rc::new(smq::filer::Filer::new(endpoints.filer.clone()));
+                let backend = Rc::new(smq::SmqBackend::new(
+                    endpoints.broker.clone(),
+                    filer.clone(),
+                    namespace.clone(),
+                    shard_id,
+                ));
+                ShardStores {
+                    topics: TopicCatalogue::Smq(backend.clone()),
+                    log: PartitionLog::Smq(backend),
+                    offsets: OffsetStore::Smq(smq::offsets::OffsetStore::new(
+                        filer.clone(),
+                        namespace,
+                    )),
+                    producers: ProducerStore::Smq(smq::producers::ProducerStore::new(
+                        filer, namespace,
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Topics: lookup and admin. A backend's catalogue and log share what they cache of a
+/// topic.
+pub enum TopicCatalogue {
+    Memory(Rc<memory::MemoryBackend>),
+    Smq(Rc<smq::SmqBackend>),
+}
+
+impl TopicCatalogue {
+    /// Creates a topic; TOPIC_ALREADY_EXISTS if it does. `validate_only` checks and answers
+    /// what would be created.
+    pub async fn create(
         &self,
         name: &str,
         partitions: i32,
@@ -80,22 +191,23 @@ impl Backend {
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>> {
         match self {
-            Backend::Memory(b) => b.create_topic(name, partitions, configs, validate_only),
-            Backend::Smq(b) => {
+            Self::Memory(b) => b.create_topic(name, partitions, configs, validate_only),
+            Self::Smq(b) => {
                 b.create_topic(name, partitions, configs, validate_only)
                     .await
             }
         }
     }
 
-    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>> {
+    /// Deletes a topic and its records, or says why the backend cannot.
+    pub async fn delete(&self, name: &str) -> Result<Arc<TopicMeta>> {
         match self {
-            Backend::Memory(b) => b.delete_topic(name),
-            Backend::Smq(b) => b.delete_topic(name).await,
+            Self::Memory(b) => b.delete_topic(name),
+            Self::Smq(b) => b.delete_topic(name).await,
         }
     }
 
-    /// Grows a topic to `count` partitions.
+    /// Grows a topic to `count` partitions, or says why the backend cannot.
     pub async fn create_partitions(
         &self,
         name: &str,
@@ -103,63 +215,72 @@ impl Backend {
         validate_only: bool,
     ) -> Result<()> {
         match self {
-            Backend::Memory(b) => b.create_partitions(name, count, validate_only),
-            Backend::Smq(b) => b.create_partitions(name, count).await,
+            Self::Memory(b) => b.create_partitions(name, count, validate_only),
+            Self::Smq(b) => b.create_partitions(name, count, validate_only).await,
         }
     }
 
     /// Replaces a topic's configs (validated by the caller). Every shard sees the change on
-    /// its next lookup once [`Backend::topic_changed`] ran there.
-    pub async fn alter_topic_configs(
+    /// its next lookup once [`TopicCatalogue::forget`] ran there.
+    pub async fn alter_configs(
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<()> {
         match self {
-            Backend::Memory(b) => b.alter_topic_configs(name, configs, validate_only),
-            Backend::Smq(b) => b.alter_topic_configs(name, configs, validate_only).await,
+            Self::Memory(b) => b.alter_topic_configs(name, configs, validate_only),
+            Self::Smq(b) => b.alter_topic_configs(name, configs, validate_only).await,
         }
     }
 
     /// Forgets what this shard cached about a topic that another shard changed.
-    pub fn topic_changed(&self, name: &str) {
+    pub fn forget(&self, name: &str) {
         match self {
-            // The shared catalog's version tells every shard.
-            Backend::Memory(_) => {}
-            Backend::Smq(b) => b.forget(name),
+            Self::Memory(b) => b.forget(name),
+            Self::Smq(b) => b.forget(name),
         }
     }
 
-    pub async fn topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
+    pub async fn get(&self, name: &str) -> Result<Option<Arc<TopicMeta>>> {
         match self {
-            Backend::Memory(b) => Ok(b.topic(name)),
-            Backend::Smq(b) => b.topic(name).await,
+            Self::Memory(b) => Ok(b.topic(name)),
+            Self::Smq(b) => b.topic(name).await,
         }
     }
 
-    pub async fn topic_by_id(&self, id: Uuid) -> Result<Option<Arc<TopicMeta>>> {
+    pub async fn by_id(&self, id: Uuid) -> Result<Option<Arc<TopicMeta>>> {
         match self {
-            Backend::Memory(b) => Ok(b.topic_by_id(id)),
-            Backend::Smq(b) => b.topic_by_id(id).await,
+            Self::Memory(b) => Ok(b.topic_by_id(id)),
+            Self::Smq(b) => b.topic_by_id(id).await,
         }
     }
 
-    pub async fn list_topics(&self) -> Result<Vec<Arc<TopicMeta>>> {
+    /// Every topic, by name.
+    pub async fn list(&self) -> Result<Vec<Arc<TopicMeta>>> {
         match self {
-            Backend::Memory(b) => Ok(b.list_topics()),
-            Backend::Smq(b) => b.list_topics().await,
+            Self::Memory(b) => Ok(b.list_topics()),
+            Self::Smq(b) => b.list_topics().await,
         }
     }
+}
 
+/// Partition data, on the partition's owner only.
+pub enum PartitionLog {
+    Memory(Rc<memory::MemoryBackend>),
+    Smq(Rc<smq::SmqBackend>),
+}
+
+impl PartitionLog {
     /// Appends validated batches in order and returns the offset given to the first record.
     ///
-    /// Ordering contract: a backend fixes the position of the append before its first
-    /// `.await`, so appends issued in order on one shard land in that order.
+    /// Ordering contract: the position of the append is fixed before the first `.await`,
+    /// so appends issued in order on one shard land in that order (`partition` explains
+    /// why it matters).
     pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
         match self {
-            Backend::Memory(b) => b.append(tp, batches),
-            Backend::Smq(b) => b.append(tp, batches).await,
+            Self::Memory(b) => b.append(tp, batches),
+            Self::Smq(b) => b.append(tp, batches).await,
         }
     }
 
@@ -172,42 +293,52 @@ impl Backend {
         max_bytes: usize,
     ) -> Result<ReadResult> {
         match self {
-            Backend::Memory(b) => b.read(tp, offset, max_bytes),
-            Backend::Smq(b) => b.read(tp, offset, max_bytes).await,
+            Self::Memory(b) => b.read(tp, offset, max_bytes),
+            Self::Smq(b) => b.read(tp, offset, max_bytes).await,
+        }
+    }
+
+    /// The offset a ListOffsets query names.
+    pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<FoundOffset> {
+        let (offset, timestamp) = match self {
+            Self::Memory(b) => b.list_offset(tp, spec)?,
+            Self::Smq(b) => b.list_offset(tp, spec).await?,
+        };
+        Ok(FoundOffset { offset, timestamp })
+    }
+
+    /// DeleteRecords: moves the partition's log start to `offset` (-1: the high watermark)
+    /// and returns the new log start, or says why the backend cannot.
+    pub async fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
+        match self {
+            Self::Memory(b) => b.delete_records(tp, offset),
+            Self::Smq(b) => b.delete_records(tp, offset).await,
+        }
+    }
+
+    /// Bytes the backend holds for the partition.
+    pub async fn size(&self, tp: &TopicPartition) -> Result<i64> {
+        match self {
+            Self::Memory(b) => b.partition_size(tp),
+            Self::Smq(b) => b.partition_size(tp).await,
         }
     }
 
     /// The offset after the last record, cheaply: long-polls compare against it.
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
         match self {
-            Backend::Memory(b) => b.high_watermark(tp),
-            Backend::Smq(b) => b.high_watermark(tp),
+            Self::Memory(b) => b.high_watermark(tp),
+            Self::Smq(b) => b.high_watermark(tp),
         }
     }
 
-    /// How often a waiting fetch re-reads when others than this process may append
-    /// (SeaweedMQ); `None` where every append goes through here and wakes it.
-    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+    /// How a waiting fetch learns of new data: `None` when every append goes through this
+    /// process and wakes it; otherwise how often it must re-read, because others append
+    /// too.
+    pub fn poll_interval(&self) -> Option<Duration> {
         match self {
-            Backend::Memory(_) => None,
-            Backend::Smq(_) => Some(std::time::Duration::from_millis(100)),
-        }
-    }
-
-    /// DeleteRecords: moves the partition's log start to `offset` (-1: the high watermark)
-    /// and returns the new log start.
-    pub async fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64> {
-        match self {
-            Backend::Memory(b) => b.delete_records(tp, offset),
-            Backend::Smq(b) => b.delete_records(tp).await,
-        }
-    }
-
-    /// Bytes the backend holds for the partition.
-    pub async fn partition_size(&self, tp: &TopicPartition) -> Result<i64> {
-        match self {
-            Backend::Memory(b) => b.partition_size(tp),
-            Backend::Smq(b) => b.partition_size(tp).await,
+            Self::Memory(b) => b.poll_interval(),
+            Self::Smq(b) => b.poll_interval(),
         }
     }
 
@@ -215,78 +346,75 @@ impl Backend {
     /// backend enforces it; returns how many batches went.
     pub fn enforce_retention(&self, now_ms: i64) -> usize {
         match self {
-            Backend::Memory(b) => b.enforce_retention(now_ms),
-            // SeaweedMQ keeps everything (README: retention on SMQ).
-            Backend::Smq(_) => 0,
+            Self::Memory(b) => b.enforce_retention(now_ms),
+            Self::Smq(b) => b.enforce_retention(now_ms),
         }
     }
+}
 
-    /// (offset, timestamp) for a ListOffsets query; (-1, -1) when no record matches.
-    pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
-        match self {
-            Backend::Memory(b) => b.list_offset(tp, spec),
-            Backend::Smq(b) => b.list_offset(tp, spec).await,
-        }
-    }
+/// Consumer groups' committed offsets. Only a group's coordinator shard calls these for
+/// the group.
+pub enum OffsetStore {
+    Memory(memory::OffsetStore),
+    Smq(smq::offsets::OffsetStore),
+}
 
-    // Committed consumer offsets. Only the group's coordinator shard calls these for a
-    // group, so a backend may keep per-group state without locks.
-
+impl OffsetStore {
     /// Stores one commit request's offsets, durably before it returns: a single write.
-    pub async fn store_offsets(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
+    pub async fn store(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
         match self {
-            Backend::Memory(b) => {
-                b.store_offsets(group, offsets);
-                Ok(())
-            }
-            Backend::Smq(b) => b.store_offsets(group, offsets).await,
+            Self::Memory(s) => s.store(group, offsets),
+            Self::Smq(s) => s.store(group, offsets).await,
         }
     }
 
     /// Every committed offset of a group (empty when it has none).
-    pub async fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {
+    pub async fn load(&self, group: &str) -> Result<GroupOffsets> {
         match self {
-            Backend::Memory(b) => Ok(b.load_offsets(group)),
-            Backend::Smq(b) => b.load_offsets(group).await,
+            Self::Memory(s) => s.load(group),
+            Self::Smq(s) => s.load(group).await,
         }
     }
 
     /// Forgets the given partitions' offsets of a group, or all of them with `None`.
-    pub async fn delete_offsets(
-        &self,
-        group: &str,
-        partitions: Option<&[TopicPartition]>,
-    ) -> Result<()> {
+    pub async fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
         match self {
-            Backend::Memory(b) => {
-                b.delete_offsets(group, partitions);
-                Ok(())
-            }
-            Backend::Smq(b) => b.delete_offsets(group, partitions).await,
+            Self::Memory(s) => s.delete(group, partitions),
+            Self::Smq(s) => s.delete(group, partitions).await,
         }
     }
 
-    /// Every group with stored offsets, on any shard.
-    pub async fn list_offset_groups(&self) -> Result<Vec<String>> {
+    /// Every group with stored offsets.
+    pub async fn list_groups(&self) -> Result<Vec<String>> {
         match self {
-            Backend::Memory(b) => Ok(b.list_offset_groups()),
-            Backend::Smq(b) => b.list_offset_groups().await,
+            Self::Memory(s) => s.list_groups(),
+            Self::Smq(s) => s.list_groups().await,
         }
     }
+}
 
-    // Idempotent producers' state, for backends whose records outlive the process. Each
-    // shard stores the partitions it owns; start-up reads them back once for all shards.
+/// Idempotent producers' state. Each shard stores the partitions it owns; [`open`] reads
+/// them back once for all shards.
+pub enum ProducerStore {
+    /// Keeps none: the records die with the process, and so do their producers.
+    Memory,
+    Smq(smq::producers::ProducerStore),
+}
 
-    /// Whether producer state must be stored for a retry across a restart to be recognised.
+impl ProducerStore {
+    /// Whether states must be stored for a retry across a restart to be recognised.
     pub fn keeps_producers(&self) -> bool {
-        matches!(self, Backend::Smq(_))
+        match self {
+            Self::Memory => false,
+            Self::Smq(_) => true,
+        }
     }
 
     /// Stores producers' states, durably before it returns: a single write.
-    pub async fn store_producers(&self, producers: &[StoredProducer]) -> Result<()> {
+    pub async fn store(&self, producers: &[StoredProducer]) -> Result<()> {
         match self {
-            Backend::Memory(_) => Ok(()),
-            Backend::Smq(b) => b.store_producers(producers).await,
+            Self::Memory => Ok(()),
+            Self::Smq(s) => s.store(producers).await,
         }
     }
 }

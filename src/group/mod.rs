@@ -15,7 +15,6 @@ use indexmap::IndexMap;
 use offsets::{OffsetCache, CACHED_GROUPS};
 use state::{Group, GroupSettings};
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// How often sessions and rebalance deadlines are checked.
@@ -56,7 +55,7 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// The coordinator of a shard, with `store` keeping its groups' committed offsets.
-    pub fn new(config: &Config, store: Rc<crate::backend::Backend>) -> Self {
+    pub fn new(config: &Config, store: crate::backend::OffsetStore) -> Self {
         Self {
             groups: RefCell::default(),
             consumer_groups: RefCell::default(),

@@ -1,8 +1,9 @@
 //! Committed offsets as the coordinator shard sees them: a bounded cache in front of the
-//! backend's store, which it owns (handlers never reach the store themselves). Writes go to the store first (one write per commit request) and then
-//! to the cache; a group's offsets are loaded from the store the first time they are read.
+//! backend's offset store, which it owns (handlers never reach the store themselves).
+//! Writes go to the store first (one write per commit request) and then to the cache; a
+//! group's offsets are loaded from the store the first time they are read.
 
-use crate::backend::{Backend, CommittedOffset, GroupOffsets};
+use crate::backend::{CommittedOffset, GroupOffsets, OffsetStore};
 use crate::error::Result;
 use crate::TopicPartition;
 use glommio::sync::Semaphore;
@@ -24,13 +25,13 @@ struct GroupEntry {
 }
 
 pub struct OffsetCache {
-    store: Rc<Backend>,
+    store: OffsetStore,
     groups: RefCell<HashMap<String, Rc<GroupEntry>>>,
     capacity: usize,
 }
 
 impl OffsetCache {
-    pub fn new(store: Rc<Backend>, capacity: usize) -> Self {
+    pub fn new(store: OffsetStore, capacity: usize) -> Self {
         Self {
             store,
             groups: RefCell::default(),
@@ -40,7 +41,7 @@ impl OffsetCache {
 
     /// Every group with committed offsets in the store, on any shard.
     pub async fn stored_groups(&self) -> Result<Vec<String>> {
-        self.store.list_offset_groups().await
+        self.store.list_groups().await
     }
 
     fn entry(&self, group: &str) -> Rc<GroupEntry> {
@@ -82,7 +83,7 @@ impl OffsetCache {
     pub async fn commit(&self, group: &str, offsets: GroupOffsets) -> Result<()> {
         let entry = self.entry(group);
         let _permit = entry.lock.acquire_permit(1).await;
-        self.store.store_offsets(group, &offsets).await?;
+        self.store.store(group, &offsets).await?;
         entry.offsets.borrow_mut().extend(offsets);
         Ok(())
     }
@@ -93,7 +94,7 @@ impl OffsetCache {
         if !entry.loaded.get() {
             let _permit = entry.lock.acquire_permit(1).await;
             if !entry.loaded.get() {
-                let stored = self.store.load_offsets(group).await?;
+                let stored = self.store.load(group).await?;
                 let mut offsets = entry.offsets.borrow_mut();
                 // Commits made while not loaded went to the store first: it has them too.
                 offsets.clear();
@@ -109,7 +110,7 @@ impl OffsetCache {
     pub async fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
         let entry = self.entry(group);
         let _permit = entry.lock.acquire_permit(1).await;
-        self.store.delete_offsets(group, partitions).await?;
+        self.store.delete(group, partitions).await?;
         match partitions {
             None => {
                 entry.offsets.borrow_mut().clear();

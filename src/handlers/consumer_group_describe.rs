@@ -130,7 +130,7 @@ async fn describe_member(shard: &Shard, member: MemberView, version: i16) -> Mem
 async fn assignment(shard: &Shard, partitions: Partitions) -> Assignment {
     let mut topics = Vec::new();
     for (name, partitions) in partitions {
-        if let Ok(Some(meta)) = shard.backend.topic(&name).await {
+        if let Ok(Some(meta)) = shard.topics.get(&name).await {
             topics.push(
                 TopicPartitions::default()
                     .with_topic_id(meta.id)

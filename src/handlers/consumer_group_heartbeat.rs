@@ -125,7 +125,7 @@ async fn heartbeat(
 async fn partition_counts(shard: &Shard, names: &BTreeSet<String>) -> BTreeMap<String, i32> {
     let mut counts = BTreeMap::new();
     for name in names {
-        if let Ok(Some(topic)) = shard.backend.topic(name).await {
+        if let Ok(Some(topic)) = shard.topics.get(name).await {
             counts.insert(name.clone(), topic.partitions);
         }
     }
@@ -138,7 +138,7 @@ async fn owned_by_name(
 ) -> Partitions {
     let mut partitions = Partitions::new();
     for topic in owned {
-        if let Ok(Some(meta)) = shard.backend.topic_by_id(topic.topic_id).await {
+        if let Ok(Some(meta)) = shard.topics.by_id(topic.topic_id).await {
             let entry = partitions.entry(meta.name.to_string()).or_default();
             entry.extend(topic.partitions.iter().copied());
         }
@@ -149,7 +149,7 @@ async fn owned_by_name(
 async fn assignment(shard: &Shard, partitions: Partitions) -> Assignment {
     let mut topics = Vec::new();
     for (name, partitions) in partitions {
-        if let Ok(Some(meta)) = shard.backend.topic(&name).await {
+        if let Ok(Some(meta)) = shard.topics.get(&name).await {
             topics.push(
                 TopicPartitions::default()
                     .with_topic_id(meta.id)

@@ -37,7 +37,7 @@ async fn grow(shard: &Shard, topic: &CreatePartitionsTopic, validate_only: bool)
         )));
     }
     shard
-        .backend
+        .topics
         .create_partitions(&topic.name, topic.count, validate_only)
         .await?;
     if !validate_only {

@@ -88,8 +88,8 @@ async fn create(
         topic_config::validate(name, value)?;
     }
     let meta = shard
-        .backend
-        .create_topic(&topic.name, partitions, configs, validate_only)
+        .topics
+        .create(&topic.name, partitions, configs, validate_only)
         .await?;
     if !validate_only {
         tracing::info!(topic = &*meta.name, partitions, "created topic");

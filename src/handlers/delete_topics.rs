@@ -53,7 +53,7 @@ async fn delete(shard: &Shard, name: Option<&str>, id: Uuid) -> Result<(String, 
         Some(name) => name.to_string(),
         None => find_topic_by_id(shard, id).await?.name.to_string(),
     };
-    let deleted = shard.backend.delete_topic(&name).await?;
+    let deleted = shard.topics.delete(&name).await?;
     tracing::info!(topic = name, "deleted topic");
     Ok((name, deleted.id))
 }

@@ -48,8 +48,8 @@ async fn describe(shard: &Shard, resource: &DescribeConfigsResource) -> Result<V
     let entries = match resource.resource_type {
         RESOURCE_TOPIC => {
             let topic = shard
-                .backend
-                .topic(&resource.resource_name)
+                .topics
+                .get(&resource.resource_name)
                 .await?
                 .ok_or(Error::UnknownTopicOrPartition)?;
             topic_config::of_topic(&topic, &shard.config)

@@ -25,7 +25,7 @@ pub async fn handle(
     // (topic, partitions asked, or all of them) — null asks for every topic.
     let mut wanted: Vec<(String, Option<Vec<i32>>)> = Vec::new();
     match &request.topics {
-        None => match shard.backend.list_topics().await {
+        None => match shard.topics.list().await {
             Ok(all) => wanted.extend(all.iter().map(|t| (t.name.to_string(), None))),
             Err(error) => tracing::warn!(%error, "cannot list topics"),
         },
@@ -38,7 +38,7 @@ pub async fn handle(
     let mut topics = Vec::new();
     let mut unreadable = None;
     for (name, asked) in wanted {
-        let Ok(Some(meta)) = shard.backend.topic(&name).await else {
+        let Ok(Some(meta)) = shard.topics.get(&name).await else {
             continue;
         };
         let hosted = asked
@@ -47,10 +47,12 @@ pub async fn handle(
             .filter(|p| (0..meta.partitions).contains(p))
             .map(|p| TopicPartition::new(meta.name.clone(), p))
             // A broker describes only what it hosts.
-            .filter(|tp| shard.owner(tp) == shard.id);
+            .filter(|tp| shard.owner(tp) == shard.id)
+            .collect::<Vec<_>>();
+        let sizes = shard.partitions.sizes(hosted.clone()).await;
         let mut partitions = Vec::new();
-        for tp in hosted {
-            match shard.backend.partition_size(&tp).await {
+        for (tp, size) in hosted.iter().zip(sizes) {
+            match size {
                 Ok(size) => partitions.push(
                     DescribeLogDirsPartition::default()
                         .with_partition_index(tp.partition)

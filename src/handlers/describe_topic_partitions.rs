@@ -32,13 +32,13 @@ pub async fn handle(
     // Every topic when none is named, else the named ones; sorted by name either way.
     let mut wanted: Vec<(String, Result<Arc<TopicMeta>, Error>)> = Vec::new();
     if request.topics.is_empty() {
-        match shard.backend.list_topics().await {
+        match shard.topics.list().await {
             Ok(all) => wanted.extend(all.into_iter().map(|t| (t.name.to_string(), Ok(t)))),
             Err(error) => tracing::warn!(%error, "cannot list topics"),
         }
     } else {
         for topic in &request.topics {
-            let found = shard.backend.topic(&topic.name).await;
+            let found = shard.topics.get(&topic.name).await;
             let found = found.and_then(|t| t.ok_or(Error::UnknownTopicOrPartition));
             wanted.push((topic.name.to_string(), found));
         }

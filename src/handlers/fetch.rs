@@ -82,8 +82,8 @@ async fn resolve(shard: &Shard, request: &FetchRequest) -> Vec<Wanted> {
         let meta = match named_by_id(&topic.topic, topic.topic_id) {
             true => find_topic_by_id(shard, topic.topic_id).await,
             false => shard
-                .backend
-                .topic(&topic.topic)
+                .topics
+                .get(&topic.topic)
                 .await
                 .and_then(|t| t.ok_or(Error::UnknownTopicOrPartition)),
         };

@@ -40,7 +40,7 @@ pub async fn handle(
     let mut resources = Vec::new();
     for resource_type in types {
         match resource_type {
-            RESOURCE_TOPIC => match shard.backend.list_topics().await {
+            RESOURCE_TOPIC => match shard.topics.list().await {
                 Ok(topics) => resources.extend(
                     topics
                         .iter()

@@ -2,7 +2,7 @@
 //! of each partition's owner.
 
 use super::{Reply, RequestContext};
-use crate::backend::OffsetSpec;
+use crate::backend::{FoundOffset, OffsetSpec};
 use crate::error::{Error, Result};
 use crate::shard::Shard;
 use crate::TopicPartition;
@@ -26,10 +26,10 @@ pub async fn handle(
     context: RequestContext,
     request: ListOffsetsRequest,
 ) -> Reply<ListOffsetsResponse> {
-    let mut answers: Vec<Result<(i64, i64)>> = Vec::new();
+    let mut answers: Vec<Result<FoundOffset>> = Vec::new();
     let mut queries = Vec::new();
     for topic in &request.topics {
-        let meta = shard.backend.topic(&topic.name).await;
+        let meta = shard.topics.get(&topic.name).await;
         for partition in &topic.partitions {
             let query = meta.clone().and_then(|meta| {
                 let meta = meta.ok_or(Error::UnknownTopicOrPartition)?;
@@ -74,9 +74,9 @@ pub async fn handle(
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(partition.partition_index);
                     match answer {
-                        Ok((offset, timestamp)) => response
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
+                        Ok(found) => response
+                            .with_offset(found.offset)
+                            .with_timestamp(found.timestamp)
                             .with_leader_epoch(leader_epoch),
                         Err(error) => response
                             .with_error_code(error.code())

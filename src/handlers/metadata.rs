@@ -28,7 +28,7 @@ pub async fn handle(
         authorized_operations(request.include_topic_authorized_operations, Resource::Topic);
     let mut topics = Vec::new();
     if all_topics {
-        match shard.backend.list_topics().await {
+        match shard.topics.list().await {
             Ok(all) => topics.extend(all.iter().map(|t| describe(&shard, t, topic_operations))),
             Err(error) => tracing::warn!(%error, "cannot list topics"),
         }

@@ -65,7 +65,7 @@ pub async fn find_or_create_topic(
     name: &str,
     request_allows_creation: bool,
 ) -> Result<Arc<TopicMeta>> {
-    if let Some(topic) = shard.backend.topic(name).await? {
+    if let Some(topic) = shard.topics.get(name).await? {
         return Ok(topic);
     }
     if !(request_allows_creation && shard.config.auto_create_topics) {
@@ -74,8 +74,8 @@ pub async fn find_or_create_topic(
     validate_topic_name(name)?;
     let partitions = shard.config.default_partitions;
     match shard
-        .backend
-        .create_topic(name, partitions, BTreeMap::new(), false)
+        .topics
+        .create(name, partitions, BTreeMap::new(), false)
         .await
     {
         Ok(topic) => {
@@ -84,8 +84,8 @@ pub async fn find_or_create_topic(
         }
         // Another shard created it first.
         Err(Error::TopicAlreadyExists) => shard
-            .backend
-            .topic(name)
+            .topics
+            .get(name)
             .await?
             .ok_or(Error::UnknownTopicOrPartition),
         Err(error) => Err(error),
@@ -99,7 +99,7 @@ pub async fn named_partitions(
     topic: &str,
     partitions: &[i32],
 ) -> Result<Vec<(i32, Result<()>)>> {
-    let meta = shard.backend.topic(topic).await?;
+    let meta = shard.topics.get(topic).await?;
     let exists = |p: i32| {
         meta.as_ref()
             .is_some_and(|m| (0..m.partitions).contains(&p))
@@ -136,14 +136,14 @@ pub async fn alter_configs(
         }
     }
     let topic = shard
-        .backend
-        .topic(name)
+        .topics
+        .get(name)
         .await?
         .ok_or(Error::UnknownTopicOrPartition)?;
     let configs = change(&topic.configs)?;
     shard
-        .backend
-        .alter_topic_configs(name, configs, validate_only)
+        .topics
+        .alter_configs(name, configs, validate_only)
         .await?;
     if !validate_only {
         shard.topic_changed(name).await;
@@ -168,7 +168,7 @@ where
     let mut results: Vec<Result<R>> = Vec::new();
     let mut items = Vec::new();
     for (topic, partitions) in named {
-        let meta = shard.backend.topic(&topic).await;
+        let meta = shard.topics.get(&topic).await;
         for (partition, argument) in partitions {
             let exists = match &meta {
                 Ok(Some(meta)) if (0..meta.partitions).contains(&partition) => Ok(meta),
@@ -198,11 +198,7 @@ pub fn named_by_id(name: &str, id: Uuid) -> bool {
 
 /// A topic named by id.
 pub async fn find_topic_by_id(shard: &Shard, id: Uuid) -> Result<Arc<TopicMeta>> {
-    shard
-        .backend
-        .topic_by_id(id)
-        .await?
-        .ok_or(Error::UnknownTopicId)
+    shard.topics.by_id(id).await?.ok_or(Error::UnknownTopicId)
 }
 
 /// Kafka's rules for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.

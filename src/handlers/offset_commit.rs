@@ -53,7 +53,7 @@ pub async fn handle(
     for topic in &request.topics {
         let exists = match refused {
             Some(_) => None,
-            None => shard.backend.topic(&topic.name).await.ok().flatten(),
+            None => shard.topics.get(&topic.name).await.ok().flatten(),
         };
         let topic_errors = topic
             .partitions

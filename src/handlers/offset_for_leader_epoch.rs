@@ -63,9 +63,9 @@ pub async fn handle(
                         (None, Ok(_)) if asked.leader_epoch > LEADER_EPOCH => {
                             answer.with_leader_epoch(-1).with_end_offset(-1)
                         }
-                        (None, Ok((high_watermark, _))) => answer
+                        (None, Ok(high_watermark)) => answer
                             .with_leader_epoch(LEADER_EPOCH)
-                            .with_end_offset(high_watermark),
+                            .with_end_offset(high_watermark.offset),
                     }
                 })
                 .collect();

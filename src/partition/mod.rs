@@ -20,7 +20,7 @@
 //! 3. [`Partitions::append_all`] starts every partition's append in its own first poll
 //!    (`join_all`), and [`Partitions::append`] checks and records the sequence before its
 //!    first `.await`;
-//! 4. the backend fixes the position before its first `.await` (`Backend::append`): the
+//! 4. the log fixes the position before its first `.await` (`PartitionLog::append`): the
 //!    memory log appends at once, SMQ queues the messages on the partition's one publish
 //!    stream synchronously.
 //!
@@ -32,7 +32,9 @@
 
 pub mod producer_state;
 
-use crate::backend::{Backend, OffsetSpec, ReadResult, StoredProducer};
+use crate::backend::{
+    FoundOffset, OffsetSpec, PartitionLog, ProducerStore, ReadResult, StoredProducer,
+};
 use crate::error::{Error, Result};
 use crate::record_batch::{BatchHeader, RecordBatch};
 use crate::TopicPartition;
@@ -61,7 +63,9 @@ pub struct PartitionRead {
 
 /// The partitions one shard owns.
 pub struct Partitions {
-    backend: Rc<Backend>,
+    log: PartitionLog,
+    /// Where idempotent producers' states outlive the process, if the backend keeps them.
+    producer_store: ProducerStore,
     producers: RefCell<ProducerStates>,
     /// Producer states to store before their appends are answered (backends that keep them).
     producer_writes: RefCell<PendingWrites>,
@@ -70,9 +74,10 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    pub fn new(backend: Rc<Backend>) -> Self {
+    pub fn new(log: PartitionLog, producer_store: ProducerStore) -> Self {
         Self {
-            backend,
+            log,
+            producer_store,
             producers: RefCell::default(),
             producer_writes: RefCell::default(),
             waiters: RefCell::default(),
@@ -94,7 +99,7 @@ impl Partitions {
             return Ok(base_offset);
         }
         self.producers.borrow_mut().record(&append.tp, &headers);
-        let appended = self.backend.append(&append.tp, &append.batches).await;
+        let appended = self.log.append(&append.tp, &append.batches).await;
         let base_offset = match appended {
             Ok(base_offset) => base_offset,
             Err(error) => {
@@ -106,7 +111,7 @@ impl Partitions {
             .borrow_mut()
             .stored(&append.tp, &headers, base_offset);
         self.wake_fetchers(&append.tp);
-        if self.backend.keeps_producers() {
+        if self.producer_store.keeps_producers() {
             // Answered only once a retry across a restart would be recognised.
             let written = self
                 .producer_writes
@@ -123,18 +128,18 @@ impl Partitions {
     pub async fn read_all(&self, reads: Vec<PartitionRead>) -> Vec<Result<ReadResult>> {
         let reads = reads
             .iter()
-            .map(|r| self.backend.read(&r.tp, r.offset, r.max_bytes));
+            .map(|r| self.log.read(&r.tp, r.offset, r.max_bytes));
         join_all(reads).await
     }
 
-    /// (offset, timestamp) for each query, concurrently.
+    /// The offset each ListOffsets query names, concurrently.
     pub async fn list_offsets(
         &self,
         queries: Vec<(TopicPartition, OffsetSpec)>,
-    ) -> Vec<Result<(i64, i64)>> {
+    ) -> Vec<Result<FoundOffset>> {
         let queries = queries
             .iter()
-            .map(|(tp, spec)| self.backend.list_offset(tp, *spec));
+            .map(|(tp, spec)| self.log.list_offset(tp, *spec));
         join_all(queries).await
     }
 
@@ -143,8 +148,13 @@ impl Partitions {
     pub async fn delete_records(&self, deletions: Vec<(TopicPartition, i64)>) -> Vec<Result<i64>> {
         let deletions = deletions
             .iter()
-            .map(|(tp, offset)| self.backend.delete_records(tp, *offset));
+            .map(|(tp, offset)| self.log.delete_records(tp, *offset));
         join_all(deletions).await
+    }
+
+    /// Bytes the backend holds for each partition, concurrently.
+    pub async fn sizes(&self, partitions: Vec<TopicPartition>) -> Vec<Result<i64>> {
+        join_all(partitions.iter().map(|tp| self.log.size(tp))).await
     }
 
     /// The idempotent producers each partition knows.
@@ -167,7 +177,7 @@ impl Partitions {
     /// wake it; a backend others append to as well (SMQ) is re-read every poll interval.
     pub async fn watch(&self, positions: Vec<(TopicPartition, i64)>) {
         let moved =
-            |(tp, offset): &(TopicPartition, i64)| self.backend.high_watermark(tp) != Some(*offset);
+            |(tp, offset): &(TopicPartition, i64)| self.log.high_watermark(tp) != Some(*offset);
         if positions.is_empty() || positions.iter().any(moved) {
             return;
         }
@@ -182,7 +192,7 @@ impl Partitions {
                 woken.push(receiver);
             }
         }
-        match self.backend.poll_interval() {
+        match self.log.poll_interval() {
             None => drop(select_all(woken).await),
             Some(interval) => {
                 let timer = std::pin::pin!(glommio::timer::sleep(interval));
@@ -194,8 +204,24 @@ impl Partitions {
     /// Restores producer states an earlier run stored for partitions this shard owns.
     pub fn restore_producers(&self, mine: Vec<StoredProducer>) {
         let mut producers = self.producers.borrow_mut();
-        for (tp, producer_id, snapshot) in mine {
-            producers.restore(tp, producer_id, snapshot);
+        for stored in mine {
+            producers.restore(stored.tp, stored.producer_id, stored.state);
+        }
+    }
+
+    /// Starts the partitions' background work: producer expiry, retention, and the
+    /// producer-state writer where the backend keeps producers.
+    pub fn start_background(self: &Rc<Self>, retention_check_interval: Duration) {
+        let partitions = self.clone();
+        glommio::spawn_local(async move { partitions.expire_producers().await }).detach();
+        let partitions = self.clone();
+        glommio::spawn_local(async move {
+            partitions.enforce_retention(retention_check_interval).await
+        })
+        .detach();
+        if self.producer_store.keeps_producers() {
+            let partitions = self.clone();
+            glommio::spawn_local(async move { partitions.write_producer_states().await }).detach();
         }
     }
 
@@ -204,7 +230,7 @@ impl Partitions {
     /// written again with the next; the appends waiting for it are answered anyway (their
     /// records are stored; only a retry across a restart would go unrecognised). Runs for
     /// backends that keep producer state.
-    pub async fn write_producer_states(&self) {
+    async fn write_producer_states(&self) {
         loop {
             let next = self.producer_writes.borrow_mut().take();
             let (changed, waiting) = match next {
@@ -218,11 +244,17 @@ impl Partitions {
                 let producers = self.producers.borrow();
                 changed
                     .iter()
-                    .filter_map(|(tp, id)| Some((tp.clone(), *id, producers.snapshot(tp, *id)?)))
+                    .filter_map(|(tp, id)| {
+                        Some(StoredProducer {
+                            tp: tp.clone(),
+                            producer_id: *id,
+                            state: producers.snapshot(tp, *id)?,
+                        })
+                    })
                     .collect()
             };
             let started = std::time::Instant::now();
-            let written = self.backend.store_producers(&snapshots).await;
+            let written = self.producer_store.store(&snapshots).await;
             tracing::debug!(
                 states = snapshots.len(),
                 waiting = waiting.len(),
@@ -241,7 +273,7 @@ impl Partitions {
     }
 
     /// Forgets idle producers now and then (see `ProducerStates::expire`).
-    pub async fn expire_producers(&self) {
+    async fn expire_producers(&self) {
         loop {
             glommio::timer::sleep(Duration::from_secs(60)).await;
             let now_ms = crate::unix_time().as_millis() as i64;
@@ -254,11 +286,11 @@ impl Partitions {
 
     /// Drops what the partitions keep past their topics' `retention.ms`, every `interval`
     /// (`--log-retention-check-interval-ms`), as Kafka's log manager does.
-    pub async fn enforce_retention(&self, interval: Duration) {
+    async fn enforce_retention(&self, interval: Duration) {
         loop {
             glommio::timer::sleep(interval).await;
             let now_ms = crate::unix_time().as_millis() as i64;
-            let dropped = self.backend.enforce_retention(now_ms);
+            let dropped = self.log.enforce_retention(now_ms);
             if dropped > 0 {
                 tracing::debug!(dropped, "batches past retention.ms dropped");
             }

@@ -18,17 +18,16 @@ pub mod proto;
 pub mod publisher;
 pub mod topic_configs;
 
-use super::{GroupOffsets, OffsetSpec, ReadResult, StoredProducer, TopicMeta};
+use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
 use crate::error::{Error, Result};
 use crate::record_batch::RecordBatch;
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use cache::{BatchCache, Source, TimestampIndex};
 use channel::{GrpcChannel, SmqClient};
-use discovery::Endpoints;
+pub use discovery::Endpoints;
 use filer::Filer;
 use hashbrown::HashMap;
-use offsets::OffsetStore;
 use producers::ProducerStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FindBrokerLeaderRequest,
@@ -53,6 +52,8 @@ const MAX_FETCH_MESSAGES: i32 = 10_000;
 const BATCH_CACHE_BYTES: usize = 64 << 20;
 /// Offset → timestamp points each shard keeps for ListOffsets by time.
 const TIMESTAMP_POINTS: usize = 100_000;
+/// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
+const REREAD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A topic with where its partitions live, sorted by range start.
 struct SmqTopic {
@@ -72,10 +73,6 @@ pub struct SmqBackend {
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
     batch_cache: RefCell<BatchCache>,
     timestamps: RefCell<TimestampIndex>,
-    /// Committed consumer offsets, in the filer.
-    offsets: OffsetStore,
-    /// Idempotent producers' state, in the filer.
-    producers: ProducerStore,
     /// Kafka topic configs, in the filer.
     topic_configs: TopicConfigStore,
     /// For what SMQ itself keeps there (partition sizes).
@@ -87,12 +84,11 @@ fn unavailable(status: tonic::Status) -> Error {
 }
 
 impl SmqBackend {
-    pub fn new(endpoints: Endpoints, namespace: String, shard_id: usize) -> Self {
-        let filer = Rc::new(Filer::new(endpoints.filer));
+    /// A shard's catalogue and log: control-plane calls go to `bootstrap`, topic configs
+    /// and partition sizes to `filer`.
+    pub fn new(bootstrap: String, filer: Rc<Filer>, namespace: String, shard_id: usize) -> Self {
         Self {
-            bootstrap: endpoints.broker,
-            offsets: OffsetStore::new(filer.clone(), &namespace),
-            producers: ProducerStore::new(filer.clone(), &namespace),
+            bootstrap,
             topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
             filer,
             namespace,
@@ -262,7 +258,7 @@ impl SmqBackend {
     }
 
     /// SeaweedMQ cannot drop the start of a partition: an existing one is refused.
-    pub async fn delete_records(&self, tp: &TopicPartition) -> Result<i64> {
+    pub async fn delete_records(&self, tp: &TopicPartition, _offset: i64) -> Result<i64> {
         // Existence only: no broker connection is needed to refuse.
         let topic = self
             .lookup(&tp.topic)
@@ -284,7 +280,12 @@ impl SmqBackend {
 
     /// Re-configuring an SMQ topic re-allocates every partition under a new generation and
     /// orphans the data: an existing topic is refused.
-    pub async fn create_partitions(&self, name: &str, count: i32) -> Result<()> {
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        _validate_only: bool,
+    ) -> Result<()> {
         self.topic(name)
             .await?
             .ok_or(Error::UnknownTopicOrPartition)?;
@@ -393,6 +394,18 @@ impl SmqBackend {
             .borrow_mut()
             .insert(tp.clone(), publisher.clone());
         publisher
+    }
+
+    /// Others than this process may append to an SMQ partition (another gateway, SMQ's own
+    /// clients), so no append here wakes every waiting fetch: they re-read this often.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        Some(REREAD_INTERVAL)
+    }
+
+    /// SeaweedMQ keeps everything: the pinned version stores a topic's retention setting but
+    /// never acts on it (README: retention on SMQ), and tidegate cannot drop records there.
+    pub fn enforce_retention(&self, _now_ms: i64) -> usize {
+        0
     }
 
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
@@ -646,40 +659,60 @@ fn topic_id(name: &str, generation: i64) -> Uuid {
     Uuid::from_u64_pair(shards::fnv1a(name.as_bytes()), generation as u64)
 }
 
-// Committed consumer offsets live in the filer, where SeaweedFS's Go gateway keeps them.
-impl SmqBackend {
-    pub async fn store_offsets(&self, group: &str, offsets: &GroupOffsets) -> Result<()> {
-        self.offsets.store(group, offsets).await
-    }
-
-    pub async fn load_offsets(&self, group: &str) -> Result<GroupOffsets> {
-        self.offsets.load(group).await
-    }
-
-    pub async fn delete_offsets(
-        &self,
-        group: &str,
-        partitions: Option<&[TopicPartition]>,
-    ) -> Result<()> {
-        self.offsets.delete(group, partitions).await
-    }
-
-    pub async fn list_offset_groups(&self) -> Result<Vec<String>> {
-        self.offsets.list_groups().await
-    }
-}
-
-// Idempotent producers' state lives in the filer too: SMQ messages have no room for it.
-impl SmqBackend {
-    pub async fn store_producers(&self, producers: &[StoredProducer]) -> Result<()> {
-        self.producers.store(producers).await
-    }
-
-    /// Every producer state stored by earlier runs, for all partitions: read once at
-    /// start-up, before any shard runs, over a filer connection of its own.
-    pub async fn stored_producers(filer: String, namespace: &str) -> Result<Vec<StoredProducer>> {
-        ProducerStore::new(Rc::new(Filer::new(filer)), namespace)
+/// Finds SeaweedFS's broker and filer (as given, or asked of the master) and reads back the
+/// producer states earlier runs stored, before any shard starts: every shard then uses the
+/// same servers. gRPC runs on glommio, so this runs on a short-lived executor of its own.
+pub fn open(config: &crate::config::Config) -> anyhow::Result<(Endpoints, Vec<StoredProducer>)> {
+    let master = config.smq_master().map(str::to_string);
+    let broker = config.smq_broker.clone();
+    let filer = config.smq_filer.clone();
+    let resolved = before_shards("tidegate-discovery", move || async move {
+        discovery::resolve(
+            master.as_deref(),
+            broker.as_deref(),
+            filer.as_deref(),
+            DISCOVERY_TIMEOUT,
+        )
+        .await
+    })?;
+    let endpoints = resolved.map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(
+        broker = endpoints.broker,
+        filer = endpoints.filer,
+        namespace = config.smq_namespace,
+        "backend: SeaweedMQ"
+    );
+    // A store that cannot be read is logged, not fatal: only retries across the restart
+    // then go unrecognised, as on a backend that keeps none.
+    let filer = endpoints.filer.clone();
+    let namespace = config.smq_namespace.clone();
+    let loaded = before_shards("tidegate-restore", move || async move {
+        ProducerStore::new(Rc::new(Filer::new(filer)), &namespace)
             .load()
             .await
-    }
+    })?;
+    let producers = loaded.unwrap_or_else(|error| {
+        tracing::warn!(%error, "producer states not restored");
+        Vec::new()
+    });
+    Ok((endpoints, producers))
+}
+
+/// How long start-up waits for the SeaweedFS master to list a broker and a filer.
+const DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Locked memory for a start-up executor; its few gRPC sockets need no more.
+const STARTUP_IO_MEMORY: usize = 512 << 10;
+
+fn before_shards<T, F>(name: &str, work: impl FnOnce() -> F + Send + 'static) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name(name)
+        .io_memory(STARTUP_IO_MEMORY)
+        .spawn(work)
+        .map_err(|e| anyhow::anyhow!("cannot start executor {name}: {e}"))?
+        .join()
+        .map_err(|e| anyhow::anyhow!("executor {name} stopped: {e}"))
 }

@@ -1,5 +1,5 @@
 //! Idempotent producers' state in SeaweedFS's filer, so that a retry across a tidegate
-//! restart is still recognised (see `crate::producer_state`).
+//! restart is still recognised (see `crate::partition::producer_state`).
 //!
 //! Layout: one small file per producer and partition,
 //! `/topics/<namespace>/.meta/producers/<topic>/<partition>/<producer id>`, holding the
@@ -45,13 +45,13 @@ impl ProducerStore {
     pub async fn store(&self, producers: &[StoredProducer]) -> Result<()> {
         let mut mutations = Vec::with_capacity(producers.len());
         let mut lock_key = None;
-        for (tp, producer_id, snapshot) in producers {
-            let directory = self.partition_dir(tp)?;
+        for producer in producers {
+            let directory = self.partition_dir(&producer.tp)?;
             // Serialising integers cannot fail.
-            let content = Bytes::from(serde_json::to_vec(snapshot).unwrap_or_default());
+            let content = Bytes::from(serde_json::to_vec(&producer.state).unwrap_or_default());
             mutations.push(filer::put(
                 directory.clone(),
-                &producer_id.to_string(),
+                &producer.producer_id.to_string(),
                 content,
             ));
             lock_key.get_or_insert(directory);
@@ -83,7 +83,11 @@ impl ProducerStore {
                 Ok(snapshot) if now_ms - snapshot.taken_at_ms > EXPIRATION.as_millis() as i64 => {
                     expired.push(filer::delete(directory, entry.name, true));
                 }
-                Ok(snapshot) => producers.push((tp, producer_id, snapshot)),
+                Ok(state) => producers.push(StoredProducer {
+                    tp,
+                    producer_id,
+                    state,
+                }),
                 Err(error) => {
                     tracing::warn!(%tp, producer_id, %error, "unreadable producer state ignored")
                 }
