@@ -38,6 +38,13 @@ pub enum Error {
     InvalidRequest(String),
     #[error("invalid group id: {0}")]
     InvalidGroupId(String),
+    #[error("{0}")]
+    GroupIdNotFound(String),
+    /// A consumer group's own answer to a member, as its state machine (`group::state`,
+    /// `group::consumer`) decides it in the protocol's terms: UNKNOWN_MEMBER_ID,
+    /// ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID, …
+    #[error("group: {0:?}")]
+    Group(ResponseError),
     #[error("corrupt record batch: {0}")]
     CorruptMessage(String),
     #[error("invalid record: {0}")]
@@ -75,6 +82,9 @@ pub enum Error {
     // Ours: the partition's owner could not be reached; the client refreshes and retries.
     #[error("owning shard unreachable")]
     ShardUnreachable,
+    // Ours: another shard coordinates the group; the client asks FindCoordinator again.
+    #[error("not the group's coordinator")]
+    NotCoordinator,
 }
 
 impl Error {
@@ -82,7 +92,10 @@ impl Error {
     pub fn fault(&self) -> Fault {
         match self {
             Error::Unavailable(_) => Fault::Storage,
-            Error::ShardUnreachable => Fault::Gateway,
+            Error::ShardUnreachable | Error::NotCoordinator => Fault::Gateway,
+            // Retriable ones (REBALANCE_IN_PROGRESS) are the group's normal course, not a
+            // failure of the storage or of this gateway.
+            Error::Group(_) => Fault::Client,
             _ => Fault::Client,
         }
     }
@@ -92,6 +105,9 @@ impl Error {
     /// sends the client to FindCoordinator and back to retry, as Kafka answers while its
     /// offsets topic is unavailable; a client's error keeps its own code.
     pub fn group_error(&self) -> ResponseError {
+        if let Error::NotCoordinator = self {
+            return ResponseError::NotCoordinator;
+        }
         match self.fault() {
             Fault::Storage | Fault::Gateway => ResponseError::CoordinatorNotAvailable,
             Fault::Client => ResponseError::try_from_code(self.code())
@@ -110,6 +126,8 @@ impl Error {
             Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             Error::InvalidRequest(_) => ResponseError::InvalidRequest,
             Error::InvalidGroupId(_) => ResponseError::InvalidGroupId,
+            Error::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+            Error::Group(error) => *error,
             Error::CorruptMessage(_) => ResponseError::CorruptMessage,
             Error::InvalidRecord(_) => ResponseError::InvalidRecord,
             Error::UnsupportedForMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
@@ -127,6 +145,7 @@ impl Error {
             Error::PolicyViolation(_) => ResponseError::PolicyViolation,
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
+            Error::NotCoordinator => ResponseError::NotCoordinator,
         };
         error.code()
     }
@@ -139,6 +158,7 @@ impl Error {
             | Error::InvalidReplicationFactor(m)
             | Error::InvalidRequest(m)
             | Error::InvalidGroupId(m)
+            | Error::GroupIdNotFound(m)
             | Error::CorruptMessage(m)
             | Error::InvalidRecord(m)
             | Error::UnsupportedForMessageFormat(m)
@@ -173,6 +193,14 @@ mod tests {
             assert!(code.is_some_and(|e| e.is_retriable()), "{error:?}");
             assert!(error.group_error().is_retriable(), "{error:?}");
         }
+        assert_eq!(
+            Error::NotCoordinator.group_error(),
+            ResponseError::NotCoordinator
+        );
+        assert_eq!(
+            Error::Group(ResponseError::IllegalGeneration).group_error(),
+            ResponseError::IllegalGeneration
+        );
         assert_eq!(Error::UnknownTopicOrPartition.fault(), Fault::Client);
         assert_eq!(
             Error::UnknownTopicOrPartition.group_error(),

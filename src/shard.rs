@@ -39,8 +39,8 @@ pub struct Shard {
     pub topics: TopicCatalogue,
     /// The partitions this shard owns.
     pub partitions: Rc<Partitions>,
-    /// The consumer groups this shard coordinates.
-    pub groups: Coordinator,
+    /// The consumer groups this shard coordinates; reached through [`Shard::coordinator`].
+    groups: Coordinator,
     shard_map: ShardMap,
     mesh: Mesh<ShardMessage>,
     producer_ids_issued: Cell<i64>,
@@ -90,6 +90,24 @@ impl Shard {
     /// Whether this shard coordinates the group; the others answer NOT_COORDINATOR.
     pub fn coordinates(&self, group: &str) -> bool {
         self.group_owner(group) == self.id
+    }
+
+    /// The coordinator of a group, if it is this shard: INVALID_GROUP_ID for an id Kafka
+    /// refuses, NOT_COORDINATOR (the client asks FindCoordinator again) if another shard
+    /// coordinates it.
+    pub fn coordinator(&self, group: &str) -> Result<&Coordinator> {
+        if !crate::group::valid_group_id(group) {
+            return Err(Error::InvalidGroupId("a group id cannot be empty".into()));
+        }
+        match self.coordinates(group) {
+            true => Ok(&self.groups),
+            false => Err(Error::NotCoordinator),
+        }
+    }
+
+    /// This shard's coordinator, for what concerns all its groups (ListGroups, settings).
+    pub fn all_groups(&self) -> &Coordinator {
+        &self.groups
     }
 
     /// Keeps the groups' clocks running: session expiry and rebalance deadlines.

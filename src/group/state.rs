@@ -95,7 +95,7 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn failed(error: ResponseError) -> Self {
+    pub fn failed(error: ResponseError) -> Self {
         Self {
             error: Some(error),
             protocol_type: None,

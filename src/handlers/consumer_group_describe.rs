@@ -3,9 +3,10 @@
 //! target the coordinator moves them to. A classic group is not a consumer group here, as
 //! in Kafka: GROUP_ID_NOT_FOUND, and the admin client asks DescribeGroups instead.
 
-use super::{authorized_operations, group_error, str_bytes, Resource};
+use super::{authorized_operations, str_bytes, Resource};
 use super::{Reply, RequestContext};
 use crate::group::consumer::{Partitions, ASSIGNORS};
+use crate::group::{is_consumer, ConsumerMemberView, Description};
 use crate::shard::Shard;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
@@ -21,19 +22,6 @@ pub const VERSIONS: (i16, i16) = (0, 1);
 /// `member_type` (v1+): a member that joined with ConsumerGroupHeartbeat.
 const CONSUMER_MEMBER: i8 = 1;
 
-/// A member as the group holds it, copied out so no borrow crosses an `.await`.
-struct MemberView {
-    id: String,
-    instance_id: Option<String>,
-    rack_id: Option<String>,
-    epoch: i32,
-    client_id: String,
-    client_host: String,
-    subscribed: Vec<String>,
-    assigned: Partitions,
-    target: Partitions,
-}
-
 pub async fn handle(
     shard: Rc<Shard>,
     context: RequestContext,
@@ -45,31 +33,23 @@ pub async fn handle(
         let described = DescribedGroup::default()
             .with_group_id(group_id.clone())
             .with_authorized_operations(operations);
-        if let Some(error) = group_error(&shard, group_id) {
-            groups.push(described.with_error_code(error.code()));
-            continue;
-        }
-        let live = shard.groups.with_consumer_group(group_id, |g| {
-            let members: Vec<MemberView> = g
-                .members
-                .values()
-                .map(|m| MemberView {
-                    id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    rack_id: m.rack_id.clone(),
-                    epoch: m.epoch,
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    subscribed: m.subscribed.clone(),
-                    assigned: m.assigned.clone(),
-                    target: g.target.get(&m.id).cloned().unwrap_or_default(),
-                })
-                .collect();
-            (g.state(), g.epoch, members)
-        });
-        let emptied = shard.groups.emptied(group_id);
-        let described = match (live, emptied) {
-            (Some((state, epoch, members)), _) => {
+        let found = match shard.coordinator(group_id) {
+            Ok(groups) => groups.describe(group_id).await,
+            Err(error) => Err(error),
+        };
+        let not_found = |message: String| {
+            described
+                .clone()
+                .with_group_state(str_bytes("Dead"))
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(str_bytes(message)))
+        };
+        let described = match found {
+            Ok(Description::Consumer {
+                state,
+                epoch,
+                members,
+            }) => {
                 let mut described_members = Vec::with_capacity(members.len());
                 for member in members {
                     described_members.push(describe_member(&shard, member, context.version).await);
@@ -81,28 +61,21 @@ pub async fn handle(
                     .with_assignor_name(str_bytes(ASSIGNORS[0]))
                     .with_members(described_members)
             }
-            (None, Some(emptied)) if emptied.group_type == "consumer" => described
+            Ok(Description::Empty(listing)) if is_consumer(&listing) => described
                 .with_group_state(str_bytes("Empty"))
                 .with_assignor_name(str_bytes(ASSIGNORS[0])),
-            (None, _) => {
-                let classic = shard.groups.with_group(group_id, |_| ()).is_some()
-                    || shard.groups.emptied(group_id).is_some();
-                let message = match classic {
-                    true => format!("group {} is not a consumer group", &**group_id),
-                    false => format!("group {} not found", &**group_id),
-                };
-                described
-                    .with_group_state(str_bytes("Dead"))
-                    .with_error_code(ResponseError::GroupIdNotFound.code())
-                    .with_error_message(Some(str_bytes(message)))
+            Ok(Description::Classic { .. } | Description::Empty(_)) => {
+                not_found(format!("group {} is not a consumer group", &**group_id))
             }
+            Ok(Description::Dead) => not_found(format!("group {} not found", &**group_id)),
+            Err(error) => described.with_error_code(error.group_error().code()),
         };
         groups.push(described);
     }
     Some(ConsumerGroupDescribeResponse::default().with_groups(groups))
 }
 
-async fn describe_member(shard: &Shard, member: MemberView, version: i16) -> Member {
+async fn describe_member(shard: &Shard, member: ConsumerMemberView, version: i16) -> Member {
     let described = Member::default()
         .with_member_id(str_bytes(member.id))
         .with_instance_id(member.instance_id.map(str_bytes))

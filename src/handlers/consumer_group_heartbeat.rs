@@ -1,22 +1,21 @@
 //! ConsumerGroupHeartbeat (KIP-848): joining, staying in and leaving a group on the new
 //! consumer protocol; the coordinator computes assignments and hands them out here.
 
-use super::{group_error, str_bytes};
+use super::str_bytes;
 use super::{Reply, RequestContext};
+use crate::error::Error;
 use crate::group::consumer::{HeartbeatRequest, HeartbeatResult, Partitions, ASSIGNORS};
+use crate::group::{LEAVE, STATIC_LEAVE};
 use crate::shard::Shard;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::ResponseError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub const VERSIONS: (i16, i16) = (0, 1);
-
-const LEAVE: i32 = -1;
-const STATIC_LEAVE: i32 = -2;
 
 pub async fn handle(
     shard: Rc<Shard>,
@@ -25,7 +24,7 @@ pub async fn handle(
 ) -> Reply<ConsumerGroupHeartbeatResponse> {
     Some(match heartbeat(&shard, &context, request).await {
         Ok(result) => {
-            let interval = shard.groups.consumer_heartbeat_interval.as_millis();
+            let interval = shard.all_groups().consumer_heartbeat_interval.as_millis();
             let assignment = match result.assignment {
                 Some(partitions) => Some(assignment(&shard, partitions).await),
                 None => None,
@@ -50,13 +49,8 @@ async fn heartbeat(
     request: ConsumerGroupHeartbeatRequest,
 ) -> Result<HeartbeatResult, Failure> {
     let group_id = request.group_id.as_str();
-    if let Some(error) = group_error(shard, group_id) {
-        return Err((error, None));
-    }
-    if shard.groups.with_group(group_id, |_| ()).is_some() {
-        let message = format!("{group_id} is a classic group");
-        return Err((ResponseError::GroupIdNotFound, Some(message)));
-    }
+    let failed = |error: Error| (error.group_error(), error.message());
+    let groups = shard.coordinator(group_id).map_err(failed)?;
     if request
         .subscribed_topic_regex
         .as_ref()
@@ -76,32 +70,22 @@ async fn heartbeat(
         "" => return Err((ResponseError::UnknownMemberId, None)),
         id => id.to_string(),
     };
-    if matches!(request.member_epoch, LEAVE | STATIC_LEAVE) {
-        let left = shard
-            .groups
-            .with_consumer_group(group_id, |g| g.leave(&member_id));
-        left.unwrap_or(Err(ResponseError::UnknownMemberId))
-            .map_err(|e| (e, None))?;
-        return Ok(HeartbeatResult {
-            member_id,
-            member_epoch: request.member_epoch,
-            assignment: None,
-        });
-    }
     let subscribed = request
         .subscribed_topic_names
         .as_ref()
         .map(|names| names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
-    let mut wanted: BTreeSet<String> = shard
-        .groups
-        .with_consumer_group(group_id, |g| g.subscribed_topics())
-        .unwrap_or_default();
-    wanted.extend(subscribed.iter().flatten().cloned());
-    let topics = partition_counts(shard, &wanted).await;
-    let owned = match &request.topic_partitions {
-        Some(owned) => Some(owned_by_name(shard, owned).await),
-        None => None,
-    };
+    let leaving = matches!(request.member_epoch, LEAVE | STATIC_LEAVE);
+    let mut topics = BTreeMap::new();
+    let mut owned = None;
+    // A leaving member needs no assignment, so no topic is looked up for it.
+    if !leaving {
+        let mut wanted = groups.consumer_subscriptions(group_id);
+        wanted.extend(subscribed.iter().flatten().cloned());
+        topics = partition_counts(shard, &wanted).await;
+        if let Some(partitions) = &request.topic_partitions {
+            owned = Some(owned_by_name(shard, partitions).await);
+        }
+    }
     let member = HeartbeatRequest {
         member_id,
         member_epoch: request.member_epoch,
@@ -115,10 +99,9 @@ async fn heartbeat(
         subscribed,
         owned,
     };
-    shard
-        .groups
-        .with_consumer_group_or_new(group_id, |g| g.heartbeat(member, &topics, Instant::now()))
-        .map_err(|e| (e, None))
+    groups
+        .consumer_heartbeat(group_id, member, &topics)
+        .map_err(failed)
 }
 
 /// Partition counts of the topics that exist; the others are simply not assigned.

@@ -1,7 +1,8 @@
 //! DescribeGroups: state, protocol and members of groups this shard coordinates.
 
-use super::{authorized_operations, group_error, str_bytes, Resource};
+use super::{authorized_operations, str_bytes, Resource};
 use super::{Reply, RequestContext};
+use crate::group::Description;
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -23,55 +24,48 @@ pub async fn handle(
                 request.include_authorized_operations,
                 Resource::Group,
             ));
-        if let Some(error) = group_error(&shard, group_id) {
-            groups.push(described.with_error_code(error.code()));
-            continue;
-        }
-        let live = shard.groups.with_group(group_id, |g| {
-            let stable = g.state == crate::group::state::GroupState::Stable;
-            let protocol = g.protocol_name.clone();
-            let members = g
-                .members
-                .values()
-                .map(|m| {
-                    DescribedGroupMember::default()
-                        .with_member_id(str_bytes(m.id.clone()))
-                        .with_group_instance_id(m.instance_id.clone().map(str_bytes))
-                        .with_client_id(str_bytes(m.client_id.clone()))
-                        .with_client_host(str_bytes(m.client_host.clone()))
-                        .with_member_metadata(m.metadata(protocol.as_deref()))
-                        .with_member_assignment(match stable {
-                            true => m.assignment.clone(),
-                            false => Default::default(),
-                        })
-                })
-                .collect();
-            described
-                .clone()
-                .with_group_state(str_bytes(g.state.name()))
-                .with_protocol_type(str_bytes(g.protocol_type.clone().unwrap_or_default()))
-                .with_protocol_data(str_bytes(protocol.unwrap_or_default()))
-                .with_members(members)
-        });
-        let described = match live {
-            Some(described) => described,
-            // No members: Empty if its last member left recently or it has committed
-            // offsets, else it does not exist.
-            None => match shard.groups.emptied(group_id) {
-                Some(emptied) => described
-                    .with_group_state(str_bytes("Empty"))
-                    .with_protocol_type(str_bytes(emptied.protocol_type)),
-                None => match shard.groups.offsets.fetch(group_id).await {
-                    Ok(offsets) if !offsets.is_empty() => {
-                        described.with_group_state(str_bytes("Empty"))
-                    }
-                    Ok(_) if context.version >= 6 => described
-                        .with_group_state(str_bytes("Dead"))
-                        .with_error_code(ResponseError::GroupIdNotFound.code()),
-                    Ok(_) => described.with_group_state(str_bytes("Dead")),
-                    Err(error) => described.with_error_code(error.group_error().code()),
-                },
-            },
+        let found = match shard.coordinator(group_id) {
+            Ok(groups) => groups.describe(group_id).await,
+            Err(error) => Err(error),
+        };
+        let described = match found {
+            Ok(Description::Classic {
+                state,
+                protocol_type,
+                protocol,
+                members,
+            }) => {
+                let members = members
+                    .into_iter()
+                    .map(|m| {
+                        DescribedGroupMember::default()
+                            .with_member_id(str_bytes(m.id))
+                            .with_group_instance_id(m.instance_id.map(str_bytes))
+                            .with_client_id(str_bytes(m.client_id))
+                            .with_client_host(str_bytes(m.client_host))
+                            .with_member_metadata(m.metadata)
+                            .with_member_assignment(m.assignment)
+                    })
+                    .collect();
+                described
+                    .with_group_state(str_bytes(state))
+                    .with_protocol_type(str_bytes(protocol_type))
+                    .with_protocol_data(str_bytes(protocol))
+                    .with_members(members)
+            }
+            Ok(Description::Empty(listing)) => described
+                .with_group_state(str_bytes("Empty"))
+                .with_protocol_type(str_bytes(listing.protocol_type)),
+            // A consumer-protocol group is not a classic group, as in Kafka; v6+ says so.
+            Ok(Description::Consumer { .. } | Description::Dead) if context.version >= 6 => {
+                described
+                    .with_group_state(str_bytes("Dead"))
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+            }
+            Ok(Description::Consumer { .. } | Description::Dead) => {
+                described.with_group_state(str_bytes("Dead"))
+            }
+            Err(error) => described.with_error_code(error.group_error().code()),
         };
         groups.push(described);
     }

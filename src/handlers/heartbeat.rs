@@ -1,12 +1,9 @@
 //! Heartbeat: keeps a member's session alive and tells it when to rejoin.
 
-use super::group_error;
 use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
-use kafka_protocol::ResponseError;
 use std::rc::Rc;
-use std::time::Instant;
 
 pub const VERSIONS: (i16, i16) = (0, 4);
 
@@ -16,19 +13,13 @@ pub async fn handle(
     request: HeartbeatRequest,
 ) -> Reply<HeartbeatResponse> {
     let group_id = request.group_id.as_str();
-    let outcome = match group_error(&shard, group_id) {
-        Some(error) => Err(error),
-        None => shard
-            .groups
-            .with_group(group_id, |g| {
-                g.heartbeat(
-                    &request.member_id,
-                    request.group_instance_id.as_deref(),
-                    request.generation_id,
-                    Instant::now(),
-                )
-            })
-            .unwrap_or(Err(ResponseError::UnknownMemberId)),
-    };
-    Some(HeartbeatResponse::default().with_error_code(outcome.err().map_or(0, |e| e.code())))
+    let member = (
+        request.member_id.as_str(),
+        request.group_instance_id.as_deref(),
+    );
+    let outcome = shard
+        .coordinator(group_id)
+        .and_then(|groups| groups.heartbeat(group_id, member, request.generation_id));
+    let error_code = outcome.err().map_or(0, |e| e.group_error().code());
+    Some(HeartbeatResponse::default().with_error_code(error_code))
 }

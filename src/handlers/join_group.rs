@@ -1,14 +1,13 @@
 //! JoinGroup: a consumer (re)joins its group and waits until the rebalance completes.
 
-use super::{code, group_error, str_bytes};
+use super::{code, str_bytes};
 use super::{Reply, RequestContext};
-use crate::group::state::{JoinRequest, JoinResult, Pending};
+use crate::group::state::{JoinRequest, JoinResult};
 use crate::shard::Shard;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
-use kafka_protocol::ResponseError;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const VERSIONS: (i16, i16) = (0, 9);
 
@@ -17,13 +16,14 @@ pub async fn handle(
     context: RequestContext,
     request: JoinGroupRequest,
 ) -> Reply<JoinGroupResponse> {
-    let group_id = request.group_id.to_string();
-    if let Some(error) = group_error(&shard, &group_id) {
-        return Some(response(
-            JoinResult::failed(error, &request.member_id),
-            context.version,
-        ));
-    }
+    let group_id = request.group_id.as_str();
+    let groups = match shard.coordinator(group_id) {
+        Ok(groups) => groups,
+        Err(error) => {
+            let failed = JoinResult::failed(error.group_error(), &request.member_id);
+            return Some(response(failed, context.version));
+        }
+    };
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
@@ -43,28 +43,7 @@ pub async fn handle(
             .collect(),
         require_known_member_id: context.version >= 4,
     };
-    let member_id = join.member_id.clone();
-    if shard
-        .groups
-        .with_consumer_group(&group_id, |_| ())
-        .is_some()
-    {
-        // The group runs the new consumer protocol; a classic member cannot join it.
-        let error = ResponseError::InconsistentGroupProtocol;
-        return Some(response(
-            JoinResult::failed(error, &request.member_id),
-            context.version,
-        ));
-    }
-    let joined = shard
-        .groups
-        .with_group_or_new(&group_id, |g| g.join(join, Instant::now()));
-    let result = match joined {
-        Pending::Ready(result) => result,
-        Pending::Wait(receiver) => receiver
-            .await
-            .unwrap_or_else(|_| JoinResult::failed(ResponseError::UnknownMemberId, &member_id)),
-    };
+    let result = groups.join(group_id, join).await;
     Some(response(result, context.version))
 }
 

@@ -223,15 +223,6 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Why this shard cannot serve a request for `group`: an invalid id, or another shard
-/// coordinates it (the client then asks FindCoordinator again).
-pub fn group_error(shard: &Shard, group: &str) -> Option<kafka_protocol::ResponseError> {
-    if !crate::group::valid_group_id(group) {
-        return Some(kafka_protocol::ResponseError::InvalidGroupId);
-    }
-    (!shard.coordinates(group)).then_some(kafka_protocol::ResponseError::NotCoordinator)
-}
-
 /// A resource whose authorized operations a client may ask for.
 #[derive(Debug, Clone, Copy)]
 pub enum Resource {

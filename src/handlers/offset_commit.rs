@@ -1,9 +1,9 @@
 //! OffsetCommit: a group's positions, stored durably by the coordinator shard in one write
 //! per request before the answer goes out.
 
-use super::group_error;
 use super::{Reply, RequestContext};
 use crate::backend::{CommittedOffset, GroupOffsets};
+use crate::error::{Error, Fault};
 use crate::shard::Shard;
 use crate::TopicPartition;
 use kafka_protocol::messages::offset_commit_response::{
@@ -24,44 +24,19 @@ pub async fn handle(
     request: OffsetCommitRequest,
 ) -> Reply<OffsetCommitResponse> {
     let group_id = request.group_id.as_str();
-    let refused = group_error(&shard, group_id).or_else(|| {
-        let member = (
-            request.member_id.as_str(),
-            request.group_instance_id.as_deref(),
-        );
-        let generation = request.generation_id_or_member_epoch;
-        let checked = shard
-            .groups
-            .with_group(group_id, |g| g.check_commit(member.0, member.1, generation));
-        let checked = checked.or_else(|| {
-            shard
-                .groups
-                .with_consumer_group(group_id, |g| g.check_commit(member.0, generation))
-        });
-        match checked {
-            Some(outcome) => outcome.err(),
-            // No members here (none yet, or none since a restart): only a commit that does
-            // not claim membership is accepted.
-            None if generation < 0 && member.0.is_empty() => None,
-            None => Some(ResponseError::UnknownMemberId),
-        }
-    });
-
+    let coordinator = shard.coordinator(group_id);
     let committed_at_ms = crate::unix_time().as_millis() as i64;
     let mut errors: Vec<Vec<Option<ResponseError>>> = Vec::with_capacity(request.topics.len());
     let mut offsets: GroupOffsets = Vec::new();
     for topic in &request.topics {
-        let exists = match refused {
-            Some(_) => None,
-            None => shard.topics.get(&topic.name).await.ok().flatten(),
+        let exists = match coordinator {
+            Ok(_) => shard.topics.get(&topic.name).await.ok().flatten(),
+            Err(_) => None, // refused as a whole below; no lookup needed
         };
         let topic_errors = topic
             .partitions
             .iter()
             .map(|p| {
-                if refused.is_some() {
-                    return refused;
-                }
                 let known = exists
                     .as_ref()
                     .is_some_and(|t| (0..t.partitions).contains(&p.partition_index));
@@ -87,9 +62,23 @@ pub async fn handle(
         errors.push(topic_errors);
     }
 
-    if !offsets.is_empty() {
-        let stored = shard.groups.offsets.commit(group_id, offsets).await;
-        if let Err(error) = stored {
+    let member = (
+        request.member_id.as_str(),
+        request.group_instance_id.as_deref(),
+    );
+    let generation = request.generation_id_or_member_epoch;
+    let committed = match coordinator {
+        Ok(groups) => groups.commit(group_id, member, generation, offsets).await,
+        Err(error) => Err(error),
+    };
+    match committed {
+        Ok(()) => {}
+        // Refused (not the coordinator, not a member): nothing was stored, for any partition.
+        Err(error) if error.fault() == Fault::Client || error == Error::NotCoordinator => {
+            let refused = error.group_error();
+            errors.iter_mut().flatten().for_each(|e| *e = Some(refused));
+        }
+        Err(error) => {
             tracing::warn!(group = group_id, %error, "could not store committed offsets");
             // Retriable: the client finds the coordinator again and retries the commit.
             for slot in errors.iter_mut().flatten() {

@@ -1,7 +1,7 @@
 //! OffsetFetch: a group's committed positions (all, or the partitions named), from the
 //! coordinator's cache, loaded from the store after a restart. v8+ asks for several groups.
 
-use super::{group_error, str_bytes};
+use super::str_bytes;
 use super::{Reply, RequestContext};
 use crate::backend::CommittedOffset;
 use crate::shard::Shard;
@@ -58,10 +58,8 @@ async fn fetch_group(
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> GroupAnswer {
-    if let Some(error) = group_error(shard, group) {
-        return Err(error);
-    }
-    let committed = shard.groups.offsets.fetch(group).await.map_err(|error| {
+    let groups = shard.coordinator(group).map_err(|e| e.group_error())?;
+    let committed = groups.committed(group).await.map_err(|error| {
         tracing::warn!(group, %error, "could not load committed offsets");
         error.group_error()
     })?;

@@ -1,11 +1,10 @@
 //! SyncGroup: the leader hands in the assignment; every member waits for its part.
 
-use super::{code, group_error, str_bytes};
+use super::{code, str_bytes};
 use super::{Reply, RequestContext};
-use crate::group::state::{Pending, SyncResult};
+use crate::group::state::SyncResult;
 use crate::shard::Shard;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
-use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -15,40 +14,36 @@ pub async fn handle(
     _context: RequestContext,
     request: SyncGroupRequest,
 ) -> Reply<SyncGroupResponse> {
-    let group_id = request.group_id.to_string();
-    if let Some(error) = group_error(&shard, &group_id) {
-        return Some(failed(error));
-    }
+    let group_id = request.group_id.as_str();
+    let groups = match shard.coordinator(group_id) {
+        Ok(groups) => groups,
+        Err(error) => {
+            return Some(SyncGroupResponse::default().with_error_code(error.group_error().code()))
+        }
+    };
     let assignments = request
         .assignments
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
-    let pending = shard.groups.with_group(&group_id, |g| {
-        g.sync(
-            &request.member_id,
-            request.group_instance_id.as_deref(),
+    let member = (
+        request.member_id.as_str(),
+        request.group_instance_id.as_deref(),
+    );
+    let protocol = (
+        request.protocol_type.as_deref(),
+        request.protocol_name.as_deref(),
+    );
+    let result = groups
+        .sync(
+            group_id,
+            member,
             request.generation_id,
-            (
-                request.protocol_type.as_deref(),
-                request.protocol_name.as_deref(),
-            ),
+            protocol,
             assignments,
         )
-    });
-    let result = match pending {
-        None => return Some(failed(ResponseError::UnknownMemberId)),
-        Some(Pending::Ready(result)) => result,
-        Some(Pending::Wait(receiver)) => match receiver.await {
-            Ok(result) => result,
-            Err(_) => return Some(failed(ResponseError::UnknownMemberId)),
-        },
-    };
+        .await;
     Some(response(result))
-}
-
-fn failed(error: ResponseError) -> SyncGroupResponse {
-    SyncGroupResponse::default().with_error_code(error.code())
 }
 
 fn response(result: SyncResult) -> SyncGroupResponse {
