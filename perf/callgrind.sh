@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions (callgrind Ir) per produced and per fetched record in tidegate (memory
-# backend, one shard), with a deterministic client (benches/callgrind_client.rs), so two
+# backend, one shard), with a deterministic client (perf/callgrind_client.rs), so two
 # builds can be compared to the instruction:
 #
 #   perf/callgrind.sh [RECORDS]         default 20000 records of 1,000 B, 16 per batch
@@ -18,8 +18,8 @@ BIN=${TIDEGATE_BIN:-target/release/tidegate}
 VG=.cache/valgrind
 mkdir -p "$OUT"
 [[ -n ${TIDEGATE_BIN:-} ]] || cargo build --release --quiet
-cargo bench --no-run --quiet --bench callgrind_client 2>/dev/null
-CLIENT=$(ls -t target/release/deps/callgrind_client-* | grep -v '\.d$' | head -1)
+cargo build --release --quiet --example callgrind_client
+CLIENT=target/release/examples/callgrind_client
 
 run() { # mode
     local mode=$1 log="$OUT/server-$1.log"

@@ -11,6 +11,10 @@ machine drift hits them alike:
   smq-direct    tools/cmd/smq-publish: a pipelined gRPC publisher straight into SMQ, the
                 ceiling of what SMQ itself ingests (produce only)
 
+With --tidegate-bin-b PATH every tidegate contender runs a second time with that binary,
+right after the first at the same shard count (rows "tidegate smq B ×N"): an interleaved
+A/B of two builds, whose ratio column is A ÷ B.
+
 Workloads (--workloads): produce (kafka-producer-perf-test over the --sizes x --acks x
 --compression x --partitions matrix), consume (kafka-consumer-perf-test reading each topic
 back, once per size/compression/partitions: acks does not change what is stored), e2e
@@ -336,17 +340,19 @@ class Harness:
             if self.smq is None:
                 want = [c for c in want if c not in SMQ_CONTENDERS]
         tools = client4() if a.client == "4" else client3()
+        if a.tidegate_bin_b:
+            self.notes.append(f"A/B: tidegate = {a.tidegate_bin}, tidegate B = {a.tidegate_bin_b}")
         for key in want:
             if key == "kafka":
                 self.contenders.append(self.start_kafka(tools))
             elif key == "go-gateway":
                 self.contenders.append(self.start_go_gateway())
-            elif key == "tidegate-smq":
+            elif key in ("tidegate-smq", "tidegate-mem"):
                 for n in a.shards:
-                    self.contenders.append(self.start_tidegate(n, smq=True, tools=tools))
-            elif key == "tidegate-mem":
-                for n in a.shards:
-                    self.contenders.append(self.start_tidegate(n, smq=False, tools=tools))
+                    self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools))
+                    if a.tidegate_bin_b:
+                        self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools,
+                                                                   b=True))
             elif key == "smq-direct":
                 self.contenders.append(Contender("smq-direct", "SMQ direct gRPC", "smq", broker=self.smq["BROKER"],
                                                  pids={"smq": self.smq["pid"]}))
@@ -452,34 +458,38 @@ group.initial.rebalance.delay.ms=0
         return Contender("go-gateway", "Go gateway", "smq", bootstrap=f"127.0.0.1:{port}", tools=client3(),
                          pids={"server": srv.pid, "smq": self.smq["pid"]}, expected_to_fail=True)
 
-    def start_tidegate(self, shards, smq, tools):
+    def start_tidegate(self, shards, smq, tools, b=False):
+        """tidegate at one shard count; b: the --tidegate-bin-b build, keyed "tidegate-smq-b"."""
         a = self.args
-        cmd = taskset(a.server_cpus) + [str(a.tidegate_bin), "--listen", "127.0.0.1", "--port", "0",
+        binary = a.tidegate_bin_b if b else a.tidegate_bin
+        cmd = taskset(a.server_cpus) + [str(binary), "--listen", "127.0.0.1", "--port", "0",
                                         "--broker-port-base", "0", "--shards", str(shards), "--default-partitions", "1"]
         if a.server_cpus:
             cmd += ["--cpus", a.server_cpus]
         if smq:
             cmd += ["--backend", "smq", "--smq-broker", self.smq["BROKER"]]
-            if "--smq-filer" in self.tidegate_help():  # committed offsets live in the filer
+            if "--smq-filer" in self.tidegate_help(binary):  # committed offsets live in the filer
                 cmd += ["--smq-filer", f"127.0.0.1:{self.smq['FILER_GRPC_PORT']}"]
         else:
             cmd += ["--backend", "memory"]
-        name = f"tidegate-{'smq' if smq else 'mem'}-{shards}"
+        key = f"tidegate-{'smq' if smq else 'mem'}" + ("-b" if b else "")
+        name = f"{key}-{shards}"
         srv = Server(name, cmd, self.out / "logs" / f"{name}.log")
         self.servers.append(srv)
         m = srv.wait_line(r"^tidegate ready bootstrap=(\S+) ", 60)
         pids = {"server": srv.pid}
         if smq:
             pids["smq"] = self.smq["pid"]
-        return Contender("tidegate-smq" if smq else "tidegate-mem",
-                         f"tidegate {'smq' if smq else 'mem'} ×{shards}", "smq" if smq else "mem",
-                         bootstrap=m.group(1), shards=shards, tools=tools, pids=pids, deletes_topics=not smq)
+        return Contender(key, f"tidegate {'smq' if smq else 'mem'}{' B' if b else ''} ×{shards}",
+                         "smq" if smq else "mem", bootstrap=m.group(1), shards=shards, tools=tools, pids=pids,
+                         deletes_topics=not smq)
 
-    def tidegate_help(self):
+    def tidegate_help(self, binary):
         if not hasattr(self, "_help"):
-            self._help = subprocess.run([str(self.args.tidegate_bin), "--help"], capture_output=True,
-                                        text=True).stdout
-        return self._help
+            self._help = {}
+        if binary not in self._help:
+            self._help[binary] = subprocess.run([str(binary), "--help"], capture_output=True, text=True).stdout
+        return self._help[binary]
 
     def stop_all(self):
         for srv in reversed(self.servers):
@@ -739,6 +749,18 @@ def ratios(results):
     or latency ratio contender avg / tidegate avg (e2e); one value per shard count."""
     out = {}
     for r in results:
+        if r.contender.endswith("-b") and r.status == "ok":
+            # --tidegate-bin-b: binary A ÷ binary B, same workload and shard count.
+            t = next((t for t in results if t.contender == r.contender[:-2] and t.test == r.test
+                      and t.workload == r.workload and t.shards == r.shards and t.status == "ok"), None)
+            v = None
+            if t is not None and r.test == "e2e":
+                v = r.avg_ms / t.avg_ms if r.avg_ms and t.avg_ms else None
+            elif t is not None:
+                v = t.records_s / r.records_s if r.records_s and t.records_s else None
+            if v is not None:
+                out[id(r)] = f"{v:.2f} (A ÷ B)"
+            continue
         if r.contender.startswith("tidegate") or r.status != "ok" or r.test == "callgrind":
             continue
         family = "tidegate-mem" if r.contender == "kafka" else "tidegate-smq"
@@ -950,9 +972,14 @@ def parse_args(argv):
     p.add_argument("--smq-port-offset", type=int, default=800, help="SEAWEEDFS_PORT_OFFSET when starting one (800)")
     p.add_argument("--keep-smq", action="store_true", help="leave a SeaweedFS this run started running")
     p.add_argument("--tidegate-bin", type=Path,
-                   default=Path(os.environ.get("TIDEGATE_BIN", REPO / "target" / "release" / "tidegate")))
+                   default=Path(os.environ.get("TIDEGATE_BIN", REPO / "target" / "release" / "tidegate")),
+                   help="the tidegate binary (default $TIDEGATE_BIN, else target/release/tidegate)")
+    p.add_argument("--tidegate-bin-b", type=Path, metavar="PATH",
+                   help="a second tidegate build: every tidegate contender also runs with it, right after "
+                        "the first (rows marked B, ratio A ÷ B); for an interleaved A/B of two builds")
     p.add_argument("--out", type=Path, help="output directory (default perf/out/run-DATE-TIME)")
-    p.add_argument("--record", action="store_true", help="also append the table to perf/RESULTS.md")
+    p.add_argument("--record", action="store_true",
+                   help="also add the report to the top of perf/RESULTS.md, its chart copied to perf/results/")
     a = p.parse_args(argv)
     smoke = a.smoke
     a.records = a.records or (2000 if smoke else 300_000)
@@ -1034,6 +1061,29 @@ def write_outputs(out, meta, args, results, extra, cg, notes, text, header):
     return True
 
 
+def record(meta, text, out):
+    """--record: the report becomes perf/RESULTS.md's newest entry (above the older ones), with
+    its chart copied to perf/results/perf-DATE.png, a file the repository keeps."""
+    results_md = REPO / "perf" / "RESULTS.md"
+    date = meta["date"][:10]
+    image = ""
+    if (out / "perf.png").exists():
+        png = REPO / "perf" / "results" / f"perf-{date}.png"
+        if png.exists():  # a second run that day
+            png = png.with_name(f"perf-{meta['date'][:16].replace(':', '')}.png")
+        png.parent.mkdir(exist_ok=True)
+        shutil.copyfile(out / "perf.png", png)
+        image = f"![perf/run {meta['date']}](results/{png.name})\n\n"
+    header, tab, rest = text.split("\n\n", 2)  # the table renders as Markdown; legend and targets as text
+    entry = (f"## {date} — perf/run (commit {meta['commit']})\n\n```sh\n{meta['command']}\n```\n\n"
+             f"{image}{header}\n\n{tab}\n\n```text\n{rest}\n```\n\n")
+    doc = results_md.read_text() if results_md.exists() else "# Performance results\n\n"
+    first = re.search(r"^## ", doc, re.M)  # entries are newest first, under the intro
+    at = first.start() if first else len(doc)
+    results_md.write_text(doc[:at] + entry + doc[at:])
+    log(f"recorded in {results_md}")
+
+
 def rerender(directory):
     """--render DIR: the report again from DIR/results.json (after a change to the report)."""
     d = json.loads((directory / "results.json").read_text())
@@ -1054,6 +1104,8 @@ def main(argv):
     a = parse_args(argv)
     if not os.access(a.tidegate_bin, os.X_OK):
         sys.exit(f"perf/run: no tidegate binary at {a.tidegate_bin} (cargo build --release)")
+    if a.tidegate_bin_b and not os.access(a.tidegate_bin_b, os.X_OK):
+        sys.exit(f"perf/run: --tidegate-bin-b {a.tidegate_bin_b} is not an executable")
     started = time.monotonic()
     h = Harness(a)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -1064,6 +1116,7 @@ def main(argv):
             "commit": commit + ("+dirty" if dirty else ""), "nproc": os.cpu_count(),
             "command": shlex.join(["perf/run", *argv]), "server_cpus": a.server_cpus or "all",
             "client_cpus": a.client_cpus or "all", "tidegate_bin": str(a.tidegate_bin),
+            "tidegate_bin_b": str(a.tidegate_bin_b) if a.tidegate_bin_b else None,
             # Other work on the machine skews every figure: say how busy it was.
             "loadavg_start": round(os.getloadavg()[1], 2)}
     try:
@@ -1080,8 +1133,7 @@ def main(argv):
     args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
     chart_ok = write_outputs(a.out, meta, args, h.results, extra, cg, h.notes, text, header)
     if a.record:
-        with open(REPO / "perf" / "RESULTS.md", "a") as f:
-            f.write(f"\n## {meta['date'][:10]} — perf/run\n\n```sh\n{meta['command']}\n```\n\n{text}\n")
+        record(meta, text, a.out)
 
     tolerated = {c.key for c in h.contenders if c.expected_to_fail}
     fatal = [r for r in h.results if r.status != "ok" and r.contender not in tolerated]

@@ -1,7 +1,7 @@
 //! A deterministic Kafka client for counting tidegate's instructions per record under
-//! callgrind (`perf/callgrind.sh`). The Java tools batch by timing, so the requests they send
-//! to a server slowed down 50× by valgrind are not the ones they send at full speed; this
-//! client sends the same bytes every run:
+//! callgrind (`perf/callgrind.sh` builds and runs it). The Java tools batch by timing, so the
+//! requests they send to a server slowed down 50× by valgrind are not the ones they send at
+//! full speed; this client sends the same bytes every run:
 //!
 //! - produce: RECORDS records of 1,000 B, 16 to a batch (about kafka-producer-perf-test's
 //!   16 KiB batch.size), one batch per Produce v9 request (acks=1), 5 requests pipelined (as
@@ -9,8 +9,10 @@
 //! - fetch: Fetch v12 from offset 0 until every record is back (partition_max_bytes 1 MiB,
 //!   max_bytes 50 MiB, max_wait 0: the Java consumer's defaults).
 //!
-//! `cargo bench --bench callgrind_client -- ADDR produce|fetch|both [RECORDS]`; without an
-//! address (as under a plain `cargo bench`) it does nothing.
+//! A client program, not a benchmark: a Cargo example, built with
+//! `cargo build --release --example callgrind_client` and run as
+//! `target/release/examples/callgrind_client ADDR produce|fetch|both [RECORDS]`
+//! (default both, 20,000 records).
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -33,13 +35,12 @@ const SIZE: usize = 1000;
 const IN_FLIGHT: usize = 5;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(addr) = args.first() else {
-        eprintln!("callgrind_client: no address given; nothing to do (see perf/callgrind.sh)");
-        return;
+        eprintln!(
+            "usage: callgrind_client ADDR produce|fetch|both [RECORDS] (see perf/callgrind.sh)"
+        );
+        std::process::exit(2);
     };
     let mode = args.get(1).map_or("both", String::as_str);
     let records: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000);
