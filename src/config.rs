@@ -117,6 +117,12 @@ pub struct Config {
     #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_retention_check_interval_ms: u64,
 
+    /// Messages each shard's cross-shard inbox holds (work forwarded from a shard that does
+    /// not own a partition or group to the one that does); when it is full, the forwarding
+    /// request waits for room instead of queueing more.
+    #[arg(long, default_value_t = 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
+    pub mesh_queue_capacity: usize,
+
     /// Consumer groups: how long the first rebalance of an empty group waits for more
     /// members to join, in milliseconds (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, default_value_t = 3000)]

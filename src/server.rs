@@ -67,6 +67,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         cpus: config.cpu_list(),
         name: "tidegate".into(),
         io_memory: IO_MEMORY,
+        mesh_capacity: config.mesh_queue_capacity,
     };
     let runtime = Runtime::start(
         &runtime_config,

@@ -3,7 +3,8 @@
 //!
 //! Partition work runs on the partition's owner. A handler calls [`Shard::scatter`] (or
 //! [`Shard::invoke`] for one shard); when the owner is another shard the work crosses the
-//! mesh as a closure carrying its own reply channel, otherwise it runs in place. One code
+//! mesh (bounded: a full inbox makes the sender wait) as a closure carrying its own reply
+//! channel, otherwise it runs in place. One code
 //! path either way, so a request that reached the "wrong" core is served exactly like one
 //! that reached the right one, and every kind of work has its own typed answer.
 
@@ -21,6 +22,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 /// Work sent to another shard: run there with that shard, it answers on the reply channel
 /// it carries.
@@ -162,8 +164,7 @@ impl Shard {
     }
 
     /// Runs `work` on shard `owner`, here or across the mesh, and returns its answer;
-    /// ShardUnreachable if that shard is gone. The work's first poll happens here at once
-    /// (same shard), or on the owner in the order its messages arrived.
+    /// ShardUnreachable if that shard is gone.
     pub async fn invoke<R, F, Fut>(self: &Rc<Self>, owner: ShardId, work: F) -> Result<R>
     where
         R: Send + 'static,
@@ -173,6 +174,18 @@ impl Shard {
         if owner == self.id {
             return Ok(work(self.clone()).await);
         }
+        let answer = self.send(owner, work).await?;
+        answer.await.map_err(|_| Error::ShardUnreachable)
+    }
+
+    /// Puts `work` in shard `owner`'s mesh inbox (waiting while it is full) and returns
+    /// where its answer will arrive. The owner starts its messages in arrival order.
+    async fn send<R, F, Fut>(&self, owner: ShardId, work: F) -> Result<oneshot::Receiver<R>>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
         let (reply, answer) = oneshot::channel::<R>();
         let message: ShardMessage = Box::new(move |shard| {
             Box::pin(async move {
@@ -186,8 +199,9 @@ impl Shard {
         });
         self.mesh
             .send(owner, message)
+            .await
             .map_err(|_| Error::ShardUnreachable)?;
-        answer.await.map_err(|_| Error::ShardUnreachable)
+        Ok(answer)
     }
 
     /// Runs per-partition work where each partition lives: one call per owning shard, all
@@ -203,20 +217,53 @@ impl Shard {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let calls = group_by_owner(self, items, tp_of).into_iter().map(
-            |(owner, indexes, group)| async move {
-                let count = group.len();
-                let results = self
-                    .invoke(owner, move |shard| work(shard.partitions.clone(), group))
-                    .await;
-                let results = results
-                    .ok()
+        self.scatter_queued(items, tp_of, work, || ()).await
+    }
+
+    /// [`Shard::scatter`], calling `queued` once every owner has its share: this shard's
+    /// started up to its first `.await`, the others' in their owners' inboxes. Work
+    /// scattered after `queued` is queued after this (the produce-ordering point).
+    pub async fn scatter_queued<T, R>(
+        self: &Rc<Self>,
+        items: impl IntoIterator<Item = (usize, T)>,
+        tp_of: impl Fn(&T) -> &TopicPartition,
+        work: PartitionWork<T, R>,
+        queued: impl FnOnce(),
+    ) -> Vec<(usize, Result<R>)>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let mut answers = Vec::new();
+        for (owner, indexes, group) in group_by_owner(self, items, tp_of) {
+            let count = group.len();
+            let answer = if owner == self.id {
+                let mut running = work(self.partitions.clone(), group);
+                match futures::poll!(running.as_mut()) {
+                    Poll::Ready(results) => Answer::Here(results),
+                    Poll::Pending => Answer::Running(running),
+                }
+            } else {
+                let sent = self.send(owner, move |shard| work(shard.partitions.clone(), group));
+                match sent.await {
+                    Ok(answer) => Answer::Remote(answer),
+                    Err(_) => Answer::Here(unreachable(count)),
+                }
+            };
+            answers.push((indexes, count, answer));
+        }
+        queued();
+        let answers = answers
+            .into_iter()
+            .map(|(indexes, count, answer)| async move {
+                let results = answer
+                    .wait()
+                    .await
                     .filter(|r| r.len() == count)
                     .unwrap_or_else(|| unreachable(count));
                 indexes.into_iter().zip(results)
-            },
-        );
-        join_all(calls).await.into_iter().flatten().collect()
+            });
+        join_all(answers).await.into_iter().flatten().collect()
     }
 
     /// Returns once any of the partitions has data past its position, wherever it lives:
@@ -241,6 +288,27 @@ impl Shard {
     pub async fn serve_mesh(self: Rc<Self>, mut inbox: MeshInbox<ShardMessage>) {
         while let Some(work) = inbox.recv().await {
             glommio::spawn_local(work(self.clone())).detach();
+        }
+    }
+}
+
+/// Where one owner's share of scattered work will answer.
+enum Answer<R> {
+    /// Finished in its first poll, here.
+    Here(Vec<Result<R>>),
+    /// Started here, still running.
+    Running(LocalBoxFuture<'static, Vec<Result<R>>>),
+    /// Queued on another shard.
+    Remote(oneshot::Receiver<Vec<Result<R>>>),
+}
+
+impl<R> Answer<R> {
+    /// The results; `None` if the owner stopped before answering.
+    async fn wait(self) -> Option<Vec<Result<R>>> {
+        match self {
+            Answer::Here(results) => Some(results),
+            Answer::Running(running) => Some(running.await),
+            Answer::Remote(answer) => answer.await.ok(),
         }
     }
 }

@@ -176,6 +176,9 @@ fn pipelined_produces_keep_their_order(extra_args: &[&str], topic: &str) {
 #[test]
 fn pipelined_produces_are_stored_and_acknowledged_in_order() {
     pipelined_produces_keep_their_order(&[], "pipelined");
+    // A one-message mesh inbox: forwarded appends wait for room, and still keep their order.
+    let tight = ["--mesh-queue-capacity", "1"];
+    pipelined_produces_keep_their_order(&tight, "pipelined-tight-mesh");
     if let Some(ports) = seaweedfs() {
         let topic = format!("pipelined-{}", uuid::Uuid::new_v4().simple());
         let smq = ["--backend", "smq", "--smq-master", &ports["MASTER"]];

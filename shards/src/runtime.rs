@@ -16,6 +16,8 @@ pub struct RuntimeConfig {
     /// Bytes of io_uring registered buffer memory per executor. Sockets do not use it, so a
     /// small amount keeps the locked-memory needs low (glommio needs 512 KiB of RLIMIT_MEMLOCK).
     pub io_memory: usize,
+    /// Messages each shard's mesh inbox holds before senders wait.
+    pub mesh_capacity: usize,
 }
 
 /// What a shard is handed when it starts.
@@ -50,7 +52,7 @@ impl<T: Send + 'static> Runtime<T> {
         Fut: Future<Output = T> + 'static,
     {
         let nr_shards = config.nr_shards.max(1);
-        let (mesh, inboxes) = Mesh::new(nr_shards);
+        let (mesh, inboxes) = Mesh::new(nr_shards, config.mesh_capacity);
         let mut handles = Vec::with_capacity(nr_shards);
         for (shard_id, inbox) in inboxes.into_iter().enumerate() {
             let placement = match config.cpus.is_empty() {
@@ -136,6 +138,7 @@ mod tests {
             cpus: Vec::new(),
             name: "test".into(),
             io_memory: 512 << 10,
+            mesh_capacity: 4,
         };
         type Msg = (usize, futures::channel::oneshot::Sender<usize>);
         let runtime = Runtime::start(&config, |mut ctx: ShardContext<Msg>| async move {

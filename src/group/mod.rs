@@ -28,7 +28,6 @@ use state::{GroupSettings, GroupState, JoinRequest, JoinResult, Pending, SyncRes
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-
 /// How often sessions and rebalance deadlines are checked.
 pub const TICK: Duration = Duration::from_millis(100);
 

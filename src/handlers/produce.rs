@@ -3,8 +3,8 @@
 //! All partitions owned by one shard go to it in one message, and the messages to all
 //! owners are sent before any answer is awaited. A producer pipelines requests (up to five
 //! with idempotence), so their appends must be queued in the order they were sent: the
-//! connection's `produce_order` permit is held from the start of a request until the first
-//! poll of its scatter has queued every append (locally, or on the FIFO mesh); only the
+//! connection's `produce_order` permit is held from the start of a request until its
+//! scatter has queued every append (started here, or in the owner's mesh inbox); only the
 //! waiting for acknowledgements overlaps.
 
 use super::{error_message, find_or_create_topic, find_topic_by_id, named_by_id};
@@ -87,18 +87,15 @@ pub async fn handle(
         }
     }
 
-    let scatter = shard.scatter(
-        appends,
-        |a| &a.tp,
-        |partitions, appends| Box::pin(async move { partitions.append_all(appends).await }),
-    );
-    let mut appending = std::pin::pin!(scatter);
-    let first_poll = futures::poll!(appending.as_mut());
-    drop(in_order); // Every append is queued now.
-    let appended = match first_poll {
-        std::task::Poll::Ready(appended) => appended,
-        std::task::Poll::Pending => appending.await,
-    };
+    let appended = shard
+        .scatter_queued(
+            appends,
+            |a| &a.tp,
+            |partitions, appends| Box::pin(async move { partitions.append_all(appends).await }),
+            // Every append is queued now: the connection's next Produce may go.
+            move || drop(in_order),
+        )
+        .await;
     for (index, result) in appended {
         slots[index].1 = result;
     }
