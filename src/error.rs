@@ -14,7 +14,8 @@ pub enum Fault {
     Client,
     /// The storage (SeaweedFS): unreachable or failing; retrying later may work.
     Storage,
-    /// This gateway: the shard that owns the work could not be reached.
+    /// This gateway: the work belongs to another shard (NOT_COORDINATOR), that shard could
+    /// not be reached, or a bug here (an answer the codec cannot encode).
     Gateway,
 }
 

@@ -133,8 +133,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                     }
                 }
                 Ok(None) => {}
-                Err(reason) => {
-                    tracing::error!(%reason, "cannot encode a response; closing the connection");
+                Err(error) => {
+                    tracing::error!(%error, fault = ?error.fault(), "closing connection");
                     break;
                 }
             }
@@ -157,8 +157,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                     break;
                 }
             }
-            Err(reason) => {
-                tracing::warn!(%peer, %reason, "closing connection");
+            Err(error) => {
+                tracing::warn!(%peer, %error, fault = ?error.fault(), "closing connection");
                 break;
             }
         }

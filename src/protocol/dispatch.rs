@@ -2,6 +2,7 @@
 //! `handlers` (once, here), start the handler, and encode its answer at the negotiated
 //! version.
 
+use crate::error::Fault;
 use crate::handlers::{self, ConnectionState, RequestContext};
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -12,8 +13,47 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
+/// Why a connection must close after a request: the third tier of failure, below a
+/// partition's error code and a request's error response. Each is logged once, with whose
+/// fault it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    // The client's: bytes that are not a request tidegate can answer.
+    #[error("request of {0} bytes has no header")]
+    NoHeader(usize),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("{api:?} v{version} is not supported")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("bad {api:?} v{version} {part}: {reason}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        /// "header" or "request".
+        part: &'static str,
+        reason: String,
+    },
+    // Ours: an answer the codec refused to encode (a field the version cannot carry).
+    #[error("cannot encode the {api:?} v{version} response: {reason}")]
+    Unencodable {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+impl ConnectionError {
+    /// Whose fault it is: the client's, or this gateway's (a bug to fix).
+    pub fn fault(&self) -> Fault {
+        match self {
+            ConnectionError::Unencodable { .. } => Fault::Gateway,
+            _ => Fault::Client,
+        }
+    }
+}
+
 /// A response being prepared: the encoded frame, nothing, or why it could not be encoded.
-pub type Routed = glommio::Task<Result<Option<Bytes>, String>>;
+pub type Routed = glommio::Task<Result<Option<Bytes>, ConnectionError>>;
 
 /// Decodes a frame and starts its handler. `Err` means the connection must close: the bytes
 /// are not a request tidegate can answer (malformed, unknown API, unsupported version).
@@ -21,14 +61,14 @@ pub fn route(
     shard: &Rc<Shard>,
     frame: Bytes,
     connection: &Rc<ConnectionState>,
-) -> Result<Routed, String> {
+) -> Result<Routed, ConnectionError> {
     if frame.len() < 8 {
-        return Err(format!("request of {} bytes has no header", frame.len()));
+        return Err(ConnectionError::NoHeader(frame.len()));
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api = handlers::find_api(key).ok_or_else(|| format!("unknown API key {key}"))?;
+    let api = handlers::find_api(key).ok_or(ConnectionError::UnknownApi(key))?;
     if !(api.min_version..=api.max_version).contains(&version) {
         if api.key == ApiKey::ApiVersions {
             // A client newer than us: KIP-511 says answer in v0 with our ranges, so it can
@@ -36,7 +76,10 @@ pub fn route(
             let bytes = unsupported_api_versions(correlation_id);
             return Ok(glommio::spawn_local(async move { Ok(Some(bytes)) }));
         }
-        return Err(format!("{:?} v{version} is not supported", api.key));
+        return Err(ConnectionError::UnsupportedVersion {
+            api: api.key,
+            version,
+        });
     }
     let (context, request) = decode_request(api.key, version, frame, connection.clone())?;
     let reply = api.handle(shard.clone(), context, request);
@@ -45,7 +88,11 @@ pub fn route(
         match reply.await {
             Some(response) => encode_response(api_key, version, correlation_id, &response)
                 .map(Some)
-                .map_err(|e| format!("{api_key:?} v{version}: {e}")),
+                .map_err(|e| ConnectionError::Unencodable {
+                    api: api_key,
+                    version,
+                    reason: e.to_string(),
+                }),
             None => Ok(None),
         }
     }))
@@ -57,11 +104,17 @@ pub fn decode_request(
     version: i16,
     mut frame: Bytes,
     connection: Rc<ConnectionState>,
-) -> Result<(RequestContext, RequestKind), String> {
+) -> Result<(RequestContext, RequestKind), ConnectionError> {
+    let malformed = |part, e: anyhow::Error| ConnectionError::Malformed {
+        api: api_key,
+        version,
+        part,
+        reason: e.to_string(),
+    };
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-        .map_err(|e| format!("bad {api_key:?} v{version} header: {e}"))?;
-    let request = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| format!("bad {api_key:?} v{version} request: {e}"))?;
+        .map_err(|e| malformed("header", e))?;
+    let request =
+        RequestKind::decode(api_key, &mut frame, version).map_err(|e| malformed("request", e))?;
     let context = RequestContext {
         header,
         api_key,
