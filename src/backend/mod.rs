@@ -43,6 +43,21 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
+impl TopicMeta {
+    /// Whether the topic has partition `index`.
+    pub fn has_partition(&self, index: i32) -> bool {
+        (0..self.partitions).contains(&index)
+    }
+
+    /// Partition `index` of the topic; UNKNOWN_TOPIC_OR_PARTITION if it has none.
+    pub fn partition(&self, index: i32) -> crate::error::Result<TopicPartition> {
+        match self.has_partition(index) {
+            true => Ok(TopicPartition::new(self.name.clone(), index)),
+            false => Err(crate::error::Error::UnknownTopicOrPartition),
+        }
+    }
+}
+
 /// Which offset ListOffsets asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {

@@ -22,7 +22,10 @@ pub async fn handle(
         .topics
         .iter()
         .map(|t| {
-            let partitions = t.partitions.iter().map(|p| (p.partition_index, p.offset));
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, Ok(p.offset)));
             (t.name.to_string(), partitions.collect())
         })
         .collect();

@@ -7,7 +7,6 @@ use super::str_bytes;
 use super::{Reply, RequestContext};
 use crate::config::BackendKind;
 use crate::shard::Shard;
-use crate::TopicPartition;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -44,8 +43,7 @@ pub async fn handle(
         let hosted = asked
             .unwrap_or_else(|| (0..meta.partitions).collect())
             .into_iter()
-            .filter(|p| (0..meta.partitions).contains(p))
-            .map(|p| TopicPartition::new(meta.name.clone(), p))
+            .filter_map(|p| meta.partition(p).ok())
             // A broker describes only what it hosts.
             .filter(|tp| shard.owner(tp) == shard.id)
             .collect::<Vec<_>>();

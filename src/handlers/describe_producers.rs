@@ -21,7 +21,7 @@ pub async fn handle(
         .topics
         .iter()
         .map(|t| {
-            let partitions = t.partition_indexes.iter().map(|&p| (p, ()));
+            let partitions = t.partition_indexes.iter().map(|&p| (p, Ok(())));
             (t.name.to_string(), partitions.collect())
         })
         .collect();

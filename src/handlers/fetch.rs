@@ -7,13 +7,12 @@
 //! Fetch sessions (KIP-227) are declined by answering session id 0, which makes clients send
 //! full fetch requests; that is always allowed.
 
-use super::{find_topic_by_id, named_by_id};
+use super::named_topic;
 use super::{Reply, RequestContext};
 use crate::backend::ReadResult;
 use crate::error::{Error, Result};
 use crate::partition::PartitionRead;
 use crate::shard::Shard;
-use crate::TopicPartition;
 use bytes::{Bytes, BytesMut};
 use futures::future::select;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -79,21 +78,11 @@ pub async fn handle(
 async fn resolve(shard: &Shard, request: &FetchRequest) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
-        let meta = match named_by_id(&topic.topic, topic.topic_id) {
-            true => find_topic_by_id(shard, topic.topic_id).await,
-            false => shard
-                .topics
-                .get(&topic.topic)
-                .await
-                .and_then(|t| t.ok_or(Error::UnknownTopicOrPartition)),
-        };
+        let meta = named_topic(shard, &topic.topic, topic.topic_id, false).await;
         for partition in &topic.partitions {
             let read = meta.clone().and_then(|meta| {
-                if partition.partition < 0 || partition.partition >= meta.partitions {
-                    return Err(Error::UnknownTopicOrPartition);
-                }
                 Ok(PartitionRead {
-                    tp: TopicPartition::new(meta.name.clone(), partition.partition),
+                    tp: meta.partition(partition.partition)?,
                     offset: partition.fetch_offset,
                     max_bytes: partition.partition_max_bytes.max(1) as usize,
                 })

@@ -1,11 +1,10 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at a timestamp, asked
 //! of each partition's owner.
 
-use super::{Reply, RequestContext};
-use crate::backend::{FoundOffset, OffsetSpec};
+use super::{on_partitions, Reply, RequestContext};
+use crate::backend::OffsetSpec;
 use crate::error::{Error, Result};
 use crate::shard::Shard;
-use crate::TopicPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -26,38 +25,21 @@ pub async fn handle(
     context: RequestContext,
     request: ListOffsetsRequest,
 ) -> Reply<ListOffsetsResponse> {
-    let mut answers: Vec<Result<FoundOffset>> = Vec::new();
-    let mut queries = Vec::new();
-    for topic in &request.topics {
-        let meta = shard.topics.get(&topic.name).await;
-        for partition in &topic.partitions {
-            let query = meta.clone().and_then(|meta| {
-                let meta = meta.ok_or(Error::UnknownTopicOrPartition)?;
-                if partition.partition_index < 0 || partition.partition_index >= meta.partitions {
-                    return Err(Error::UnknownTopicOrPartition);
-                }
-                let tp = TopicPartition::new(meta.name.clone(), partition.partition_index);
-                Ok((tp, spec(partition.timestamp)?))
-            });
-            match query {
-                Ok(query) => {
-                    queries.push((answers.len(), query));
-                    answers.push(Err(Error::ShardUnreachable));
-                }
-                Err(error) => answers.push(Err(error)),
-            }
-        }
-    }
-    let found = shard
-        .scatter(
-            queries,
-            |(tp, _)| tp,
-            |partitions, queries| Box::pin(async move { partitions.list_offsets(queries).await }),
-        )
-        .await;
-    for (index, result) in found {
-        answers[index] = result;
-    }
+    let named = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, spec(p.timestamp)));
+            (t.name.to_string(), partitions.collect())
+        })
+        .collect();
+    let answers = on_partitions(&shard, named, |partitions, queries| {
+        Box::pin(async move { partitions.list_offsets(queries).await })
+    })
+    .await;
 
     // leader_epoch exists from v4; a field set that the version lacks cannot be encoded.
     let leader_epoch = if context.version >= 4 { 0 } else { -1 };

@@ -100,10 +100,7 @@ pub async fn named_partitions(
     partitions: &[i32],
 ) -> Result<Vec<(i32, Result<()>)>> {
     let meta = shard.topics.get(topic).await?;
-    let exists = |p: i32| {
-        meta.as_ref()
-            .is_some_and(|m| (0..m.partitions).contains(&p))
-    };
+    let exists = |p: i32| meta.as_ref().is_some_and(|m| m.has_partition(p));
     Ok(partitions
         .iter()
         .map(|&p| match exists(p) {
@@ -152,13 +149,17 @@ pub async fn alter_configs(
     Ok(())
 }
 
+/// A topic name and, in request order, the partitions of it a request names, each with its
+/// argument (or why the request's value for it is not one).
+pub type NamedPartitions<T> = (String, Vec<(i32, Result<T>)>);
+
 /// Per-partition work for the partitions a request names, each run on its owning shard:
 /// `named` lists, per topic name, (partition, argument) in request order; the answer has
-/// one result per named partition in that order, UNKNOWN_TOPIC_OR_PARTITION for those that
-/// do not exist.
+/// one result per named partition in that order: UNKNOWN_TOPIC_OR_PARTITION for those that
+/// do not exist, and the argument's own error where it is one.
 pub async fn on_partitions<T, R>(
     shard: &Rc<Shard>,
-    named: Vec<(String, Vec<(i32, T)>)>,
+    named: Vec<NamedPartitions<T>>,
     work: PartitionWork<(TopicPartition, T), R>,
 ) -> Vec<Result<R>>
 where
@@ -171,13 +172,12 @@ where
         let meta = shard.topics.get(&topic).await;
         for (partition, argument) in partitions {
             let exists = match &meta {
-                Ok(Some(meta)) if (0..meta.partitions).contains(&partition) => Ok(meta),
-                Ok(_) => Err(Error::UnknownTopicOrPartition),
+                Ok(Some(meta)) => meta.partition(partition),
+                Ok(None) => Err(Error::UnknownTopicOrPartition),
                 Err(error) => Err(error.clone()),
             };
-            match exists {
-                Ok(meta) => {
-                    let tp = TopicPartition::new(meta.name.clone(), partition);
+            match exists.and_then(|tp| Ok((tp, argument?))) {
+                Ok((tp, argument)) => {
                     items.push((results.len(), (tp, argument)));
                     results.push(Err(Error::ShardUnreachable));
                 }
@@ -191,9 +191,18 @@ where
     results
 }
 
-/// Newer requests name a topic by id and leave the name empty.
-pub fn named_by_id(name: &str, id: Uuid) -> bool {
-    name.is_empty() && !id.is_nil()
+/// A topic as a request names it: by id where the name is empty and the id set (newer
+/// versions), else by name, created if `may_create` and the server allow it.
+pub async fn named_topic(
+    shard: &Shard,
+    name: &str,
+    id: Uuid,
+    may_create: bool,
+) -> Result<Arc<TopicMeta>> {
+    match name.is_empty() && !id.is_nil() {
+        true => find_topic_by_id(shard, id).await,
+        false => find_or_create_topic(shard, name, may_create).await,
+    }
 }
 
 /// A topic named by id.

@@ -39,7 +39,7 @@ pub async fn handle(
             .map(|p| {
                 let known = exists
                     .as_ref()
-                    .is_some_and(|t| (0..t.partitions).contains(&p.partition_index));
+                    .is_some_and(|t| t.has_partition(p.partition_index));
                 let metadata = p.committed_metadata.as_deref().unwrap_or("");
                 if !known {
                     return Some(ResponseError::UnknownTopicOrPartition);

@@ -32,7 +32,7 @@ pub async fn handle(
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| (p.partition, OffsetSpec::Latest));
+                .map(|p| (p.partition, Ok(OffsetSpec::Latest)));
             (t.topic.to_string(), partitions.collect())
         })
         .collect();

@@ -7,7 +7,7 @@
 //! scatter has queued every append (started here, or in the owner's mesh inbox); only the
 //! waiting for acknowledgements overlaps.
 
-use super::{error_message, find_or_create_topic, find_topic_by_id, named_by_id};
+use super::{error_message, named_topic};
 use super::{Reply, RequestContext};
 use crate::error::{Error, Result};
 use crate::partition::PartitionAppend;
@@ -41,19 +41,14 @@ pub async fn handle(
     let mut slots: Vec<(TopicPartition, Result<i64>, i64)> = Vec::new();
     let mut appends = Vec::new();
     for topic in &request.topic_data {
-        let meta = match named_by_id(&topic.name, topic.topic_id) {
-            true => find_topic_by_id(&shard, topic.topic_id).await,
-            false => find_or_create_topic(&shard, &topic.name, true).await,
-        };
+        let meta = named_topic(&shard, &topic.name, topic.topic_id, true).await;
         for partition in &topic.partition_data {
             let name = meta
                 .as_ref()
                 .map_or_else(|_| topic.name.0.to_string(), |m| m.name.to_string());
             let tp = TopicPartition::new(name, partition.index);
             let checked = meta.clone().and_then(|meta| {
-                if partition.index < 0 || partition.index >= meta.partitions {
-                    return Err(Error::UnknownTopicOrPartition);
-                }
+                meta.partition(partition.index)?;
                 let batches =
                     parse_produce_batches(partition.records.as_ref().unwrap_or(&Bytes::new()))?;
                 check_batch_sizes(
