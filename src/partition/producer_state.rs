@@ -69,10 +69,25 @@ pub struct ProducerStates {
 
 struct ProducerEntry {
     epoch: i16,
-    /// (first sequence, last sequence, base offset once stored), oldest first.
-    batches: VecDeque<(i32, i32, Option<i64>)>,
+    /// Its latest batches here, oldest first.
+    batches: VecDeque<SentBatch>,
     /// When it last sent a batch here, ms since the epoch.
     last_used_ms: i64,
+}
+
+/// A batch an idempotent producer sent, known by its sequence numbers.
+#[derive(Debug, Clone, Copy)]
+struct SentBatch {
+    first_sequence: i32,
+    last_sequence: i32,
+    /// Where it was stored; `None` while its append is still being written.
+    base_offset: Option<i64>,
+}
+
+impl SentBatch {
+    fn is(&self, header: &BatchHeader) -> bool {
+        (self.first_sequence, self.last_sequence) == (header.base_sequence, header.last_sequence())
+    }
 }
 
 impl ProducerStates {
@@ -87,19 +102,16 @@ impl ProducerStates {
         let entry = self.producers.get(&(tp.clone(), first.producer_id));
         if let (Some(entry), [only]) = (entry, headers) {
             if only.producer_epoch == entry.epoch {
-                let seqs = (only.base_sequence, only.last_sequence());
-                if let Some(&(_, _, stored)) =
-                    entry.batches.iter().find(|(f, l, _)| (*f, *l) == seqs)
-                {
+                if let Some(sent) = entry.batches.iter().find(|b| b.is(only)) {
                     // A retry of a batch still being written: ask again once it is.
-                    let base_offset = stored.ok_or_else(|| {
+                    let base_offset = sent.base_offset.ok_or_else(|| {
                         Error::Unavailable("the same batch is still being written".into())
                     })?;
                     return Ok(SequenceCheck::Duplicate { base_offset });
                 }
             }
         }
-        let mut expected = entry.map(|e| (e.epoch, e.batches.back().map(|b| b.1)));
+        let mut expected = entry.map(|e| (e.epoch, e.batches.back().map(|b| b.last_sequence)));
         for header in headers {
             check_one(header, expected)?;
             expected = Some((header.producer_epoch, Some(header.last_sequence())));
@@ -128,9 +140,11 @@ impl ProducerStates {
                 if entry.batches.len() == BATCHES_KEPT {
                     entry.batches.pop_front();
                 }
-                entry
-                    .batches
-                    .push_back((header.base_sequence, header.last_sequence(), None));
+                entry.batches.push_back(SentBatch {
+                    first_sequence: header.base_sequence,
+                    last_sequence: header.last_sequence(),
+                    base_offset: None,
+                });
             }
         }
     }
@@ -139,10 +153,9 @@ impl ProducerStates {
     pub fn stored(&mut self, tp: &TopicPartition, headers: &[BatchHeader], base_offset: i64) {
         let mut offset = base_offset;
         for header in headers {
-            let seqs = (header.base_sequence, header.last_sequence());
             if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
-                if let Some(batch) = entry.batches.iter_mut().find(|b| (b.0, b.1) == seqs) {
-                    batch.2.get_or_insert(offset);
+                if let Some(batch) = entry.batches.iter_mut().find(|b| b.is(header)) {
+                    batch.base_offset.get_or_insert(offset);
                 }
             }
             offset += header.offset_count();
@@ -155,7 +168,7 @@ impl ProducerStates {
         let batches = entry
             .batches
             .iter()
-            .filter_map(|&(first, last, offset)| Some((first, last, offset?)))
+            .filter_map(|b| Some((b.first_sequence, b.last_sequence, b.base_offset?)))
             .collect();
         Some(ProducerSnapshot {
             epoch: entry.epoch,
@@ -177,8 +190,8 @@ impl ProducerStates {
                     .batches
                     .iter()
                     .rev()
-                    .find(|b| b.2.is_some())
-                    .map_or(-1, |b| b.1),
+                    .find(|b| b.base_offset.is_some())
+                    .map_or(-1, |b| b.last_sequence),
                 last_used_ms: entry.last_used_ms,
             })
             .collect();
@@ -198,7 +211,11 @@ impl ProducerStates {
                     .rev()
                     .take(BATCHES_KEPT)
                     .rev()
-                    .map(|&(first, last, offset)| (first, last, Some(offset)))
+                    .map(|&(first_sequence, last_sequence, offset)| SentBatch {
+                        first_sequence,
+                        last_sequence,
+                        base_offset: Some(offset),
+                    })
                     .collect(),
                 last_used_ms: snapshot.taken_at_ms,
             });
@@ -210,7 +227,7 @@ impl ProducerStates {
         let before = self.producers.len();
         let oldest = now_ms - EXPIRATION.as_millis() as i64;
         self.producers.retain(|_, entry| {
-            entry.last_used_ms >= oldest || entry.batches.iter().any(|b| b.2.is_none())
+            entry.last_used_ms >= oldest || entry.batches.iter().any(|b| b.base_offset.is_none())
         });
         before - self.producers.len()
     }
@@ -218,11 +235,10 @@ impl ProducerStates {
     /// The recorded batches were not stored: forget them, so a retry is in sequence.
     pub fn failed(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
         for header in headers {
-            let seqs = (header.base_sequence, header.last_sequence());
             if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
                 entry
                     .batches
-                    .retain(|b| (b.0, b.1) != seqs || b.2.is_some());
+                    .retain(|b| !b.is(header) || b.base_offset.is_some());
             }
         }
     }
