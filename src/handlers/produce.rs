@@ -43,28 +43,24 @@ pub async fn handle(
     for topic in &request.topic_data {
         let meta = named_topic(&shard, &topic.name, topic.topic_id, true).await;
         for partition in &topic.partition_data {
-            let name = meta
-                .as_ref()
-                .map_or_else(|_| topic.name.0.to_string(), |m| m.name.to_string());
-            let tp = TopicPartition::new(name, partition.index);
-            let checked = meta.clone().and_then(|meta| {
-                meta.partition(partition.index)?;
+            let checked = meta.as_ref().map_err(Clone::clone).and_then(|meta| {
+                let tp = meta.partition(partition.index)?;
                 let batches =
                     parse_produce_batches(partition.records.as_ref().unwrap_or(&Bytes::new()))?;
                 check_batch_sizes(
                     &batches,
-                    topic_config::max_message_bytes(&meta, &shard.config),
+                    topic_config::max_message_bytes(meta, &shard.config),
                 )?;
-                if !topic_config::log_append_time(&meta) {
-                    return Ok((batches, -1));
+                if !topic_config::log_append_time(meta) {
+                    return Ok((tp, batches, -1));
                 }
                 // Only LogAppendTime topics read the clock on the produce path.
                 let now_ms = crate::unix_time().as_millis() as i64;
                 let stamped = batches.iter().map(|b| b.with_log_append_time(now_ms));
-                Ok((stamped.collect(), now_ms))
+                Ok((tp, stamped.collect(), now_ms))
             });
             match checked {
-                Ok((batches, log_append_time)) => {
+                Ok((tp, batches, log_append_time)) => {
                     appends.push((
                         slots.len(),
                         PartitionAppend {
@@ -75,6 +71,8 @@ pub async fn handle(
                     slots.push((tp, Ok(-1), log_append_time));
                 }
                 Err(error) => {
+                    let name = meta.as_ref().map_or(topic.name.as_str(), |m| &m.name);
+                    let tp = TopicPartition::new(name, partition.index);
                     tracing::debug!(%tp, %error, "produce refused");
                     slots.push((tp, Err(error), -1));
                 }
