@@ -13,6 +13,9 @@
 //! `retention.ms` are dropped by [`MemoryBackend::enforce_retention`], which the shard runs
 //! every `--log-retention-check-interval-ms`, as Kafka checks every
 //! `log.retention.check.interval.ms`. DeleteRecords moves the log start by hand.
+//!
+//! Everything here dies with the process, so it keeps no producer state for restarts, and
+//! every append goes through this process: waiting fetches are woken, never re-read.
 
 use super::{CommittedOffset, GroupOffsets, OffsetSpec, ReadResult, TopicMeta};
 use crate::error::{Error, Result};

@@ -3,9 +3,18 @@
 //!
 //! Per shard: one HTTP/2 connection per broker, a cache of topic assignments (refreshed when
 //! a broker says it does not lead a partition), one publish stream per owned partition, and
-//! the last high-water mark seen per partition for long-polls; committed consumer offsets
-//! go to the filer (`offsets`). See `proto/README.md` for the broker and filer behaviour
-//! this relies on.
+//! the last high-water mark seen per partition for long-polls. See `proto/README.md` for
+//! the broker and filer behaviour this relies on.
+//!
+//! What this backend keeps where, and what it refuses, all decided here:
+//! - records: SMQ topics `<namespace>/<topic>`, one publish stream per partition, which
+//!   queues synchronously (the append's place is fixed before its first `.await`);
+//! - Kafka topic configs, committed offsets (`offsets`, the Go gateway's layout) and
+//!   idempotent producers' states (`producers`): small files in the filer;
+//! - refused: deleting a topic (TOPIC_DELETION_DISABLED), adding partitions
+//!   (INVALID_PARTITIONS: it would orphan the data), DeleteRecords (POLICY_VIOLATION);
+//! - not enforced: `retention.ms` and `retention.bytes` (stored, shown, never acted on);
+//! - waiting fetches re-read every `REREAD_INTERVAL` (100 ms), since others may append.
 
 pub mod cache;
 pub mod channel;
