@@ -13,12 +13,12 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
+use crate::partition::producer_state::ProducerIds;
 use crate::partition::{unreachable, Partitions};
 use crate::TopicPartition;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all, Either, LocalBoxFuture};
 use shards::{Mesh, MeshInbox, ShardId, ShardMap};
-use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -42,11 +42,9 @@ pub struct Shard {
     /// The partitions this shard owns.
     pub partitions: Rc<Partitions>,
     /// The consumer groups this shard coordinates; reached through [`Shard::coordinator`].
-    groups: Coordinator,
+    groups: Rc<Coordinator>,
     shard_map: ShardMap,
     mesh: Mesh<ShardMessage>,
-    producer_ids_issued: Cell<i64>,
-    producer_id_base: i64,
 }
 
 impl Shard {
@@ -57,20 +55,16 @@ impl Shard {
         stores: ShardStores,
         mesh: Mesh<ShardMessage>,
     ) -> Self {
-        let started_secs = crate::unix_time().as_secs() as i64;
+        let producer_ids = ProducerIds::new(id, mesh.nr_shards());
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),
-            groups: Coordinator::new(&config, stores.offsets),
-            partitions: Rc::new(Partitions::new(stores.log, stores.producers)),
+            groups: Rc::new(Coordinator::new(&config, stores.offsets)),
+            partitions: Rc::new(Partitions::new(stores.log, stores.producers, producer_ids)),
             topics: stores.topics,
             config,
             cluster,
             mesh,
-            producer_ids_issued: Cell::new(0),
-            // Ids from different runs must not collide while old producers may still be
-            // around: the start time in the high bits keeps runs apart.
-            producer_id_base: (started_secs & 0x7fff_ffff) << 22,
         }
     }
 
@@ -102,7 +96,7 @@ impl Shard {
             return Err(Error::InvalidGroupId("a group id cannot be empty".into()));
         }
         match self.coordinates(group) {
-            true => Ok(&self.groups),
+            true => Ok(&*self.groups),
             false => Err(Error::NotCoordinator),
         }
     }
@@ -110,14 +104,6 @@ impl Shard {
     /// This shard's coordinator, for what concerns all its groups (ListGroups, settings).
     pub fn all_groups(&self) -> &Coordinator {
         &self.groups
-    }
-
-    /// Keeps the groups' clocks running: session expiry and rebalance deadlines.
-    pub async fn run_group_timers(self: Rc<Self>) {
-        loop {
-            glommio::timer::sleep(crate::group::TICK).await;
-            self.groups.tick();
-        }
     }
 
     /// Takes the producer states of the partitions this shard owns out of `stored` (what
@@ -138,7 +124,8 @@ impl Shard {
     /// expiry and state writes, retention.
     pub fn start_background(self: &Rc<Self>, inbox: MeshInbox<ShardMessage>) {
         glommio::spawn_local(self.clone().serve_mesh(inbox)).detach();
-        glommio::spawn_local(self.clone().run_group_timers()).detach();
+        let groups = self.groups.clone();
+        glommio::spawn_local(async move { groups.run_timers().await }).detach();
         let interval =
             std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
         self.partitions.start_background(interval);
@@ -154,13 +141,6 @@ impl Shard {
             })
         });
         join_all(calls).await;
-    }
-
-    /// A producer id no other shard or earlier run hands out.
-    pub fn allocate_producer_id(&self) -> i64 {
-        let issued = self.producer_ids_issued.get();
-        self.producer_ids_issued.set(issued + 1);
-        self.producer_id_base + issued * self.nr_shards() as i64 + self.id as i64
     }
 
     /// Runs `work` on shard `owner`, here or across the mesh, and returns its answer;

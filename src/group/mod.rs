@@ -115,9 +115,13 @@ impl Coordinator {
         }
     }
 
-    /// Expires sessions and completes rebalances whose time has come (every [`TICK`]).
-    pub fn tick(&self) {
-        self.groups.tick();
+    /// Keeps the groups' clocks running: expires sessions and completes rebalances whose
+    /// time has come, every [`TICK`].
+    pub async fn run_timers(&self) {
+        loop {
+            glommio::timer::sleep(TICK).await;
+            self.groups.tick();
+        }
     }
 
     /// JoinGroup: waits until the rebalance completes. A consumer-protocol group of the

@@ -31,7 +31,7 @@ pub async fn handle(
     // resets its sequence numbers; at the last epoch it gets a fresh id instead.
     let (producer_id, epoch) = match (request.producer_id.0, request.producer_epoch) {
         (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
-        _ => (shard.allocate_producer_id(), 0),
+        _ => (shard.partitions.producer_ids.next(), 0),
     };
     Some(
         response

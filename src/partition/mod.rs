@@ -41,7 +41,7 @@ use crate::TopicPartition;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all};
 use hashbrown::HashMap;
-use producer_state::{ActiveProducer, PendingWrites, ProducerStates, SequenceCheck};
+use producer_state::{ActiveProducer, PendingWrites, ProducerIds, ProducerStates, SequenceCheck};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -63,6 +63,8 @@ pub struct PartitionRead {
 
 /// The partitions one shard owns.
 pub struct Partitions {
+    /// The ids this shard gives idempotent producers.
+    pub producer_ids: ProducerIds,
     log: PartitionLog,
     /// Where idempotent producers' states outlive the process, if the backend keeps them.
     producer_store: ProducerStore,
@@ -74,8 +76,13 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    pub fn new(log: PartitionLog, producer_store: ProducerStore) -> Self {
+    pub fn new(
+        log: PartitionLog,
+        producer_store: ProducerStore,
+        producer_ids: ProducerIds,
+    ) -> Self {
         Self {
+            producer_ids,
             log,
             producer_store,
             producers: RefCell::default(),

@@ -31,6 +31,35 @@ pub const EXPIRATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// Producer ids below zero mean "not idempotent".
 const NO_PRODUCER_ID: i64 = -1;
 
+/// Producer ids this shard hands out (InitProducerId): unique across shards, since each
+/// takes every `nr_shards`-th id from its own, and across runs, since the start time sits
+/// in the high bits while old producers may still be around.
+pub struct ProducerIds {
+    base: i64,
+    issued: std::cell::Cell<i64>,
+    shard_id: i64,
+    nr_shards: i64,
+}
+
+impl ProducerIds {
+    pub fn new(shard_id: usize, nr_shards: usize) -> Self {
+        let started_secs = crate::unix_time().as_secs() as i64;
+        Self {
+            base: (started_secs & 0x7fff_ffff) << 22,
+            issued: std::cell::Cell::new(0),
+            shard_id: shard_id as i64,
+            nr_shards: nr_shards.max(1) as i64,
+        }
+    }
+
+    /// A producer id no other shard or earlier run hands out.
+    pub fn next(&self) -> i64 {
+        let issued = self.issued.get();
+        self.issued.set(issued + 1);
+        self.base + issued * self.nr_shards + self.shard_id
+    }
+}
+
 /// What to do with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceCheck {
