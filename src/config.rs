@@ -84,6 +84,18 @@ pub struct Config {
     #[arg(long, default_value_t = 1)]
     pub default_partitions: i32,
 
+    /// Most partitions one topic may have; CreateTopics and CreatePartitions above it get
+    /// INVALID_PARTITIONS. Every partition is in each Metadata answer that lists all
+    /// topics, so this and `--max-partitions` bound that answer's size and time.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedI64ValueParser::<i32>::new().range(1..=1_000_000))]
+    pub max_partitions_per_topic: i32,
+
+    /// Most partitions of all topics together; creating or growing a topic past it gets
+    /// POLICY_VIOLATION. Checked at each creation, not reserved: creations racing on
+    /// several shards may pass it by what they add.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedI64ValueParser::<i64>::new().range(1..=10_000_000))]
+    pub max_partitions: i64,
+
     /// Create a topic when a client produces to it or asks Metadata for it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
@@ -166,6 +178,12 @@ impl Config {
         }
         if self.default_partitions < 1 {
             return Err("--default-partitions must be at least 1".into());
+        }
+        if self.default_partitions > self.max_partitions_per_topic {
+            return Err(format!(
+                "--default-partitions {} is over --max-partitions-per-topic {}",
+                self.default_partitions, self.max_partitions_per_topic
+            ));
         }
         if self.max_request_size < 1024 || self.max_request_size > i32::MAX as usize {
             return Err("--max-request-size must be between 1024 and 2147483647 bytes".into());

@@ -179,3 +179,60 @@ fn offsets_by_timestamp_and_acks_zero() {
     assert_eq!(offset_at(ts + 60_000), (0, -1, -1), "nothing that late");
     assert_eq!(offset_at(-3), (0, 4, ts + 4), "max timestamp");
 }
+
+#[test]
+fn partition_limits_refuse_topics_past_them_and_bound_metadata() {
+    let server = Server::start(&[
+        "--max-partitions-per-topic",
+        "8",
+        "--max-partitions",
+        "12",
+        "--default-partitions",
+        "4",
+    ]);
+    let mut client = server.client();
+    let create = |client: &mut Client, name: &str, partitions: i32| {
+        let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+        client.call(&request, 7).topics[0].error_code
+    };
+    assert_eq!(create(&mut client, "wide", 9), 37, "INVALID_PARTITIONS");
+    assert_eq!(partition_count(&mut client, "wide").0, 3, "not created");
+    assert_eq!(create(&mut client, "a", 8), 0);
+    assert_eq!(create(&mut client, "b", 5), 44, "POLICY_VIOLATION: 13 > 12");
+    assert_eq!(create(&mut client, "b", 4), 0, "12 in all");
+    assert_eq!(create(&mut client, "b", 4), 36, "an existing topic is named as such");
+
+    let grow = CreatePartitionsRequest::default().with_topics(vec![
+        CreatePartitionsTopic::default()
+            .with_name(topic_name("b"))
+            .with_count(5),
+    ]);
+    assert_eq!(client.call(&grow, 3).results[0].error_code, 44);
+    assert_eq!(partition_count(&mut client, "b"), (0, 4));
+
+    // Auto-creation counts too: produce to a new topic past the total is refused.
+    let batch = encode_batch(&records(0, 1, None), Compression::None);
+    let (error, _) = produce(&mut client, "c", 0, batch);
+    assert_eq!(error, 44, "POLICY_VIOLATION");
+    assert_eq!(partition_count(&mut client, "c").0, 3, "not auto-created");
+
+    let delete = DeleteTopicsRequest::default()
+        .with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name("b")))]);
+    assert_eq!(client.call(&delete, 6).responses[0].error_code, 0);
+    assert_eq!(create(&mut client, "c", 4), 0, "room again once b is gone");
+
+    let all = client.call(&MetadataRequest::default().with_topics(None), 12);
+    let mut listed: Vec<(String, usize)> = all
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            (name, t.partitions.len())
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, vec![("a".to_string(), 8), ("c".to_string(), 4)]);
+}

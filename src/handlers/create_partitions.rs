@@ -1,6 +1,6 @@
 //! CreatePartitions: grow a topic, never shrink it.
 
-use super::error_message;
+use super::{check_partition_limits, error_message};
 use super::{Reply, RequestContext};
 use crate::error::{Error, Result};
 use crate::shard::Shard;
@@ -35,6 +35,12 @@ async fn grow(shard: &Shard, topic: &CreatePartitionsTopic, validate_only: bool)
             "{} partitions",
             topic.count
         )));
+    }
+    if let Some(meta) = shard.topics.get(&topic.name).await? {
+        let added = i64::from(topic.count) - i64::from(meta.partitions);
+        if added > 0 {
+            check_partition_limits(shard, topic.count, added).await?;
+        }
     }
     shard
         .topics

@@ -1,6 +1,6 @@
 //! CreateTopics, including validate_only.
 
-use super::{error_message, str_bytes, validate_topic_name};
+use super::{check_partition_limits, error_message, str_bytes, validate_topic_name};
 use super::{Reply, RequestContext};
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
@@ -72,6 +72,11 @@ async fn create(
             )))
         }
     };
+    // An existing topic is answered as such, whatever the limits say.
+    if shard.topics.get(&topic.name).await?.is_some() {
+        return Err(Error::TopicAlreadyExists);
+    }
+    check_partition_limits(shard, partitions, i64::from(partitions)).await?;
     // Durability is the storage's concern; any factor a client asks for is accepted.
     if topic.replication_factor == 0 || topic.replication_factor < -1 {
         return Err(Error::InvalidReplicationFactor(format!(

@@ -29,7 +29,13 @@ pub async fn handle(
     let mut topics = Vec::new();
     if all_topics {
         match shard.topics.list().await {
-            Ok(all) => topics.extend(all.iter().map(|t| describe(&shard, t, topic_operations))),
+            Ok(all) => {
+                for topic in &all {
+                    topics.push(describe(&shard, topic, topic_operations));
+                    // Thousands of partitions take a while: let the core serve others.
+                    glommio::yield_if_needed().await;
+                }
+            }
             Err(error) => tracing::warn!(%error, "cannot list topics"),
         }
     }

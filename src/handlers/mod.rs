@@ -73,6 +73,7 @@ pub async fn find_or_create_topic(
     }
     validate_topic_name(name)?;
     let partitions = shard.config.default_partitions;
+    check_partition_limits(shard, partitions, i64::from(partitions)).await?;
     match shard
         .topics
         .create(name, partitions, BTreeMap::new(), false)
@@ -90,6 +91,28 @@ pub async fn find_or_create_topic(
             .ok_or(Error::UnknownTopicOrPartition),
         Err(error) => Err(error),
     }
+}
+
+/// Whether a topic may have `count` partitions, `added` of them new: at most
+/// `--max-partitions-per-topic` (INVALID_PARTITIONS), and all topics together at most
+/// `--max-partitions` (POLICY_VIOLATION).
+pub async fn check_partition_limits(shard: &Shard, count: i32, added: i64) -> Result<()> {
+    let per_topic = shard.config.max_partitions_per_topic;
+    if count > per_topic {
+        return Err(Error::InvalidPartitions(format!(
+            "{count} partitions is over this gateway's --max-partitions-per-topic of {per_topic}"
+        )));
+    }
+    let limit = shard.config.max_partitions;
+    let total: i64 = shard.topics.list().await?.iter().map(|t| i64::from(t.partitions)).sum();
+    if total.saturating_add(added) > limit {
+        return Err(Error::PolicyViolation(format!(
+            "{added} more partitions would make {} in all, over this gateway's \
+             --max-partitions of {limit}",
+            total.saturating_add(added)
+        )));
+    }
+    Ok(())
 }
 
 /// The partitions of `topic` a request names: each one that exists is `Ok`, the others (or
