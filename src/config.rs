@@ -20,7 +20,10 @@ pub enum BackendKind {
 /// Every shard is advertised to clients as its own Kafka broker on `--broker-port-base +
 /// shard`; the bootstrap `--port` is served by all shards.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tidegate", version)]
+#[command(
+    name = "tidegate",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TIDEGATE_COMMIT"), ")")
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -204,6 +207,17 @@ impl Config {
         }
         if self.backend == BackendKind::Smq {
             self.validate_smq()?;
+        } else {
+            let smq_flags = [
+                ("--smq-master", &self.smq_master),
+                ("--smq-broker", &self.smq_broker),
+                ("--smq-filer", &self.smq_filer),
+            ];
+            if let Some((flag, _)) = smq_flags.iter().find(|(_, value)| value.is_some()) {
+                return Err(format!(
+                    "{flag} applies to --backend smq only; add --backend smq, or drop {flag}"
+                ));
+            }
         }
         if let Some(cpus) = &self.cpus {
             shards::parse_cpu_list(cpus).map_err(|e| e.to_string())?;
@@ -338,6 +352,14 @@ mod tests {
         for args in cases {
             assert!(parse(args).validate().is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn smq_flags_without_the_smq_backend_are_refused() {
+        let memory = parse(&["--smq-master", "10.0.0.1:9333"]);
+        let refused = memory.validate().expect_err("--smq-master on memory");
+        assert!(refused.contains("--smq-master") && refused.contains("--backend smq"));
+        assert!(parse(&["--smq-filer", "f:18888"]).validate().is_err());
     }
 
     #[test]

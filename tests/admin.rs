@@ -203,13 +203,16 @@ fn partition_limits_refuse_topics_past_them_and_bound_metadata() {
     assert_eq!(create(&mut client, "a", 8), 0);
     assert_eq!(create(&mut client, "b", 5), 44, "POLICY_VIOLATION: 13 > 12");
     assert_eq!(create(&mut client, "b", 4), 0, "12 in all");
-    assert_eq!(create(&mut client, "b", 4), 36, "an existing topic is named as such");
+    assert_eq!(
+        create(&mut client, "b", 4),
+        36,
+        "an existing topic is named as such"
+    );
 
-    let grow = CreatePartitionsRequest::default().with_topics(vec![
-        CreatePartitionsTopic::default()
+    let grow =
+        CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
             .with_name(topic_name("b"))
-            .with_count(5),
-    ]);
+            .with_count(5)]);
     assert_eq!(client.call(&grow, 3).results[0].error_code, 44);
     assert_eq!(partition_count(&mut client, "b"), (0, 4));
 
@@ -219,8 +222,9 @@ fn partition_limits_refuse_topics_past_them_and_bound_metadata() {
     assert_eq!(error, 44, "POLICY_VIOLATION");
     assert_eq!(partition_count(&mut client, "c").0, 3, "not auto-created");
 
-    let delete = DeleteTopicsRequest::default()
-        .with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name("b")))]);
+    let delete = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default().with_name(Some(topic_name("b")))
+    ]);
     assert_eq!(client.call(&delete, 6).responses[0].error_code, 0);
     assert_eq!(create(&mut client, "c", 4), 0, "room again once b is gone");
 

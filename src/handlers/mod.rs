@@ -104,7 +104,13 @@ pub async fn check_partition_limits(shard: &Shard, count: i32, added: i64) -> Re
         )));
     }
     let limit = shard.config.max_partitions;
-    let total: i64 = shard.topics.list().await?.iter().map(|t| i64::from(t.partitions)).sum();
+    let total: i64 = shard
+        .topics
+        .list()
+        .await?
+        .iter()
+        .map(|t| i64::from(t.partitions))
+        .sum();
     if total.saturating_add(added) > limit {
         return Err(Error::PolicyViolation(format!(
             "{added} more partitions would make {} in all, over this gateway's \
