@@ -59,9 +59,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(frame));
             }
             let pending = self.filled;
-            // Room for the rest of this frame, or at least MIN_READ; grown by READ_CHUNK.
+            // Room for the rest of this frame, but never more than has arrived already (or
+            // one READ_CHUNK): the buffer grows with the bytes a client sends, not with the
+            // length it claims, so a lying prefix costs it what it really sent.
             let needed = self.frame_length()?.map_or(MIN_READ, |n| {
-                (n + LENGTH_PREFIX - pending).max(MIN_READ.min(self.max_frame))
+                let rest = n + LENGTH_PREFIX - pending;
+                rest.min(pending.max(READ_CHUNK))
+                    .max(MIN_READ.min(self.max_frame))
             });
             if self.buffer.len() - pending < needed {
                 let grow_to = pending + needed.max(READ_CHUNK.min(self.max_frame));
@@ -216,6 +220,23 @@ mod tests {
         assert!(huge[0]
             .as_ref()
             .is_err_and(|e| e.contains("over the limit")));
+        // A claim of the whole limit with a few bytes sent reserves about what was sent.
+        let mut lying = (64i32 << 20).to_be_bytes().to_vec();
+        lying.extend_from_slice(b"only this");
+        let mut reader = FrameReader::new(futures::io::Cursor::new(lying), 100 << 20);
+        let read = futures::executor::block_on(reader.read_frame());
+        assert!(read.is_err_and(|e| e.to_string().contains("middle")));
+        assert!(
+            reader.buffer.capacity() <= 2 * READ_CHUNK,
+            "{} bytes reserved for 13 received",
+            reader.buffer.capacity()
+        );
+        // A real large frame still arrives whole.
+        let body = vec![7u8; 3 << 20];
+        let mut wire = (body.len() as i32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&body);
+        let frames = read_all(&wire, 100 << 20);
+        assert_eq!(frames[0].as_ref().ok().cloned().flatten().map(|f| f.len()), Some(3 << 20));
         let mut truncated = 10i32.to_be_bytes().to_vec();
         truncated.extend_from_slice(b"abc");
         assert!(read_all(&truncated, 1024)[0]
