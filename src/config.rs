@@ -87,6 +87,12 @@ pub struct Config {
     #[arg(long, default_value_t = 1)]
     pub default_partitions: i32,
 
+    /// Most bytes one produced record batch may decompress to; a batch past it gets
+    /// MESSAGE_TOO_LARGE (a decompression bomb is stopped as it streams). Used where
+    /// records are read one by one (SeaweedMQ).
+    #[arg(long, default_value_t = 64 << 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(4u64 << 30)))]
+    pub max_decompressed_batch_bytes: usize,
+
     /// Most partitions one topic may have; CreateTopics and CreatePartitions above it get
     /// INVALID_PARTITIONS. Every partition is in each Metadata answer that lists all
     /// topics, so this and `--max-partitions` bound that answer's size and time.
@@ -395,8 +401,8 @@ mod tests {
         ] {
             assert!(smq(bad).validate().is_err(), "{bad:?}");
         }
-        // The memory backend ignores them.
-        assert!(parse(&["--smq-broker", "b:17777"]).validate().is_ok());
+        // The memory backend refuses them rather than ignore them.
+        assert!(parse(&["--smq-broker", "b:17777"]).validate().is_err());
     }
 
     #[test]

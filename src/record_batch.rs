@@ -222,6 +222,18 @@ fn validate(batch: &RecordBatch) -> Result<()> {
             header.records_count, header.last_offset_delta
         )));
     }
+    // An uncompressed batch's records are here to count: each takes at least
+    // MIN_RECORD_LEN bytes, so a count the bytes cannot hold is a lie (offsets would jump
+    // by it). A compressed batch's count is checked where its records are read.
+    let records_len = batch.bytes.len() - HEADER_LEN;
+    if header.compression() == 0
+        && header.records_count as usize > records_len / crate::records::MIN_RECORD_LEN
+    {
+        return Err(Error::CorruptMessage(format!(
+            "{} records claimed in {records_len} bytes",
+            header.records_count
+        )));
+    }
     if header.is_control() {
         return Err(Error::InvalidRecord(
             "clients may not send control batches".into(),

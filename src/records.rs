@@ -13,7 +13,11 @@
 use crate::error::{Error, Result};
 use crate::record_batch::{RecordBatch, HEADER_LEN};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, None as Plain, Snappy, Zstd};
+use std::io::Read;
+
+/// The smallest record: a length, then attributes, timestamp delta, offset delta, key and
+/// value lengths and header count, one byte each.
+pub const MIN_RECORD_LEN: usize = 7;
 
 /// One record as a consumer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,40 +31,105 @@ pub struct Record {
     pub headers: Vec<(Bytes, Option<Bytes>)>,
 }
 
-/// The records of a batch, decompressed, with absolute offsets and timestamps.
-pub fn decode_records(batch: &RecordBatch) -> Result<Vec<Record>> {
+/// The records of a batch, decompressed (to at most `limit` bytes: more is refused with
+/// MESSAGE_TOO_LARGE), with absolute offsets and timestamps.
+pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<Vec<Record>> {
     let header = &batch.header;
-    let mut body = batch.bytes.slice(HEADER_LEN..);
-    let parse = |records: &mut Bytes| {
-        parse_records(
-            records,
-            header.base_offset,
-            header.base_timestamp,
-            header.records_count,
-        )
-        .map_err(anyhow::Error::msg)
+    let body = batch.bytes.slice(HEADER_LEN..);
+    let mut plain = decompress(header.compression(), body, limit)?;
+    let mut records = parse_records(
+        &mut plain,
+        header.base_offset,
+        header.base_timestamp,
+        header.records_count,
+    )
+    .map_err(|e| Error::CorruptMessage(format!("cannot read records: {e}")))?;
+    // A LogAppendTime batch's time is every record's timestamp, as consumers read it.
+    if header.is_log_append_time() {
+        records
+            .iter_mut()
+            .for_each(|r| r.timestamp = header.max_timestamp);
+    }
+    Ok(records)
+}
+
+/// A batch's records section, decompressed as it streams, never past `limit` bytes: a few
+/// compressed bytes can claim gigabytes (a decompression bomb), so nothing is allocated on
+/// the strength of a claimed size.
+fn decompress(compression: i16, body: Bytes, limit: usize) -> Result<Bytes> {
+    let corrupt =
+        |e: &dyn std::fmt::Display| Error::CorruptMessage(format!("cannot decompress: {e}"));
+    let mut out = Vec::new();
+    let capped = |reader: &mut dyn Read, out: &mut Vec<u8>| {
+        reader
+            .take((limit as u64).saturating_add(1))
+            .read_to_end(out)
+            .map(drop)
+            .map_err(|e| corrupt(&e))
     };
-    let mut decoded = match header.compression() {
-        0 => Plain::decompress(&mut body, parse),
-        1 => Gzip::decompress(&mut body, parse),
-        2 => Snappy::decompress(&mut body, parse),
-        3 => Lz4::decompress(&mut body, parse),
-        4 => Zstd::decompress(&mut body, parse),
+    match compression {
+        0 => return Ok(body),
+        1 => capped(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)?,
+        2 => snappy(&body, limit, &mut out)?,
+        3 => capped(
+            &mut lz4::Decoder::new(&body[..]).map_err(|e| corrupt(&e))?,
+            &mut out,
+        )?,
+        4 => capped(
+            &mut zstd::stream::read::Decoder::new(&body[..]).map_err(|e| corrupt(&e))?,
+            &mut out,
+        )?,
         other => {
             return Err(Error::CorruptMessage(format!(
                 "unknown compression {other}"
             )))
         }
     };
-    // A LogAppendTime batch's time is every record's timestamp, as consumers read it.
-    if let Ok(records) = &mut decoded {
-        if header.is_log_append_time() {
-            records
-                .iter_mut()
-                .for_each(|r| r.timestamp = header.max_timestamp);
-        }
+    if out.len() > limit {
+        return Err(too_large(limit));
     }
-    decoded.map_err(|e| Error::CorruptMessage(format!("cannot read records: {e}")))
+    Ok(Bytes::from(out))
+}
+
+fn too_large(limit: usize) -> Error {
+    Error::MessageTooLarge(format!(
+        "a record batch decompresses to more than --max-decompressed-batch-bytes ({limit})"
+    ))
+}
+
+/// Snappy as Kafka's Java client writes it (xerial framing: a magic header, then blocks of
+/// a length and raw snappy), or raw snappy without the header, as the Java client accepts.
+fn snappy(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()> {
+    const MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+    let corrupt =
+        |e: &dyn std::fmt::Display| Error::CorruptMessage(format!("cannot decompress: {e}"));
+    let block = |raw: &[u8], out: &mut Vec<u8>| -> Result<()> {
+        let length = snap::raw::decompress_len(raw).map_err(|e| corrupt(&e))?;
+        let start = out.len();
+        if start.saturating_add(length) > limit {
+            return Err(too_large(limit));
+        }
+        out.resize(start + length, 0);
+        snap::raw::Decoder::new()
+            .decompress(raw, &mut out[start..])
+            .map_err(|e| corrupt(&e))?;
+        Ok(())
+    };
+    let Some(mut rest) = body.strip_prefix(&MAGIC[..]) else {
+        return block(body, out);
+    };
+    while !rest.is_empty() {
+        let (length, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt(&"a snappy block length is cut short"))?;
+        let length = u32::from_be_bytes(*length) as usize;
+        let raw = tail
+            .get(..length)
+            .ok_or_else(|| corrupt(&"a snappy block is cut short"))?;
+        block(raw, out)?;
+        rest = &tail[length..];
+    }
+    Ok(())
 }
 
 fn parse_records(
@@ -69,6 +138,14 @@ fn parse_records(
     base_timestamp: i64,
     count: i32,
 ) -> Result<Vec<Record>, String> {
+    // The count is the client's word; the bytes present bound it.
+    let fits = body.remaining() / MIN_RECORD_LEN;
+    if count.max(0) as usize > fits {
+        return Err(format!(
+            "{count} records claimed in {} bytes",
+            body.remaining()
+        ));
+    }
     let mut records = Vec::with_capacity(count.max(0) as usize);
     for _ in 0..count {
         let length = read_varint(body)?;
@@ -225,7 +302,7 @@ mod tests {
         let records: Vec<Record> = (10..15).map(sample).collect();
         let batch = encode_records(&records);
         let parsed = parse_produce_batches(&batch).expect("a valid batch with a good CRC");
-        assert_eq!(decode_records(&parsed[0]).ok(), Some(records));
+        assert_eq!(decode_records(&parsed[0], usize::MAX).ok(), Some(records));
     }
 
     #[test]
@@ -238,7 +315,7 @@ mod tests {
         ] {
             let bytes = crate::record_batch::tests::client_batch(4, compression, -1);
             let batch = &parse_produce_batches(&bytes).expect("valid")[0];
-            let ours = decode_records(batch).expect("decoded");
+            let ours = decode_records(batch, usize::MAX).expect("decoded");
             let theirs = RecordBatchDecoder::decode(&mut bytes.clone())
                 .expect("codec")
                 .records;
@@ -252,5 +329,61 @@ mod tests {
                 .collect();
             assert_eq!(mine, pairs, "{compression:?}");
         }
+    }
+
+    /// A batch whose header claims `count` records, its CRC made to match: what a hostile
+    /// client can send.
+    fn claiming(bytes: &Bytes, count: i32) -> Bytes {
+        let mut lying = bytes.to_vec();
+        lying[57..61].copy_from_slice(&count.to_be_bytes());
+        lying[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        let crc = crc32c::crc32c(&lying[21..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(lying)
+    }
+
+    #[test]
+    fn batches_decompress_up_to_the_limit_and_no_further() {
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            // 2,000 records of about 115 bytes: over 200 KiB from a few KiB compressed.
+            let bytes = crate::record_batch::tests::client_batch(2000, compression, -1);
+            assert!(
+                bytes.len() < 32 << 10,
+                "{compression:?}: {} bytes",
+                bytes.len()
+            );
+            let batch = &parse_produce_batches(&bytes).expect("valid")[0];
+            let refused = decode_records(batch, 64 << 10).expect_err("over the limit");
+            assert!(
+                matches!(refused, Error::MessageTooLarge(_)),
+                "{compression:?}: {refused:?}"
+            );
+            let decoded = decode_records(batch, 1 << 20).expect("under the limit");
+            assert_eq!(decoded.len(), 2000, "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_count_the_bytes_cannot_hold_is_refused_before_anything_is_reserved() {
+        let plain = crate::record_batch::tests::client_batch(1, Compression::None, -1);
+        let refused = parse_produce_batches(&claiming(&plain, i32::MAX));
+        assert!(
+            matches!(refused, Err(Error::CorruptMessage(_))),
+            "{refused:?}"
+        );
+        // Compressed, the count is only checkable once decompressed: still refused.
+        let gzip = crate::record_batch::tests::client_batch(1, Compression::Gzip, -1);
+        let lying = claiming(&gzip, i32::MAX);
+        let batch = &parse_produce_batches(&lying).expect("the header alone looks fine")[0];
+        let refused = decode_records(batch, 64 << 20);
+        assert!(
+            matches!(refused, Err(Error::CorruptMessage(_))),
+            "{refused:?}"
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use tidegate::backend::smq::discovery::{self, Endpoints};
+use tidegate::backend::smq::Settings;
 use tidegate::backend::{Backend, CommittedOffset, GroupOffsets};
 use tidegate::error::Error;
 use tidegate::TopicPartition;
@@ -103,7 +104,7 @@ fn offsets_round_trip_through_the_filer_in_the_go_gateways_layout() {
             let found = discovery::resolve(Some(&master), None, None, Duration::from_secs(30))
                 .await
                 .expect("discovery");
-            let store = Backend::Smq(found.clone(), "kafka".into())
+            let store = Backend::Smq(found.clone(), settings("kafka"))
                 .open_shard(0)
                 .offsets;
             store.store(&group, &offsets).await.expect("store");
@@ -136,7 +137,7 @@ fn offsets_round_trip_through_the_filer_in_the_go_gateways_layout() {
     let later = on_executor({
         let (group, endpoints) = (group.clone(), endpoints(&ports));
         move || async move {
-            let store = Backend::Smq(endpoints, "kafka".into())
+            let store = Backend::Smq(endpoints, settings("kafka"))
                 .open_shard(1)
                 .offsets;
             let update = vec![(tp("orders", 1), committed(21, 4, "again"))];
@@ -163,7 +164,7 @@ fn deleting_offsets_removes_partitions_topics_and_empty_groups() {
         on_executor({
             let (group, whole) = (group.clone(), whole.clone());
             move || async move {
-                let store = Backend::Smq(endpoints, "kafka".into())
+                let store = Backend::Smq(endpoints, settings("kafka"))
                     .open_shard(0)
                     .offsets;
                 let offsets = vec![
@@ -239,11 +240,11 @@ fn groups_that_cannot_be_a_directory_are_refused_and_unknown_groups_are_empty() 
     let unknown = unique_group("tidegate-never-committed");
     let (refused, unknown_offsets, no_base_dir) = on_executor(move || async move {
         // A namespace nobody committed in: its base directory does not exist.
-        let fresh = Backend::Smq(endpoints.clone(), unique_group("tidegate-ns"))
+        let fresh = Backend::Smq(endpoints.clone(), settings(unique_group("tidegate-ns")))
             .open_shard(0)
             .offsets;
         let no_base_dir = fresh.list_groups().await;
-        let store = Backend::Smq(endpoints, "kafka".into())
+        let store = Backend::Smq(endpoints, settings("kafka"))
             .open_shard(0)
             .offsets;
         let offsets = vec![(tp("t", 0), committed(1, -1, ""))];
@@ -261,4 +262,12 @@ fn groups_that_cannot_be_a_directory_are_refused_and_unknown_groups_are_empty() 
     assert_eq!(http_get(&ports["FILER_PORT"], team).0, 404);
     assert_eq!(unknown_offsets, Ok(vec![]));
     assert_eq!(no_base_dir, Ok(vec![]));
+}
+
+/// The SMQ backend's settings for a namespace.
+fn settings(namespace: impl Into<String>) -> Settings {
+    Settings {
+        namespace: namespace.into(),
+        decompressed_limit: 64 << 20,
+    }
 }

@@ -113,7 +113,7 @@ pub struct StoredProducer {
 /// seams.
 pub enum Backend {
     Memory(Arc<memory::SharedCatalog>, usize),
-    Smq(smq::Endpoints, String),
+    Smq(smq::Endpoints, smq::Settings),
 }
 
 /// One shard's instance of every seam.
@@ -140,10 +140,11 @@ pub fn open(config: &Config) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
         }
         BackendKind::Smq => {
             let (endpoints, producers) = smq::open(config)?;
-            Ok((
-                Backend::Smq(endpoints, config.smq_namespace.clone()),
-                producers,
-            ))
+            let settings = smq::Settings {
+                namespace: config.smq_namespace.clone(),
+                decompressed_limit: config.max_decompressed_batch_bytes,
+            };
+            Ok((Backend::Smq(endpoints, settings), producers))
         }
     }
 }
@@ -164,12 +165,13 @@ impl Backend {
                     producers: ProducerStore::Memory,
                 }
             }
-            Backend::Smq(endpoints, namespace) => {
+            Backend::Smq(endpoints, settings) => {
+                let namespace = &settings.namespace;
                 let filer = Rc::new(smq::filer::Filer::new(endpoints.filer.clone()));
                 let backend = Rc::new(smq::SmqBackend::new(
                     endpoints.broker.clone(),
                     filer.clone(),
-                    namespace.clone(),
+                    settings,
                     shard_id,
                 ));
                 ShardStores {

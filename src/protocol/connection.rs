@@ -236,7 +236,10 @@ mod tests {
         let mut wire = (body.len() as i32).to_be_bytes().to_vec();
         wire.extend_from_slice(&body);
         let frames = read_all(&wire, 100 << 20);
-        assert_eq!(frames[0].as_ref().ok().cloned().flatten().map(|f| f.len()), Some(3 << 20));
+        assert_eq!(
+            frames[0].as_ref().ok().cloned().flatten().map(|f| f.len()),
+            Some(3 << 20)
+        );
         let mut truncated = 10i32.to_be_bytes().to_vec();
         truncated.extend_from_slice(b"abc");
         assert!(read_all(&truncated, 1024)[0]

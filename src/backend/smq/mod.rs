@@ -86,6 +86,17 @@ pub struct SmqBackend {
     topic_configs: TopicConfigStore,
     /// For what SMQ itself keeps there (partition sizes).
     filer: Rc<Filer>,
+    /// Most bytes a produced batch may decompress to (`--max-decompressed-batch-bytes`).
+    decompressed_limit: usize,
+}
+
+/// What every shard's SMQ backend is told at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--smq-namespace`.
+    pub namespace: String,
+    /// `--max-decompressed-batch-bytes`.
+    pub decompressed_limit: usize,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -95,9 +106,11 @@ fn unavailable(status: tonic::Status) -> Error {
 impl SmqBackend {
     /// A shard's catalogue and log: control-plane calls go to `bootstrap`, topic configs
     /// and partition sizes to `filer`.
-    pub fn new(bootstrap: String, filer: Rc<Filer>, namespace: String, shard_id: usize) -> Self {
+    pub fn new(bootstrap: String, filer: Rc<Filer>, settings: &Settings, shard_id: usize) -> Self {
+        let namespace = settings.namespace.clone();
         Self {
             bootstrap,
+            decompressed_limit: settings.decompressed_limit,
             topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
             filer,
             namespace,
@@ -342,7 +355,7 @@ impl SmqBackend {
     pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
         let mut records = Vec::new();
         for batch in batches {
-            records.extend(decode_records(batch)?);
+            records.extend(decode_records(batch, self.decompressed_limit)?);
         }
         let publisher = self.publisher(tp);
         let now_ms = crate::unix_time().as_millis() as i64;
