@@ -125,3 +125,46 @@ fn produce_errors_are_per_partition_and_store_nothing() {
         "the failed produce created no topic"
     );
 }
+
+#[test]
+fn lying_frame_lengths_cost_only_the_bytes_sent() {
+    let server = Server::start(&["--shards", "1"]);
+    let mut bystander = server.client();
+    assert_still_serving(&mut bystander);
+    let before = server.rss_bytes();
+    // Ten connections each claim a 100 MB request and send 10 bytes of it.
+    let mut liars: Vec<Client> = (0..10).map(|_| server.client()).collect();
+    for liar in &mut liars {
+        let mut claim = (100i32 << 20).to_be_bytes().to_vec();
+        claim.extend_from_slice(b"0123456789");
+        liar.send_raw(&claim);
+    }
+    // Round trips on the same shard, after the liars' bytes are in its sockets: by then it
+    // has read them (it serves completions in the order they arrive).
+    for _ in 0..3 {
+        assert_still_serving(&mut bystander);
+    }
+    let grown = server.rss_bytes().saturating_sub(before);
+    assert!(grown < 16 << 20, "grew {} MiB for 140 bytes", grown >> 20);
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_as_too_large_without_growing_the_server() {
+    let Some(ports) = seaweedfs() else { return };
+    let server = Server::start(&["--backend", "smq", "--smq-master", &ports["MASTER"]]);
+    let mut client = server.client();
+    let topic = format!("bomb-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&mut client, &topic, 1);
+    // One record of 256 MiB of zeros: about 256 KiB gzipped, within every request limit.
+    let mut bomb = records(0, 1, None);
+    bomb[0].value = Some(bytes::Bytes::from(vec![0u8; 256 << 20]));
+    let batch = encode_batch(&bomb, Compression::Gzip);
+    drop(bomb);
+    assert!(batch.len() < 1 << 20, "{} bytes compressed", batch.len());
+    let before = server.rss_bytes();
+    let (error, _) = produce(&mut client, &topic, 0, batch);
+    assert_eq!(error, 10, "MESSAGE_TOO_LARGE");
+    let grown = server.rss_bytes().saturating_sub(before);
+    assert!(grown < 128 << 20, "grew {} MiB", grown >> 20);
+    assert_still_serving(&mut client);
+}

@@ -63,6 +63,18 @@ impl Server {
     pub fn client(&self) -> Client {
         Client::connect(self.bootstrap)
     }
+
+    /// The server's resident memory now, in bytes, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status of tidegate");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
+    }
 }
 
 impl Drop for Server {
