@@ -26,7 +26,7 @@ pub enum BackendKind {
 )]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, default_value = "0.0.0.0", value_parser = listen_address)]
     pub listen: IpAddr,
 
     /// Host name given to clients in Metadata and FindCoordinator answers. Default: the
@@ -90,7 +90,7 @@ pub struct Config {
     /// Most bytes one produced record batch may decompress to; a batch past it gets
     /// MESSAGE_TOO_LARGE (a decompression bomb is stopped as it streams). Used where
     /// records are read one by one (SeaweedMQ).
-    #[arg(long, default_value_t = 64 << 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(4u64 << 30)))]
+    #[arg(long, default_value = "64MiB", value_parser = byte_size)]
     pub max_decompressed_batch_bytes: usize,
 
     /// Most partitions one topic may have; CreateTopics and CreatePartitions above it get
@@ -111,17 +111,17 @@ pub struct Config {
 
     /// Largest request accepted, in bytes (Kafka's socket.request.max.bytes). A larger frame
     /// closes the connection.
-    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    #[arg(long, default_value = "100MiB", value_parser = byte_size)]
     pub max_request_size: usize,
 
     /// Largest record batch a Produce may carry, in bytes after compression (Kafka's
     /// message.max.bytes); a topic's max.message.bytes overrides it. A larger batch is
     /// refused with MESSAGE_TOO_LARGE and nothing of it is stored.
-    #[arg(long, default_value_t = 1_048_588)]
+    #[arg(long, default_value = "1048588", value_parser = kafka_byte_size)]
     pub message_max_bytes: i32,
 
     /// Upper bound on a Fetch response, in bytes, whatever the client asks for.
-    #[arg(long, default_value_t = 55 * 1024 * 1024)]
+    #[arg(long, default_value = "55MiB", value_parser = kafka_byte_size)]
     pub fetch_max_bytes: i32,
 
     /// Upper bound on how long a Fetch may wait for data, in milliseconds, whatever the
@@ -130,7 +130,7 @@ pub struct Config {
     pub fetch_max_wait_ms: u32,
 
     /// Memory backend: bytes kept per partition before the oldest batches are dropped.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value = "1GiB", value_parser = byte_size)]
     pub memory_retention_bytes: usize,
 
     /// Memory backend: how often batches older than their topic's `retention.ms` are
@@ -199,6 +199,9 @@ impl Config {
         }
         if self.message_max_bytes < 1 {
             return Err("--message-max-bytes must be positive".into());
+        }
+        if self.max_decompressed_batch_bytes < 1024 {
+            return Err("--max-decompressed-batch-bytes must be at least 1KiB".into());
         }
         if self.fetch_max_bytes < 1 {
             return Err("--fetch-max-bytes must be positive".into());
@@ -330,6 +333,61 @@ impl Config {
     }
 }
 
+/// A byte count as flags take it: a number of bytes, or one with a binary unit (`512KiB`,
+/// `64MiB`, `1GiB`, `1TiB`; `B` for bytes; case does not matter).
+pub fn byte_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count such as 1048576, 512KiB or 64MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kib" => 10,
+        "mib" => 20,
+        "gib" => 30,
+        "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use B, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("{text} is too large"))
+}
+
+/// [`byte_size`] for a setting Kafka keeps in an int32.
+fn kafka_byte_size(text: &str) -> Result<i32, String> {
+    let bytes = byte_size(text)?;
+    i32::try_from(bytes).map_err(|_| format!("{text} is over 2GiB - 1, the most Kafka allows"))
+}
+
+/// The address to listen on: an IP address, or a host name resolved once at start-up.
+fn listen_address(text: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = text.parse() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs;
+    let resolved = (text, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text:?}: {e}"))?
+        .map(|a| a.ip())
+        .collect::<Vec<_>>();
+    // IPv4 first: what `localhost` most often means to a Kafka client.
+    resolved
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +416,21 @@ mod tests {
         for args in cases {
             assert!(parse(args).validate().is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn byte_flags_take_units_and_listen_takes_host_names() {
+        assert_eq!(byte_size("1048576"), Ok(1 << 20));
+        assert_eq!(byte_size("64MiB"), Ok(64 << 20));
+        assert_eq!(byte_size("512kib"), Ok(512 << 10));
+        assert_eq!(byte_size("1 GiB"), Ok(1 << 30));
+        assert!(byte_size("64MB").is_err());
+        assert!(byte_size("-1").is_err());
+        assert!(byte_size("99999999999TiB").is_err());
+        let config = parse(&["--max-request-size", "2MiB", "--listen", "localhost"]);
+        assert_eq!(config.max_request_size, 2 << 20);
+        assert!(config.listen.is_loopback());
+        assert_eq!(parse(&[]).max_decompressed_batch_bytes, 64 << 20);
     }
 
     #[test]
