@@ -82,6 +82,12 @@ pub struct Config {
     #[arg(long, default_value = "kafka")]
     pub smq_namespace: String,
 
+    /// How long start-up waits for SeaweedFS (the master to list a broker and a filer, and
+    /// those to answer), in milliseconds; then it fails, naming the flag whose address did
+    /// not answer.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub smq_startup_timeout_ms: u64,
+
     /// Partitions of a topic created without a partition count (auto-created, or
     /// CreateTopics with -1).
     #[arg(long, default_value_t = 1)]

@@ -168,3 +168,33 @@ fn a_decompression_bomb_is_refused_as_too_large_without_growing_the_server() {
     assert!(grown < 128 << 20, "grew {} MiB", grown >> 20);
     assert_still_serving(&mut client);
 }
+
+#[test]
+fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
+    // Nothing listens on port 1 of loopback.
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
+        .args([
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--broker-port-base",
+            "0",
+        ])
+        .args([
+            "--backend",
+            "smq",
+            "--smq-broker",
+            "127.0.0.1:1",
+            "--smq-filer",
+            "127.0.0.1:1",
+        ])
+        .args(["--smq-startup-timeout-ms", "1000"])
+        .output()
+        .expect("run tidegate");
+    assert!(!started.status.success(), "started against dead addresses");
+    let stdout = String::from_utf8_lossy(&started.stdout);
+    assert!(!stdout.contains("ready"), "said ready: {stdout}");
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(stderr.contains("--smq-broker"), "{stderr}");
+}

@@ -685,6 +685,7 @@ fn topic_id(name: &str, generation: i64) -> Uuid {
 /// producer states earlier runs stored, before any shard starts: every shard then uses the
 /// same servers. gRPC runs on glommio, so this runs on a short-lived executor of its own.
 pub fn open(config: &crate::config::Config) -> anyhow::Result<(Endpoints, Vec<StoredProducer>)> {
+    let startup_timeout = std::time::Duration::from_millis(config.smq_startup_timeout_ms);
     let master = config.smq_master().map(str::to_string);
     let broker = config.smq_broker.clone();
     let filer = config.smq_filer.clone();
@@ -693,11 +694,31 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<(Endpoints, Vec<St
             master.as_deref(),
             broker.as_deref(),
             filer.as_deref(),
-            DISCOVERY_TIMEOUT,
+            startup_timeout,
         )
         .await
     })?;
     let endpoints = resolved.map_err(|e| anyhow::anyhow!(e))?;
+    // Before "ready": a dead address is an error at start-up, naming where it came from,
+    // not a produce that times out later.
+    let (broker, filer) = (endpoints.broker.clone(), endpoints.filer.clone());
+    let reached = before_shards("tidegate-check", move || async move {
+        reachable(&broker, &filer, startup_timeout).await
+    })?;
+    if let Err((what, error)) = reached {
+        let named = match what {
+            "broker" if config.smq_broker.is_some() => "--smq-broker".to_string(),
+            "filer" if config.smq_filer.is_some() => "--smq-filer".to_string(),
+            other => format!(
+                "the {other} the master {} named",
+                config.smq_master().unwrap_or("")
+            ),
+        };
+        anyhow::bail!(
+            "{named}: {error}; is SeaweedFS's {what} running there (`weed server -mq.broker` \
+             runs both)?"
+        );
+    }
     tracing::info!(
         broker = endpoints.broker,
         filer = endpoints.filer,
@@ -720,8 +741,46 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<(Endpoints, Vec<St
     Ok((endpoints, producers))
 }
 
-/// How long start-up waits for the SeaweedFS master to list a broker and a filer.
-const DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Whether the broker accepts a connection and the filer answers a listing, trying again
+/// until `timeout` (SeaweedFS may still be starting); which one failed, and how, if not.
+async fn reachable(
+    broker: &str,
+    filer: &str,
+    timeout: std::time::Duration,
+) -> Result<(), (&'static str, String)> {
+    let deadline = std::time::Instant::now() + timeout;
+    let filer = Filer::new(filer.to_string());
+    loop {
+        let attempt = async {
+            GrpcChannel::connect(broker).await.map_err(|e| {
+                (
+                    "broker",
+                    format!("cannot reach SeaweedMQ broker {broker}: {e}"),
+                )
+            })?;
+            filer
+                .list("/")
+                .await
+                .map_err(|e| ("filer", e.to_string()))?;
+            Ok(())
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let timer = glommio::timer::sleep(left);
+        let outcome =
+            match futures::future::select(std::pin::pin!(attempt), std::pin::pin!(timer)).await {
+                futures::future::Either::Left((outcome, _)) => outcome,
+                futures::future::Either::Right(_) => {
+                    Err(("broker", format!("{broker} did not answer")))
+                }
+            };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(failed) if std::time::Instant::now() >= deadline => return Err(failed),
+            Err(_) => glommio::timer::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// Locked memory for a start-up executor; its few gRPC sockets need no more.
 const STARTUP_IO_MEMORY: usize = 512 << 10;
 
