@@ -61,11 +61,17 @@ fn decompress(compression: i16, body: Bytes, limit: usize) -> Result<Bytes> {
         |e: &dyn std::fmt::Display| Error::CorruptMessage(format!("cannot decompress: {e}"));
     let mut out = Vec::new();
     let capped = |reader: &mut dyn Read, out: &mut Vec<u8>| {
-        reader
-            .take((limit as u64).saturating_add(1))
-            .read_to_end(out)
-            .map(drop)
-            .map_err(|e| corrupt(&e))
+        let mut chunk = vec![0u8; DECOMPRESS_CHUNK];
+        loop {
+            let read = reader.read(&mut chunk).map_err(|e| corrupt(&e))?;
+            if read == 0 {
+                return Ok(());
+            }
+            if out.len() + read > limit {
+                return Err(too_large(limit));
+            }
+            out.extend_from_slice(&chunk[..read]);
+        }
     };
     match compression {
         0 => return Ok(body),
@@ -90,6 +96,9 @@ fn decompress(compression: i16, body: Bytes, limit: usize) -> Result<Bytes> {
     }
     Ok(Bytes::from(out))
 }
+
+/// Bytes decompressed per read.
+const DECOMPRESS_CHUNK: usize = 64 << 10;
 
 fn too_large(limit: usize) -> Error {
     Error::MessageTooLarge(format!(
