@@ -2,7 +2,7 @@
 //! partition's owner. The memory backend drops what lies before it; reads below it get
 //! OFFSET_OUT_OF_RANGE. SeaweedMQ cannot drop the start of a partition: POLICY_VIOLATION.
 
-use super::on_partitions;
+use super::{named, on_partitions};
 use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::delete_records_response::{
@@ -18,17 +18,12 @@ pub async fn handle(
     _context: RequestContext,
     request: DeleteRecordsRequest,
 ) -> Reply<DeleteRecordsResponse> {
-    let named = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| (p.partition_index, Ok(p.offset)));
-            (t.name.to_string(), partitions.collect())
-        })
-        .collect();
+    let named = named(
+        &request.topics,
+        |t| &t.name,
+        |t| &t.partitions,
+        |p| (p.partition_index, Ok(p.offset)),
+    );
     let results = on_partitions(&shard, named, |partitions, deletions| {
         Box::pin(async move { partitions.delete_records(deletions).await })
     })

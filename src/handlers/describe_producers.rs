@@ -1,7 +1,7 @@
 //! DescribeProducers (`kafka-transactions describe-producers`): the idempotent producers
 //! each partition's owner knows, with their epoch and last sequence.
 
-use super::{error_message, on_partitions};
+use super::{error_message, named, on_partitions};
 use super::{Reply, RequestContext};
 use crate::shard::Shard;
 use kafka_protocol::messages::describe_producers_response::{
@@ -17,14 +17,12 @@ pub async fn handle(
     _context: RequestContext,
     request: DescribeProducersRequest,
 ) -> Reply<DescribeProducersResponse> {
-    let named = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t.partition_indexes.iter().map(|&p| (p, Ok(())));
-            (t.name.to_string(), partitions.collect())
-        })
-        .collect();
+    let named = named(
+        &request.topics,
+        |t| &t.name,
+        |t| &t.partition_indexes,
+        |&p| (p, Ok(())),
+    );
     let found = on_partitions(&shard, named, |partitions, asked| {
         let partitions_asked: Vec<_> = asked.into_iter().map(|(tp, ())| tp).collect();
         Box::pin(async move { partitions.producers_on(&partitions_asked) })

@@ -1,7 +1,7 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at a timestamp, asked
 //! of each partition's owner.
 
-use super::{on_partitions, Reply, RequestContext};
+use super::{named, on_partitions, Reply, RequestContext};
 use crate::backend::OffsetSpec;
 use crate::error::{Error, Result};
 use crate::shard::Shard;
@@ -25,17 +25,12 @@ pub async fn handle(
     context: RequestContext,
     request: ListOffsetsRequest,
 ) -> Reply<ListOffsetsResponse> {
-    let named = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| (p.partition_index, spec(p.timestamp)));
-            (t.name.to_string(), partitions.collect())
-        })
-        .collect();
+    let named = named(
+        &request.topics,
+        |t| &t.name,
+        |t| &t.partitions,
+        |p| (p.partition_index, spec(p.timestamp)),
+    );
     let answers = on_partitions(&shard, named, |partitions, queries| {
         Box::pin(async move { partitions.list_offsets(queries).await })
     })

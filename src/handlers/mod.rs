@@ -182,6 +182,26 @@ pub async fn alter_configs(
 /// argument (or why the request's value for it is not one).
 pub type NamedPartitions<T> = (String, Vec<(i32, Result<T>)>);
 
+/// The partitions a request's topics name, as [`on_partitions`] takes them: `name` and
+/// `partitions` read a topic of the request, `argument` a partition (its index and what
+/// the work needs of it).
+pub fn named<Topic, Partition, T>(
+    topics: &[Topic],
+    name: impl Fn(&Topic) -> &str,
+    partitions: impl Fn(&Topic) -> &[Partition],
+    argument: impl Fn(&Partition) -> (i32, Result<T>),
+) -> Vec<NamedPartitions<T>> {
+    topics
+        .iter()
+        .map(|t| {
+            (
+                name(t).to_string(),
+                partitions(t).iter().map(&argument).collect(),
+            )
+        })
+        .collect()
+}
+
 /// Per-partition work for the partitions a request names, each run on its owning shard:
 /// `named` lists, per topic name, (partition, argument) in request order; the answer has
 /// one result per named partition in that order: UNKNOWN_TOPIC_OR_PARTITION for those that

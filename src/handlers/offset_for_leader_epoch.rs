@@ -2,7 +2,7 @@
 //! epoch, 0, since it was created (tidegate reports 0 in Metadata), so epoch 0 ends at the
 //! high watermark; a later epoch than the current one is unknown to this leader.
 
-use super::on_partitions;
+use super::{named, on_partitions};
 use super::{Reply, RequestContext};
 use crate::backend::OffsetSpec;
 use crate::shard::Shard;
@@ -25,17 +25,12 @@ pub async fn handle(
     _context: RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> Reply<OffsetForLeaderEpochResponse> {
-    let named = request
-        .topics
-        .iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| (p.partition, Ok(OffsetSpec::Latest)));
-            (t.topic.to_string(), partitions.collect())
-        })
-        .collect();
+    let named = named(
+        &request.topics,
+        |t| &t.topic,
+        |t| &t.partitions,
+        |p| (p.partition, Ok(OffsetSpec::Latest)),
+    );
     let ends = on_partitions(&shard, named, |partitions, queries| {
         Box::pin(async move { partitions.list_offsets(queries).await })
     })
