@@ -10,6 +10,17 @@
 //!   committed-offset store, producer-state store), each implemented by `memory` (in this
 //!   process) and `smq` (SeaweedMQ); `backend::open` picks one at start-up.
 //! - [`topic_config`] says which topic configs exist, which are enforced, and checks values.
+//! - [`error`] says whose fault each error is and which Kafka code it becomes.
+//!
+//! Where to look:
+//! - produce ordering: the module comment of [`partition`];
+//! - idempotent producers (sequence checks, duplicates, state kept across restarts):
+//!   [`partition::producer_state`];
+//! - offsets: a record's offset is the backend's own ([`backend`]); committed offsets are
+//!   [`group::offsets`] in front of the backend's `OffsetStore`;
+//! - what each backend keeps, refuses and polls: the module comments of `backend::memory`
+//!   and `backend::smq`;
+//! - limits on what a client can make tidegate hold: README.md, "Limits and safety".
 
 pub mod backend;
 pub mod cluster;
