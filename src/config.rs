@@ -175,6 +175,15 @@ pub struct Config {
     #[arg(long, default_value_t = 5000)]
     pub group_consumer_heartbeat_interval_ms: u64,
 
+    /// Client connections this process holds at once, on all its ports; more are closed as
+    /// they are accepted, with a log line.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+
+    /// Client connections from one IP address at once (Kafka's max.connections.per.ip).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_ip: usize,
+
     /// Requests one connection may have in progress at once; reading stops beyond it.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,

@@ -8,6 +8,7 @@ use crate::backend::{self, Backend, StoredProducer};
 use crate::cluster::{Broker, Cluster};
 use crate::config::Config;
 use crate::protocol;
+use crate::protocol::admission::Admission;
 use crate::shard::{Shard, ShardMessage};
 use anyhow::{bail, Context};
 use futures::channel::oneshot;
@@ -15,7 +16,7 @@ use glommio::net::TcpListener;
 use shards::{Runtime, RuntimeConfig, ShardContext, ShardId};
 use socket2::{Domain, Socket, Type};
 use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::{IpAddr, SocketAddr, TcpListener as StdListener};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
@@ -38,6 +39,8 @@ struct Startup {
     clusters: Mutex<Vec<Option<oneshot::Receiver<Arc<Cluster>>>>>,
     /// What each shard opens its own stores from.
     backend: Backend,
+    /// The connection limits, shared by every shard's listeners.
+    admission: Arc<Admission>,
     /// Idempotent producers' states earlier runs stored; each shard takes out its own.
     producers: Mutex<Vec<StoredProducer>>,
 }
@@ -60,6 +63,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         bound: Mutex::new(bound_tx),
         clusters: Mutex::new(cluster_rx.into_iter().map(Some).collect()),
         backend,
+        admission: Admission::new(config.max_connections, config.max_connections_per_ip),
         producers: Mutex::new(producers),
     });
     let runtime_config = RuntimeConfig {
@@ -252,8 +256,10 @@ async fn shard_main(
     // Before any append can reach this shard, from a client or from another shard.
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);
-    let bootstrap_loop = glommio::spawn_local(accept_loop(shard.clone(), bootstrap));
-    accept_loop(shard, broker).await;
+    let admission = startup.admission.clone();
+    let bootstrap_loop =
+        glommio::spawn_local(accept_loop(shard.clone(), bootstrap, admission.clone()));
+    accept_loop(shard, broker, admission).await;
     bootstrap_loop.await;
     Ok(())
 }
@@ -269,11 +275,25 @@ fn bind(
     Ok((bootstrap, broker))
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, admission: Arc<Admission>) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(protocol::serve(shard.clone(), stream)).detach();
+                let peer = stream
+                    .peer_addr()
+                    .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+                match admission.admit(peer) {
+                    Ok(slot) => {
+                        let shard = shard.clone();
+                        glommio::spawn_local(async move {
+                            protocol::serve(shard, stream).await;
+                            drop(slot);
+                        })
+                        .detach();
+                    }
+                    // Dropping the stream closes it.
+                    Err(reason) => tracing::warn!(%peer, %reason, "connection refused"),
+                }
             }
             Err(error) => {
                 // Out of file descriptors and the like: keep serving the others.

@@ -207,3 +207,32 @@ fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
     let stderr = String::from_utf8_lossy(&started.stderr);
     assert!(stderr.contains("--smq-broker"), "{stderr}");
 }
+
+/// Whether the server answers an ApiVersions request on this connection (false: it closed
+/// the connection instead).
+fn answers(client: &mut Client) -> bool {
+    let frame = request_frame(&ApiVersionsRequest::default(), 3, 1);
+    let mut sized = (frame.len() as i32).to_be_bytes().to_vec();
+    sized.extend_from_slice(&frame);
+    use std::io::Write;
+    client.stream.write_all(&sized).is_ok() && client.read_frame().is_some()
+}
+
+#[test]
+fn connections_past_the_limits_are_closed_and_the_others_served() {
+    let server = Server::start(&["--max-connections", "3", "--max-connections-per-ip", "2"]);
+    let mut first = server.client();
+    let mut second = server.client();
+    assert!(answers(&mut first) && answers(&mut second));
+    // A third from the same address is closed at once.
+    let mut third = server.client();
+    assert!(
+        !answers(&mut third),
+        "a third connection from one address was served"
+    );
+    drop(first);
+    // The slot comes back once the server has seen the close: ask until it has.
+    let served = (0..1000).any(|_| answers(&mut server.client()));
+    assert!(served, "the slot of a closed connection never came back");
+    assert!(answers(&mut second));
+}

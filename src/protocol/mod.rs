@@ -1,6 +1,7 @@
 //! The Kafka side of a connection: frames in, requests dispatched by API key, responses out
 //! in request order.
 
+pub mod admission;
 pub mod connection;
 pub mod dispatch;
 
