@@ -57,8 +57,6 @@ pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<Vec<Record>> 
 /// compressed bytes can claim gigabytes (a decompression bomb), so nothing is allocated on
 /// the strength of a claimed size.
 fn decompress(compression: i16, body: Bytes, limit: usize) -> Result<Bytes> {
-    let corrupt =
-        |e: &dyn std::fmt::Display| Error::CorruptMessage(format!("cannot decompress: {e}"));
     let mut out = Vec::new();
     let capped = |reader: &mut dyn Read, out: &mut Vec<u8>| {
         let mut chunk = vec![0u8; DECOMPRESS_CHUNK];
@@ -100,6 +98,10 @@ fn decompress(compression: i16, body: Bytes, limit: usize) -> Result<Bytes> {
 /// Bytes decompressed per read.
 const DECOMPRESS_CHUNK: usize = 64 << 10;
 
+fn corrupt(e: &dyn std::fmt::Display) -> Error {
+    Error::CorruptMessage(format!("cannot decompress: {e}"))
+}
+
 fn too_large(limit: usize) -> Error {
     Error::MessageTooLarge(format!(
         "a record batch decompresses to more than --max-decompressed-batch-bytes ({limit})"
@@ -110,8 +112,6 @@ fn too_large(limit: usize) -> Error {
 /// a length and raw snappy), or raw snappy without the header, as the Java client accepts.
 fn snappy(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()> {
     const MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
-    let corrupt =
-        |e: &dyn std::fmt::Display| Error::CorruptMessage(format!("cannot decompress: {e}"));
     let block = |raw: &[u8], out: &mut Vec<u8>| -> Result<()> {
         let length = snap::raw::decompress_len(raw).map_err(|e| corrupt(&e))?;
         let start = out.len();
