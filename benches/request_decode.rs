@@ -62,7 +62,10 @@ fn produce_frame() -> Bytes {
 
 fn bench(c: &mut Criterion) {
     let frame = produce_frame();
-    let connection = std::rc::Rc::new(ConnectionState::new(None));
+    let connection = std::rc::Rc::new(ConnectionState::new(
+        None,
+        std::rc::Rc::new(tidegate::protocol::shutdown::Shutdown::default()),
+    ));
     let mut group = c.benchmark_group("request_decode");
     group.throughput(Throughput::Bytes(frame.len() as u64));
     group.bench_function("produce_v9_8x16KiB", |b| {

@@ -188,6 +188,12 @@ pub struct Config {
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
 
+    /// On SIGTERM or SIGINT, how long answering the requests already read and flushing the
+    /// stores may take, in milliseconds; past it tidegate exits at once with status 1 (as
+    /// it does on a second signal).
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shutdown_timeout_ms: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive such as
     /// "tidegate=debug"). The RUST_LOG environment variable overrides it.
     #[arg(long, default_value = "info")]

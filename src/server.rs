@@ -9,11 +9,15 @@ use crate::cluster::{Broker, Cluster};
 use crate::config::Config;
 use crate::protocol;
 use crate::protocol::admission::Admission;
+use crate::protocol::shutdown::{Drained, Shutdown};
 use crate::shard::{Shard, ShardMessage};
 use anyhow::{bail, Context};
 use futures::channel::oneshot;
+use futures::future::{select, Either};
 use glommio::net::TcpListener;
-use shards::{Runtime, RuntimeConfig, ShardContext, ShardId};
+use shards::{Runtime, RuntimeConfig, RuntimeError, ShardContext, ShardId};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 use std::io::{ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener as StdListener};
@@ -35,8 +39,10 @@ struct Startup {
     config: Arc<Config>,
     bootstrap: SocketAddr,
     bound: Mutex<mpsc::Sender<(ShardId, Result<u16, String>)>>,
-    /// Taken once by each shard: where the advertised cluster will arrive.
-    clusters: Mutex<Vec<Option<oneshot::Receiver<Arc<Cluster>>>>>,
+    /// Taken once by each shard: what the main thread will tell it.
+    controls: Mutex<Vec<Option<ShardControl>>>,
+    /// Where shards report that they have drained.
+    events: Mutex<mpsc::Sender<Event>>,
     /// What each shard opens its own stores from.
     backend: Backend,
     /// The connection limits, shared by every shard's listeners.
@@ -45,7 +51,60 @@ struct Startup {
     producers: Mutex<Vec<StoredProducer>>,
 }
 
-/// Runs tidegate until every shard stops.
+/// What the main thread tells one shard, each once, in this order.
+struct ShardControl {
+    /// The advertised cluster: start accepting.
+    cluster: oneshot::Receiver<Arc<Cluster>>,
+    /// Shutdown: stop accepting, answer what was read, close the connections.
+    stop: oneshot::Receiver<()>,
+    /// Every shard has drained (none will send appends across the mesh any more): finish
+    /// the stores' writes and streams, and return.
+    close: oneshot::Receiver<()>,
+}
+
+/// The main thread's side of each `ShardControl`.
+struct ShardControls {
+    cluster: Vec<oneshot::Sender<Arc<Cluster>>>,
+    stop: Vec<oneshot::Sender<()>>,
+    close: Vec<oneshot::Sender<()>>,
+}
+
+fn shard_controls(nr_shards: usize) -> (ShardControls, Vec<Option<ShardControl>>) {
+    let mut controls = ShardControls {
+        cluster: Vec::new(),
+        stop: Vec::new(),
+        close: Vec::new(),
+    };
+    let receivers = (0..nr_shards)
+        .map(|_| {
+            let (cluster_tx, cluster) = oneshot::channel();
+            let (stop_tx, stop) = oneshot::channel();
+            let (close_tx, close) = oneshot::channel();
+            controls.cluster.push(cluster_tx);
+            controls.stop.push(stop_tx);
+            controls.close.push(close_tx);
+            Some(ShardControl {
+                cluster,
+                stop,
+                close,
+            })
+        })
+        .collect();
+    (controls, receivers)
+}
+
+/// What the main thread waits for once tidegate is serving.
+enum Event {
+    /// SIGTERM or SIGINT: shut down gracefully.
+    Signal(i32),
+    /// A shard has answered every request it had read and closed its connections.
+    Drained(Drained),
+    /// Every shard has stopped.
+    Ended(Result<Vec<Result<(), String>>, RuntimeError>),
+}
+
+/// Runs tidegate until every shard stops: on a shard's failure, or after a graceful
+/// shutdown on SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
@@ -55,13 +114,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let reservation = reserve_bootstrap_port(&config)?;
     let bootstrap = reservation.local_addr()?;
     let (bound_tx, bound_rx) = mpsc::channel();
-    let (cluster_tx, cluster_rx): (Vec<_>, Vec<_>) =
-        (0..nr_shards).map(|_| oneshot::channel()).unzip();
+    let (controls, control_rx) = shard_controls(nr_shards);
+    let (events_tx, events) = mpsc::channel();
+    // From here on a signal is a request to shut down gracefully (before, it ends start-up
+    // at once, which has nothing to drain).
+    let signals = Signals::new([SIGTERM, SIGINT]).context("cannot handle SIGTERM and SIGINT")?;
     let startup = Arc::new(Startup {
         config: config.clone(),
         bootstrap,
         bound: Mutex::new(bound_tx),
-        clusters: Mutex::new(cluster_rx.into_iter().map(Some).collect()),
+        controls: Mutex::new(control_rx),
+        events: Mutex::new(events_tx.clone()),
         backend,
         admission: Admission::new(config.max_connections, config.max_connections_per_ip),
         producers: Mutex::new(producers),
@@ -81,22 +144,111 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let cluster = match collect_ports(&config, &bound_rx, nr_shards) {
         Ok(cluster) => Arc::new(cluster),
         Err(error) => {
-            drop(cluster_tx); // Shards waiting for the cluster give up.
+            drop(controls); // Shards waiting for the cluster give up.
             let _ = runtime.join();
             return Err(error);
         }
     };
-    for sender in cluster_tx {
+    for sender in controls.cluster {
         let _ = sender.send(cluster.clone());
     }
     drop(reservation);
     announce(bootstrap, &cluster);
 
-    for (shard, result) in runtime.join()?.into_iter().enumerate() {
-        if let Err(error) = result {
-            bail!("shard {shard} stopped: {error}");
+    let ended = events_tx.clone();
+    std::thread::Builder::new()
+        .name("tidegate-join".into())
+        .spawn(move || {
+            let _ = ended.send(Event::Ended(runtime.join()));
+        })?;
+    let timeout = Duration::from_millis(config.shutdown_timeout_ms);
+    watch_signals(signals, events_tx, timeout)?;
+    let mut stop = Some((controls.stop, controls.close));
+    let mut drained = Vec::new();
+    let mut shutdown_started = None;
+    loop {
+        match events.recv() {
+            Ok(Event::Signal(signal)) => {
+                let Some((stop_senders, _)) = &mut stop else {
+                    continue;
+                };
+                tracing::info!(
+                    signal,
+                    timeout_ms = config.shutdown_timeout_ms,
+                    "shutting down: no new connections or requests; answering those read \
+                     (a second signal exits at once)"
+                );
+                shutdown_started = Some(Instant::now());
+                for sender in stop_senders.drain(..) {
+                    let _ = sender.send(());
+                }
+            }
+            Ok(Event::Drained(shard)) => {
+                drained.push(shard);
+                if drained.len() == nr_shards {
+                    // Appends reach a partition's owner across the mesh until every shard
+                    // has drained, so the stores close only then.
+                    if let Some((_, close_senders)) = stop.take() {
+                        for sender in close_senders {
+                            let _ = sender.send(());
+                        }
+                    }
+                }
+            }
+            Ok(Event::Ended(results)) => {
+                for (shard, result) in results?.into_iter().enumerate() {
+                    if let Err(error) = result {
+                        bail!("shard {shard} stopped: {error}");
+                    }
+                }
+                if let Some(started) = shutdown_started {
+                    let connections: usize = drained.iter().map(|d| d.connections).sum();
+                    let requests: usize = drained.iter().map(|d| d.requests).sum();
+                    tracing::info!(
+                        connections,
+                        requests,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "shut down: every request read was answered and every connection \
+                         closed; the stores finished their writes"
+                    );
+                }
+                return Ok(());
+            }
+            Err(_) => bail!("every shard's thread is gone"),
         }
     }
+}
+
+/// Turns the first SIGTERM or SIGINT into an `Event::Signal`; a second one, or the first
+/// one's shutdown outlasting `timeout`, ends the process at once.
+fn watch_signals(
+    mut signals: Signals,
+    events: mpsc::Sender<Event>,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("tidegate-signals".into())
+        .spawn(move || {
+            let mut received = signals.forever();
+            let Some(first) = received.next() else {
+                return;
+            };
+            let _ = events.send(Event::Signal(first));
+            let _ = std::thread::Builder::new()
+                .name("tidegate-shutdown-timeout".into())
+                .spawn(move || {
+                    std::thread::sleep(timeout);
+                    tracing::error!(
+                        timeout_ms = timeout.as_millis() as u64,
+                        "shutdown did not finish within --shutdown-timeout-ms; exiting now"
+                    );
+                    std::process::exit(1);
+                });
+            if let Some(second) = received.next() {
+                tracing::warn!(signal = second, "second signal: exiting now");
+                std::process::exit(128 + second);
+            }
+        })?;
     Ok(())
 }
 
@@ -240,14 +392,15 @@ async fn shard_main(
     report.map_err(|_| "start-up was abandoned".to_string())?;
     let (bootstrap, broker) = listeners?;
 
-    let cluster_rx = startup
-        .clusters
+    let control = startup
+        .controls
         .lock()
         .map_err(|e| e.to_string())?
         .get_mut(shard_id)
         .and_then(Option::take)
-        .ok_or("no cluster slot for this shard")?;
-    let cluster = cluster_rx
+        .ok_or("no control slot for this shard")?;
+    let cluster = control
+        .cluster
         .await
         .map_err(|_| "start-up was abandoned".to_string())?;
 
@@ -256,11 +409,21 @@ async fn shard_main(
     // Before any append can reach this shard, from a client or from another shard.
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);
-    let admission = startup.admission.clone();
-    let bootstrap_loop =
-        glommio::spawn_local(accept_loop(shard.clone(), bootstrap, admission.clone()));
-    accept_loop(shard, broker, admission).await;
-    bootstrap_loop.await;
+    let shutdown = Rc::new(Shutdown::default());
+    let admission = &startup.admission;
+    let accepting = futures::future::join(
+        accept_loop(&shard, bootstrap, admission, &shutdown),
+        accept_loop(&shard, broker, admission, &shutdown),
+    );
+    // The accept loops never end by themselves; leaving them drops the listeners.
+    if let Either::Left(_) = select(std::pin::pin!(accepting), control.stop).await {
+        return Err("stopped accepting".into());
+    }
+    let drained = shutdown.drain().await;
+    let report = startup.events.lock().map_err(|e| e.to_string())?.clone();
+    let _ = report.send(Event::Drained(drained));
+    let _ = control.close.await;
+    shard.partitions.close().await;
     Ok(())
 }
 
@@ -275,19 +438,29 @@ fn bind(
     Ok((bootstrap, broker))
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, admission: Arc<Admission>) {
+async fn accept_loop(
+    shard: &Rc<Shard>,
+    listener: TcpListener,
+    admission: &Arc<Admission>,
+    shutdown: &Rc<Shutdown>,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let peer = stream
                     .peer_addr()
                     .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+                let Some(pass) = shutdown.enter() else {
+                    return; // Shutting down: dropping the stream closes it.
+                };
                 match admission.admit(peer) {
                     Ok(slot) => {
                         let shard = shard.clone();
+                        let shutdown = shutdown.clone();
                         glommio::spawn_local(async move {
-                            protocol::serve(shard, stream).await;
+                            protocol::serve(shard, stream, shutdown).await;
                             drop(slot);
+                            drop(pass);
                         })
                         .detach();
                     }

@@ -9,61 +9,17 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    create_topic, encode_batch, fetch, http_get, produce, records, seaweedfs, visible, Client,
-    Server,
+    create_topic, encode_batch, fetch, produce, records, seaweedfs, visible, wait_first_flush,
+    Client, Server,
 };
 use kafka_protocol::messages::InitProducerIdRequest;
 use kafka_protocol::records::{Compression, Record};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PARTITIONS: i32 = 4;
 
 fn start(master: &str) -> Server {
     Server::start(&["--backend", "smq", "--smq-master", master, "--shards", "2"])
-}
-
-/// Names in a filer directory's JSON listing (none if it does not exist).
-fn filer_list(filer_port: &str, path: &str) -> Vec<String> {
-    let (status, body) = http_get(filer_port, &format!("{path}/?limit=1000"));
-    if status == 404 {
-        return Vec::new();
-    }
-    let listing: serde_json::Value = serde_json::from_str(&body).expect("filer listing");
-    listing["Entries"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|e| e["FullPath"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Waits until SMQ has flushed a first file of every partition of `topic`. Until then a
-/// partition reloaded after its publishers went away reads as empty (an SMQ bug, see
-/// proto/README.md "Partition unloading"), which is not what this test is about.
-fn wait_first_flush(filer_port: &str, topic: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let versions = filer_list(filer_port, &format!("/topics/kafka/{topic}"));
-        let flushed = versions.iter().max().map_or(0, |version| {
-            filer_list(filer_port, version)
-                .iter()
-                .filter(|range| {
-                    filer_list(filer_port, range)
-                        .iter()
-                        .any(|file| !file.ends_with("checkpoint.offset"))
-                })
-                .count()
-        });
-        if flushed == PARTITIONS as usize {
-            return;
-        }
-        assert!(Instant::now() < deadline, "SMQ flushed no file of {topic}");
-        // The broker flushes every few seconds; there is nothing to wait on but the listing.
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Produces as a client does: a retriable error (here KAFKA_STORAGE_ERROR while SMQ still
@@ -91,7 +47,7 @@ fn a_batch_retried_across_a_restart_is_answered_with_its_offset_not_stored_twice
         let lead_in = encode_batch(&records(partition, 2, None), Compression::None);
         assert_eq!(produce(&mut client, &topic, partition, lead_in).0, 0);
     }
-    wait_first_flush(&ports["FILER_PORT"], &topic);
+    wait_first_flush(&ports["FILER_PORT"], &topic, PARTITIONS);
 
     let init = client.call(&InitProducerIdRequest::default(), 4);
     assert_eq!(init.error_code, 0);

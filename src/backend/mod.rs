@@ -359,6 +359,15 @@ impl PartitionLog {
         }
     }
 
+    /// Closes what the backend keeps open for appends (SMQ: the publish streams, each once
+    /// every message sent on it is acknowledged), at shutdown.
+    pub async fn close(&self) {
+        match self {
+            Self::Memory(_) => {}
+            Self::Smq(b) => b.close().await,
+        }
+    }
+
     /// Drops what this shard's partitions keep past their topics' `retention.ms`, where the
     /// backend enforces it; returns how many batches went.
     pub fn enforce_retention(&self, now_ms: i64) -> usize {

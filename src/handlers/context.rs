@@ -1,6 +1,7 @@
 //! What a handler is given besides its request: the request's header and negotiated version,
 //! and the state the requests of one connection share.
 
+use crate::protocol::shutdown::Shutdown;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use std::rc::Rc;
@@ -12,13 +13,16 @@ pub struct ConnectionState {
     pub produce_order: Semaphore,
     /// As Kafka shows it in DescribeGroups: "/" and the peer's IP address.
     pub client_host: String,
+    /// The shard's shutdown: long waits end when it begins.
+    pub shutdown: Rc<Shutdown>,
 }
 
 impl ConnectionState {
-    pub fn new(peer: Option<std::net::SocketAddr>) -> Self {
+    pub fn new(peer: Option<std::net::SocketAddr>, shutdown: Rc<Shutdown>) -> Self {
         Self {
             produce_order: Semaphore::new(1),
             client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
+            shutdown,
         }
     }
 }

@@ -31,7 +31,7 @@ struct Wanted {
 
 pub async fn handle(
     shard: Rc<Shard>,
-    _context: RequestContext,
+    context: RequestContext,
     request: FetchRequest,
 ) -> Reply<FetchResponse> {
     if request.session_id != 0 && request.session_epoch > 0 {
@@ -55,7 +55,8 @@ pub async fn handle(
             .iter()
             .any(|r| r.as_ref().is_some_and(|r| r.is_err()));
         let now = Instant::now();
-        if size >= min_bytes.max(1) || any_error || now >= deadline {
+        let shutting_down = context.connection.shutdown.has_begun();
+        if size >= min_bytes.max(1) || any_error || now >= deadline || shutting_down {
             return Some(response(&request, &wanted, results));
         }
         // Too little: wait for an append to any partition, or the deadline.
@@ -64,14 +65,17 @@ pub async fn handle(
             Some((tp, r.as_ref()?.as_ref().ok()?.high_watermark))
         });
         let positions: Vec<_> = positions.collect();
-        if positions.is_empty() {
-            glommio::timer::sleep(deadline - now).await;
-        } else {
-            // Data or the deadline; after the deadline one last read, then the answer.
-            let timer = std::pin::pin!(glommio::timer::sleep(deadline - now));
-            let watch = std::pin::pin!(shard.watch(positions));
-            let _ = select(watch, timer).await;
-        }
+        // Data, the deadline or shutdown; then one last read, and the answer.
+        let timer = glommio::timer::sleep(deadline - now);
+        let wait = async {
+            if positions.is_empty() {
+                timer.await;
+            } else {
+                let watch = std::pin::pin!(shard.watch(positions));
+                let _ = select(watch, std::pin::pin!(timer)).await;
+            }
+        };
+        context.connection.shutdown.unless_begun(wait).await;
     }
 }
 

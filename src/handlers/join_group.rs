@@ -2,6 +2,7 @@
 
 use super::{code, str_bytes};
 use super::{Reply, RequestContext};
+use crate::error::Error;
 use crate::group::state::{JoinRequest, JoinResult};
 use crate::shard::Shard;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -43,7 +44,13 @@ pub async fn handle(
             .collect(),
         require_known_member_id: context.version >= 4,
     };
-    let result = groups.join(group_id, join).await;
+    // A parked join ends at shutdown as it would when the coordinator moves: the client
+    // finds the coordinator again and rejoins there (or here, once restarted).
+    let shutdown = &context.connection.shutdown;
+    let result = match shutdown.unless_begun(groups.join(group_id, join)).await {
+        Some(result) => result,
+        None => JoinResult::failed(Error::NotCoordinator.group_error(), &request.member_id),
+    };
     Some(response(result, context.version))
 }
 

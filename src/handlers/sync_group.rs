@@ -2,6 +2,7 @@
 
 use super::{code, str_bytes};
 use super::{Reply, RequestContext};
+use crate::error::Error;
 use crate::group::state::SyncResult;
 use crate::shard::Shard;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
@@ -11,7 +12,7 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub async fn handle(
     shard: Rc<Shard>,
-    _context: RequestContext,
+    context: RequestContext,
     request: SyncGroupRequest,
 ) -> Reply<SyncGroupResponse> {
     let group_id = request.group_id.as_str();
@@ -34,15 +35,18 @@ pub async fn handle(
         request.protocol_type.as_deref(),
         request.protocol_name.as_deref(),
     );
-    let result = groups
-        .sync(
-            group_id,
-            member,
-            request.generation_id,
-            protocol,
-            assignments,
-        )
-        .await;
+    let sync = groups.sync(
+        group_id,
+        member,
+        request.generation_id,
+        protocol,
+        assignments,
+    );
+    // As a parked JoinGroup does (see join_group).
+    let result = match context.connection.shutdown.unless_begun(sync).await {
+        Some(result) => result,
+        None => SyncResult::failed(Error::NotCoordinator.group_error()),
+    };
     Some(response(result))
 }
 

@@ -232,6 +232,16 @@ impl Partitions {
         }
     }
 
+    /// Finishes what must outlive the process before it exits: producer states still to be
+    /// stored, and the backend's open streams. Appends must have stopped.
+    pub async fn close(&self) {
+        let flushed = self.producer_writes.borrow_mut().flushed();
+        if let Some(flushed) = flushed {
+            let _ = flushed.await;
+        }
+        self.log.close().await;
+    }
+
     /// Stores changed producer states, one write at a time, each covering everything that
     /// changed while the previous one ran. A failed write is logged and its states are
     /// written again with the next; the appends waiting for it are answered anyway (their

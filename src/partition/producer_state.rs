@@ -281,6 +281,10 @@ pub struct PendingWrites {
     waiting: Vec<oneshot::Sender<()>>,
     /// The writer, when it sleeps for lack of work.
     writer: Option<oneshot::Sender<()>>,
+    /// Whether a write is under way.
+    writing: bool,
+    /// Told when the writer next runs out of work (see `flushed`).
+    idle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl PendingWrites {
@@ -312,6 +316,17 @@ impl PendingWrites {
         self.changed.extend(changed);
     }
 
+    /// `None` if every change is written; otherwise a receiver that completes once the
+    /// writer has none left (a failed write is retried first).
+    pub fn flushed(&mut self) -> Option<oneshot::Receiver<()>> {
+        if self.changed.is_empty() && !self.writing {
+            return None;
+        }
+        let (idle, receiver) = oneshot::channel();
+        self.idle_waiters.push(idle);
+        Some(receiver)
+    }
+
     /// The next write's work, or a receiver that completes when there is some.
     #[allow(clippy::type_complexity)]
     pub fn take(
@@ -321,10 +336,15 @@ impl PendingWrites {
         oneshot::Receiver<()>,
     > {
         if self.changed.is_empty() {
+            self.writing = false;
+            for idle in self.idle_waiters.drain(..) {
+                let _ = idle.send(());
+            }
             let (wake, receiver) = oneshot::channel();
             self.writer = Some(wake);
             return Err(receiver);
         }
+        self.writing = true;
         Ok((
             self.changed.drain().collect(),
             std::mem::take(&mut self.waiting),

@@ -4,6 +4,7 @@
 
 use crate::handlers::ConnectionState;
 use crate::protocol::dispatch::{self, Routed};
+use crate::protocol::shutdown::Shutdown;
 use crate::shard::Shard;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::channel::mpsc;
@@ -117,8 +118,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// Serves one client until it leaves or sends something that ends the conversation.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one client until it leaves, sends something that ends the conversation, or the
+/// shard shuts down (then what was read is answered before the connection closes).
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shutdown: Rc<Shutdown>) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
     let _ = stream.set_nodelay(true);
@@ -126,8 +128,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let mut frames = FrameReader::new(reader, shard.config.max_request_size);
     // The queue length bounds the requests in progress: reading pauses when it is full.
     let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
-    let connection = Rc::new(ConnectionState::new(peer_addr));
+    let connection = Rc::new(ConnectionState::new(peer_addr, shutdown.clone()));
 
+    let writer_shutdown = shutdown.clone();
     let write_loop = glommio::spawn_local(async move {
         while let Some(response) = responses.next().await {
             match response.await {
@@ -135,8 +138,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    writer_shutdown.answered();
                 }
-                Ok(None) => {}
+                Ok(None) => writer_shutdown.answered(),
                 Err(error) => {
                     tracing::error!(%error, fault = ?error.fault(), "closing connection");
                     break;
@@ -147,10 +151,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     });
 
     loop {
-        let frame = match frames.read_frame().await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(error) => {
+        // Stops at a frame boundary only: a request read is always queued, so answered.
+        let read = shutdown.unless_begun(frames.read_frame()).await;
+        let frame = match read {
+            Some(Ok(Some(frame))) => frame,
+            Some(Ok(None)) | None => break,
+            Some(Err(error)) => {
                 tracing::warn!(%peer, %error, "closing connection");
                 break;
             }
@@ -170,6 +176,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // Answer what was already read, then close.
     drop(queue);
     write_loop.await;
+    shutdown.closed();
 }
 
 #[cfg(test)]

@@ -4,5 +4,6 @@
 pub mod admission;
 pub mod connection;
 pub mod dispatch;
+pub mod shutdown;
 
 pub use connection::{serve, FrameError, FrameReader};

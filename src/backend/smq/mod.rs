@@ -418,6 +418,16 @@ impl SmqBackend {
         publisher
     }
 
+    /// Ends every publish stream once what was sent on it is acknowledged, so that the
+    /// broker sees the publisher leave rather than a broken connection.
+    pub async fn close(&self) {
+        let publishers: Vec<_> = self.publishers.borrow_mut().drain().collect();
+        let closing = publishers
+            .into_iter()
+            .filter_map(|(_, p)| Rc::into_inner(p));
+        futures::future::join_all(closing.map(Publisher::close)).await;
+    }
+
     /// Others than this process may append to an SMQ partition (another gateway, SMQ's own
     /// clients), so no append here wakes every waiting fetch: they re-read this often.
     pub fn poll_interval(&self) -> Option<std::time::Duration> {

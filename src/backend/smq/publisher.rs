@@ -26,12 +26,16 @@ pub struct Publisher {
     state: Rc<RefCell<State>>,
     /// The last `ts_ns` sent; the broker needs them strictly increasing.
     pub last_ts_ns: Cell<i64>,
+    /// Completes when the stream's task ends.
+    ended: oneshot::Receiver<()>,
 }
 
 #[derive(Default)]
 struct State {
     waiting: VecDeque<Waiting>,
     failed: Option<String>,
+    /// Set by `close`: the stream's end is expected, not a failure to report.
+    closing: bool,
 }
 
 struct Waiting {
@@ -58,16 +62,27 @@ impl Publisher {
         let (requests, queued) = mpsc::unbounded();
         let state = Rc::new(RefCell::new(State::default()));
         let task_state = state.clone();
+        let (end, ended) = oneshot::channel();
         glommio::spawn_local(async move {
             let reason = run(target, queued, name, task_state.clone()).await;
             fail_all(&task_state, reason);
+            let _ = end.send(());
         })
         .detach();
         Self {
             requests,
             state,
             last_ts_ns: Cell::new(now_ns),
+            ended,
         }
+    }
+
+    /// Ends the stream once every message sent is acknowledged (the broker closes its side
+    /// when ours ends), and waits for that.
+    pub async fn close(self) {
+        self.state.borrow_mut().closing = true;
+        drop(self.requests);
+        let _ = self.ended.await;
     }
 
     /// False once the stream broke; the owner opens a new one.
@@ -171,8 +186,10 @@ fn acknowledge(state: &RefCell<State>, offset: i64) {
 /// the retriable error makes the client retry (at-least-once, as with a Kafka leader
 /// change).
 fn fail_all(state: &RefCell<State>, reason: String) {
-    tracing::warn!(%reason, "SeaweedMQ publish stream ended");
     let mut state = state.borrow_mut();
+    if !(state.closing && state.waiting.is_empty()) {
+        tracing::warn!(%reason, "SeaweedMQ publish stream ended");
+    }
     for waiting in state.waiting.drain(..) {
         let _ = waiting.done.send(Err(Error::Unavailable(reason.clone())));
     }
