@@ -53,6 +53,34 @@ pub fn decode_records(batch: &RecordBatch, limit: usize) -> Result<Vec<Record>> 
     Ok(records)
 }
 
+/// Checks that a compressed batch holds exactly the records its header claims, for a
+/// backend that stores the batch as it came (the memory backend): its offsets advance by
+/// that claim. Decompresses to at most `limit` bytes; reads only the records' lengths.
+pub fn check_compressed_count(batch: &RecordBatch, limit: usize) -> Result<()> {
+    let header = &batch.header;
+    let body = batch.bytes.slice(HEADER_LEN..);
+    let mut plain = decompress(header.compression(), body, limit)?;
+    let mut found: i64 = 0;
+    while plain.has_remaining() {
+        let length = read_varint(&mut plain)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n <= plain.remaining());
+        let Some(length) = length else {
+            return Err(Error::CorruptMessage("a record runs past the batch".into()));
+        };
+        plain.advance(length);
+        found += 1;
+    }
+    if found != i64::from(header.records_count) {
+        return Err(Error::CorruptMessage(format!(
+            "{} records claimed, {found} present",
+            header.records_count
+        )));
+    }
+    Ok(())
+}
+
 /// A batch's records section, decompressed as it streams, never past `limit` bytes: a few
 /// compressed bytes can claim gigabytes (a decompression bomb), so nothing is allocated on
 /// the strength of a claimed size.

@@ -60,12 +60,23 @@ impl SharedCatalog {
     }
 }
 
+/// How the memory backend keeps records.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Bytes a partition keeps at most (`--memory-retention-bytes`).
+    pub retention_bytes: usize,
+    /// Bytes a compressed batch may decompress to when its records are counted
+    /// (`--max-decompressed-batch-bytes`).
+    pub decompressed_limit: usize,
+}
+
 /// One shard's view of the memory backend.
 pub struct MemoryBackend {
     shared: Arc<SharedCatalog>,
     cached: RefCell<(u64, Arc<Catalog>)>,
     logs: RefCell<HashMap<(Uuid, i32), PartitionLog>>,
     retention_bytes: usize,
+    decompressed_limit: usize,
 }
 
 #[derive(Default)]
@@ -126,13 +137,14 @@ struct StoredBatch {
 impl MemoryBackend {
     /// A shard's backend over the process-wide catalog, keeping at most `retention_bytes`
     /// per partition.
-    pub fn new(shared: Arc<SharedCatalog>, retention_bytes: usize) -> Self {
+    pub fn new(shared: Arc<SharedCatalog>, settings: Settings) -> Self {
         let snapshot = shared.snapshot();
         Self {
             shared,
             cached: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
-            retention_bytes,
+            retention_bytes: settings.retention_bytes,
+            decompressed_limit: settings.decompressed_limit,
         }
     }
 
@@ -336,6 +348,11 @@ impl MemoryBackend {
 
     pub fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
         let (key, topic) = self.partition(tp)?;
+        // Offsets advance by the count a batch claims, so a compressed one is opened to
+        // check it (an uncompressed one was checked against its bytes on arrival).
+        for batch in batches.iter().filter(|b| b.header.compression() != 0) {
+            crate::records::check_compressed_count(batch, self.decompressed_limit)?;
+        }
         let size_limit = self.size_limit(&topic);
         let mut logs = self.logs.borrow_mut();
         let log = logs.entry(key).or_default();
@@ -498,8 +515,39 @@ mod tests {
     use crate::record_batch::{parse_produce_batches, tests::client_batch};
     use kafka_protocol::records::Compression;
 
+    fn settings(retention_bytes: usize) -> Settings {
+        Settings {
+            retention_bytes,
+            decompressed_limit: 64 << 20,
+        }
+    }
+
+    #[test]
+    fn a_compressed_batch_claiming_more_records_than_it_holds_is_refused() {
+        let backend = backend_with_topic(1);
+        let tp = TopicPartition::new("t", 0);
+        for compression in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            let mut lying = client_batch(3, compression, -1).to_vec();
+            // lastOffsetDelta and recordsCount claim 2^31 - 1 records; the CRC is made good.
+            lying[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+            lying[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+            let crc = crc32c::crc32c(&lying[21..]);
+            lying[17..21].copy_from_slice(&crc.to_be_bytes());
+            let batches = parse_produce_batches(&bytes::Bytes::from(lying)).expect("valid header");
+            let refused = backend.append(&tp, &batches);
+            assert!(
+                matches!(refused, Err(Error::CorruptMessage(_))),
+                "{compression:?}: {refused:?}"
+            );
+            assert_eq!(backend.high_watermark(&tp), Some(0), "offsets did not move");
+        }
+        let honest = parse_produce_batches(&client_batch(3, Compression::Zstd, -1)).expect("valid");
+        assert_eq!(backend.append(&tp, &honest).ok(), Some(0));
+        assert_eq!(backend.high_watermark(&tp), Some(3));
+    }
+
     fn backend_with_topic(partitions: i32) -> MemoryBackend {
-        let backend = MemoryBackend::new(Arc::default(), usize::MAX);
+        let backend = MemoryBackend::new(Arc::default(), settings(usize::MAX));
         backend
             .create_topic("t", partitions, BTreeMap::new(), false)
             .expect("created");
@@ -587,8 +635,8 @@ mod tests {
     #[test]
     fn the_catalog_is_shared_and_deleted_topics_lose_their_data() {
         let shared: Arc<SharedCatalog> = Arc::default();
-        let a = MemoryBackend::new(shared.clone(), usize::MAX);
-        let b = MemoryBackend::new(shared, usize::MAX);
+        let a = MemoryBackend::new(shared.clone(), settings(usize::MAX));
+        let b = MemoryBackend::new(shared, settings(usize::MAX));
         a.create_topic("t", 1, BTreeMap::new(), false)
             .expect("created");
         assert_eq!(b.topic("t").map(|t| t.partitions), Some(1));
@@ -609,7 +657,7 @@ mod tests {
 
     #[test]
     fn retention_drops_the_oldest_batches_and_moves_the_log_start() {
-        let backend = MemoryBackend::new(Arc::default(), 1);
+        let backend = MemoryBackend::new(Arc::default(), settings(1));
         backend
             .create_topic("t", 1, BTreeMap::new(), false)
             .expect("created");
@@ -630,7 +678,7 @@ mod tests {
     }
 
     fn topic_with(configs: &[(&str, &str)]) -> MemoryBackend {
-        let backend = MemoryBackend::new(Arc::default(), usize::MAX);
+        let backend = MemoryBackend::new(Arc::default(), settings(usize::MAX));
         let configs = configs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

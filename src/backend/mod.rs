@@ -112,7 +112,7 @@ pub struct StoredProducer {
 /// The backend this process runs, shared by every shard: what each needs to open its own
 /// seams.
 pub enum Backend {
-    Memory(Arc<memory::SharedCatalog>, usize),
+    Memory(Arc<memory::SharedCatalog>, memory::Settings),
     Smq(smq::Endpoints, smq::Settings),
 }
 
@@ -134,7 +134,11 @@ pub fn open(config: &Config) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
                 retention_bytes = config.memory_retention_bytes,
                 "backend: memory (records live in this process)"
             );
-            let backend = Backend::Memory(Arc::default(), config.memory_retention_bytes);
+            let settings = memory::Settings {
+                retention_bytes: config.memory_retention_bytes,
+                decompressed_limit: config.max_decompressed_batch_bytes,
+            };
+            let backend = Backend::Memory(Arc::default(), settings);
             // The memory backend's records, and so its producers, die with the process.
             Ok((backend, Vec::new()))
         }
@@ -153,11 +157,8 @@ impl Backend {
     /// Shard `shard_id`'s own instance of every seam.
     pub fn open_shard(&self, shard_id: usize) -> ShardStores {
         match self {
-            Backend::Memory(catalog, retention_bytes) => {
-                let backend = Rc::new(memory::MemoryBackend::new(
-                    catalog.clone(),
-                    *retention_bytes,
-                ));
+            Backend::Memory(catalog, settings) => {
+                let backend = Rc::new(memory::MemoryBackend::new(catalog.clone(), *settings));
                 ShardStores {
                     topics: TopicCatalogue::Memory(backend.clone()),
                     log: PartitionLog::Memory(backend),
