@@ -65,6 +65,7 @@ fn bench(c: &mut Criterion) {
     let connection = std::rc::Rc::new(ConnectionState::new(
         None,
         std::rc::Rc::new(tidegate::protocol::shutdown::Shutdown::default()),
+        tidegate::protocol::budget::MemoryBudget::new(64 << 20, None),
     ));
     let mut group = c.benchmark_group("request_decode");
     group.throughput(Throughput::Bytes(frame.len() as u64));

@@ -95,7 +95,8 @@ pub struct Config {
 
     /// Most bytes one produced record batch may decompress to; a batch past it gets
     /// MESSAGE_TOO_LARGE (a decompression bomb is stopped as it streams). Used where
-    /// records are read one by one (SeaweedMQ).
+    /// records are read one by one (SeaweedMQ), and where a compressed batch is opened to
+    /// check its record count (the memory backend).
     #[arg(long, default_value = "64MiB", value_parser = byte_size)]
     pub max_decompressed_batch_bytes: usize,
 
@@ -184,6 +185,18 @@ pub struct Config {
     #[arg(long, default_value_t = 1_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections_per_ip: usize,
 
+    /// Bytes one shard may hold for its connections: requests being read and handled, and
+    /// responses waiting to be written. When it is spent the shard stops reading from its
+    /// sockets until answers go out. Default: half the host's memory, shared by the shards.
+    #[arg(long, value_parser = byte_size)]
+    pub shard_memory_bytes: Option<usize>,
+
+    /// Bytes one connection may hold the same way (within its shard's): a client that
+    /// pipelines requests and never reads its answers stops being read past it, and gets
+    /// smaller Fetch answers as it nears it.
+    #[arg(long, default_value = "64MiB", value_parser = byte_size)]
+    pub connection_memory_bytes: usize,
+
     /// Requests one connection may have in progress at once; reading stops beyond it.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
@@ -214,6 +227,13 @@ impl Config {
                 "--default-partitions {} is over --max-partitions-per-topic {}",
                 self.default_partitions, self.max_partitions_per_topic
             ));
+        }
+        let too_small = |bytes: usize| bytes < 64 << 10;
+        if too_small(self.connection_memory_bytes) || self.shard_memory_bytes.is_some_and(too_small)
+        {
+            return Err(
+                "--connection-memory-bytes and --shard-memory-bytes must be at least 64KiB".into(),
+            );
         }
         if self.max_request_size < 1024 || self.max_request_size > i32::MAX as usize {
             return Err("--max-request-size must be between 1024 and 2147483647 bytes".into());
@@ -338,6 +358,15 @@ impl Config {
         self.shards.unwrap_or_else(|| self.cpu_list().len().max(1))
     }
 
+    /// `--shard-memory-bytes`, or half of the host's memory shared by the shards (at least
+    /// 64 MiB each).
+    pub fn shard_memory_bytes(&self) -> usize {
+        self.shard_memory_bytes.unwrap_or_else(|| {
+            let host = host_memory_bytes().unwrap_or(8 << 30);
+            (host / 2 / self.nr_shards()).max(64 << 20)
+        })
+    }
+
     /// The host name clients are told to connect to.
     pub fn advertised_host(&self) -> String {
         if let Some(host) = &self.advertised_host {
@@ -381,6 +410,14 @@ pub fn byte_size(text: &str) -> Result<usize, String> {
         .checked_mul(1 << shift)
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| format!("{text} is too large"))
+}
+
+/// MemTotal from /proc/meminfo.
+fn host_memory_bytes() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    let kib: usize = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// [`byte_size`] for a setting Kafka keeps in an int32.

@@ -9,6 +9,7 @@ use crate::cluster::{Broker, Cluster};
 use crate::config::Config;
 use crate::protocol;
 use crate::protocol::admission::Admission;
+use crate::protocol::budget::MemoryBudget;
 use crate::protocol::shutdown::{Drained, Shutdown};
 use crate::shard::{Shard, ShardMessage};
 use anyhow::{bail, Context};
@@ -145,8 +146,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Ok(cluster) => Arc::new(cluster),
         Err(error) => {
             drop(controls); // Shards waiting for the cluster give up.
-            let _ = runtime.join();
-            return Err(error);
+                            // A shard that could not start says why in its result.
+            return Err(match runtime.join() {
+                Err(failed) => explain_start_failure(failed, nr_shards),
+                Ok(_) => error,
+            });
         }
     };
     for sender in controls.cluster {
@@ -250,6 +254,36 @@ fn watch_signals(
             }
         })?;
     Ok(())
+}
+
+/// A shard's executor that could not start, with what to do when the cause is the usual
+/// one: io_uring could not lock the memory its rings and buffers need (ENOMEM).
+fn explain_start_failure(failed: RuntimeError, nr_shards: usize) -> anyhow::Error {
+    let reason = failed.to_string();
+    // glommio checks the limit itself (MemLockLimit(have/need)); the kernel says ENOMEM.
+    let locked_memory = ["MemLockLimit", "os error 12", "Cannot allocate memory"];
+    if !locked_memory.iter().any(|m| reason.contains(m)) {
+        return failed.into();
+    }
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits
+                .lines()
+                .find(|l| l.starts_with("Max locked memory"))?;
+            let soft = line.split_whitespace().nth(3)?;
+            Some(match soft.parse::<u64>() {
+                Ok(bytes) => format!("{} KiB", bytes >> 10),
+                Err(_) => soft.to_string(),
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    // glommio locks IO_MEMORY per shard plus its rings: 1 MiB each leaves room.
+    anyhow::anyhow!(
+        "{reason}: io_uring could not lock the memory it needs. Raise the locked-memory limit \
+         (now {limit}) to at least {nr_shards} MiB, 1 MiB per shard: `ulimit -l` in the shell, \
+         LimitMEMLOCK= in a systemd unit, --ulimit memlock=-1 for Docker"
+    )
 }
 
 /// Holds the bootstrap port so that `--port 0` names one port that every shard then binds
@@ -410,10 +444,11 @@ async fn shard_main(
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);
     let shutdown = Rc::new(Shutdown::default());
+    let memory = MemoryBudget::new(shard.config.shard_memory_bytes(), None);
     let admission = &startup.admission;
     let accepting = futures::future::join(
-        accept_loop(&shard, bootstrap, admission, &shutdown),
-        accept_loop(&shard, broker, admission, &shutdown),
+        accept_loop(&shard, bootstrap, admission, &shutdown, &memory),
+        accept_loop(&shard, broker, admission, &shutdown, &memory),
     );
     // The accept loops never end by themselves; leaving them drops the listeners.
     if let Either::Left(_) = select(std::pin::pin!(accepting), control.stop).await {
@@ -443,6 +478,7 @@ async fn accept_loop(
     listener: TcpListener,
     admission: &Arc<Admission>,
     shutdown: &Rc<Shutdown>,
+    memory: &Rc<MemoryBudget>,
 ) {
     loop {
         match listener.accept().await {
@@ -457,8 +493,9 @@ async fn accept_loop(
                     Ok(slot) => {
                         let shard = shard.clone();
                         let shutdown = shutdown.clone();
+                        let memory = memory.clone();
                         glommio::spawn_local(async move {
-                            protocol::serve(shard, stream, shutdown).await;
+                            protocol::serve(shard, stream, shutdown, memory).await;
                             drop(slot);
                             drop(pass);
                         })

@@ -148,6 +148,96 @@ fn lying_frame_lengths_cost_only_the_bytes_sent() {
     assert!(grown < 16 << 20, "grew {} MiB for 140 bytes", grown >> 20);
 }
 
+/// 8 MiB in 80 batches of 100 KiB, in partition 0 of topic "unread".
+fn fill_unread_topic(client: &mut Client) {
+    create_topic(client, "unread", 1);
+    let mut record = records(0, 1, None);
+    record[0].value = Some(vec![1u8; 100 << 10].into());
+    for _ in 0..80 {
+        let batch = encode_batch(&record, Compression::None);
+        assert_eq!(produce(client, "unread", 0, batch).0, 0);
+    }
+}
+
+/// Four connections that each pipeline 64 Fetches of the whole 8 MiB and never read the
+/// answers: 2 GiB, were every answer built.
+fn never_reading_clients(server: &Server) -> Vec<Client> {
+    let mut readers: Vec<Client> = (0..4).map(|_| server.client()).collect();
+    for reader in &mut readers {
+        let mut wire = Vec::new();
+        for correlation_id in 0..64 {
+            let fetch = fetch_request("unread", 0, 0, 0);
+            let fetch = request_frame(&fetch, FETCH_VERSION, correlation_id);
+            wire.extend_from_slice(&(fetch.len() as i32).to_be_bytes());
+            wire.extend_from_slice(&fetch);
+        }
+        reader.send_raw(&wire);
+    }
+    readers
+}
+
+/// Reads the 80 batches as a consumer does: answers may be small while the shard's budget
+/// is spent, but each brings at least one batch.
+fn assert_reads_everything(client: &mut Client) {
+    let mut offset = 0;
+    while offset < 80 {
+        let (error, fetched) = fetch(client, "unread", 0, offset, 0);
+        assert_eq!(error, 0);
+        assert!(!fetched.is_empty(), "no progress at offset {offset}");
+        offset += fetched.len() as i64;
+    }
+}
+
+#[test]
+fn clients_that_never_read_their_answers_hold_only_their_connection_budget() {
+    let server = Server::start(&["--shards", "1", "--connection-memory-bytes", "16MiB"]);
+    let mut bystander = server.client();
+    fill_unread_topic(&mut bystander);
+    let before = server.rss_bytes();
+    let readers = never_reading_clients(&server);
+    // Round trips on the same shard after the readers' requests are in its sockets: by then
+    // it has read them and built every answer it is going to build (the memory backend
+    // answers a Fetch in the task's first run, and tasks run in the order started).
+    for _ in 0..3 {
+        assert_still_serving(&mut bystander);
+    }
+    assert_reads_everything(&mut bystander);
+    // Per connection: its 16 MiB, one 100 KiB batch for each Fetch that found the budget
+    // spent (a consumer always gets one batch, KIP-74), and what the socket buffers took.
+    // Uncapped, the same run grew by 2 GiB.
+    let grown = server.rss_bytes().saturating_sub(before);
+    assert!(grown < 192 << 20, "grew {} MiB", grown >> 20);
+    drop(readers);
+}
+
+#[test]
+fn a_spent_shard_budget_stops_reading_until_answers_go_out() {
+    let server = Server::start(&["--shards", "1", "--shard-memory-bytes", "32MiB"]);
+    let mut bystander = server.client();
+    fill_unread_topic(&mut bystander);
+    let before = server.rss_bytes();
+    let readers = never_reading_clients(&server);
+    // The shard's 32 MiB go to the first answers; the bystander waits (backpressure) until
+    // they are gone with their connections, and is then served.
+    bystander.send_frame(&request_frame(
+        &fetch_request("unread", 0, 0, 0),
+        FETCH_VERSION,
+        1,
+    ));
+    drop(readers);
+    assert!(
+        bystander.read_frame().is_some(),
+        "the bystander is answered"
+    );
+    assert_reads_everything(&mut bystander);
+    let peak = server.peak_rss_bytes().saturating_sub(before);
+    assert!(
+        peak < 128 << 20,
+        "peaked {} MiB above the start",
+        peak >> 20
+    );
+}
+
 #[test]
 fn a_decompression_bomb_is_refused_as_too_large_without_growing_the_server() {
     let Some(ports) = seaweedfs() else { return };
@@ -206,6 +296,71 @@ fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
     assert!(!stdout.contains("ready"), "said ready: {stdout}");
     let stderr = String::from_utf8_lossy(&started.stderr);
     assert!(stderr.contains("--smq-broker"), "{stderr}");
+}
+
+#[test]
+fn a_master_address_that_is_not_a_master_fails_start_up_at_once() {
+    let Some(ports) = seaweedfs() else { return };
+    // The filer's HTTP port: its gRPC port (+10000) answers, but not as a master.
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
+        .args([
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--broker-port-base",
+            "0",
+        ])
+        .args(["--backend", "smq", "--smq-master"])
+        .arg(format!("127.0.0.1:{}", ports["FILER_PORT"]))
+        .args(["--smq-startup-timeout-ms", "60000"])
+        .output()
+        .expect("run tidegate");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a SeaweedFS master"), "{stderr}");
+    assert!(stderr.contains("--smq-master"), "{stderr}");
+    // Not retried until --smq-startup-timeout-ms: the answer would not change.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_low_locked_memory_limit_fails_start_up_naming_ulimit() {
+    // Root is not held to the limit: run as nobody (possible when the tests run as root,
+    // as CI does).
+    let root = std::process::Command::new("id").arg("-u").output();
+    if !root.is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+        eprintln!("SKIPPED: needs root, to run tidegate as nobody with a low locked-memory limit");
+        return;
+    }
+    // A copy nobody can run wherever the checkout is (it may sit in root's home).
+    let dir = std::env::temp_dir().join(format!("tidegate-memlock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let binary = dir.join("tidegate");
+    std::fs::copy(env!("CARGO_BIN_EXE_tidegate"), &binary).expect("copy tidegate");
+    use std::os::unix::fs::PermissionsExt;
+    for path in [&dir, &binary] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let script = format!(
+        "ulimit -l 64; exec {} --listen 127.0.0.1 --port 0 --shards 2",
+        binary.display()
+    );
+    let output = std::process::Command::new("su")
+        .args(["nobody", "-s", "/bin/sh", "-c", &script])
+        .output()
+        .expect("run su");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ulimit -l"), "{stderr}");
+    assert!(stderr.contains("LimitMEMLOCK"), "{stderr}");
+    assert!(stderr.contains("now 64 KiB"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Whether the server answers an ApiVersions request on this connection (false: it closed

@@ -14,8 +14,17 @@ use std::time::{Duration, Instant};
 /// The Fetches below ask to wait this long; shutdown must answer them well before.
 const LONG_POLL_MS: i32 = 25_000;
 
-fn decode<R: Decodable + HeaderVersion>(frame: Option<bytes::Bytes>, version: i16) -> (i32, R) {
-    let mut frame = frame.expect("a response, not a closed connection");
+fn decode<R: Decodable + HeaderVersion>(
+    frame: Option<bytes::Bytes>,
+    version: i16,
+    server: &Server,
+) -> (i32, R) {
+    let Some(mut frame) = frame else {
+        panic!(
+            "the connection closed before this answer; log:\n{}",
+            server.log()
+        )
+    };
     let header = ResponseHeader::decode(&mut frame, R::header_version(version)).expect("header");
     let body = R::decode(&mut frame, version).expect("response body");
     (header.correlation_id, body)
@@ -64,7 +73,8 @@ fn sigterm_answers_every_request_read(args: &[&str], topic: &str, filer_port: Op
     client.send_raw(&wire);
     // Answered in order, so once the first Produce is answered all five were read (one
     // write of a few hundred bytes arrives in one read).
-    let (id, produced): (_, ProduceResponse) = decode(client.read_frame(), PRODUCE_VERSION);
+    let (id, produced): (_, ProduceResponse) =
+        decode(client.read_frame(), PRODUCE_VERSION, &server);
     let partition = &produced.responses[0].partition_responses[0];
     assert_eq!(
         (id, partition.error_code, partition.base_offset),
@@ -74,7 +84,7 @@ fn sigterm_answers_every_request_read(args: &[&str], topic: &str, filer_port: Op
     server.signal("TERM");
     let signalled = Instant::now();
     for expected_id in 2..=4 {
-        let (id, fetched): (_, FetchResponse) = decode(client.read_frame(), FETCH_VERSION);
+        let (id, fetched): (_, FetchResponse) = decode(client.read_frame(), FETCH_VERSION, &server);
         let partition = &fetched.responses[0].partitions[0];
         assert_eq!(
             (id, fetched.error_code, partition.error_code),
@@ -82,7 +92,8 @@ fn sigterm_answers_every_request_read(args: &[&str], topic: &str, filer_port: Op
         );
         assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
     }
-    let (id, produced): (_, ProduceResponse) = decode(client.read_frame(), PRODUCE_VERSION);
+    let (id, produced): (_, ProduceResponse) =
+        decode(client.read_frame(), PRODUCE_VERSION, &server);
     let partition = &produced.responses[0].partition_responses[0];
     assert_eq!(
         (id, partition.error_code, partition.base_offset),

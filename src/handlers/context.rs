@@ -1,6 +1,7 @@
 //! What a handler is given besides its request: the request's header and negotiated version,
 //! and the state the requests of one connection share.
 
+use crate::protocol::budget::MemoryBudget;
 use crate::protocol::shutdown::Shutdown;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -15,14 +16,21 @@ pub struct ConnectionState {
     pub client_host: String,
     /// The shard's shutdown: long waits end when it begins.
     pub shutdown: Rc<Shutdown>,
+    /// What the connection holds in requests and unwritten answers (within its shard's).
+    pub memory: Rc<MemoryBudget>,
 }
 
 impl ConnectionState {
-    pub fn new(peer: Option<std::net::SocketAddr>, shutdown: Rc<Shutdown>) -> Self {
+    pub fn new(
+        peer: Option<std::net::SocketAddr>,
+        shutdown: Rc<Shutdown>,
+        memory: Rc<MemoryBudget>,
+    ) -> Self {
         Self {
             produce_order: Semaphore::new(1),
             client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
             shutdown,
+            memory,
         }
     }
 }

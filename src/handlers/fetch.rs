@@ -47,10 +47,22 @@ pub async fn handle(
     );
     let deadline = Instant::now() + max_wait;
     let max_bytes = request.max_bytes.clamp(1, shard.config.fetch_max_bytes) as usize;
+    // Nor more than the partitions may return, which is what is charged while reading.
+    let partitions_max: usize = wanted
+        .iter()
+        .filter_map(|w| Some(w.read.as_ref().ok()?.max_bytes))
+        .sum();
+    let max_bytes = max_bytes.min(partitions_max.max(1));
     let min_bytes = request.min_bytes.max(0) as usize;
+    let memory = &context.connection.memory;
     loop {
+        // No more than the connection (and its shard) can still hold: a client that does
+        // not read its answers gets smaller ones, down to one batch (KIP-74). Charged while
+        // reading, so concurrent Fetches on one connection share what is left.
+        let mut held = memory.charge(max_bytes.min(memory.room()));
         let mut results = read_all(&shard, &wanted).await;
-        let size = trim_to(&mut results, max_bytes);
+        let size = trim_to(&mut results, held.bytes().max(1));
+        held.shrink_to(size);
         let any_error = results
             .iter()
             .any(|r| r.as_ref().is_some_and(|r| r.is_err()));

@@ -3,6 +3,7 @@
 //! responses to requests by order as well as by correlation id).
 
 use crate::handlers::ConnectionState;
+use crate::protocol::budget::{Charge, MemoryBudget};
 use crate::protocol::dispatch::{self, Routed};
 use crate::protocol::shutdown::Shutdown;
 use crate::shard::Shard;
@@ -41,6 +42,10 @@ pub struct FrameReader<R> {
     buffer: BytesMut,
     filled: usize,
     max_frame: usize,
+    /// What each frame is charged to, if anything.
+    budget: Option<Rc<MemoryBudget>>,
+    /// The frame being read, reserved before its body was.
+    frame_charge: Option<Charge>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -50,14 +55,39 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buffer: BytesMut::new(),
             filled: 0,
             max_frame,
+            budget: None,
+            frame_charge: None,
         }
+    }
+
+    /// Charges every frame to `budget`: a frame not yet in the buffer is reserved before
+    /// its body is read (waiting while the budget is spent), one already there at once.
+    pub fn with_budget(mut self, budget: Rc<MemoryBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// The next frame without its length prefix, or `None` at a clean end of stream.
     pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        Ok(self.read_charged_frame().await?.map(|(frame, _)| frame))
+    }
+
+    /// As `read_frame`, with what the frame is charged to its budget (held until its
+    /// answer is written).
+    pub async fn read_charged_frame(&mut self) -> Result<Option<(Bytes, Charge)>, FrameError> {
         loop {
             if let Some(frame) = self.parse_frame()? {
-                return Ok(Some(frame));
+                let charge = match (self.frame_charge.take(), &self.budget) {
+                    (Some(reserved), _) => reserved,
+                    (None, Some(budget)) => budget.charge(LENGTH_PREFIX + frame.len()),
+                    (None, None) => Charge::none(),
+                };
+                return Ok(Some((frame, charge)));
+            }
+            if let (Some(budget), Some(length), None) =
+                (&self.budget, self.frame_length()?, &self.frame_charge)
+            {
+                self.frame_charge = Some(budget.reserve(LENGTH_PREFIX + length).await);
             }
             let pending = self.filled;
             // Room for the rest of this frame, but never more than has arrived already (or
@@ -120,21 +150,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 /// Serves one client until it leaves, sends something that ends the conversation, or the
 /// shard shuts down (then what was read is answered before the connection closes).
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shutdown: Rc<Shutdown>) {
+pub async fn serve(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    shutdown: Rc<Shutdown>,
+    shard_memory: Rc<MemoryBudget>,
+) {
     let peer_addr = stream.peer_addr().ok();
     let peer = peer_addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.split();
-    let mut frames = FrameReader::new(reader, shard.config.max_request_size);
+    let memory = MemoryBudget::new(shard.config.connection_memory_bytes, Some(shard_memory));
+    let mut frames =
+        FrameReader::new(reader, shard.config.max_request_size).with_budget(memory.clone());
     // The queue length bounds the requests in progress: reading pauses when it is full.
-    let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
-    let connection = Rc::new(ConnectionState::new(peer_addr, shutdown.clone()));
+    // Each request's charge is held until its answer is written.
+    let (mut queue, mut responses) = mpsc::channel::<(Routed, Charge)>(shard.config.max_in_flight);
+    let connection = Rc::new(ConnectionState::new(
+        peer_addr,
+        shutdown.clone(),
+        memory.clone(),
+    ));
 
     let writer_shutdown = shutdown.clone();
     let write_loop = glommio::spawn_local(async move {
-        while let Some(response) = responses.next().await {
+        while let Some((response, _request_charge)) = responses.next().await {
             match response.await {
-                Ok(Some(bytes)) => {
+                Ok(Some((bytes, _response_charge))) => {
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
@@ -152,9 +194,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shutdown: Rc<Shutdown>) 
 
     loop {
         // Stops at a frame boundary only: a request read is always queued, so answered.
-        let read = shutdown.unless_begun(frames.read_frame()).await;
-        let frame = match read {
-            Some(Ok(Some(frame))) => frame,
+        // Nothing more is read while this connection or its shard holds its budget.
+        let next = async {
+            memory.has_room().await;
+            frames.read_charged_frame().await
+        };
+        let (frame, charge) = match shutdown.unless_begun(next).await {
+            Some(Ok(Some(read))) => read,
             Some(Ok(None)) | None => break,
             Some(Err(error)) => {
                 tracing::warn!(%peer, %error, "closing connection");
@@ -163,7 +209,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shutdown: Rc<Shutdown>) 
         };
         match dispatch::route(&shard, frame, &connection) {
             Ok(response) => {
-                if queue.send(response).await.is_err() {
+                if queue.send((response, charge)).await.is_err() {
                     break;
                 }
             }

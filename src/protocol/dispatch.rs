@@ -4,6 +4,7 @@
 
 use crate::error::Fault;
 use crate::handlers::{self, ConnectionState, RequestContext};
+use crate::protocol::budget::Charge;
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -52,8 +53,9 @@ impl ConnectionError {
     }
 }
 
-/// A response being prepared: the encoded frame, nothing, or why it could not be encoded.
-pub type Routed = glommio::Task<Result<Option<Bytes>, ConnectionError>>;
+/// A response being prepared: the encoded frame with its charge to the connection's
+/// memory budget, nothing, or why it could not be encoded.
+pub type Routed = glommio::Task<Result<Option<(Bytes, Charge)>, ConnectionError>>;
 
 /// Decodes a frame and starts its handler. `Err` means the connection must close: the bytes
 /// are not a request tidegate can answer (malformed, unknown API, unsupported version).
@@ -74,7 +76,10 @@ pub fn route(
             // A client newer than us: KIP-511 says answer in v0 with our ranges, so it can
             // pick a version we know.
             let bytes = unsupported_api_versions(correlation_id);
-            return Ok(glommio::spawn_local(async move { Ok(Some(bytes)) }));
+            let charge = connection.memory.charge(bytes.len());
+            return Ok(glommio::spawn_local(
+                async move { Ok(Some((bytes, charge))) },
+            ));
         }
         return Err(ConnectionError::UnsupportedVersion {
             api: api.key,
@@ -84,10 +89,14 @@ pub fn route(
     let (context, request) = decode_request(api.key, version, frame, connection.clone())?;
     let reply = api.handle(shard.clone(), context, request);
     let api_key = api.key;
+    let memory = connection.memory.clone();
     Ok(glommio::spawn_local(async move {
         match reply.await {
             Some(response) => encode_response(api_key, version, correlation_id, &response)
-                .map(Some)
+                .map(|frame| {
+                    let charge = memory.charge(frame.len());
+                    Some((frame, charge))
+                })
                 .map_err(|e| ConnectionError::Unencodable {
                     api: api_key,
                     version,

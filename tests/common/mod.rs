@@ -142,14 +142,22 @@ impl Server {
 
     /// The server's resident memory now, in bytes, from /proc.
     pub fn rss_bytes(&self) -> u64 {
+        self.proc_status_kib("VmRSS:") * 1024
+    }
+
+    /// The most resident memory the server has had, in bytes, from /proc.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.proc_status_kib("VmHWM:") * 1024
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("/proc status of tidegate");
-        let kib: u64 = status
+        status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS");
-        kib * 1024
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
     }
 }
 

@@ -11,6 +11,7 @@ use super::proto::master_pb::ListClusterNodesRequest;
 use futures::future::{select, Either};
 use std::pin::pin;
 use std::time::{Duration, Instant};
+use tonic::Code;
 
 /// `ListClusterNodes` client types (`weed/cluster/cluster.go`).
 const BROKER: &str = "broker";
@@ -91,8 +92,11 @@ pub async fn resolve(
         // A connect to an address that drops packets would outlast the deadline.
         let left = deadline.saturating_duration_since(Instant::now());
         let found = match select(pin!(discover(masters)), pin!(glommio::timer::sleep(left))).await {
+            Either::Left((Err(Unanswered::NotAMaster(error)), _)) => return Err(error),
             Either::Left((found, _)) => found,
-            Either::Right(_) => Err(format!("SeaweedFS master {masters} did not answer")),
+            Either::Right(_) => Err(Unanswered::Unreachable(format!(
+                "SeaweedFS master {masters} did not answer"
+            ))),
         };
         let problem = match &found {
             Ok((brokers, filers)) => {
@@ -114,7 +118,7 @@ pub async fn resolve(
                     (_, None) => format!("master {masters} lists no filer"),
                 }
             }
-            Err(error) => error.clone(),
+            Err(Unanswered::Unreachable(error) | Unanswered::NotAMaster(error)) => error.clone(),
         };
         if Instant::now() >= deadline {
             return Err(format!("{problem} (gave up after {}s)", timeout.as_secs()));
@@ -127,28 +131,54 @@ pub async fn resolve(
     }
 }
 
+/// Why no master told us the brokers and filers.
+#[derive(Debug)]
+enum Unanswered {
+    /// Not answering (yet): SeaweedFS may still be starting, so ask again.
+    Unreachable(String),
+    /// Something answered that is not a SeaweedFS master: asking again will not help.
+    NotAMaster(String),
+}
+
 /// Brokers and filers (gRPC addresses, sorted) as the first master that knows both
 /// lists them; a master that is not the raft leader may know no one, so try the next.
-async fn discover(masters: &str) -> Result<(Vec<String>, Vec<String>), String> {
+async fn discover(masters: &str) -> Result<(Vec<String>, Vec<String>), Unanswered> {
     let mut partial = None;
-    let mut problems = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut wrong = Vec::new();
     for master in masters.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         match ask(master).await {
             Ok((brokers, filers)) if !brokers.is_empty() && !filers.is_empty() => {
                 return Ok((brokers, filers))
             }
             Ok(found) => partial = Some(found),
-            Err(error) => problems.push(format!("{master}: {error}")),
+            Err(Unanswered::Unreachable(error)) => unreachable.push(format!("{master}: {error}")),
+            Err(Unanswered::NotAMaster(error)) => wrong.push(format!("{master}: {error}")),
         }
     }
-    partial.ok_or_else(|| format!("SeaweedFS master unreachable ({})", problems.join("; ")))
+    if let Some(found) = partial {
+        return Ok(found);
+    }
+    if unreachable.is_empty() {
+        return Err(Unanswered::NotAMaster(format!(
+            "--smq-master {masters} is not a SeaweedFS master ({}); give the master's HTTP \
+             address (port 9333 unless changed: its gRPC port is that plus 10000)",
+            wrong.join("; ")
+        )));
+    }
+    unreachable.extend(wrong);
+    Err(Unanswered::Unreachable(format!(
+        "SeaweedFS master unreachable ({})",
+        unreachable.join("; ")
+    )))
 }
 
-async fn ask(master: &str) -> Result<(Vec<String>, Vec<String>), String> {
-    let address = grpc_address(master).ok_or_else(|| format!("{master} is not HOST:PORT"))?;
-    let channel = GrpcChannel::connect(&address)
-        .await
-        .map_err(|e| format!("cannot connect to its gRPC port {address}: {e}"))?;
+async fn ask(master: &str) -> Result<(Vec<String>, Vec<String>), Unanswered> {
+    let address = grpc_address(master)
+        .ok_or_else(|| Unanswered::NotAMaster(format!("{master} is not HOST:PORT")))?;
+    let channel = GrpcChannel::connect(&address).await.map_err(|e| {
+        Unanswered::Unreachable(format!("cannot connect to its gRPC port {address}: {e}"))
+    })?;
     let brokers = list(&channel, BROKER, broker_grpc_address).await?;
     let filers = list(&channel, FILER, grpc_address).await?;
     Ok((brokers, filers))
@@ -158,7 +188,7 @@ async fn list(
     channel: &GrpcChannel,
     client_type: &str,
     convert: fn(&str) -> Option<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Unanswered> {
     let request = ListClusterNodesRequest {
         client_type: client_type.to_string(),
         filer_group: String::new(),
@@ -168,7 +198,18 @@ async fn list(
         .master()
         .list_cluster_nodes(request)
         .await
-        .map_err(|status| format!("ListClusterNodes: {}", status.message()))?
+        .map_err(|status| {
+            let error = format!("ListClusterNodes: {}", status.message());
+            // A server that does not know the call (or refuses us) answers the same way
+            // next time; one that is busy or starting may not.
+            match status.code() {
+                Code::Unimplemented
+                | Code::InvalidArgument
+                | Code::PermissionDenied
+                | Code::Unauthenticated => Unanswered::NotAMaster(error),
+                _ => Unanswered::Unreachable(error),
+            }
+        })?
         .into_inner()
         .cluster_nodes;
     let mut addresses: Vec<String> = nodes
