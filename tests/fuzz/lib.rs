@@ -6,3 +6,10 @@ mod targets;
 pub use targets::*;
 
 mod alloc_limit;
+
+/// The `request` target, with kafka-protocol's known huge reservations tolerated (see
+/// `alloc_limit::TOLERATE_HUGE`): they are reported once, with a reproducer, not rediscovered.
+pub fn request_tolerating_known_reservations(data: &[u8]) {
+    alloc_limit::TOLERATE_HUGE.store(true, std::sync::atomic::Ordering::Relaxed);
+    request(data);
+}
