@@ -88,7 +88,8 @@ fn write_seeds() {
                     .with_request_api_version(version)
                     .with_correlation_id(i32::from(version))
                     .with_client_id(Some(StrBytes::from_static_str("seed")));
-                let frame = targets::encode_request(api.key, version, &header, request);
+                let frame = targets::encode_request(api.key, version, &header, request)
+                    .expect("a seed request encodes");
                 write("request", format!("{:?}-v{version}-{i}", api.key), &frame);
                 frames.put_i32(frame.len() as i32);
                 frames.extend_from_slice(&frame);
