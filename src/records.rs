@@ -192,8 +192,14 @@ fn parse_records(
         }
         let mut record = body.split_to(length);
         let _attributes = take(&mut record, 1)?.get_i8();
-        let timestamp = base_timestamp + read_varlong(&mut record)?;
-        let offset = base_offset + i64::from(read_varint(&mut record)?);
+        // Both deltas are the client's word: a sum past i64 is no record at all, so it is
+        // refused, never wrapped (release builds would wrap, debug builds panic).
+        let timestamp = base_timestamp
+            .checked_add(read_varlong(&mut record)?)
+            .ok_or("timestamp delta overflows")?;
+        let offset = base_offset
+            .checked_add(i64::from(read_varint(&mut record)?))
+            .ok_or("offset delta overflows")?;
         let key = read_nullable(&mut record)?;
         let value = read_nullable(&mut record)?;
         let header_count = read_varint(&mut record)?;
@@ -402,6 +408,27 @@ mod tests {
             );
             let decoded = decode_records(batch, 1 << 20).expect("under the limit");
             assert_eq!(decoded.len(), 2000, "{compression:?}");
+        }
+    }
+
+    /// Deltas that take a record's offset or timestamp past i64 are refused as corrupt,
+    /// neither wrapped nor panicked on (arithmetic overflow: found by the record_batch fuzz
+    /// target, tests/fuzz/corpus/record_batch/crash-6d0f884d5a856231c435248a8067eea21d14641a).
+    #[test]
+    fn deltas_past_i64_are_a_corrupt_message() {
+        let batch = encode_records(&[sample(0), sample(1)]);
+        // baseOffset, then baseTimestamp, at i64::MAX: the second record's deltas overflow.
+        for at in [0, 27] {
+            let mut bytes = batch.to_vec();
+            bytes[at..at + 8].copy_from_slice(&i64::MAX.to_be_bytes());
+            let crc = crc32c::crc32c(&bytes[21..]);
+            bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+            let parsed = parse_produce_batches(&Bytes::from(bytes)).expect("a valid header");
+            let refused = decode_records(&parsed[0], usize::MAX);
+            assert!(
+                matches!(refused, Err(Error::CorruptMessage(_))),
+                "{refused:?}"
+            );
         }
     }
 
