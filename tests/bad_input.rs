@@ -298,6 +298,46 @@ fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
     assert!(stderr.contains("--smq-broker"), "{stderr}");
 }
 
+/// Every advertised API at every version, its body a run of huge lengths: whatever field
+/// comes first (a string, an array, compact or not) claims gigabytes. The decoder
+/// (kafka-protocol 0.18) reserves an array's claimed capacity before reading it (see
+/// README, "Limits and safety"); what must hold is that such a request only closes its
+/// connection, commits no memory, and leaves the gateway serving.
+#[test]
+fn claimed_lengths_in_every_request_close_only_that_connection() {
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::Encodable;
+    let server = Server::start(&["--shards", "1"]);
+    let mut bystander = server.client();
+    let before = server.rss_bytes();
+    for api in tidegate::handlers::APIS {
+        for version in api.min_version..=api.max_version {
+            for claim in [
+                &[0x7f, 0xff, 0xff, 0xff][..],
+                &[0xff, 0xff, 0xff, 0xff, 0x07],
+            ] {
+                let mut body = bytes::BytesMut::new();
+                RequestHeader::default()
+                    .with_request_api_key(api.key as i16)
+                    .with_request_api_version(version)
+                    .with_correlation_id(1)
+                    .encode(&mut body, api.key.request_header_version(version))
+                    .expect("encode header");
+                for _ in 0..8 {
+                    body.extend_from_slice(claim);
+                }
+                let mut liar = server.client();
+                liar.send_frame(&body);
+                // Closed, or (for a request these bytes happen to make valid) answered.
+                let _ = liar.read_frame();
+            }
+        }
+    }
+    assert_still_serving(&mut bystander);
+    let grown = server.rss_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "grew {} MiB", grown >> 20);
+}
+
 #[test]
 fn a_master_address_that_is_not_a_master_fails_start_up_at_once() {
     let Some(ports) = seaweedfs() else { return };

@@ -17,7 +17,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use tidegate::backend::smq::codec;
 use tidegate::handlers::{find_api, Api, ConnectionState, APIS};
+use tidegate::protocol::budget::MemoryBudget;
 use tidegate::protocol::dispatch::decode_request;
+use tidegate::protocol::shutdown::Shutdown;
 use tidegate::protocol::{FrameError, FrameReader};
 use tidegate::record_batch::{parse_produce_batches, HEADER_LEN};
 use tidegate::records::decode_records;
@@ -131,7 +133,11 @@ pub fn request(data: &[u8]) {
     };
     let api = api_for(i16::from_be_bytes([*k0, *k1]));
     let version = version_for(api, i16::from_be_bytes([*v0, *v1]));
-    let connection = Rc::new(ConnectionState::new(None));
+    let connection = Rc::new(ConnectionState::new(
+        None,
+        Rc::new(Shutdown::default()),
+        MemoryBudget::new(64 << 20, None),
+    ));
     let frame = Bytes::copy_from_slice(data);
     let Ok((context, request)) = decode_request(api.key, version, frame, connection.clone()) else {
         return;
