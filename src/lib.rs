@@ -20,7 +20,11 @@
 //!   [`group::offsets`] in front of the backend's `OffsetStore`;
 //! - what each backend keeps, refuses and polls: the module comments of `backend::memory`
 //!   and `backend::smq`;
-//! - limits on what a client can make tidegate hold: README.md, "Limits and safety".
+//! - limits on what a client can make tidegate hold: README.md, "Limits and safety"; the
+//!   memory budgets are [`protocol::budget`], charged where bytes enter (the frame reader,
+//!   a Fetch's read, an encoded response);
+//! - graceful shutdown: [`protocol::shutdown`] (a shard's connections) and `server::run`
+//!   (signals, and the order in which shards drain and close their stores).
 
 pub mod backend;
 pub mod cluster;

@@ -8,12 +8,13 @@
 
 #[path = "fuzz/targets.rs"]
 mod targets;
+mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record as KafkaRecord, TimestampType};
+use kafka_protocol::records::Compression;
 use std::path::{Path, PathBuf};
 use tidegate::handlers::APIS;
 use tidegate::record_batch::HEADER_LEN;
@@ -210,29 +211,11 @@ fn requests(key: ApiKey) -> Vec<RequestKind> {
     requests
 }
 
-/// A batch of `count` records as a Kafka client would send it.
+/// A batch of `count` records as a Kafka client would send it (`producer_id` -1: a plain
+/// producer).
 fn client_batch(count: i32, compression: Compression, producer_id: i64) -> Bytes {
-    let records: Vec<KafkaRecord> = (0..count)
-        .map(|i| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            // One batch: the encoder starts a new one when offset - sequence changes.
-            sequence: if producer_id >= 0 { i } else { i - 1 },
-            timestamp: 1_700_000_000_000 + i64::from(i),
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'v'; 40])),
-            headers: [(StrBytes::from_static_str("h"), Some(Bytes::from("1")))]
-                .into_iter()
-                .collect(),
-        })
-        .collect();
-    tidegate::record_batch::encode_batch(&records, compression).expect("encode a batch")
+    let producer = (producer_id >= 0).then_some((producer_id, 0, 0));
+    common::encode_batch(&common::records(0, count, producer), compression)
 }
 
 /// A snappy batch in the xerial framing the Java client writes: magic header, then blocks
