@@ -88,6 +88,9 @@ pub async fn handle(
             }
         };
         context.connection.shutdown.unless_begun(wait).await;
+        // A wait that ends at once (data "moved" but nothing new to read) must not keep
+        // this task, and so its shard, from letting others run until the deadline.
+        glommio::yield_if_needed().await;
     }
 }
 

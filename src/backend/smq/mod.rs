@@ -451,7 +451,15 @@ impl SmqBackend {
         max_bytes: usize,
     ) -> Result<ReadResult> {
         if let Some((batches, next)) = self.batch_cache.borrow().read(tp, offset, max_bytes) {
-            let high_watermark = self.high_watermark(tp).unwrap_or(next).max(next);
+            // What is served here was acknowledged, so the mark is at least past it; kept,
+            // because `Partitions::watch` compares this answer with `high_watermark`, and a
+            // difference there is "data arrived", which would end every wait at once.
+            let high_watermark = {
+                let mut high_watermarks = self.high_watermarks.borrow_mut();
+                let known = high_watermarks.entry(tp.clone()).or_insert(next);
+                *known = (*known).max(next);
+                *known
+            };
             return Ok(ReadResult {
                 batches,
                 high_watermark,
