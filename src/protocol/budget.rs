@@ -71,10 +71,19 @@ impl MemoryBudget {
 
     /// Waits until anything more can be charged: room for a byte here and in the parent.
     pub async fn has_room(&self) {
+        // Almost always true: answered without a future in line (once per request).
+        if self.room_now() && self.parent.as_ref().is_none_or(|p| p.room_now()) {
+            return;
+        }
         self.wait_to_fit(1).await;
         if let Some(parent) = &self.parent {
             parent.wait_to_fit(1).await;
         }
+    }
+
+    /// Room for a byte, with nobody waiting in line for it.
+    fn room_now(&self) -> bool {
+        self.fits(1) && self.waiters.borrow().is_empty()
     }
 
     fn fits(&self, bytes: usize) -> bool {
@@ -108,6 +117,9 @@ impl MemoryBudget {
     /// Wakes the first waiter; a waiter that goes ahead wakes the next one, so a release
     /// lets through as many as fit, in order.
     fn wake_first(&self) {
+        if self.waiters.borrow().is_empty() {
+            return;
+        }
         if let Some((_, waker)) = self.waiters.borrow_mut().front_mut() {
             if let Some(waker) = waker.take() {
                 waker.wake();
