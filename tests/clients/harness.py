@@ -2,6 +2,7 @@
 
 import ctypes
 import os
+import random
 import re
 import selectors
 import signal
@@ -49,6 +50,26 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     skipped = len(text) - lines
     head = [f"... {skipped} earlier lines in {path}"] if skipped > 0 else []
     return "\n".join(head + text[-lines:])
+
+
+def free_port_pair(shards=1):
+    """A bootstrap port and a broker port base whose `shards` ports are all free now (fixed
+    across a restart: start_tidegate's `port` and `broker_port_base`), below Linux's
+    ephemeral range (32768-60999), so that while tidegate is down no outgoing connection on
+    this machine can take one as its source port (a client's own dial attempts included: a
+    TCP self-connect)."""
+    def free(port):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+    while True:
+        bootstrap, base = random.randrange(20000, 32000), random.randrange(20000, 32000 - shards)
+        if bootstrap not in range(base, base + shards) and free(bootstrap) and \
+                all(free(p) for p in range(base, base + shards)):
+            return [bootstrap, base]
 
 
 @dataclass

@@ -3,9 +3,7 @@ sent is read back, and every acknowledged (partition, offset) holds the record i
 acknowledged for, so no offset was used twice."""
 
 import os
-import random
 import signal
-import socket
 import threading
 import time
 from collections import Counter
@@ -14,29 +12,11 @@ import pytest
 from confluent_kafka import Producer
 
 from groups import seaweedfs_ports, wait_flushed
-from harness import create_topic, read_from_start, start_tidegate, stop, unique_topic
+from harness import create_topic, free_port_pair, read_from_start, start_tidegate, stop, unique_topic
 
 PARTITIONS = 4
 RECORDS = 20_000
 LEAD_IN = 400
-
-
-def free_port_pair():
-    """A bootstrap port and a broker port that are free now (fixed across the restart), below
-    Linux's ephemeral range (32768-60999), so that while tidegate is down no outgoing
-    connection on this machine can take one as its source port (the producer's own dial
-    attempts included: a TCP self-connect)."""
-    ports = []
-    while len(ports) < 2:
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 # Upstream, not tidegate: when tidegate's publish streams close, the broker unloads the
