@@ -6,9 +6,9 @@
 //! from: every advertised API at every version, record batches in every compression, SMQ
 //! messages plain and enveloped.
 
+mod common;
 #[path = "fuzz/targets.rs"]
 mod targets;
-mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
