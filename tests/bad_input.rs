@@ -188,13 +188,21 @@ fn assert_reads_everything(client: &mut Client) {
     }
 }
 
-#[test]
-fn clients_that_never_read_their_answers_hold_only_their_connection_budget() {
-    let server = Server::start(&["--shards", "1", "--connection-memory-bytes", "16MiB"]);
+/// One shard started with `budget` (a flag and its value), the "unread" topic filled by a
+/// bystander, its RSS then, and the never-reading clients' requests sent.
+fn flood_of_unread_answers(budget: [&str; 2]) -> (Server, Client, u64, Vec<Client>) {
+    let server = Server::start(&["--shards", "1", budget[0], budget[1]]);
     let mut bystander = server.client();
     fill_unread_topic(&mut bystander);
     let before = server.rss_bytes();
     let readers = never_reading_clients(&server);
+    (server, bystander, before, readers)
+}
+
+#[test]
+fn clients_that_never_read_their_answers_hold_only_their_connection_budget() {
+    let (server, mut bystander, before, readers) =
+        flood_of_unread_answers(["--connection-memory-bytes", "16MiB"]);
     // Round trips on the same shard after the readers' requests are in its sockets: by then
     // it has read them and built every answer it is going to build (the memory backend
     // answers a Fetch in the task's first run, and tasks run in the order started).
@@ -212,11 +220,8 @@ fn clients_that_never_read_their_answers_hold_only_their_connection_budget() {
 
 #[test]
 fn a_spent_shard_budget_stops_reading_until_answers_go_out() {
-    let server = Server::start(&["--shards", "1", "--shard-memory-bytes", "32MiB"]);
-    let mut bystander = server.client();
-    fill_unread_topic(&mut bystander);
-    let before = server.rss_bytes();
-    let readers = never_reading_clients(&server);
+    let (server, mut bystander, before, readers) =
+        flood_of_unread_answers(["--shard-memory-bytes", "32MiB"]);
     // The shard's 32 MiB go to the first answers; the bystander waits (backpressure) until
     // they are gone with their connections, and is then served.
     bystander.send_frame(&request_frame(
