@@ -273,10 +273,9 @@ fn a_decompression_bomb_is_refused_as_too_large_without_growing_the_server() {
     assert_still_serving(&mut client);
 }
 
-#[test]
-fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
-    // Nothing listens on port 1 of loopback.
-    let started = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
+/// tidegate run to the end of its start-up on loopback with `args`: its exit and output.
+fn start_up(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
         .args([
             "--listen",
             "127.0.0.1",
@@ -285,17 +284,24 @@ fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
             "--broker-port-base",
             "0",
         ])
-        .args([
-            "--backend",
-            "smq",
-            "--smq-broker",
-            "127.0.0.1:1",
-            "--smq-filer",
-            "127.0.0.1:1",
-        ])
-        .args(["--smq-startup-timeout-ms", "1000"])
+        .args(args)
         .output()
-        .expect("run tidegate");
+        .expect("run tidegate")
+}
+
+#[test]
+fn dead_seaweedfs_addresses_fail_start_up_naming_the_flag() {
+    // Nothing listens on port 1 of loopback.
+    let started = start_up(&[
+        "--backend",
+        "smq",
+        "--smq-broker",
+        "127.0.0.1:1",
+        "--smq-filer",
+        "127.0.0.1:1",
+        "--smq-startup-timeout-ms",
+        "1000",
+    ]);
     assert!(!started.status.success(), "started against dead addresses");
     let stdout = String::from_utf8_lossy(&started.stdout);
     assert!(!stdout.contains("ready"), "said ready: {stdout}");
@@ -348,20 +354,15 @@ fn a_master_address_that_is_not_a_master_fails_start_up_at_once() {
     let Some(ports) = seaweedfs() else { return };
     // The filer's HTTP port: its gRPC port (+10000) answers, but not as a master.
     let started = std::time::Instant::now();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
-        .args([
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--broker-port-base",
-            "0",
-        ])
-        .args(["--backend", "smq", "--smq-master"])
-        .arg(format!("127.0.0.1:{}", ports["FILER_PORT"]))
-        .args(["--smq-startup-timeout-ms", "60000"])
-        .output()
-        .expect("run tidegate");
+    let master = format!("127.0.0.1:{}", ports["FILER_PORT"]);
+    let output = start_up(&[
+        "--backend",
+        "smq",
+        "--smq-master",
+        &master,
+        "--smq-startup-timeout-ms",
+        "60000",
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not a SeaweedFS master"), "{stderr}");
