@@ -10,6 +10,7 @@
 //!   committed-offset store, producer-state store), each implemented by `memory` (in this
 //!   process) and `smq` (SeaweedMQ); `backend::open` picks one at start-up.
 //! - [`topic_config`] says which topic configs exist, which are enforced, and checks values.
+//! - [`security`] authenticates clients (TLS, SASL) and authorizes their requests (ACLs).
 //! - [`error`] says whose fault each error is and which Kafka code it becomes.
 //!
 //! Where to look:
@@ -36,6 +37,7 @@ pub mod partition;
 pub mod protocol;
 pub mod record_batch;
 pub mod records;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod topic_config;
