@@ -7,6 +7,17 @@ use std::net::IpAddr;
 pub const DEFAULT_SMQ_MASTER: &str = "127.0.0.1:9333";
 
 /// Where records are kept.
+/// Whether TLS clients present a certificate (Kafka's ssl.client.auth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientAuth {
+    /// Not asked for.
+    None,
+    /// Asked for; a client without one is let in, unauthenticated.
+    Requested,
+    /// A client without a valid one is refused during the handshake.
+    Required,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// In this process's memory: no SeaweedFS needed; lost on exit.
@@ -25,23 +36,112 @@ pub enum BackendKind {
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TIDEGATE_COMMIT"), ")")
 )]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0", value_parser = listen_address)]
-    pub listen: IpAddr,
+    /// Listeners, each `NAME=PROTOCOL://HOST:PORT` with PROTOCOL one of PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL (repeat the flag for several). PORT is the listener's
+    /// bootstrap port, served by every shard; shard i is advertised on PORT + 1 + i. PORT 0
+    /// picks free ports. Clients are only ever sent to addresses of the listener they
+    /// connected to. Default: one PLAINTEXT listener from --listen, --port and
+    /// --broker-port-base.
+    #[arg(long = "listener", value_name = "NAME=PROTOCOL://HOST:PORT", value_parser = ListenerSpec::parse)]
+    pub listeners: Vec<ListenerSpec>,
 
-    /// Host name given to clients in Metadata and FindCoordinator answers. Default: the
+    /// Host name a listener gives clients in Metadata and FindCoordinator answers,
+    /// `NAME=HOST` (repeat for several). Default: the listener's address, or this machine's
+    /// host name for a listener on every address.
+    #[arg(long = "advertised-listener", value_name = "NAME=HOST", value_parser = advertised_listener)]
+    pub advertised_listeners: Vec<(String, String)>,
+
+    /// Short form of one PLAINTEXT listener: the address to listen on (an IP address or a
+    /// host name). Loopback by default: a listener that does not authenticate clients is
+    /// opened on another address only with --allow-unauthenticated.
+    /// [default: 127.0.0.1]
+    #[arg(long, value_parser = listen_address)]
+    pub listen: Option<IpAddr>,
+
+    /// Short form of one PLAINTEXT listener: the host name given to clients. Default: the
     /// --listen address, or this machine's host name when listening on every address.
     #[arg(long)]
     pub advertised_host: Option<String>,
 
-    /// Bootstrap port, served by every shard (SO_REUSEPORT). 0 picks a free port.
-    #[arg(long, default_value_t = 9092)]
-    pub port: u16,
+    /// Short form of one PLAINTEXT listener: bootstrap port, served by every shard
+    /// (SO_REUSEPORT). 0 picks a free port. [default: 9092]
+    #[arg(long)]
+    pub port: Option<u16>,
 
-    /// Port of shard 0's broker; shard i listens on this plus i. 0 gives each shard a free
-    /// port of its own.
-    #[arg(long, default_value_t = 9093)]
-    pub broker_port_base: u16,
+    /// Short form of one PLAINTEXT listener: port of shard 0's broker; shard i listens on
+    /// this plus i. 0 gives each shard a free port of its own. [default: 9093]
+    #[arg(long)]
+    pub broker_port_base: Option<u16>,
+
+    /// Lets a listener that does not authenticate its clients (PLAINTEXT, or SSL without
+    /// required client certificates) listen on an address other than loopback. Anyone who
+    /// can reach it may then do anything ACLs allow the ANONYMOUS user; tidegate logs a
+    /// warning naming it at start-up.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+
+    /// SSL and SASL_SSL listeners: the server's certificate chain, PEM. Read again, with
+    /// --ssl-key and --ssl-ca, on SIGHUP (connections already open keep theirs).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_certificate: Option<std::path::PathBuf>,
+
+    /// SSL and SASL_SSL listeners: the private key of --ssl-certificate, PEM (PKCS#8, PKCS#1
+    /// or SEC1).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_key: Option<std::path::PathBuf>,
+
+    /// SSL and SASL_SSL listeners: whether clients present a certificate (Kafka's
+    /// ssl.client.auth). With one, the client's principal is its certificate's subject, as
+    /// --ssl-principal-mapping-rules turn it into a user name (on SASL_SSL, SASL's user
+    /// wins).
+    #[arg(long, value_enum, default_value_t = ClientAuth::None)]
+    pub ssl_client_auth: ClientAuth,
+
+    /// CA certificates, PEM, that client certificates must chain to. Needed when
+    /// --ssl-client-auth is requested or required.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca: Option<std::path::PathBuf>,
+
+    /// How a client certificate's subject (RFC 2253, "CN=alice,OU=eng,O=example") becomes
+    /// a user name: Kafka's ssl.principal.mapping.rules, e.g.
+    /// "RULE:^CN=([^,]*),.*$/$1/L,DEFAULT". The first rule that matches applies; DEFAULT
+    /// keeps the whole subject.
+    #[arg(long, default_value = "DEFAULT")]
+    pub ssl_principal_mapping_rules: String,
+
+    /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer, in order of
+    /// preference (Kafka's sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+    )]
+    pub sasl_mechanisms: Vec<String>,
+
+    /// Users to start with, one `NAME:PASSWORD` per line (# starts a comment); each gets
+    /// SCRAM-SHA-256 and SCRAM-SHA-512 credentials (salted; the password is not kept).
+    /// Users added with kafka-configs (AlterUserScramCredentials) are kept by the backend:
+    /// in SeaweedFS's filer on SeaweedMQ, in memory on the memory backend.
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<std::path::PathBuf>,
+
+    /// How long a SASL authentication is good for, in milliseconds (Kafka's
+    /// connections.max.reauth.ms, KIP-368): clients are told, and re-authenticate in time;
+    /// a connection that has not is closed at its next request. 0: for the connection's
+    /// life.
+    #[arg(long, default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
+
+    /// Principals allowed everything whatever the ACLs say, separated by ';'
+    /// (Kafka's super.users), e.g. "User:admin;User:CN=ops".
+    #[arg(long, value_delimiter = ';')]
+    pub super_users: Vec<String>,
+
+    /// Whether a resource that no ACL names is open to everyone (Kafka's
+    /// allow.everyone.if.no.acl.found). Default: true when no listener authenticates
+    /// clients (every client is then User:ANONYMOUS), false otherwise.
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub allow_everyone_if_no_acl_found: Option<bool>,
 
     /// Kafka node id of shard 0; shard i is this plus i.
     #[arg(long, default_value_t = 0)]
@@ -272,24 +372,8 @@ impl Config {
         if let Some(cpus) = &self.cpus {
             shards::parse_cpu_list(cpus).map_err(|e| e.to_string())?;
         }
-        // As many as will run: --shards, else one per CPU of --cpus or of the machine.
-        let nr_shards = self.nr_shards();
-        if self.broker_port_base != 0
-            && usize::from(self.broker_port_base) + nr_shards > usize::from(u16::MAX) + 1
-        {
-            return Err("--broker-port-base plus --shards runs past port 65535".into());
-        }
-        if self.broker_port_base != 0
-            && self.port != 0
-            && (self.broker_port_base..self.broker_port_base.saturating_add(nr_shards as u16))
-                .contains(&self.port)
-        {
-            return Err(format!(
-                "--port {} collides with the shard ports starting at --broker-port-base {}",
-                self.port, self.broker_port_base
-            ));
-        }
-        Ok(())
+        let listeners = self.validate_listeners()?;
+        self.validate_security(&listeners)
     }
 
     fn validate_smq(&self) -> Result<(), String> {
@@ -334,6 +418,160 @@ impl Config {
         Ok(())
     }
 
+    /// The listeners to open, in order: `--listener`s, or the one PLAINTEXT listener of
+    /// the short form. The first is the one "tidegate ready bootstrap=" names.
+    pub fn listeners(&self) -> Vec<Listener> {
+        let advertised = |name: &str, fallback: Option<&String>, address: IpAddr| {
+            self.advertised_listeners
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, host)| host)
+                .or(fallback)
+                .cloned()
+                .unwrap_or_else(|| host_name_for(address))
+        };
+        if self.listeners.is_empty() {
+            let address = self.listen.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+            let name = SecurityProtocol::Plaintext.name();
+            return vec![Listener {
+                name: name.to_string(),
+                protocol: SecurityProtocol::Plaintext,
+                address,
+                port: self.port.unwrap_or(9092),
+                broker_port_base: self.broker_port_base.unwrap_or(9093),
+                advertised_host: advertised(name, self.advertised_host.as_ref(), address),
+            }];
+        }
+        self.listeners
+            .iter()
+            .map(|spec| Listener {
+                name: spec.name.clone(),
+                protocol: spec.protocol,
+                address: spec.address,
+                port: spec.port,
+                // Shard i on PORT + 1 + i; validate() keeps that below 65536.
+                broker_port_base: if spec.port == 0 { 0 } else { spec.port + 1 },
+                advertised_host: advertised(&spec.name, None, spec.address),
+            })
+            .collect()
+    }
+
+    fn validate_listeners(&self) -> Result<Vec<Listener>, String> {
+        if !self.listeners.is_empty() {
+            let short = [
+                ("--listen", self.listen.is_some()),
+                ("--port", self.port.is_some()),
+                ("--broker-port-base", self.broker_port_base.is_some()),
+                ("--advertised-host", self.advertised_host.is_some()),
+            ];
+            if let Some((flag, _)) = short.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} is the short form of one PLAINTEXT listener; with --listener, give \
+                     every listener as --listener NAME=PROTOCOL://HOST:PORT"
+                ));
+            }
+        }
+        let listeners = self.listeners();
+        for (i, listener) in listeners.iter().enumerate() {
+            if listeners[..i].iter().any(|l| l.name == listener.name) {
+                return Err(format!("two listeners are named {}", listener.name));
+            }
+        }
+        for (name, _) in &self.advertised_listeners {
+            if !listeners.iter().any(|l| &l.name == name) {
+                return Err(format!(
+                    "--advertised-listener {name}=…: there is no listener named {name}"
+                ));
+            }
+        }
+        // Every fixed port once: bootstrap ports and each shard's broker port.
+        let nr_shards = self.nr_shards();
+        let mut taken: Vec<(u16, String)> = Vec::new();
+        for listener in &listeners {
+            let mut ports = vec![(u32::from(listener.port), "bootstrap port".to_string())];
+            if listener.broker_port_base != 0 {
+                for shard in 0..nr_shards {
+                    let port = u32::from(listener.broker_port_base) + shard as u32;
+                    ports.push((port, format!("shard {shard}'s broker port")));
+                }
+            }
+            for (port, what) in ports.into_iter().filter(|(port, _)| *port != 0) {
+                let what = format!("listener {}'s {what}", listener.name);
+                let port = u16::try_from(port).map_err(|_| {
+                    format!("{what} would be {port}, past 65535: choose a lower port")
+                })?;
+                if let Some((_, other)) = taken.iter().find(|(p, _)| *p == port) {
+                    return Err(format!("port {port} is both {other} and {what}"));
+                }
+                taken.push((port, what));
+            }
+        }
+        Ok(listeners)
+    }
+
+    fn validate_security(&self, listeners: &[Listener]) -> Result<(), String> {
+        if listeners.iter().any(|l| l.protocol.uses_tls())
+            && (self.ssl_certificate.is_none() || self.ssl_key.is_none())
+        {
+            return Err("SSL and SASL_SSL listeners need --ssl-certificate and --ssl-key".into());
+        }
+        if self.ssl_client_auth != ClientAuth::None && self.ssl_ca.is_none() {
+            return Err(
+                "--ssl-client-auth requested or required needs --ssl-ca, the CA \
+                        certificates client certificates must chain to"
+                    .into(),
+            );
+        }
+        for mechanism in &self.sasl_mechanisms {
+            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+                return Err(format!(
+                    "--sasl-mechanisms: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                ));
+            }
+        }
+        if listeners.iter().any(|l| l.protocol.uses_sasl()) && self.sasl_mechanisms.is_empty() {
+            return Err("SASL listeners need at least one of --sasl-mechanisms".into());
+        }
+        crate::security::tls::PrincipalMapper::parse(&self.ssl_principal_mapping_rules)
+            .map_err(|e| format!("--ssl-principal-mapping-rules: {e}"))?;
+        if let Some(open) = self.exposed_unauthenticated_listener(listeners) {
+            if !self.allow_unauthenticated {
+                return Err(format!(
+                    "listener {} ({}) does not authenticate clients and listens on {}, not \
+                     on loopback: anyone who can reach it could use it. Listen on 127.0.0.1, \
+                     use SASL_SSL, SASL_PLAINTEXT or SSL with --ssl-client-auth required, or \
+                     accept it with --allow-unauthenticated",
+                    open.name,
+                    open.protocol.name(),
+                    open.address
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `listener` lets clients in without proving who they are.
+    pub fn authenticates(&self, listener: &Listener) -> bool {
+        listener.protocol.uses_sasl()
+            || (listener.protocol.uses_tls() && self.ssl_client_auth == ClientAuth::Required)
+    }
+
+    /// The first listener that does not authenticate and is not on loopback.
+    pub fn exposed_unauthenticated_listener<'a>(
+        &self,
+        listeners: &'a [Listener],
+    ) -> Option<&'a Listener> {
+        listeners
+            .iter()
+            .find(|l| !self.authenticates(l) && !l.address.is_loopback())
+    }
+
+    /// `--allow-everyone-if-no-acl-found`, or its default: open when nothing authenticates.
+    pub fn allow_everyone_if_no_acl_found(&self) -> bool {
+        self.allow_everyone_if_no_acl_found
+            .unwrap_or_else(|| !self.listeners().iter().any(|l| self.authenticates(l)))
+    }
+
     /// The master(s) to ask for what --smq-broker and --smq-filer leave open; `None` when
     /// both are given.
     pub fn smq_master(&self) -> Option<&str> {
@@ -366,21 +604,134 @@ impl Config {
             (host / 2 / self.nr_shards()).max(64 << 20)
         })
     }
+}
 
-    /// The host name clients are told to connect to.
-    pub fn advertised_host(&self) -> String {
-        if let Some(host) = &self.advertised_host {
-            return host.clone();
+/// How a listener's clients are authenticated, as Kafka names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
-        if !self.listen.is_unspecified() {
-            return self.listen.to_string();
-        }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_string())
-            .ok()
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "localhost".into())
     }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the connection is TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether clients authenticate with SASL before anything else.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// One `--listener` as given: `NAME=PROTOCOL://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+impl ListenerSpec {
+    fn parse(text: &str) -> Result<Self, String> {
+        let usage = || format!("{text:?} is not NAME=PROTOCOL://HOST:PORT");
+        let (name, url) = text.split_once('=').ok_or_else(usage)?;
+        let (protocol, address) = url.split_once("://").ok_or_else(usage)?;
+        let name = name.trim().to_ascii_uppercase();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "listener name {name:?} must be letters, digits and _"
+            ));
+        }
+        let protocol = SecurityProtocol::from_name(protocol).ok_or_else(|| {
+            format!("{protocol:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        })?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(usage)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port
+            .parse()
+            .map_err(|_| format!("{port:?} is not a port"))?;
+        Ok(Self {
+            name,
+            protocol,
+            address: listen_address(host)?,
+            port,
+        })
+    }
+}
+
+/// A listener to open: its own bootstrap port and one broker port per shard, advertised
+/// under its own host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub address: IpAddr,
+    /// Bootstrap port; 0 for a free one.
+    pub port: u16,
+    /// Shard i's broker port is this plus i; 0 for free ones.
+    pub broker_port_base: u16,
+    pub advertised_host: String,
+}
+
+impl Listener {
+    /// Shard `shard`'s fixed broker port, or `None` for any free one.
+    pub fn broker_port(&self, shard: usize) -> Option<u16> {
+        match self.broker_port_base {
+            0 => None,
+            base => Some(base + shard as u16), // validated to stay below 65536
+        }
+    }
+}
+
+/// `--advertised-listener NAME=HOST`.
+fn advertised_listener(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, host)) if !name.is_empty() && !host.is_empty() => {
+            Ok((name.trim().to_ascii_uppercase(), host.trim().to_string()))
+        }
+        _ => Err(format!("{text:?} is not NAME=HOST")),
+    }
+}
+
+/// The host name clients are told for a listener on `address`: the address itself, or
+/// this machine's host name for every address.
+fn host_name_for(address: IpAddr) -> String {
+    if !address.is_unspecified() {
+        return address.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// A byte count as flags take it: a number of bytes, or one with a binary unit (`512KiB`,
@@ -487,7 +838,7 @@ mod tests {
         assert!(byte_size("99999999999TiB").is_err());
         let config = parse(&["--max-request-size", "2MiB", "--listen", "localhost"]);
         assert_eq!(config.max_request_size, 2 << 20);
-        assert!(config.listen.is_loopback());
+        assert!(config.listeners()[0].address.is_loopback());
         assert_eq!(parse(&[]).max_decompressed_batch_bytes, 64 << 20);
     }
 
@@ -538,13 +889,163 @@ mod tests {
 
     #[test]
     fn advertised_host_follows_listen_address() {
+        let host = |args: &[&str]| parse(args).listeners()[0].advertised_host.clone();
+        assert_eq!(host(&["--listen", "127.0.0.1"]), "127.0.0.1");
         assert_eq!(
-            parse(&["--listen", "127.0.0.1"]).advertised_host(),
-            "127.0.0.1"
-        );
-        assert_eq!(
-            parse(&["--advertised-host", "kafka.example"]).advertised_host(),
+            host(&["--advertised-host", "kafka.example"]),
             "kafka.example"
         );
+    }
+
+    #[test]
+    fn the_short_form_is_one_plaintext_listener_on_loopback() {
+        let listeners = parse(&[]).listeners();
+        assert_eq!(listeners.len(), 1);
+        let plain = &listeners[0];
+        assert_eq!(
+            (
+                plain.name.as_str(),
+                plain.protocol,
+                plain.port,
+                plain.broker_port(2)
+            ),
+            ("PLAINTEXT", SecurityProtocol::Plaintext, 9092, Some(9095))
+        );
+        assert!(plain.address.is_loopback());
+    }
+
+    #[test]
+    fn listeners_are_named_with_their_protocol_and_ports() {
+        let tls = ["--ssl-certificate", "c.pem", "--ssl-key", "k.pem"];
+        let mut args = vec![
+            "--listener",
+            "internal=PLAINTEXT://127.0.0.1:9092",
+            "--listener",
+            "EXTERNAL=SASL_SSL://0.0.0.0:9192",
+            "--advertised-listener",
+            "EXTERNAL=kafka.example",
+            "--shards",
+            "2",
+        ];
+        args.extend_from_slice(&tls);
+        let config = parse(&args);
+        assert_eq!(config.validate(), Ok(()));
+        let listeners = config.listeners();
+        assert_eq!(listeners[0].name, "INTERNAL");
+        assert_eq!(listeners[1].protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(listeners[1].broker_port(1), Some(9194));
+        assert_eq!(listeners[1].advertised_host, "kafka.example");
+        assert_eq!(listeners[0].advertised_host, "127.0.0.1");
+        let free = parse(&["--listener", "A=PLAINTEXT://localhost:0"]);
+        assert_eq!(free.listeners()[0].broker_port(0), None);
+        for bad in [
+            "A=PLAINTEXT:/127.0.0.1:1",
+            "A=TLS://127.0.0.1:1",
+            "=PLAINTEXT://127.0.0.1:1",
+            "A=PLAINTEXT://127.0.0.1",
+            "A-B=PLAINTEXT://127.0.0.1:1",
+        ] {
+            assert!(
+                Config::try_parse_from(["tidegate", "--listener", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn listener_mistakes_are_refused_with_the_reason() {
+        let refused = |args: &[&str], says: &str| {
+            let error = parse(args).validate().expect_err("refused");
+            assert!(error.contains(says), "{args:?}: {error}");
+        };
+        refused(
+            &["--listener", "A=PLAINTEXT://127.0.0.1:9092", "--port", "1"],
+            "short form",
+        );
+        refused(
+            &[
+                "--listener",
+                "A=PLAINTEXT://127.0.0.1:9092",
+                "--listener",
+                "a=SASL_PLAINTEXT://127.0.0.1:9192",
+            ],
+            "two listeners",
+        );
+        // A's shards 9093 and 9094 meet B's bootstrap.
+        refused(
+            &[
+                "--shards",
+                "2",
+                "--listener",
+                "A=PLAINTEXT://127.0.0.1:9092",
+                "--listener",
+                "B=SASL_PLAINTEXT://127.0.0.1:9094",
+            ],
+            "port 9094",
+        );
+        refused(
+            &["--advertised-listener", "NOPE=h"],
+            "no listener named NOPE",
+        );
+        refused(
+            &["--listener", "S=SSL://127.0.0.1:9092"],
+            "--ssl-certificate",
+        );
+        refused(
+            &[
+                "--listener",
+                "S=SSL://127.0.0.1:9092",
+                "--ssl-certificate",
+                "c",
+                "--ssl-key",
+                "k",
+                "--ssl-client-auth",
+                "required",
+            ],
+            "--ssl-ca",
+        );
+        refused(&["--sasl-mechanisms", "GSSAPI"], "GSSAPI");
+        refused(&["--ssl-principal-mapping-rules", "RULE:x"], "mapping");
+    }
+
+    #[test]
+    fn an_unauthenticated_listener_beyond_loopback_needs_consent() {
+        for open in [
+            &["--listen", "0.0.0.0"][..],
+            &["--listener", "P=PLAINTEXT://0.0.0.0:9092"],
+            &[
+                "--listener",
+                "S=SSL://0.0.0.0:9092",
+                "--ssl-certificate",
+                "c",
+                "--ssl-key",
+                "k",
+            ],
+        ] {
+            let error = parse(open).validate().expect_err("refused");
+            assert!(error.contains("--allow-unauthenticated"), "{error}");
+            let mut allowed = open.to_vec();
+            allowed.push("--allow-unauthenticated");
+            assert_eq!(parse(&allowed).validate(), Ok(()));
+        }
+        // Listeners that authenticate may listen anywhere.
+        let mutual = parse(&[
+            "--listener",
+            "M=SSL://0.0.0.0:9092",
+            "--ssl-certificate",
+            "c",
+            "--ssl-key",
+            "k",
+            "--ssl-client-auth",
+            "required",
+            "--ssl-ca",
+            "ca",
+        ]);
+        assert_eq!(mutual.validate(), Ok(()));
+        assert!(!mutual.allow_everyone_if_no_acl_found());
+        assert!(parse(&[]).allow_everyone_if_no_acl_found());
+        let sasl = parse(&["--listener", "S=SASL_PLAINTEXT://0.0.0.0:9092"]);
+        assert_eq!(sasl.validate(), Ok(()));
+        assert!(!sasl.allow_everyone_if_no_acl_found());
     }
 }

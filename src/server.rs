@@ -5,19 +5,20 @@
 //! builds the [`Cluster`] and hands it to every shard, and only then do they accept.
 
 use crate::backend::{self, Backend, StoredProducer};
-use crate::cluster::{Broker, Cluster};
-use crate::config::Config;
+use crate::cluster::{Broker, Cluster, ListenerId};
+use crate::config::{Config, Listener};
 use crate::protocol;
 use crate::protocol::admission::Admission;
 use crate::protocol::budget::MemoryBudget;
 use crate::protocol::shutdown::{Drained, Shutdown};
+use crate::security::tls::ServerTls;
 use crate::shard::{Shard, ShardMessage};
 use anyhow::{bail, Context};
 use futures::channel::oneshot;
 use futures::future::{select, Either};
 use glommio::net::TcpListener;
 use shards::{Runtime, RuntimeConfig, RuntimeError, ShardContext, ShardId};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 use std::io::{ErrorKind, Write};
@@ -35,11 +36,21 @@ const PORT_RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// Connections the kernel queues per listener before accept: glommio's own choice.
 const LISTEN_BACKLOG: i32 = 1024;
 
+/// How long a client may take over its TLS handshake before the connection is closed.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each shard's broker port on each listener, in the order of `Config::listeners()`.
+type BoundPorts = (ShardId, Result<Vec<u16>, String>);
+
 /// What each shard needs to start, shared by all of them.
 struct Startup {
     config: Arc<Config>,
-    bootstrap: SocketAddr,
-    bound: Mutex<mpsc::Sender<(ShardId, Result<u16, String>)>>,
+    listeners: Vec<Listener>,
+    /// Each listener's bootstrap address, its port reserved.
+    bootstraps: Vec<SocketAddr>,
+    /// The TLS configuration of SSL and SASL_SSL listeners.
+    tls: Option<Arc<ServerTls>>,
+    bound: Mutex<mpsc::Sender<BoundPorts>>,
     /// Taken once by each shard: what the main thread will tell it.
     controls: Mutex<Vec<Option<ShardControl>>>,
     /// Where shards report that they have drained.
@@ -108,21 +119,30 @@ enum Event {
 /// shutdown on SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let listeners = config.listeners();
     // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
-    check_fixed_ports(&config)?;
+    check_fixed_ports(&config, &listeners)?;
+    let tls = ServerTls::from_config(&config).map_err(anyhow::Error::msg)?;
+    warn_of_open_listeners(&config, &listeners);
     let (backend, producers) = backend::open(&config)?;
     let nr_shards = config.nr_shards();
-    let reservation = reserve_bootstrap_port(&config)?;
-    let bootstrap = reservation.local_addr()?;
+    let reservations = reserve_bootstrap_ports(&listeners)?;
+    let bootstraps = reservations
+        .iter()
+        .map(StdListener::local_addr)
+        .collect::<std::io::Result<Vec<_>>>()?;
     let (bound_tx, bound_rx) = mpsc::channel();
     let (controls, control_rx) = shard_controls(nr_shards);
     let (events_tx, events) = mpsc::channel();
     // From here on a signal is a request to shut down gracefully (before, it ends start-up
     // at once, which has nothing to drain).
-    let signals = Signals::new([SIGTERM, SIGINT]).context("cannot handle SIGTERM and SIGINT")?;
+    let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("cannot handle SIGTERM, SIGINT and SIGHUP")?;
     let startup = Arc::new(Startup {
         config: config.clone(),
-        bootstrap,
+        listeners: listeners.clone(),
+        bootstraps: bootstraps.clone(),
+        tls: tls.clone(),
         bound: Mutex::new(bound_tx),
         controls: Mutex::new(control_rx),
         events: Mutex::new(events_tx.clone()),
@@ -142,7 +162,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         move |context: ShardContext<ShardMessage>| shard_main(context, startup.clone()),
     )?;
 
-    let cluster = match collect_ports(&config, &bound_rx, nr_shards) {
+    let cluster = match collect_ports(&config, &listeners, &bound_rx, nr_shards) {
         Ok(cluster) => Arc::new(cluster),
         Err(error) => {
             drop(controls); // Shards waiting for the cluster give up.
@@ -156,8 +176,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     for sender in controls.cluster {
         let _ = sender.send(cluster.clone());
     }
-    drop(reservation);
-    announce(bootstrap, &cluster);
+    drop(reservations);
+    announce(&listeners, &bootstraps, &cluster);
 
     let ended = events_tx.clone();
     std::thread::Builder::new()
@@ -166,7 +186,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             let _ = ended.send(Event::Ended(runtime.join()));
         })?;
     let timeout = Duration::from_millis(config.shutdown_timeout_ms);
-    watch_signals(signals, events_tx, timeout)?;
+    watch_signals(signals, events_tx, timeout, tls)?;
     let mut stop = Some((controls.stop, controls.close));
     let mut drained = Vec::new();
     let mut shutdown_started = None;
@@ -224,16 +244,31 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Turns the first SIGTERM or SIGINT into an `Event::Signal`; a second one, or the first
-/// one's shutdown outlasting `timeout`, ends the process at once.
+/// one's shutdown outlasting `timeout`, ends the process at once. SIGHUP reads the TLS
+/// files again.
 fn watch_signals(
     mut signals: Signals,
     events: mpsc::Sender<Event>,
     timeout: Duration,
+    tls: Option<Arc<ServerTls>>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("tidegate-signals".into())
         .spawn(move || {
-            let mut received = signals.forever();
+            let reload = |tls: &Option<Arc<ServerTls>>| match tls.as_ref().map(|t| t.reload()) {
+                Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate files read again"),
+                Some(Err(error)) => tracing::error!(
+                    %error,
+                    "SIGHUP: cannot read the TLS files; the certificate in use stays"
+                ),
+                None => tracing::info!("SIGHUP: no TLS listener, nothing to read again"),
+            };
+            let mut received = signals.forever().filter(|&signal| {
+                if signal == SIGHUP {
+                    reload(&tls);
+                }
+                signal != SIGHUP
+            });
             let Some(first) = received.next() else {
                 return;
             };
@@ -286,28 +321,57 @@ fn explain_start_failure(failed: RuntimeError, nr_shards: usize) -> anyhow::Erro
     )
 }
 
-/// Holds the bootstrap port so that `--port 0` names one port that every shard then binds
-/// with SO_REUSEPORT. The socket is bound but never listens, so it takes no connections.
-fn reserve_bootstrap_port(config: &Config) -> anyhow::Result<StdListener> {
-    let address = SocketAddr::new(config.listen, config.port);
-    Ok(shared_socket(address)?.into())
+/// Holds each listener's bootstrap port so that port 0 names one port that every shard
+/// then binds with SO_REUSEPORT. The sockets are bound but never listen, so they take no
+/// connections.
+fn reserve_bootstrap_ports(listeners: &[Listener]) -> anyhow::Result<Vec<StdListener>> {
+    listeners
+        .iter()
+        .map(|l| {
+            let address = SocketAddr::new(l.address, l.port);
+            let socket = shared_socket(address)
+                .with_context(|| format!("listener {}: bind {address}", l.name))?;
+            Ok(socket.into())
+        })
+        .collect()
 }
 
 /// The shards' listeners share their ports (SO_REUSEPORT), so they would also share a fixed
 /// port with another tidegate, silently; an exclusive bind of each first turns that into a
 /// clear error.
-fn check_fixed_ports(config: &Config) -> anyhow::Result<()> {
-    if config.port != 0 {
-        let address = SocketAddr::new(config.listen, config.port);
-        wait_until_free(address).with_context(|| format!("bootstrap port {address} is in use"))?;
-    }
-    for shard_id in 0..config.nr_shards() {
-        if let Some(port) = broker_port(config, shard_id) {
-            let address = SocketAddr::new(config.listen, port);
-            wait_until_free(address).with_context(|| format!("broker port {address} is in use"))?;
+fn check_fixed_ports(config: &Config, listeners: &[Listener]) -> anyhow::Result<()> {
+    for listener in listeners {
+        let name = &listener.name;
+        if listener.port != 0 {
+            let address = SocketAddr::new(listener.address, listener.port);
+            wait_until_free(address)
+                .with_context(|| format!("listener {name}: bootstrap port {address} is in use"))?;
+        }
+        for shard_id in 0..config.nr_shards() {
+            if let Some(port) = listener.broker_port(shard_id) {
+                let address = SocketAddr::new(listener.address, port);
+                wait_until_free(address)
+                    .with_context(|| format!("listener {name}: broker port {address} is in use"))?;
+            }
         }
     }
     Ok(())
+}
+
+/// A listener anyone can use without authenticating, on an address others can reach, is
+/// allowed only with --allow-unauthenticated (`Config::validate`); it is said once here.
+fn warn_of_open_listeners(config: &Config, listeners: &[Listener]) {
+    for listener in listeners {
+        if !config.authenticates(listener) && !listener.address.is_loopback() {
+            tracing::warn!(
+                listener = %listener.name,
+                protocol = listener.protocol.name(),
+                address = %listener.address,
+                "this listener does not authenticate clients and is reachable beyond this host \
+                 (--allow-unauthenticated): anyone who reaches it acts as User:ANONYMOUS"
+            );
+        }
+    }
 }
 
 /// Binds `address` exclusively and lets it go again. A tidegate restarted right after a
@@ -324,14 +388,6 @@ fn wait_until_free(address: SocketAddr) -> std::io::Result<()> {
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-/// Shard `shard_id`'s fixed broker port, or `None` for any free one.
-fn broker_port(config: &Config, shard_id: ShardId) -> Option<u16> {
-    match config.broker_port_base {
-        0 => None,
-        base => Some(base + shard_id as u16), // validated to stay below 65536
     }
 }
 
@@ -360,52 +416,76 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 
 fn collect_ports(
     config: &Config,
-    bound: &mpsc::Receiver<(ShardId, Result<u16, String>)>,
+    listeners: &[Listener],
+    bound: &mpsc::Receiver<BoundPorts>,
     nr_shards: usize,
 ) -> anyhow::Result<Cluster> {
-    let host = config.advertised_host();
-    let mut ports = vec![0u16; nr_shards];
+    let mut ports = vec![Vec::new(); nr_shards];
     for _ in 0..nr_shards {
-        let (shard, port) = bound
+        let (shard, shard_ports) = bound
             .recv_timeout(STARTUP_TIMEOUT)
             .context("shards did not start in time")?;
-        ports[shard] = port.map_err(|e| anyhow::anyhow!("shard {shard}: {e}"))?;
+        ports[shard] = shard_ports.map_err(|e| anyhow::anyhow!("shard {shard}: {e}"))?;
     }
-    let brokers = ports
-        .into_iter()
+    let listeners = listeners
+        .iter()
         .enumerate()
-        .map(|(shard, port)| Broker {
-            node_id: config.node_id_base + shard as i32,
-            host: host.clone(),
-            port,
+        .map(|(id, listener)| {
+            ports
+                .iter()
+                .enumerate()
+                .map(|(shard, shard_ports)| Broker {
+                    node_id: config.node_id_base + shard as i32,
+                    host: listener.advertised_host.clone(),
+                    port: shard_ports.get(id).copied().unwrap_or(0),
+                })
+                .collect()
         })
         .collect();
     Ok(Cluster {
         cluster_id: "tidegate".into(),
-        brokers,
+        listeners,
     })
 }
 
-/// The one line a supervisor or test waits for.
-fn announce(bootstrap: SocketAddr, cluster: &Cluster) {
+/// The one line a supervisor or test waits for: the first listener's bootstrap address and
+/// brokers, then every listener's bootstrap address by name.
+fn announce(listeners: &[Listener], bootstraps: &[SocketAddr], cluster: &Cluster) {
+    let address = |id: ListenerId, port: u16| {
+        let host = listeners
+            .get(id)
+            .map_or("localhost", |l| &l.advertised_host);
+        format!("{host}:{port}")
+    };
     let brokers: Vec<String> = cluster
-        .brokers
+        .brokers(0)
         .iter()
-        .map(|b| format!("{}:{}", b.host, b.port))
+        .map(|b| address(0, b.port))
         .collect();
-    let host = cluster
-        .brokers
-        .first()
-        .map_or("localhost", |b| b.host.as_str());
+    let named: Vec<String> = listeners
+        .iter()
+        .zip(bootstraps)
+        .enumerate()
+        .map(|(id, (l, bootstrap))| format!("{}@{}", l.name, address(id, bootstrap.port())))
+        .collect();
+    let first = bootstraps.first().map_or(0, SocketAddr::port);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
-        "tidegate ready bootstrap={host}:{} brokers={}",
-        bootstrap.port(),
-        brokers.join(",")
+        "tidegate ready bootstrap={} brokers={} listeners={}",
+        address(0, first),
+        brokers.join(","),
+        named.join(",")
     );
     let _ = stdout.flush();
-    tracing::info!(bootstrap = %bootstrap, brokers = %brokers.join(","), "serving");
+    for (listener, bootstrap) in listeners.iter().zip(bootstraps) {
+        tracing::info!(
+            listener = %listener.name,
+            protocol = listener.protocol.name(),
+            bootstrap = %bootstrap,
+            "serving"
+        );
+    }
 }
 
 async fn shard_main(
@@ -414,17 +494,20 @@ async fn shard_main(
 ) -> Result<(), String> {
     let shard_id = context.shard_id;
     let config = startup.config.clone();
-    let listeners = bind(&config, startup.bootstrap, shard_id);
-    let port = listeners
-        .as_ref()
-        .map(|(_, broker)| broker.local_addr().map_or(0, |a| a.port()));
+    let sockets = bind(&startup, shard_id);
+    let ports = sockets.as_ref().map(|bound| {
+        bound
+            .iter()
+            .map(|(_, broker)| broker.local_addr().map_or(0, |a| a.port()))
+            .collect()
+    });
     let report = startup
         .bound
         .lock()
         .map_err(|e| e.to_string())?
-        .send((shard_id, port.map_err(Clone::clone)));
+        .send((shard_id, ports.map_err(Clone::clone)));
     report.map_err(|_| "start-up was abandoned".to_string())?;
-    let (bootstrap, broker) = listeners?;
+    let sockets = sockets?;
 
     let control = startup
         .controls
@@ -445,11 +528,29 @@ async fn shard_main(
     shard.start_background(context.inbox);
     let shutdown = Rc::new(Shutdown::default());
     let memory = MemoryBudget::new(shard.config.shard_memory_bytes(), None);
-    let admission = &startup.admission;
-    let accepting = futures::future::join(
-        accept_loop(&shard, bootstrap, admission, &shutdown, &memory),
-        accept_loop(&shard, broker, admission, &shutdown, &memory),
-    );
+    let accepting = futures::future::join_all(sockets.into_iter().enumerate().flat_map(
+        |(listener, (bootstrap, broker))| {
+            let port = ListenerPort {
+                listener,
+                tls: startup.listeners[listener]
+                    .protocol
+                    .uses_tls()
+                    .then(|| startup.tls.clone())
+                    .flatten(),
+            };
+            [
+                accept_loop(
+                    &shard,
+                    bootstrap,
+                    port.clone(),
+                    &startup,
+                    &shutdown,
+                    &memory,
+                ),
+                accept_loop(&shard, broker, port, &startup, &shutdown, &memory),
+            ]
+        },
+    ));
     // The accept loops never end by themselves; leaving them drops the listeners.
     if let Either::Left(_) = select(std::pin::pin!(accepting), control.stop).await {
         return Err("stopped accepting".into());
@@ -462,21 +563,38 @@ async fn shard_main(
     Ok(())
 }
 
-fn bind(
-    config: &Config,
-    bootstrap: SocketAddr,
-    shard_id: ShardId,
-) -> Result<(TcpListener, TcpListener), String> {
-    let bootstrap = listen(bootstrap).map_err(|e| format!("bind {bootstrap}: {e}"))?;
-    let address = SocketAddr::new(config.listen, broker_port(config, shard_id).unwrap_or(0));
-    let broker = listen(address).map_err(|e| format!("bind {address}: {e}"))?;
-    Ok((bootstrap, broker))
+/// Each listener's bootstrap and broker sockets for shard `shard_id`.
+fn bind(startup: &Startup, shard_id: ShardId) -> Result<Vec<(TcpListener, TcpListener)>, String> {
+    startup
+        .listeners
+        .iter()
+        .zip(&startup.bootstraps)
+        .map(|(listener, &bootstrap)| {
+            let name = &listener.name;
+            let bootstrap =
+                listen(bootstrap).map_err(|e| format!("listener {name}: bind {bootstrap}: {e}"))?;
+            let port = listener.broker_port(shard_id).unwrap_or(0);
+            let address = SocketAddr::new(listener.address, port);
+            let broker =
+                listen(address).map_err(|e| format!("listener {name}: bind {address}: {e}"))?;
+            Ok((bootstrap, broker))
+        })
+        .collect()
+}
+
+/// What a connection accepted on a port needs to know of its listener.
+#[derive(Clone)]
+struct ListenerPort {
+    listener: ListenerId,
+    /// For SSL and SASL_SSL listeners: the TLS configuration.
+    tls: Option<Arc<ServerTls>>,
 }
 
 async fn accept_loop(
     shard: &Rc<Shard>,
     listener: TcpListener,
-    admission: &Arc<Admission>,
+    port: ListenerPort,
+    startup: &Startup,
     shutdown: &Rc<Shutdown>,
     memory: &Rc<MemoryBudget>,
 ) {
@@ -489,13 +607,14 @@ async fn accept_loop(
                 let Some(pass) = shutdown.enter() else {
                     return; // Shutting down: dropping the stream closes it.
                 };
-                match admission.admit(peer) {
+                match startup.admission.admit(peer) {
                     Ok(slot) => {
                         let shard = shard.clone();
                         let shutdown = shutdown.clone();
                         let memory = memory.clone();
+                        let port = port.clone();
                         glommio::spawn_local(async move {
-                            protocol::serve(shard, stream, shutdown, memory).await;
+                            serve(shard, stream, port, shutdown, memory).await;
                             drop(slot);
                             drop(pass);
                         })
@@ -512,4 +631,56 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Serves one accepted connection, over TLS on SSL and SASL_SSL listeners.
+async fn serve(
+    shard: Rc<Shard>,
+    stream: glommio::net::TcpStream,
+    port: ListenerPort,
+    shutdown: Rc<Shutdown>,
+    memory: Rc<MemoryBudget>,
+) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = port.tls else {
+        let endpoint = protocol::Endpoint {
+            peer,
+            listener: port.listener,
+            tls_peer: None,
+        };
+        return protocol::serve(shard, stream, endpoint, shutdown, memory).await;
+    };
+    // A client that stalls its handshake is closed; the handshake also ends on shutdown.
+    let handshake = async {
+        let accept = std::pin::pin!(tls.acceptor().accept(stream));
+        let deadline = std::pin::pin!(glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT));
+        match select(accept, deadline).await {
+            Either::Left((accepted, _)) => accepted,
+            Either::Right(_) => Err(std::io::Error::new(
+                ErrorKind::TimedOut,
+                "no TLS handshake within 10 s",
+            )),
+        }
+    };
+    let stream = match shutdown.unless_begun(handshake).await {
+        Some(Ok(stream)) => stream,
+        Some(Err(error)) => {
+            let peer = peer.map_or_else(|| "unknown".into(), |p| p.to_string());
+            return tracing::warn!(%peer, %error, "TLS handshake failed; closing connection");
+        }
+        None => return,
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.to_vec());
+    let endpoint = protocol::Endpoint {
+        peer,
+        listener: port.listener,
+        tls_peer: Some(protocol::TlsPeer { certificate }),
+    };
+    protocol::serve(shard, stream, endpoint, shutdown, memory).await;
 }

@@ -1,6 +1,7 @@
 //! What a handler is given besides its request: the request's header and negotiated version,
 //! and the state the requests of one connection share.
 
+use crate::cluster::ListenerId;
 use crate::protocol::budget::MemoryBudget;
 use crate::protocol::shutdown::Shutdown;
 use glommio::sync::Semaphore;
@@ -18,6 +19,8 @@ pub struct ConnectionState {
     pub shutdown: Rc<Shutdown>,
     /// What the connection holds in requests and unwritten answers (within its shard's).
     pub memory: Rc<MemoryBudget>,
+    /// The listener it came in on: Metadata and FindCoordinator answer with its addresses.
+    pub listener: ListenerId,
 }
 
 impl ConnectionState {
@@ -25,12 +28,14 @@ impl ConnectionState {
         peer: Option<std::net::SocketAddr>,
         shutdown: Rc<Shutdown>,
         memory: Rc<MemoryBudget>,
+        listener: ListenerId,
     ) -> Self {
         Self {
             produce_order: Semaphore::new(1),
             client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
             shutdown,
             memory,
+            listener,
         }
     }
 }
@@ -53,6 +58,11 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The listener the request came in on.
+    pub fn listener(&self) -> ListenerId {
+        self.connection.listener
+    }
+
     /// The client.id the request carries ("" when none).
     pub fn client_id(&self) -> String {
         self.header

@@ -11,12 +11,12 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub async fn handle(
     shard: Rc<Shard>,
-    _context: RequestContext,
+    context: RequestContext,
     request: DescribeClusterRequest,
 ) -> Reply<DescribeClusterResponse> {
     let brokers = shard
         .cluster
-        .brokers
+        .brokers(context.listener())
         .iter()
         .map(|b| {
             DescribeClusterBroker::default()

@@ -126,8 +126,19 @@ fn broker_configs(shard: &Shard, name: &str) -> Result<Vec<Described>> {
         )));
     };
     let config = &shard.config;
-    let broker = &shard.cluster.brokers[node_shard];
-    let listener = format!("PLAINTEXT://{}:{}", broker.host, broker.port);
+    let broker = &shard.cluster.brokers(0)[node_shard];
+    // Every listener's address of this shard, as Kafka lists its advertised.listeners.
+    let listener = shard
+        .config
+        .listeners()
+        .iter()
+        .zip(&shard.cluster.listeners)
+        .filter_map(|(listener, brokers)| {
+            let b = brokers.get(node_shard)?;
+            Some(format!("{}://{}:{}", listener.name, b.host, b.port))
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     let (retention_bytes, _) = topic_config::default_retention_bytes(config);
     let deletable = config.backend == crate::config::BackendKind::Memory;
     let configs: Vec<(&str, String, i8, &str)> = vec![

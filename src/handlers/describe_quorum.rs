@@ -49,7 +49,7 @@ pub async fn handle(
             };
             let observers = shard
                 .cluster
-                .brokers
+                .brokers(context.listener())
                 .iter()
                 .filter(|b| b.node_id != leader)
                 .map(|b| replica(b.node_id))
@@ -69,7 +69,7 @@ pub async fn handle(
     // Voters' endpoints exist from v2.
     let nodes = shard
         .cluster
-        .brokers
+        .brokers(context.listener())
         .iter()
         .filter(|b| b.node_id == shard.cluster.controller_id() && context.version >= 2)
         .map(|b| {

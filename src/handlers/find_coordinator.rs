@@ -26,11 +26,11 @@ pub async fn handle(
         let coordinators = request
             .coordinator_keys
             .iter()
-            .map(|key| coordinator(&shard, request.key_type, key))
+            .map(|key| coordinator(&shard, &context, request.key_type, key))
             .collect();
         return Some(response.with_coordinators(coordinators));
     }
-    let found = coordinator(&shard, request.key_type, &request.key);
+    let found = coordinator(&shard, &context, request.key_type, &request.key);
     Some(
         response
             .with_error_code(found.error_code)
@@ -43,6 +43,7 @@ pub async fn handle(
 
 fn coordinator(
     shard: &Shard,
+    context: &RequestContext,
     key_type: i8,
     key: &kafka_protocol::protocol::StrBytes,
 ) -> Coordinator {
@@ -51,7 +52,8 @@ fn coordinator(
         GROUP_KEY if key.is_empty() => ResponseError::InvalidRequest,
         GROUP_KEY => {
             let owner = shard.group_owner(key);
-            return match shard.cluster.brokers.get(owner) {
+            // On the listener the client came in on.
+            return match shard.cluster.brokers(context.listener()).get(owner) {
                 Some(broker) => answer
                     .with_node_id(BrokerId(broker.node_id))
                     .with_host(str_bytes(broker.host.clone()))

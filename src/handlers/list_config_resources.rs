@@ -51,7 +51,7 @@ pub async fn handle(
             RESOURCE_BROKER => resources.extend(
                 shard
                     .cluster
-                    .brokers
+                    .brokers(context.listener())
                     .iter()
                     .map(|b| resource(RESOURCE_BROKER, b.node_id.to_string())),
             ),

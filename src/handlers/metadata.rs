@@ -54,7 +54,7 @@ pub async fn handle(
     }
     Some(
         MetadataResponse::default()
-            .with_brokers(brokers(&shard))
+            .with_brokers(brokers(&shard, &context))
             .with_cluster_id(Some(str_bytes(shard.cluster.cluster_id.clone())))
             .with_controller_id(BrokerId(shard.cluster.controller_id()))
             .with_topics(topics)
@@ -65,10 +65,11 @@ pub async fn handle(
     )
 }
 
-fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
+/// The brokers on the listener the client came in on.
+fn brokers(shard: &Shard, context: &RequestContext) -> Vec<MetadataResponseBroker> {
     shard
         .cluster
-        .brokers
+        .brokers(context.listener())
         .iter()
         .map(|b| {
             MetadataResponseBroker::default()

@@ -2,6 +2,7 @@
 //! concurrently, answered strictly in the order they were read (Kafka clients match
 //! responses to requests by order as well as by correlation id).
 
+use crate::cluster::ListenerId;
 use crate::handlers::ConnectionState;
 use crate::protocol::budget::{Charge, MemoryBudget};
 use crate::protocol::dispatch::{self, Routed};
@@ -9,9 +10,9 @@ use crate::protocol::shutdown::Shutdown;
 use crate::shard::Shard;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::channel::mpsc;
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{SinkExt, StreamExt};
-use glommio::net::TcpStream;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 const LENGTH_PREFIX: usize = 4;
@@ -148,17 +149,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// Where a connection comes from and how it arrived.
+pub struct Endpoint {
+    pub peer: Option<SocketAddr>,
+    /// The listener it was accepted on.
+    pub listener: ListenerId,
+    /// On SSL and SASL_SSL listeners: what TLS established.
+    pub tls_peer: Option<TlsPeer>,
+}
+
+/// What the TLS handshake established about the client.
+pub struct TlsPeer {
+    /// The client's certificate (DER), when it presented one that verified.
+    pub certificate: Option<Vec<u8>>,
+}
+
 /// Serves one client until it leaves, sends something that ends the conversation, or the
-/// shard shuts down (then what was read is answered before the connection closes).
-pub async fn serve(
+/// shard shuts down (then what was read is answered before the connection closes). The
+/// stream is a TCP connection, or TLS over one.
+pub async fn serve<S>(
     shard: Rc<Shard>,
-    stream: TcpStream,
+    stream: S,
+    endpoint: Endpoint,
     shutdown: Rc<Shutdown>,
     shard_memory: Rc<MemoryBudget>,
-) {
-    let peer_addr = stream.peer_addr().ok();
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let peer_addr = endpoint.peer;
     let peer = peer_addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
-    let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.split();
     let memory = MemoryBudget::new(shard.config.connection_memory_bytes, Some(shard_memory));
     let mut frames =
@@ -170,6 +189,7 @@ pub async fn serve(
         peer_addr,
         shutdown.clone(),
         memory.clone(),
+        endpoint.listener,
     ));
 
     let writer_shutdown = shutdown.clone();

@@ -7,4 +7,4 @@ pub mod connection;
 pub mod dispatch;
 pub mod shutdown;
 
-pub use connection::{serve, FrameError, FrameReader};
+pub use connection::{serve, Endpoint, FrameError, FrameReader, TlsPeer};

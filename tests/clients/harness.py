@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[2]
 JAVA_DIR = REPO / "tests" / "java"
-READY_RE = re.compile(r"^tidegate ready bootstrap=(\S+) brokers=(\S+)$")
+READY_RE = re.compile(r"^tidegate ready bootstrap=(\S+) brokers=(\S+)(?: listeners=(\S+))?$")
 READY_TIMEOUT_S = float(os.environ.get("TIDEGATE_READY_TIMEOUT", "30"))
 STOP_TIMEOUT_S = 10
 LOG_TAIL_LINES = 200

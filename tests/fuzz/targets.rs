@@ -137,6 +137,7 @@ pub fn request(data: &[u8]) {
         None,
         Rc::new(Shutdown::default()),
         MemoryBudget::new(64 << 20, None),
+        0,
     ));
     let frame = Bytes::copy_from_slice(data);
     let Ok((context, request)) = decode_request(api.key, version, frame, connection.clone()) else {
