@@ -479,6 +479,33 @@ impl Users {
         }
         Ok(users)
     }
+
+    /// A credential for a user that does not exist, the same for the same name every time
+    /// (see [`Users`]): salt and keys derived from the fake-salt key, Kafka's usual 4096
+    /// iterations. No password matches it, and callers fail the exchange regardless.
+    pub(crate) fn fake_credential(&self, name: &str, mechanism: ScramMechanism) -> ScramCredential {
+        let derive = |label: &str, len: usize| {
+            // Label and mechanism hold no NUL, so after the second NUL comes the name alone:
+            // different inputs never collide.
+            let input = [
+                label.as_bytes(),
+                b"\0",
+                mechanism.name().as_bytes(),
+                b"\0",
+                name.as_bytes(),
+            ]
+            .concat();
+            let mut out = ScramMechanism::Sha512.hmac(&self.fake_salt_key, &input);
+            out.truncate(len);
+            out
+        };
+        ScramCredential {
+            salt: derive("salt", SALT_LEN),
+            iterations: USERS_FILE_ITERATIONS,
+            stored_key: derive("stored key", mechanism.digest_len()),
+            server_key: derive("server key", mechanism.digest_len()),
+        }
+    }
 }
 
 impl fmt::Debug for Users {
@@ -784,6 +811,11 @@ mod tests {
         assert_eq!(back.get("alice", s256), users.get("alice", s256));
         assert_eq!(back.get("a,b=c", s512), users.get("a,b=c", s512));
         assert_eq!(back.describe(None), users.describe(None));
+        assert_eq!(
+            back.fake_credential("ghost", s512),
+            users.fake_credential("ghost", s512),
+            "an unknown user's fake salt survives storage"
+        );
     }
 
     #[test]
@@ -816,6 +848,31 @@ mod tests {
         assert!(Users::from_json(bad_b64.as_bytes()).is_err());
         let unknown_mechanism = doc(4096, &[0; 32]).replace("SCRAM-SHA-256", "SCRAM-SHA-1");
         assert!(Users::from_json(unknown_mechanism.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn fake_credential_is_stable_per_name_and_unguessable() {
+        let m = ScramMechanism::Sha256;
+        let users = Users::new().expect("users");
+        let a = users.fake_credential("ghost", m);
+        assert_eq!(a, users.fake_credential("ghost", m));
+        assert_eq!(a, users.clone().fake_credential("ghost", m));
+        assert_ne!(a.salt(), users.fake_credential("ghost2", m).salt());
+        assert_ne!(
+            a.salt(),
+            users
+                .fake_credential("ghost", ScramMechanism::Sha512)
+                .salt()
+        );
+        assert_eq!(a.salt().len(), 32);
+        assert_eq!(a.iterations(), 4096);
+        assert_eq!(a.stored_key().len(), 32);
+        let other = Users::new().expect("other");
+        assert_ne!(
+            a.salt(),
+            other.fake_credential("ghost", m).salt(),
+            "keyed by a secret"
+        );
     }
 
     #[test]
