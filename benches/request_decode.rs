@@ -67,6 +67,7 @@ fn bench(c: &mut Criterion) {
         std::rc::Rc::new(tidegate::protocol::shutdown::Shutdown::default()),
         tidegate::protocol::budget::MemoryBudget::new(64 << 20, None),
         0,
+        tidegate::security::session::Session::new(false, None),
     ));
     let mut group = c.benchmark_group("request_decode");
     group.throughput(Throughput::Bytes(frame.len() as u64));

@@ -132,6 +132,11 @@ pub struct Config {
     #[arg(long, default_value_t = 0)]
     pub connections_max_reauth_ms: u64,
 
+    /// How long a failed SASL authentication waits before it is answered, in milliseconds
+    /// (Kafka's connection.failed.authentication.delay.ms): it slows password guessing.
+    #[arg(long, default_value_t = 100)]
+    pub connection_failed_authentication_delay_ms: u64,
+
     /// Principals allowed everything whatever the ACLs say, separated by ';'
     /// (Kafka's super.users), e.g. "User:admin;User:CN=ops".
     #[arg(long, value_delimiter = ';')]
@@ -523,7 +528,7 @@ impl Config {
             );
         }
         for mechanism in &self.sasl_mechanisms {
-            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+            if crate::security::scram::SaslMechanism::from_name(mechanism).is_none() {
                 return Err(format!(
                     "--sasl-mechanisms: {mechanism:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
                 ));

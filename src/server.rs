@@ -12,6 +12,7 @@ use crate::protocol::admission::Admission;
 use crate::protocol::budget::MemoryBudget;
 use crate::protocol::shutdown::{Drained, Shutdown};
 use crate::security::tls::ServerTls;
+use crate::security::Security;
 use crate::shard::{Shard, ShardMessage};
 use anyhow::{bail, Context};
 use futures::channel::oneshot;
@@ -50,6 +51,7 @@ struct Startup {
     bootstraps: Vec<SocketAddr>,
     /// The TLS configuration of SSL and SASL_SSL listeners.
     tls: Option<Arc<ServerTls>>,
+    security: Arc<Security>,
     bound: Mutex<mpsc::Sender<BoundPorts>>,
     /// Taken once by each shard: what the main thread will tell it.
     controls: Mutex<Vec<Option<ShardControl>>>,
@@ -123,6 +125,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
     check_fixed_ports(&config, &listeners)?;
     let tls = ServerTls::from_config(&config).map_err(anyhow::Error::msg)?;
+    let security = Security::from_config(&config).map_err(anyhow::Error::msg)?;
     warn_of_open_listeners(&config, &listeners);
     let (backend, producers) = backend::open(&config)?;
     let nr_shards = config.nr_shards();
@@ -143,6 +146,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         listeners: listeners.clone(),
         bootstraps: bootstraps.clone(),
         tls: tls.clone(),
+        security,
         bound: Mutex::new(bound_tx),
         controls: Mutex::new(control_rx),
         events: Mutex::new(events_tx.clone()),
@@ -522,7 +526,14 @@ async fn shard_main(
         .map_err(|_| "start-up was abandoned".to_string())?;
 
     let stores = startup.backend.open_shard(shard_id);
-    let shard = Rc::new(Shard::new(shard_id, config, cluster, stores, context.mesh));
+    let shard = Rc::new(Shard::new(
+        shard_id,
+        config,
+        cluster,
+        startup.security.clone(),
+        stores,
+        context.mesh,
+    ));
     // Before any append can reach this shard, from a client or from another shard.
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);
@@ -532,6 +543,7 @@ async fn shard_main(
         |(listener, (bootstrap, broker))| {
             let port = ListenerPort {
                 listener,
+                sasl: startup.listeners[listener].protocol.uses_sasl(),
                 tls: startup.listeners[listener]
                     .protocol
                     .uses_tls()
@@ -586,6 +598,8 @@ fn bind(startup: &Startup, shard_id: ShardId) -> Result<Vec<(TcpListener, TcpLis
 #[derive(Clone)]
 struct ListenerPort {
     listener: ListenerId,
+    /// Whether clients must authenticate with SASL first.
+    sasl: bool,
     /// For SSL and SASL_SSL listeners: the TLS configuration.
     tls: Option<Arc<ServerTls>>,
 }
@@ -647,6 +661,7 @@ async fn serve(
         let endpoint = protocol::Endpoint {
             peer,
             listener: port.listener,
+            sasl: port.sasl,
             tls_peer: None,
         };
         return protocol::serve(shard, stream, endpoint, shutdown, memory).await;
@@ -680,6 +695,7 @@ async fn serve(
     let endpoint = protocol::Endpoint {
         peer,
         listener: port.listener,
+        sasl: port.sasl,
         tls_peer: Some(protocol::TlsPeer { certificate }),
     };
     protocol::serve(shard, stream, endpoint, shutdown, memory).await;

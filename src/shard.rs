@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::group::Coordinator;
 use crate::partition::producer_state::ProducerIds;
 use crate::partition::{unreachable, Partitions};
+use crate::security::Security;
 use crate::TopicPartition;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all, Either, LocalBoxFuture};
@@ -37,6 +38,8 @@ pub struct Shard {
     pub id: ShardId,
     pub config: Arc<Config>,
     pub cluster: Arc<Cluster>,
+    /// Users, SASL mechanisms and the rest of what clients authenticate against.
+    pub security: Arc<Security>,
     /// The topics, as this shard's catalogue sees them.
     pub topics: TopicCatalogue,
     /// The partitions this shard owns.
@@ -52,6 +55,7 @@ impl Shard {
         id: ShardId,
         config: Arc<Config>,
         cluster: Arc<Cluster>,
+        security: Arc<Security>,
         stores: ShardStores,
         mesh: Mesh<ShardMessage>,
     ) -> Self {
@@ -64,6 +68,7 @@ impl Shard {
             topics: stores.topics,
             config,
             cluster,
+            security,
             mesh,
         }
     }

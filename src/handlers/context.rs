@@ -4,8 +4,10 @@
 use crate::cluster::ListenerId;
 use crate::protocol::budget::MemoryBudget;
 use crate::protocol::shutdown::Shutdown;
+use crate::security::session::Session;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// What a connection's requests share.
@@ -21,6 +23,9 @@ pub struct ConnectionState {
     pub memory: Rc<MemoryBudget>,
     /// The listener it came in on: Metadata and FindCoordinator answer with its addresses.
     pub listener: ListenerId,
+    /// Who the client is and what it may send now; changed only by dispatch's
+    /// authentication stage, as each request is read.
+    pub session: RefCell<Session>,
 }
 
 impl ConnectionState {
@@ -29,6 +34,7 @@ impl ConnectionState {
         shutdown: Rc<Shutdown>,
         memory: Rc<MemoryBudget>,
         listener: ListenerId,
+        session: Session,
     ) -> Self {
         Self {
             produce_order: Semaphore::new(1),
@@ -36,6 +42,7 @@ impl ConnectionState {
             shutdown,
             memory,
             listener,
+            session: RefCell::new(session),
         }
     }
 }

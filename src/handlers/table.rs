@@ -50,6 +50,19 @@ macro_rules! api {
     };
 }
 
+/// An API answered by dispatch's authentication stage, as the request is read (its
+/// answer decides what the next request may be): listed here for its versions only.
+macro_rules! answered_in_dispatch {
+    ($module:ident, $kind:ident) => {
+        Api {
+            key: ApiKey::$kind,
+            min_version: super::$module::VERSIONS.0,
+            max_version: super::$module::VERSIONS.1,
+            handle: |_, _, _| Box::pin(async { None }),
+        }
+    };
+}
+
 /// Every API tidegate serves.
 pub static APIS: &[Api] = &[
     api!(produce, Produce),
@@ -88,6 +101,8 @@ pub static APIS: &[Api] = &[
     api!(consumer_group_describe, ConsumerGroupDescribe),
     api!(list_config_resources, ListConfigResources),
     api!(describe_topic_partitions, DescribeTopicPartitions),
+    answered_in_dispatch!(sasl_handshake, SaslHandshake),
+    answered_in_dispatch!(sasl_authenticate, SaslAuthenticate),
 ];
 
 pub fn find_api(key: i16) -> Option<&'static Api> {
@@ -140,6 +155,8 @@ mod tests {
                 ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
                 ApiKey::ListConfigResources => ListConfigResourcesRequest::VERSIONS,
                 ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
+                ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+                ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
                 other => panic!("{other:?} has no codec range listed here"),
             };
             assert!(

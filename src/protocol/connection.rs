@@ -7,6 +7,8 @@ use crate::handlers::ConnectionState;
 use crate::protocol::budget::{Charge, MemoryBudget};
 use crate::protocol::dispatch::{self, Routed};
 use crate::protocol::shutdown::Shutdown;
+use crate::security::session::Session;
+use crate::security::tls::subject_of;
 use crate::shard::Shard;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::channel::mpsc;
@@ -154,6 +156,8 @@ pub struct Endpoint {
     pub peer: Option<SocketAddr>,
     /// The listener it was accepted on.
     pub listener: ListenerId,
+    /// Whether that listener requires SASL authentication.
+    pub sasl: bool,
     /// On SSL and SASL_SSL listeners: what TLS established.
     pub tls_peer: Option<TlsPeer>,
 }
@@ -178,6 +182,11 @@ pub async fn serve<S>(
 {
     let peer_addr = endpoint.peer;
     let peer = peer_addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    let certificate_user = endpoint
+        .tls_peer
+        .and_then(|tls| tls.certificate)
+        .and_then(|certificate| subject_of(&certificate))
+        .map(|subject| shard.security.principal_mapper.user_name(&subject));
     let (reader, mut writer) = stream.split();
     let memory = MemoryBudget::new(shard.config.connection_memory_bytes, Some(shard_memory));
     let mut frames =
@@ -190,6 +199,7 @@ pub async fn serve<S>(
         shutdown.clone(),
         memory.clone(),
         endpoint.listener,
+        Session::new(endpoint.sasl, certificate_user),
     ));
 
     let writer_shutdown = shutdown.clone();
@@ -237,6 +247,10 @@ pub async fn serve<S>(
                 tracing::warn!(%peer, %error, fault = ?error.fault(), "closing connection");
                 break;
             }
+        }
+        // A failed authentication is answered, then the connection closes.
+        if connection.session.borrow().must_close() {
+            break;
         }
     }
     // Answer what was already read, then close.

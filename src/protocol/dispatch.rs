@@ -1,10 +1,16 @@
 //! Dispatch: decode a frame by its API key, check the version against the table in
-//! `handlers` (once, here), start the handler, and encode its answer at the negotiated
-//! version.
+//! `handlers` (once, here), let the authentication stage admit it, start the handler, and
+//! encode its answer at the negotiated version.
+//!
+//! Authentication is one stage here, before any handler runs, so no handler can forget it:
+//! each frame is admitted by the connection's [`Session`](crate::security::session), and
+//! the SASL requests are answered here as they are read, so the next frame already sees
+//! their outcome.
 
 use crate::error::Fault;
-use crate::handlers::{self, ConnectionState, RequestContext};
+use crate::handlers::{self, sasl_authenticate, sasl_handshake, ConnectionState, RequestContext};
 use crate::protocol::budget::Charge;
+use crate::security::session::{Arriving, Gate};
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -13,6 +19,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 use std::rc::Rc;
+use std::time::Instant;
 
 /// Why a connection must close after a request: the third tier of failure, below a
 /// partition's error code and a request's error response. Each is logged once, with whose
@@ -34,6 +41,10 @@ pub enum ConnectionError {
         part: &'static str,
         reason: String,
     },
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("SASL authentication failed (SaslHandshake v0: no answer but closing)")]
+    BareTokenRefused,
     // Ours: an answer the codec refused to encode (a field the version cannot carry).
     #[error("cannot encode the {api:?} v{version} response: {reason}")]
     Unencodable {
@@ -64,6 +75,20 @@ pub fn route(
     frame: Bytes,
     connection: &Rc<ConnectionState>,
 ) -> Result<Routed, ConnectionError> {
+    let gate = connection.session.borrow().admit(
+        || match frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]])) {
+            Some(k) if k == ApiKey::ApiVersions as i16 => Arriving::ApiVersions,
+            Some(k) if k == ApiKey::SaslHandshake as i16 => Arriving::SaslHandshake,
+            Some(k) if k == ApiKey::SaslAuthenticate as i16 => Arriving::SaslAuthenticate,
+            _ => Arriving::Other,
+        },
+        Instant::now,
+    );
+    match gate {
+        Gate::Proceed => {}
+        Gate::Refuse(reason) => return Err(ConnectionError::Unauthenticated(reason)),
+        Gate::RawToken => return answer_bare_token(shard, frame, connection),
+    }
     if frame.len() < 8 {
         return Err(ConnectionError::NoHeader(frame.len()));
     }
@@ -87,10 +112,74 @@ pub fn route(
         });
     }
     let (context, request) = decode_request(api.key, version, frame, connection.clone())?;
+    let (response, delay) = match request {
+        RequestKind::SaslHandshake(request) => {
+            let response = sasl_handshake::respond(shard, &context, request);
+            (ResponseKind::SaslHandshake(response), None)
+        }
+        RequestKind::SaslAuthenticate(request) => {
+            let (response, delay) = sasl_authenticate::respond(shard, &context, request);
+            (ResponseKind::SaslAuthenticate(response), delay)
+        }
+        request => return Ok(start(shard, api, context, request, correlation_id)),
+    };
+    let reply = Box::pin(async move {
+        if let Some(delay) = delay {
+            glommio::timer::sleep(delay).await;
+        }
+        Some(response)
+    });
+    Ok(encode_when_answered(
+        api.key,
+        version,
+        correlation_id,
+        reply,
+        connection,
+    ))
+}
+
+/// Starts the handler of a request that was admitted.
+fn start(
+    shard: &Rc<Shard>,
+    api: &handlers::Api,
+    context: RequestContext,
+    request: RequestKind,
+    correlation_id: i32,
+) -> Routed {
+    let version = context.version;
+    let connection = context.connection.clone();
     let reply = api.handle(shard.clone(), context, request);
-    let api_key = api.key;
+    encode_when_answered(api.key, version, correlation_id, reply, &connection)
+}
+
+/// A bare SASL token after SaslHandshake v0, answered bare (length and bytes, no header).
+fn answer_bare_token(
+    shard: &Rc<Shard>,
+    token: Bytes,
+    connection: &Rc<ConnectionState>,
+) -> Result<Routed, ConnectionError> {
+    let answer = sasl_authenticate::respond_to_bare_token(shard, connection, &token)
+        .ok_or(ConnectionError::BareTokenRefused)?;
+    let mut frame = BytesMut::with_capacity(4 + answer.len());
+    frame.put_i32(answer.len() as i32);
+    frame.put_slice(&answer);
+    let frame = frame.freeze();
+    let charge = connection.memory.charge(frame.len());
+    Ok(glommio::spawn_local(
+        async move { Ok(Some((frame, charge))) },
+    ))
+}
+
+/// Encodes a handler's answer once it comes, charged to the connection's memory.
+fn encode_when_answered(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    reply: futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>>,
+    connection: &Rc<ConnectionState>,
+) -> Routed {
     let memory = connection.memory.clone();
-    Ok(glommio::spawn_local(async move {
+    glommio::spawn_local(async move {
         match reply.await {
             Some(response) => encode_response(api_key, version, correlation_id, &response)
                 .map(|frame| {
@@ -104,7 +193,7 @@ pub fn route(
                 }),
             None => Ok(None),
         }
-    }))
+    })
 }
 
 /// Decodes the header and body of a request whose key and version were checked.

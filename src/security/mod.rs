@@ -12,4 +12,80 @@
 pub mod acl;
 pub mod credentials;
 pub mod scram;
+pub mod session;
 pub mod tls;
+
+use crate::config::Config;
+use credentials::Users;
+use scram::SaslMechanism;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tls::PrincipalMapper;
+
+/// What every shard's connections authenticate against, built once at start-up.
+///
+/// Shared across cores behind a lock, which is read once per authentication step, never per
+/// request: the users change only when an administrator changes them.
+pub struct Security {
+    /// The SCRAM credentials of every user. Replaced whole on change, so an authentication
+    /// holds a consistent snapshot.
+    users: RwLock<Arc<Users>>,
+    /// What SASL listeners offer, in order of preference.
+    pub mechanisms: Vec<SaslMechanism>,
+    /// How long an authentication is good for (KIP-368); `None`: the connection's life.
+    pub reauthentication: Option<Duration>,
+    /// How long a failed authentication waits before it is answered.
+    pub failed_authentication_delay: Duration,
+    /// How a client certificate's subject becomes a user name.
+    pub principal_mapper: PrincipalMapper,
+}
+
+impl Security {
+    /// From the flags, with `--users-file` read (once: the salts it makes are random, and
+    /// every shard must show a client the same one).
+    pub fn from_config(config: &Config) -> Result<Arc<Self>, String> {
+        let users = match &config.users_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--users-file {}: {e}", path.display()))?;
+                credentials::parse_users_file(&text)
+                    .map_err(|e| format!("--users-file {}: {e}", path.display()))?
+            }
+            None => Users::new().map_err(|e| e.to_string())?,
+        };
+        let mechanisms = config
+            .sasl_mechanisms
+            .iter()
+            .map(|name| {
+                SaslMechanism::from_name(name)
+                    .ok_or_else(|| format!("--sasl-mechanisms: {name:?} is not supported"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(Self {
+            users: RwLock::new(Arc::new(users)),
+            mechanisms,
+            reauthentication: (config.connections_max_reauth_ms > 0)
+                .then(|| Duration::from_millis(config.connections_max_reauth_ms)),
+            failed_authentication_delay: Duration::from_millis(
+                config.connection_failed_authentication_delay_ms,
+            ),
+            principal_mapper: PrincipalMapper::parse(&config.ssl_principal_mapping_rules)?,
+        }))
+    }
+
+    /// The users as they are now.
+    pub fn users(&self) -> Arc<Users> {
+        match self.users.read() {
+            Ok(users) => users.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the users (after a change made through the Kafka API or read from storage).
+    pub fn set_users(&self, users: Users) {
+        match self.users.write() {
+            Ok(mut current) => *current = Arc::new(users),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(users),
+        }
+    }
+}

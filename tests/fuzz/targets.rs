@@ -138,6 +138,7 @@ pub fn request(data: &[u8]) {
         Rc::new(Shutdown::default()),
         MemoryBudget::new(64 << 20, None),
         0,
+        tidegate::security::session::Session::new(false, None),
     ));
     let frame = Bytes::copy_from_slice(data);
     let Ok((context, request)) = decode_request(api.key, version, frame, connection.clone()) else {
