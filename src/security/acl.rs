@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -686,6 +687,115 @@ fn verdict(acl: &AclBinding, operation: AclOperation) -> Option<Verdict> {
         (true, AclPermissionType::Allow) => Some(Verdict::Allow),
         (true, AclPermissionType::Deny) => Some(Verdict::Deny),
         _ => None,
+    }
+}
+
+/// One shard's memory of [`Authorizer::authorize`] answers, for one ACL version: the produce
+/// and fetch paths ask once per topic per request, mostly the same questions.
+///
+/// Single-threaded (keep it in the shard's `Rc<RefCell<_>>`; the call holds no borrow across
+/// an `.await`, having none). A hit allocates nothing: the map is looked up by a borrowed key
+/// ([`Equivalent`]). When the authorizer's version differs from the cached one, the cache
+/// empties first. When it holds `capacity` answers, it empties before the next insert:
+/// simple, bounded, and a full cache is rebuilt from the ACLs at one scan per miss.
+#[derive(Debug)]
+pub struct DecisionCache {
+    version: Option<u64>,
+    capacity: usize,
+    decisions: HashMap<DecisionKey, bool>,
+}
+
+#[derive(Debug, Hash, PartialEq, Eq)]
+struct DecisionKey {
+    principal: Box<str>,
+    host: IpAddr,
+    operation: AclOperation,
+    resource_type: ResourceType,
+    resource_name: Box<str>,
+}
+
+/// The borrowed form of [`DecisionKey`]. Its fields are in the same order with types that
+/// hash alike (`&str` and `Box<str>` both hash as `str`), so the derived hashes agree.
+#[derive(Hash)]
+struct DecisionKeyRef<'a> {
+    principal: &'a str,
+    host: IpAddr,
+    operation: AclOperation,
+    resource_type: ResourceType,
+    resource_name: &'a str,
+}
+
+impl Equivalent<DecisionKey> for DecisionKeyRef<'_> {
+    fn equivalent(&self, key: &DecisionKey) -> bool {
+        self.operation == key.operation
+            && self.resource_type == key.resource_type
+            && self.host == key.host
+            && self.resource_name == &*key.resource_name
+            && self.principal == &*key.principal
+    }
+}
+
+impl DecisionCache {
+    /// A cache of at most `capacity` answers (0: remember nothing).
+    pub fn new(capacity: usize) -> Self {
+        DecisionCache {
+            version: None,
+            capacity,
+            decisions: HashMap::new(),
+        }
+    }
+
+    /// [`Authorizer::authorize`], answered from the cache when it can be.
+    pub fn authorize(
+        &mut self,
+        authorizer: &Authorizer,
+        principal: &str,
+        host: IpAddr,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> bool {
+        if self.version != Some(authorizer.version()) {
+            self.decisions.clear();
+            self.version = Some(authorizer.version());
+        }
+        let key = DecisionKeyRef {
+            principal,
+            host,
+            operation,
+            resource_type,
+            resource_name,
+        };
+        if let Some(&decision) = self.decisions.get(&key) {
+            return decision;
+        }
+        let decision =
+            authorizer.authorize(principal, host, operation, resource_type, resource_name);
+        if self.capacity > 0 {
+            if self.decisions.len() >= self.capacity {
+                self.decisions.clear();
+            }
+            self.decisions.insert(
+                DecisionKey {
+                    principal: principal.into(),
+                    host,
+                    operation,
+                    resource_type,
+                    resource_name: resource_name.into(),
+                },
+                decision,
+            );
+        }
+        decision
+    }
+
+    /// How many answers are cached.
+    pub fn len(&self) -> usize {
+        self.decisions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.decisions.is_empty()
     }
 }
 
@@ -1418,5 +1528,88 @@ mod tests {
             "(pattern=ResourcePattern(resourceType=TOPIC, name=t, patternType=LITERAL), \
              entry=(principal=User:alice, host=*, operation=READ, permissionType=ALLOW))"
         );
+    }
+
+    #[test]
+    fn cache_answers_as_the_authorizer_does() {
+        let a = authorizer([
+            allow_topic("orders", Literal, ALICE, Read),
+            deny_topic("orders", Literal, BOB, Read),
+        ]);
+        let mut cache = DecisionCache::new(16);
+        for _ in 0..2 {
+            assert!(cache.authorize(&a, ALICE, client(), Read, ResourceType::Topic, "orders"));
+            assert!(!cache.authorize(&a, BOB, client(), Read, ResourceType::Topic, "orders"));
+            assert!(!cache.authorize(&a, ALICE, client(), Write, ResourceType::Topic, "orders"));
+            assert!(!cache.authorize(&a, ALICE, client(), Read, ResourceType::Group, "orders"));
+        }
+        assert_eq!(cache.len(), 4);
+    }
+
+    #[test]
+    fn cache_empties_when_the_acls_change() {
+        let mut set = acls([allow_topic("orders", Literal, ALICE, Read)]);
+        let before = Authorizer::new(Arc::new(set.clone()), vec![], false);
+        let mut cache = DecisionCache::new(16);
+        assert!(cache.authorize(
+            &before,
+            ALICE,
+            client(),
+            Read,
+            ResourceType::Topic,
+            "orders"
+        ));
+        assert_eq!(cache.len(), 1);
+
+        set.delete(&filter());
+        let after = Authorizer::new(Arc::new(set.clone()), vec![], false);
+        assert!(!cache.authorize(&after, ALICE, client(), Read, ResourceType::Topic, "orders"));
+        assert_eq!(cache.len(), 1);
+
+        // The same contents read back from JSON still count as a change.
+        let reloaded = Acls::from_json(&set.to_json().expect("json")).expect("reads");
+        let reloaded = Authorizer::new(Arc::new(reloaded), vec![], true);
+        assert!(cache.authorize(
+            &reloaded,
+            ALICE,
+            client(),
+            Read,
+            ResourceType::Topic,
+            "orders"
+        ));
+    }
+
+    #[test]
+    fn cache_keeps_each_key_field_apart() {
+        let mut b = allow_topic("orders", Literal, ALICE, Read);
+        b.host = "10.0.0.1".to_owned();
+        let a = authorizer([b]);
+        let mut cache = DecisionCache::new(16);
+        assert!(cache.authorize(&a, ALICE, client(), Read, ResourceType::Topic, "orders"));
+        assert!(!cache.authorize(
+            &a,
+            ALICE,
+            other_client(),
+            Read,
+            ResourceType::Topic,
+            "orders"
+        ));
+        assert!(!cache.authorize(&a, BOB, client(), Read, ResourceType::Topic, "orders"));
+        assert!(!cache.authorize(&a, ALICE, client(), Read, ResourceType::Topic, "orders2"));
+        assert_eq!(cache.len(), 4);
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let a = authorizer([allow_topic("*", Literal, ALICE, Read)]);
+        let mut cache = DecisionCache::new(3);
+        for i in 0..10 {
+            let topic = format!("t{i}");
+            assert!(cache.authorize(&a, ALICE, client(), Read, ResourceType::Topic, &topic));
+            assert!(cache.len() <= 3);
+        }
+        let mut none = DecisionCache::new(0);
+        assert!(none.authorize(&a, ALICE, client(), Read, ResourceType::Topic, "t"));
+        assert!(none.is_empty());
     }
 }
