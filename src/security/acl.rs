@@ -5,6 +5,58 @@
 //! for one immutable snapshot of it; a per-shard [`DecisionCache`] remembers answers for the
 //! produce and fetch paths. The enums carry Kafka's wire codes (the `i8` fields of the
 //! CreateAcls / DescribeAcls / DeleteAcls messages) and the names `kafka-acls` prints.
+//!
+//! # What Kafka checks, per API
+//!
+//! Dispatch follows this table. "X on T" means `authorize(principal, host, X, T, name)`; a
+//! Cluster check always names `kafka-cluster`. Checked against Apache Kafka's
+//! `core/src/main/scala/kafka/server/KafkaApis.scala` (the `handle*` method named in the last
+//! column), `ControllerApis.scala` for the requests a KRaft broker forwards to its controller,
+//! `AclApis.scala`, `ConfigHelper.scala`, `AuthHelper.scala` and
+//! `handlers/DescribeTopicPartitionsRequestHandler.java` (trunk of 2024-10-25, 1eb7644).
+//!
+//! | API (key) | Check | When denied | Kafka source |
+//! |---|---|---|---|
+//! | Produce (0) | Write on each Topic. A batch with transactional records first needs Write on TransactionalId `transactional_id` (a null id is denied). No IdempotentWrite check: since KIP-679 (3.0) that moved to InitProducerId | per partition TOPIC_AUTHORIZATION_FAILED; transactional: whole request TRANSACTIONAL_ID_AUTHORIZATION_FAILED | `handleProduceRequest` |
+//! | Fetch (1) | Consumer: Read on each Topic. Follower fetch (replica id set): ClusterAction on Cluster | per partition TOPIC_AUTHORIZATION_FAILED | `handleFetchRequest` |
+//! | ListOffsets (2) | Describe on each Topic | per partition TOPIC_AUTHORIZATION_FAILED | `handleListOffsetRequestV1AndAbove` |
+//! | Metadata (3) | Describe on each Topic: an all-topics request silently omits the rest; a named topic gets TOPIC_AUTHORIZATION_FAILED with a zero topic id. Auto-creating a missing (described) topic: Create on Cluster, else Create on that Topic. `cluster_authorized_operations` (v8–10): Describe on Cluster, then [`Authorizer::authorized_operations`], else 0. `topic_authorized_operations`: the bitfield | per topic TOPIC_AUTHORIZATION_FAILED | `handleTopicMetadataRequest` |
+//! | OffsetCommit (8) | Read on Group, then Read on each Topic | group: whole request GROUP_AUTHORIZATION_FAILED; topic: per partition TOPIC_AUTHORIZATION_FAILED | `handleOffsetCommitRequest` |
+//! | OffsetFetch (9) | **Describe** (not Read; Read implies it) on each Group, then Describe on each Topic: named topics get TOPIC_AUTHORIZATION_FAILED, an all-topics fetch omits them | group: GROUP_AUTHORIZATION_FAILED (per group v8+, whole response before); topic: per partition | `handleOffsetFetchRequestFromCoordinator`, `fetchOffsetsForGroup`, `fetchAllOffsetsForGroup` |
+//! | FindCoordinator (10) | key type 0: Describe on Group `key`; key type 1: Describe on TransactionalId `key` | GROUP_ / TRANSACTIONAL_ID_AUTHORIZATION_FAILED (per key v4+, else the response's error) | `getCoordinator` |
+//! | JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14) | Read on Group | GROUP_AUTHORIZATION_FAILED | `handleJoinGroupRequest` etc. |
+//! | DescribeGroups (15) | Describe on each Group; `authorized_operations` is the Group bitfield | per group GROUP_AUTHORIZATION_FAILED | `handleDescribeGroupsRequest` |
+//! | ListGroups (16) | Describe on Cluster lists every group; otherwise only groups with Describe on Group | never an error: groups are filtered | `handleListGroupsRequest` |
+//! | SaslHandshake (17), ApiVersions (18), SaslAuthenticate (36) | none | — | `handleSaslHandshakeRequest` etc. |
+//! | CreateTopics (19) | Create on Cluster, else Create on each Topic. DescribeConfigs on Topic decides whether the created topic's configs are returned; without it `topic_config_error_code` = TOPIC_AUTHORIZATION_FAILED | per topic TOPIC_AUTHORIZATION_FAILED | `ControllerApis.createTopics`, `ReplicationControlManager.createTopic` |
+//! | DeleteTopics (20) | Delete on Cluster, else Delete on each Topic; a topic named by id is also checked for Describe on Topic, which decides whether its name is returned with the error | per topic TOPIC_AUTHORIZATION_FAILED | `ControllerApis.deleteTopics` (a ZooKeeper broker checked Delete on Topic only) |
+//! | DeleteRecords (21) | Delete on each Topic | per partition TOPIC_AUTHORIZATION_FAILED | `handleDeleteRecordsRequest` |
+//! | InitProducerId (22) | With `transactional_id`: Write on TransactionalId. Without: IdempotentWrite on Cluster, **or** [`Authorizer::authorize_by_resource_type`] (Write, Topic): an ALLOW for Write on any topic suffices (KIP-679) | TRANSACTIONAL_ID_ / CLUSTER_AUTHORIZATION_FAILED | `handleInitProducerIdRequest` |
+//! | OffsetForLeaderEpoch (23) | ClusterAction on Cluster, else Describe on each Topic | per partition TOPIC_AUTHORIZATION_FAILED | `handleOffsetForLeaderEpochRequest` |
+//! | DescribeAcls (29) | Describe on Cluster | CLUSTER_AUTHORIZATION_FAILED | `AclApis.handleDescribeAcls` |
+//! | CreateAcls (30), DeleteAcls (31) | Alter on Cluster | CLUSTER_AUTHORIZATION_FAILED | `AclApis.handleCreateAcls`, `handleDeleteAcls` |
+//! | DescribeConfigs (32) | BROKER, BROKER_LOGGER, CLIENT_METRICS: DescribeConfigs on Cluster; TOPIC: DescribeConfigs on Topic; GROUP: DescribeConfigs on Group | per resource CLUSTER_ / TOPIC_ / GROUP_AUTHORIZATION_FAILED | `ConfigHelper.handleDescribeConfigsRequest` |
+//! | AlterConfigs (33) | BROKER, CLIENT_METRICS: AlterConfigs on Cluster; TOPIC: AlterConfigs on Topic (the controller also maps GROUP to AlterConfigs on Group) | per resource, as above | `processLegacyAlterConfigsRequest`, `ControllerApis.authorizeAlterResource` |
+//! | DescribeLogDirs (35) | Describe on Cluster | CLUSTER_AUTHORIZATION_FAILED | `handleDescribeLogDirsRequest` |
+//! | CreatePartitions (37) | Alter on each Topic | per topic TOPIC_AUTHORIZATION_FAILED | `ControllerApis.handleCreatePartitions` |
+//! | DeleteGroups (42) | Delete on each Group | per group GROUP_AUTHORIZATION_FAILED | `handleDeleteGroupsRequest` |
+//! | ElectLeaders (43) | Alter on Cluster | CLUSTER_AUTHORIZATION_FAILED | `handleElectLeaders`, `ControllerApis.handleElectLeaders` |
+//! | IncrementalAlterConfigs (44) | BROKER, BROKER_LOGGER, CLIENT_METRICS: AlterConfigs on Cluster; TOPIC: AlterConfigs on Topic; GROUP: AlterConfigs on Group | per resource, as DescribeConfigs | `handleIncrementalAlterConfigsRequest`, `ControllerApis.authorizeAlterResource` |
+//! | AlterPartitionReassignments (45) | Alter on Cluster | CLUSTER_AUTHORIZATION_FAILED | `ControllerApis.handleAlterPartitionReassignments` |
+//! | ListPartitionReassignments (46) | Describe on Cluster | CLUSTER_AUTHORIZATION_FAILED | `ControllerApis.handleListPartitionReassignments` |
+//! | OffsetDelete (47) | Delete on Group, then Read on each Topic | group: whole request; topic: per partition TOPIC_AUTHORIZATION_FAILED | `handleOffsetDeleteRequest` |
+//! | DescribeUserScramCredentials (50) | Describe on Cluster | CLUSTER_AUTHORIZATION_FAILED | `handleDescribeUserScramCredentialsRequest` |
+//! | AlterUserScramCredentials (51) | Alter on Cluster | CLUSTER_AUTHORIZATION_FAILED | `ControllerApis.handleAlterUserScramCredentials` |
+//! | DescribeQuorum (55) | Describe on Cluster | CLUSTER_AUTHORIZATION_FAILED | `ControllerApis.handleDescribeQuorum` |
+//! | DescribeCluster (60) | none for the answer; `cluster_authorized_operations` needs Describe on Cluster, then the bitfield | — | `AuthHelper.computeDescribeClusterResponse` |
+//! | DescribeProducers (61) | Read on each Topic | per partition TOPIC_AUTHORIZATION_FAILED | `handleDescribeProducersRequest` |
+//! | ConsumerGroupHeartbeat (68) | Read on Group (Kafka 4.x also checks Describe on subscribed topics; not in this snapshot, unverified) | GROUP_AUTHORIZATION_FAILED | `handleConsumerGroupHeartbeat` |
+//! | ConsumerGroupDescribe (69) | Describe on each Group; `authorized_operations` is the Group bitfield | per group GROUP_AUTHORIZATION_FAILED | `handleConsumerGroupDescribe` |
+//! | ListConfigResources (74, was ListClientMetricsResources) | DescribeConfigs on Cluster | CLUSTER_AUTHORIZATION_FAILED | `handleListClientMetricsResources` |
+//! | DescribeTopicPartitions (75) | Describe on each Topic (TOPIC_AUTHORIZATION_FAILED, zero topic id); `topic_authorized_operations` is the bitfield | per topic | `DescribeTopicPartitionsRequestHandler` |
+//!
+//! "Per partition / per topic / per group" is the second tier of failure (an error code inside
+//! a normal response); "whole request" is an error response.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
