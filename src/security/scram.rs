@@ -425,7 +425,10 @@ fn client_final(
         .and_then(|a| a.strip_prefix("r="))
         .ok_or_else(|| malformed("no nonce"))?;
     check_no_extensions(mechanism, attributes, "client-final")?;
-    if nonce != exchange.nonce {
+    // Kafka checks that the nonce ends with the server's, not that it equals it, and
+    // librdkafka up to 2.x sends its own nonce in front of the server's (which already
+    // starts with it). The proof signs whatever was sent, so this admits nothing unsigned.
+    if !nonce.ends_with(&exchange.nonce) {
         return Err(AuthFailure::invalid_credentials(
             mechanism,
             format!("SCRAM: nonce is not the server's, user {}", exchange.user),
@@ -543,6 +546,8 @@ mod tests {
         gs2_header: String,
         client_first_bare: String,
         nonce: String,
+        /// Sent before the server's nonce in client-final, as librdkafka 2.x does.
+        final_nonce_prefix: String,
     }
 
     fn hmac_algorithm(m: ScramMechanism) -> (hmac::Algorithm, &'static digest::Algorithm) {
@@ -587,6 +592,7 @@ mod tests {
                 gs2_header: gs2.into(),
                 client_first_bare: format!("n={user},r={nonce}"),
                 nonce: nonce.into(),
+                final_nonce_prefix: String::new(),
             }
         }
 
@@ -615,7 +621,11 @@ mod tests {
             let salted = hi(m, self.password.as_bytes(), &salt, i);
             let client_key = client_hmac(m, &salted, b"Client Key");
             let stored_key = digest::digest(hmac_algorithm(m).1, &client_key);
-            let without_proof = format!("c={},r={nonce}", BASE64.encode(&self.gs2_header));
+            let without_proof = format!(
+                "c={},r={}{nonce}",
+                BASE64.encode(&self.gs2_header),
+                self.final_nonce_prefix
+            );
             let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
             let signature = client_hmac(m, stored_key.as_ref(), auth_message.as_bytes());
             let proof: Vec<u8> = client_key
@@ -826,6 +836,22 @@ mod tests {
         let only_256 = users_with("bob", "pw", &[S256]);
         let (step, _) = scram(S512, &Client::new(S512, "bob", "pw", "n3"), &only_256);
         assert_eq!(failed(step).message, wrong_failure.message);
+    }
+
+    #[test]
+    fn a_client_nonce_repeated_before_the_servers_is_accepted_as_kafka_does() {
+        let users = users_with("alice", "pw", &[S256]);
+        let mut client = Client::new(S256, "alice", "pw", "clientnonce");
+        client.final_nonce_prefix = "clientnonce".into();
+        let mut server = SaslServer::new(SaslMechanism::Scram(S256));
+        let server_first = continued(server.step(&client.first(), &users));
+        let (last, expected) = client.last(&server_first);
+        match server.step(&last, &users) {
+            SaslStep::Done { user, response } => {
+                assert_eq!((user.as_str(), response), ("alice", expected.into_bytes()))
+            }
+            other => panic!("librdkafka's client-final refused: {other:?}"),
+        }
     }
 
     #[test]
