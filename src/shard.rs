@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::group::Coordinator;
 use crate::partition::producer_state::ProducerIds;
 use crate::partition::{unreachable, Partitions};
+use crate::security::access::Access;
 use crate::security::Security;
 use crate::TopicPartition;
 use futures::channel::oneshot;
@@ -40,6 +41,8 @@ pub struct Shard {
     pub cluster: Arc<Cluster>,
     /// Users, SASL mechanisms and the rest of what clients authenticate against.
     pub security: Arc<Security>,
+    /// The ACLs as this shard checks them, with its cache of answers.
+    pub access: Access,
     /// The topics, as this shard's catalogue sees them.
     pub topics: TopicCatalogue,
     /// The partitions this shard owns.
@@ -68,6 +71,7 @@ impl Shard {
             topics: stores.topics,
             config,
             cluster,
+            access: Access::new(security.clone()),
             security,
             mesh,
         }

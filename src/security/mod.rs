@@ -9,6 +9,7 @@
 //! Authentication and authorization happen in one stage of dispatch
 //! (`protocol::dispatch`), before any handler runs, so no handler can forget them.
 
+pub mod access;
 pub mod acl;
 pub mod credentials;
 pub mod scram;
@@ -16,8 +17,10 @@ pub mod session;
 pub mod tls;
 
 use crate::config::Config;
+use acl::{Acls, Authorizer};
 use credentials::Users;
 use scram::SaslMechanism;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tls::PrincipalMapper;
@@ -38,6 +41,14 @@ pub struct Security {
     pub failed_authentication_delay: Duration,
     /// How a client certificate's subject becomes a user name.
     pub principal_mapper: PrincipalMapper,
+    /// The ACLs in force, replaced whole on change.
+    acls: RwLock<Arc<Acls>>,
+    /// The version of `acls`, read by every shard on every check (see `access`).
+    acl_version: AtomicU64,
+    /// `--super-users`, each "User:name".
+    super_users: Vec<String>,
+    /// `--allow-everyone-if-no-acl-found`, or its default.
+    allow_everyone_if_no_acl_found: bool,
 }
 
 impl Security {
@@ -61,6 +72,7 @@ impl Security {
                     .ok_or_else(|| format!("--sasl-mechanisms: {name:?} is not supported"))
             })
             .collect::<Result<_, _>>()?;
+        let acls = Acls::new();
         Ok(Arc::new(Self {
             users: RwLock::new(Arc::new(users)),
             mechanisms,
@@ -70,6 +82,15 @@ impl Security {
                 config.connection_failed_authentication_delay_ms,
             ),
             principal_mapper: PrincipalMapper::parse(&config.ssl_principal_mapping_rules)?,
+            acl_version: AtomicU64::new(acls.version()),
+            acls: RwLock::new(Arc::new(acls)),
+            super_users: config
+                .super_users
+                .iter()
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found(),
         }))
     }
 
@@ -79,6 +100,41 @@ impl Security {
             Ok(users) => users.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The ACLs in force now.
+    pub fn acls(&self) -> Arc<Acls> {
+        match self.acls.read() {
+            Ok(acls) => acls.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the ACLs (after CreateAcls or DeleteAcls, or a change read from storage);
+    /// every shard sees the new ones from its next check.
+    pub fn set_acls(&self, acls: Acls) {
+        let version = acls.version();
+        match self.acls.write() {
+            Ok(mut current) => *current = Arc::new(acls),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(acls),
+        }
+        self.acl_version.store(version, Ordering::Release);
+    }
+
+    /// The version of the ACLs in force: a shard's cached answers hold while it is unchanged.
+    pub fn acl_version(&self) -> u64 {
+        self.acl_version.load(Ordering::Acquire)
+    }
+
+    /// An authorizer for the ACLs in force now, with their version.
+    pub fn authorizer(&self) -> (u64, Authorizer) {
+        let acls = self.acls();
+        let authorizer = Authorizer::new(
+            acls.clone(),
+            self.super_users.clone(),
+            self.allow_everyone_if_no_acl_found,
+        );
+        (acls.version(), authorizer)
     }
 
     /// Replaces the users (after a change made through the Kafka API or read from storage).

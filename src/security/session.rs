@@ -63,6 +63,9 @@ pub struct Session {
     exchange: Exchange,
     /// When the authentication stops being good (KIP-368).
     expires_at: Option<Instant>,
+    /// "User:" and `user()`, as ACLs name principals; kept so that authorizing a request
+    /// allocates nothing.
+    principal: String,
 }
 
 #[derive(Debug)]
@@ -86,13 +89,21 @@ impl Session {
     /// A connection on a listener that does (`sasl`) or does not require SASL, whose
     /// client certificate (if any) names `certificate_user`.
     pub fn new(sasl: bool, certificate_user: Option<String>) -> Self {
-        Self {
+        let mut session = Self {
             sasl,
             user: certificate_user,
             mechanism: None,
             exchange: Exchange::Idle,
             expires_at: None,
-        }
+            principal: String::new(),
+        };
+        session.principal = format!("User:{}", session.user());
+        session
+    }
+
+    /// The principal ACLs know the client by: "User:alice", or "User:ANONYMOUS".
+    pub fn principal(&self) -> &str {
+        &self.principal
     }
 
     /// Whether the client has proved who it is (SASL, or a verified client certificate on
@@ -230,6 +241,7 @@ impl Session {
                 }
                 self.mechanism = Some(server.mechanism());
                 self.user = Some(user);
+                self.principal = format!("User:{}", self.user());
                 self.expires_at = lifetime.map(|l| now + l);
                 Ok((response, lifetime))
             }
@@ -278,6 +290,7 @@ mod tests {
         assert!(response.is_empty() && lifetime.is_none());
         assert!(session.is_authenticated());
         assert_eq!(session.user(), "alice");
+        assert_eq!(session.principal(), "User:alice");
         assert_eq!(at(&session, Arriving::Other, now), Gate::Proceed);
     }
 
