@@ -90,10 +90,10 @@ pub struct Config {
     #[arg(long, value_name = "FILE")]
     pub ssl_key: Option<std::path::PathBuf>,
 
-    /// SSL and SASL_SSL listeners: whether clients present a certificate (Kafka's
-    /// ssl.client.auth). With one, the client's principal is its certificate's subject, as
-    /// --ssl-principal-mapping-rules turn it into a user name (on SASL_SSL, SASL's user
-    /// wins).
+    /// SSL listeners: whether clients present a certificate (Kafka's ssl.client.auth). With
+    /// one, the client's principal is its certificate's subject, as
+    /// --ssl-principal-mapping-rules turn it into a user name. SASL_SSL listeners do not ask
+    /// for one: their clients authenticate with SASL.
     #[arg(long, value_enum, default_value_t = ClientAuth::None)]
     pub ssl_client_auth: ClientAuth,
 
@@ -558,7 +558,8 @@ impl Config {
     /// Whether `listener` lets clients in without proving who they are.
     pub fn authenticates(&self, listener: &Listener) -> bool {
         listener.protocol.uses_sasl()
-            || (listener.protocol.uses_tls() && self.ssl_client_auth == ClientAuth::Required)
+            || (listener.protocol == SecurityProtocol::Ssl
+                && self.ssl_client_auth == ClientAuth::Required)
     }
 
     /// The first listener that does not authenticate and is not on loopback.

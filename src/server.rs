@@ -668,7 +668,7 @@ async fn serve(
     };
     // A client that stalls its handshake is closed; the handshake also ends on shutdown.
     let handshake = async {
-        let accept = std::pin::pin!(tls.acceptor().accept(stream));
+        let accept = std::pin::pin!(tls.acceptor(port.sasl).accept(stream));
         let deadline = std::pin::pin!(glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT));
         match select(accept, deadline).await {
             Either::Left((accepted, _)) => accepted,
