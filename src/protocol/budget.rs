@@ -147,6 +147,14 @@ impl Charge {
         self.bytes
     }
 
+    /// Adds `bytes` to the charge at once, whatever is left (as `MemoryBudget::charge`).
+    pub fn grow(&mut self, bytes: usize) {
+        if let Some(budget) = &self.budget {
+            budget.add(bytes);
+            self.bytes += bytes;
+        }
+    }
+
     /// Gives back all but `bytes` of the charge.
     pub fn shrink_to(&mut self, bytes: usize) {
         if bytes < self.bytes {
@@ -238,9 +246,10 @@ mod tests {
     fn a_charge_counts_in_the_connection_and_its_shard_until_dropped() {
         let shard = MemoryBudget::new(100, None);
         let connection = MemoryBudget::new(60, Some(shard.clone()));
-        let mut charge = connection.charge(50);
+        let mut charge = connection.charge(40);
+        charge.grow(10);
         assert_eq!((connection.used(), shard.used()), (50, 50));
-        assert_eq!(connection.room(), 10);
+        assert_eq!((charge.bytes(), connection.room()), (50, 10));
         charge.shrink_to(20);
         assert_eq!((connection.used(), shard.used()), (20, 20));
         drop(charge);

@@ -164,8 +164,8 @@ pub async fn serve(
     let mut frames =
         FrameReader::new(reader, shard.config.max_request_size).with_budget(memory.clone());
     // The queue length bounds the requests in progress: reading pauses when it is full.
-    // Each request's charge is held until its answer is written.
-    let (mut queue, mut responses) = mpsc::channel::<(Routed, Charge)>(shard.config.max_in_flight);
+    // Each request's charge, grown by its response, is held until that is written.
+    let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
     let connection = Rc::new(ConnectionState::new(
         peer_addr,
         shutdown.clone(),
@@ -174,15 +174,15 @@ pub async fn serve(
 
     let writer_shutdown = shutdown.clone();
     let write_loop = glommio::spawn_local(async move {
-        while let Some((response, _request_charge)) = responses.next().await {
+        while let Some(response) = responses.next().await {
             match response.await {
-                Ok(Some((bytes, _response_charge))) => {
+                Ok((Some(bytes), _charge)) => {
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
                     writer_shutdown.answered();
                 }
-                Ok(None) => writer_shutdown.answered(),
+                Ok((None, _charge)) => writer_shutdown.answered(),
                 Err(error) => {
                     tracing::error!(%error, fault = ?error.fault(), "closing connection");
                     break;
@@ -207,9 +207,9 @@ pub async fn serve(
                 break;
             }
         };
-        match dispatch::route(&shard, frame, &connection) {
+        match dispatch::route(&shard, frame, charge, &connection) {
             Ok(response) => {
-                if queue.send((response, charge)).await.is_err() {
+                if queue.send(response).await.is_err() {
                     break;
                 }
             }

@@ -53,15 +53,21 @@ impl ConnectionError {
     }
 }
 
-/// A response being prepared: the encoded frame with its charge to the connection's
-/// memory budget, nothing, or why it could not be encoded.
-pub type Routed = glommio::Task<Result<Option<(Bytes, Charge)>, ConnectionError>>;
+/// A response being prepared: the encoded frame (or nothing, as for acks=0) with the
+/// request's charge to the connection's memory budget, grown by the frame; or why it could
+/// not be encoded.
+pub type Routed = glommio::Task<Result<(Option<Bytes>, Charge), ConnectionError>>;
 
 /// Decodes a frame and starts its handler. `Err` means the connection must close: the bytes
 /// are not a request tidegate can answer (malformed, unknown API, unsupported version).
+///
+/// `charge` is what the frame holds of the connection's budget. The response takes it over
+/// and adds its own bytes, so request and response are given back together once the
+/// response is written: one charge per request, not two.
 pub fn route(
     shard: &Rc<Shard>,
     frame: Bytes,
+    mut charge: Charge,
     connection: &Rc<ConnectionState>,
 ) -> Result<Routed, ConnectionError> {
     if frame.len() < 8 {
@@ -76,9 +82,9 @@ pub fn route(
             // A client newer than us: KIP-511 says answer in v0 with our ranges, so it can
             // pick a version we know.
             let bytes = unsupported_api_versions(correlation_id);
-            let charge = connection.memory.charge(bytes.len());
+            charge.grow(bytes.len());
             return Ok(glommio::spawn_local(
-                async move { Ok(Some((bytes, charge))) },
+                async move { Ok((Some(bytes), charge)) },
             ));
         }
         return Err(ConnectionError::UnsupportedVersion {
@@ -89,20 +95,20 @@ pub fn route(
     let (context, request) = decode_request(api.key, version, frame, connection.clone())?;
     let reply = api.handle(shard.clone(), context, request);
     let api_key = api.key;
-    let memory = connection.memory.clone();
     Ok(glommio::spawn_local(async move {
         match reply.await {
-            Some(response) => encode_response(api_key, version, correlation_id, &response)
-                .map(|frame| {
-                    let charge = memory.charge(frame.len());
-                    Some((frame, charge))
-                })
-                .map_err(|e| ConnectionError::Unencodable {
+            Some(response) => match encode_response(api_key, version, correlation_id, &response) {
+                Ok(frame) => {
+                    charge.grow(frame.len());
+                    Ok((Some(frame), charge))
+                }
+                Err(e) => Err(ConnectionError::Unencodable {
                     api: api_key,
                     version,
                     reason: e.to_string(),
                 }),
-            None => Ok(None),
+            },
+            None => Ok((None, charge)),
         }
     }))
 }
