@@ -12,6 +12,7 @@ use futures::channel::mpsc;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use futures::{SinkExt, StreamExt};
 use glommio::net::TcpStream;
+use std::pin::pin;
 use std::rc::Rc;
 
 const LENGTH_PREFIX: usize = 4;
@@ -73,8 +74,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// As `read_frame`, with what the frame is charged to its budget (held until its
-    /// answer is written).
+    /// answer is written). Nothing is read while the budget, or its parent, is spent.
     pub async fn read_charged_frame(&mut self) -> Result<Option<(Bytes, Charge)>, FrameError> {
+        if let Some(budget) = &self.budget {
+            budget.has_room().await;
+        }
         loop {
             if let Some(frame) = self.parse_frame()? {
                 let charge = match (self.frame_charge.take(), &self.budget) {
@@ -192,14 +196,12 @@ pub async fn serve(
         let _ = writer.close().await;
     });
 
+    let mut watch = shutdown.watch();
     loop {
         // Stops at a frame boundary only: a request read is always queued, so answered.
         // Nothing more is read while this connection or its shard holds its budget.
-        let next = async {
-            memory.has_room().await;
-            frames.read_charged_frame().await
-        };
-        let (frame, charge) = match shutdown.unless_begun(next).await {
+        let next = pin!(frames.read_charged_frame());
+        let (frame, charge) = match watch.unless_begun(next).await {
             Some(Ok(Some(read))) => read,
             Some(Ok(None)) | None => break,
             Some(Err(error)) => {
@@ -220,6 +222,7 @@ pub async fn serve(
         }
     }
     // Answer what was already read, then close.
+    drop(watch);
     drop(queue);
     write_loop.await;
     shutdown.closed();
