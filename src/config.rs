@@ -109,6 +109,11 @@ pub struct Config {
     #[arg(long, default_value = "DEFAULT")]
     pub ssl_principal_mapping_rules: String,
 
+    /// SSL and SASL_SSL listeners: how long a client may take over its TLS handshake, in
+    /// milliseconds; then the connection is closed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ssl_handshake_timeout_ms: u64,
+
     /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer, in order of
     /// preference (Kafka's sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
     #[arg(
