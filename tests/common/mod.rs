@@ -18,6 +18,8 @@ pub struct Server {
     child: Child,
     pub bootstrap: SocketAddr,
     pub brokers: Vec<SocketAddr>,
+    /// Each listener's bootstrap address, by name.
+    pub listeners: HashMap<String, SocketAddr>,
     /// What it logged at info level, when started with `start_logged`.
     log: Option<Arc<Mutex<String>>>,
 }
@@ -38,12 +40,28 @@ impl Server {
         Server::spawn(0, 0, extra_args, true)
     }
 
+    /// Starts tidegate with these `--listener NAME=PROTOCOL://HOST:PORT`s instead of the one
+    /// PLAINTEXT listener, logged; `listeners` maps each name to its bootstrap address.
+    pub fn start_listeners(listeners: &[&str], extra_args: &[&str]) -> Server {
+        let mut args: Vec<&str> = Vec::new();
+        for listener in listeners {
+            args.extend(["--listener", listener]);
+        }
+        args.extend_from_slice(extra_args);
+        Server::launch(&args, true)
+    }
+
     fn spawn(port: u16, broker_port_base: u16, extra_args: &[&str], logged: bool) -> Server {
+        let (port, base) = (port.to_string(), broker_port_base.to_string());
+        let mut args = vec!["--listen", "127.0.0.1", "--port", &port];
+        args.extend(["--broker-port-base", &base]);
+        args.extend_from_slice(extra_args);
+        Server::launch(&args, logged)
+    }
+
+    fn launch(args: &[&str], logged: bool) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
-            .args(["--listen", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--broker-port-base", &broker_port_base.to_string()])
-            .args(extra_args)
+            .args(args)
             .env("RUST_LOG", if logged { "info" } else { "warn" })
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -82,10 +100,16 @@ impl Server {
             .split(',')
             .map(|b| b.parse().expect("broker address"))
             .collect();
+        let listeners = field("listeners=")
+            .split(',')
+            .filter_map(|l| l.split_once('@'))
+            .map(|(name, address)| (name.to_string(), address.parse().expect("listener address")))
+            .collect();
         Server {
             child,
             bootstrap,
             brokers,
+            listeners,
             log,
         }
     }
