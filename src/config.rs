@@ -1041,16 +1041,11 @@ mod tests {
         }
         // Listeners that authenticate may listen anywhere.
         let mutual = parse(&[
-            "--listener",
-            "M=SSL://0.0.0.0:9092",
-            "--ssl-certificate",
-            "c",
-            "--ssl-key",
-            "k",
-            "--ssl-client-auth",
-            "required",
-            "--ssl-ca",
-            "ca",
+            "--listener=M=SSL://0.0.0.0:9092",
+            "--ssl-certificate=c",
+            "--ssl-key=k",
+            "--ssl-client-auth=required",
+            "--ssl-ca=ca",
         ]);
         assert_eq!(mutual.validate(), Ok(()));
         assert!(!mutual.allow_everyone_if_no_acl_found());

@@ -189,38 +189,39 @@ fn make_certificates(dir: &Path, name: &str) -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    if !dir.join("ca.pem").exists() {
-        openssl(&[
+    // A new P-256 key, unencrypted, with its request or self-signed certificate.
+    let new_key = |rest: &[&str]| {
+        let mut args = vec![
             "req",
-            "-x509",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
-            "-nodes",
+        ];
+        args.push("-nodes");
+        args.extend_from_slice(rest);
+        openssl(&args);
+    };
+    if !dir.join("ca.pem").exists() {
+        let ca = [
+            "-x509",
             "-keyout",
             "ca-key.pem",
             "-out",
             "ca.pem",
             "-days",
             "2",
-            "-subj",
-            "/CN=test CA",
-        ]);
+        ];
+        new_key(&[&ca[..], &["-subj", "/CN=test CA"]].concat());
     }
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
+    let subject = format!("/CN={name}");
+    new_key(&[
         "-keyout",
         "next-key.pem",
         "-out",
         "server.csr",
         "-subj",
-        &format!("/CN={name}"),
+        &subject,
     ]);
     std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
     openssl(&[
