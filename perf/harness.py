@@ -240,7 +240,8 @@ class JavaTools:
     def e2e(self, bootstrap, topic, records, acks, size, config=None):
         main = "org.apache.kafka.tools.EndToEndLatency"
         if self.v3:
-            return self._java(main) + [bootstrap, topic, str(records), acks, str(size), *([str(config)] if config else [])]
+            return self._java(main) + [bootstrap, topic, str(records), acks, str(size),
+                                       *([str(config)] if config else [])]
         return self._java(main) + ["--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
                                    "--producer-acks", acks, "--record-size", str(size),
                                    *(["--command-config", str(config)] if config else [])]
