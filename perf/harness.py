@@ -8,6 +8,10 @@ machine drift hits them alike:
   go-gateway    SeaweedFS's own Kafka gateway (tools/cmd/go-gateway) in front of SMQ
   tidegate-smq  tidegate --backend smq in front of the same SMQ, once per --shards value
   tidegate-mem  tidegate --backend memory, once per --shards value
+  tidegate-mem-tls  the same over a SASL_SSL listener (SCRAM-SHA-512, a certificate made with
+                openssl in --out/tls), once per --shards value: what TLS and SASL cost; its
+                ratio column is its records/s ÷ tidegate-mem's. The harness's admin client
+                creates topics on a second, PLAINTEXT listener
   smq-direct    tools/cmd/smq-publish: a pipelined gRPC publisher straight into SMQ, the
                 ceiling of what SMQ itself ingests (produce only)
 
@@ -67,8 +71,10 @@ JVM_PERF_OPTS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:Init
 # kafka-server-start.sh's heap; kafka-producer-perf-test.sh's and kafka-consumer-perf-test.sh's.
 BROKER_HEAP = ["-Xmx1G", "-Xms1G"]
 TOOL_HEAP = ["-Xmx512M"]
+# tidegate-mem-tls: the SCRAM user of its users file, and what the Java tools are told.
+TLS_USER, TLS_PASSWORD = "perf", "perf-secret"
 
-ALL_CONTENDERS = ["kafka", "go-gateway", "tidegate-smq", "tidegate-mem", "smq-direct"]
+ALL_CONTENDERS = ["kafka", "go-gateway", "tidegate-smq", "tidegate-mem", "tidegate-mem-tls", "smq-direct"]
 ALL_WORKLOADS = ["produce", "consume", "e2e", "callgrind"]
 SMQ_CONTENDERS = {"go-gateway", "tidegate-smq", "smq-direct"}
 
@@ -213,25 +219,32 @@ class JavaTools:
     def v3(self):
         return self.version.startswith("3.")
 
-    def producer(self, bootstrap, topic, records, size, props):
+    # config: a client properties file (security settings), or None.
+    def producer(self, bootstrap, topic, records, size, props, config=None):
         cmd = self._java("org.apache.kafka.tools.ProducerPerformance") + [
             "--topic", topic, "--num-records", str(records), "--record-size", str(size), "--throughput", "-1"]
+        if config:
+            cmd += ["--producer.config" if self.v3 else "--command-config", str(config)]
         if self.v3:
             return cmd + ["--producer-props", f"bootstrap.servers={bootstrap}", *props]
         return cmd + ["--bootstrap-server", bootstrap, "--command-property", *props]
 
-    def consumer(self, bootstrap, topic, records, group, timeout_ms):
+    def consumer(self, bootstrap, topic, records, group, timeout_ms, config=None):
         cmd = self._java("org.apache.kafka.tools.ConsumerPerformance") + [
             "--bootstrap-server", bootstrap, "--topic", topic, "--group", group, "--hide-header",
             "--timeout", str(timeout_ms)]
+        if config:
+            cmd += ["--consumer.config" if self.v3 else "--command-config", str(config)]
         return cmd + (["--messages", str(records)] if self.v3 else ["--num-records", str(records)])
 
-    def e2e(self, bootstrap, topic, records, acks, size):
+    def e2e(self, bootstrap, topic, records, acks, size, config=None):
         main = "org.apache.kafka.tools.EndToEndLatency"
         if self.v3:
-            return self._java(main) + [bootstrap, topic, str(records), acks, str(size)]
+            return self._java(main) + [bootstrap, topic, str(records), acks, str(size),
+                                       *([str(config)] if config else [])]
         return self._java(main) + ["--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
-                                   "--producer-acks", acks, "--record-size", str(size)]
+                                   "--producer-acks", acks, "--record-size", str(size),
+                                   *(["--command-config", str(config)] if config else [])]
 
 
 def client3():
@@ -276,6 +289,8 @@ class Contender:
     family: str         # "kafka", "mem" or "smq": which tidegate a row is compared with
     bootstrap: str = ""
     shards: int = 0
+    client_config: Path = None  # properties file the Java tools need (tidegate-mem-tls: SASL_SSL)
+    admin_bootstrap: str = ""   # where the harness creates and deletes topics, if not bootstrap
     tools: JavaTools = None
     pids: dict = field(default_factory=dict)  # "server"/"smq" -> pid whose CPU and RSS are measured
     broker: str = ""    # SMQ broker, for smq-direct
@@ -285,6 +300,10 @@ class Contender:
     @property
     def is_tidegate(self):
         return self.key.startswith("tidegate")
+
+    @property
+    def admin(self):
+        return self.admin_bootstrap or self.bootstrap
 
 
 @dataclass
@@ -347,12 +366,13 @@ class Harness:
                 self.contenders.append(self.start_kafka(tools))
             elif key == "go-gateway":
                 self.contenders.append(self.start_go_gateway())
-            elif key in ("tidegate-smq", "tidegate-mem"):
+            elif key in ("tidegate-smq", "tidegate-mem", "tidegate-mem-tls"):
+                tls = self.tls_files() if key == "tidegate-mem-tls" else None
                 for n in a.shards:
-                    self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools))
+                    self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools, tls=tls))
                     if a.tidegate_bin_b:
                         self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools,
-                                                                   b=True))
+                                                                   tls=tls, b=True))
             elif key == "smq-direct":
                 self.contenders.append(Contender("smq-direct", "SMQ direct gRPC", "smq", broker=self.smq["BROKER"],
                                                  pids={"smq": self.smq["pid"]}))
@@ -458,12 +478,43 @@ group.initial.rebalance.delay.ms=0
         return Contender("go-gateway", "Go gateway", "smq", bootstrap=f"127.0.0.1:{port}", tools=client3(),
                          pids={"server": srv.pid, "smq": self.smq["pid"]}, expected_to_fail=True)
 
-    def start_tidegate(self, shards, smq, tools, b=False):
-        """tidegate at one shard count; b: the --tidegate-bin-b build, keyed "tidegate-smq-b"."""
+    def tls_files(self):
+        """tidegate-mem-tls's files in --out/tls, made with openssl as README.md's "Security" does:
+        a CA, a server certificate for 127.0.0.1 signed by it, a users file, the client's properties."""
+        d = self.out / "tls"
+        d.mkdir(exist_ok=True)
+
+        def openssl(*args):
+            res = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True, timeout=60)
+            if res.returncode != 0:
+                raise RuntimeError(f"openssl {' '.join(args)}:\n{res.stderr[-2000:]}")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *ec, "-days", "2", "-keyout", "ca-key.pem", "-out", "ca.pem", "-subj", "/CN=perf CA")
+        openssl("req", *ec, "-keyout", "server-key.pem", "-out", "server.csr", "-subj", "/CN=localhost")
+        (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+                "-days", "2", "-extfile", "server.ext", "-out", "server.pem")
+        (d / "users").write_text(f"{TLS_USER}:{TLS_PASSWORD}\n")
+        (d / "client.properties").write_text("\n".join([
+            "security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{TLS_USER}" password="{TLS_PASSWORD}";',
+            "ssl.truststore.type=PEM", f"ssl.truststore.location={d / 'ca.pem'}", ""]))
+        return d
+
+    def start_tidegate(self, shards, smq, tools, tls=None, b=False):
+        """tidegate at one shard count; b: the --tidegate-bin-b build, keyed "tidegate-smq-b";
+        tls: tls_files()' directory, for a PLAINTEXT listener (the harness's admin client) and a
+        SASL_SSL one (the Java tools)."""
         a = self.args
         binary = a.tidegate_bin_b if b else a.tidegate_bin
-        cmd = taskset(a.server_cpus) + [str(binary), "--listen", "127.0.0.1", "--port", "0",
-                                        "--broker-port-base", "0", "--shards", str(shards), "--default-partitions", "1"]
+        cmd = taskset(a.server_cpus) + [str(binary), "--shards", str(shards), "--default-partitions", "1"]
+        if tls:
+            cmd += ["--listener", "PLAIN=PLAINTEXT://127.0.0.1:0", "--listener", "SECURE=SASL_SSL://127.0.0.1:0",
+                    "--ssl-certificate", str(tls / "server.pem"), "--ssl-key", str(tls / "server-key.pem"),
+                    "--users-file", str(tls / "users"), "--allow-everyone-if-no-acl-found", "true"]
+        else:
+            cmd += ["--listen", "127.0.0.1", "--port", "0", "--broker-port-base", "0"]
         if a.server_cpus:
             cmd += ["--cpus", a.server_cpus]
         if smq:
@@ -472,17 +523,22 @@ group.initial.rebalance.delay.ms=0
                 cmd += ["--smq-filer", f"127.0.0.1:{self.smq['FILER_GRPC_PORT']}"]
         else:
             cmd += ["--backend", "memory"]
-        key = f"tidegate-{'smq' if smq else 'mem'}" + ("-b" if b else "")
+        key = f"tidegate-{'smq' if smq else 'mem'}" + ("-tls" if tls else "") + ("-b" if b else "")
         name = f"{key}-{shards}"
         srv = Server(name, cmd, self.out / "logs" / f"{name}.log")
         self.servers.append(srv)
-        m = srv.wait_line(r"^tidegate ready bootstrap=(\S+) ", 60)
+        m = srv.wait_line(r"^tidegate ready bootstrap=(\S+) .*?(?:listeners=(\S+))?$", 60)
         pids = {"server": srv.pid}
         if smq:
             pids["smq"] = self.smq["pid"]
-        return Contender(key, f"tidegate {'smq' if smq else 'mem'}{' B' if b else ''} ×{shards}",
-                         "smq" if smq else "mem", bootstrap=m.group(1), shards=shards, tools=tools, pids=pids,
-                         deletes_topics=not smq)
+        label = f"tidegate {'smq' if smq else 'mem'}{' SASL_SSL' if tls else ''}{' B' if b else ''} ×{shards}"
+        c = Contender(key, label, "smq" if smq else "mem", bootstrap=m.group(1), shards=shards, tools=tools,
+                      pids=pids, deletes_topics=not smq)
+        if tls:
+            listeners = dict(x.split("@", 1) for x in (m.group(2) or "").split(",") if "@" in x)
+            c.bootstrap, c.admin_bootstrap = listeners["SECURE"], listeners["PLAIN"]
+            c.client_config = tls / "client.properties"
+        return c
 
     def tidegate_help(self, binary):
         if not hasattr(self, "_help"):
@@ -547,13 +603,13 @@ group.initial.rebalance.delay.ms=0
                    "-partitions", str(parts), "-records", str(records), "-record-size", str(size)]
         else:
             try:
-                create_topic(c.bootstrap, topic, parts)
+                create_topic(c.admin, topic, parts)
             except Exception as e:
                 res.status = f"FAILED: CreateTopics: {e}"
                 return res, None
             # linger.ms=5 is the 4.x default; the 3.x tools would otherwise send at once.
             props = [f"acks={acks}", f"compression.type={comp}", "linger.ms=5"]
-            cmd = c.tools.producer(c.bootstrap, topic, records, size, props)
+            cmd = c.tools.producer(c.bootstrap, topic, records, size, props, c.client_config)
         stdout, logname = self.measured(c, res, cmd, timeout=120 + records // 500)
         m = None
         for m in PRODUCER_RE.finditer(stdout):
@@ -574,7 +630,7 @@ group.initial.rebalance.delay.ms=0
         res = Result("consume", wl_name(wl, acks=False), c.key, c.label, c.shards, size, "", comp, parts, records,
                      client=c.tools.version)
         group = f"perf-{os.getpid()}-{self.seq}"
-        cmd = c.tools.consumer(c.bootstrap, topic, records, group, timeout_ms=15000)
+        cmd = c.tools.consumer(c.bootstrap, topic, records, group, timeout_ms=15000, config=c.client_config)
         stdout, logname = self.measured(c, res, cmd, timeout=120 + records // 500)
         # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
         # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
@@ -599,12 +655,12 @@ group.initial.rebalance.delay.ms=0
                      "none", 1, records, client=c.tools.version)
         topic = self.topic(c, "e2e")
         try:
-            create_topic(c.bootstrap, topic, 1)
+            create_topic(c.admin, topic, 1)
         except Exception as e:
             res.status = f"FAILED: CreateTopics: {e}"
             return res
-        stdout, logname = self.measured(c, res, c.tools.e2e(c.bootstrap, topic, records, "all", a.e2e_size),
-                                        timeout=120 + records // 10)
+        stdout, logname = self.measured(c, res, c.tools.e2e(c.bootstrap, topic, records, "all", a.e2e_size,
+                                                            c.client_config), timeout=120 + records // 10)
         avg, pct = E2E_AVG_RE.search(stdout), E2E_PCT_RE.search(stdout)
         if avg and pct:
             res.avg_ms = float(avg.group(1))
@@ -612,7 +668,7 @@ group.initial.rebalance.delay.ms=0
         elif res.status == "ok":
             res.status = f"FAILED: no result line (logs/{logname})"
         if c.deletes_topics:
-            delete_topics(c.bootstrap, [topic])
+            delete_topics(c.admin, [topic])
         return res
 
     def callgrind(self):
@@ -701,7 +757,7 @@ group.initial.rebalance.delay.ms=0
                             self.add(self.consume(c, wl, *topics[c.label]))
                 for c in kafka_cs:
                     if c.deletes_topics and c.label in topics:
-                        delete_topics(c.bootstrap, [topics[c.label][0]])
+                        delete_topics(c.admin, [topics[c.label][0]])
         if "e2e" in a.workloads:
             for c in kafka_cs:
                 self.add(self.e2e(c))
@@ -760,6 +816,17 @@ def ratios(results):
                 v = t.records_s / r.records_s if r.records_s and t.records_s else None
             if v is not None:
                 out[id(r)] = f"{v:.2f} (A ÷ B)"
+            continue
+        if r.contender == "tidegate-mem-tls" and r.status == "ok":
+            # SASL_SSL ÷ PLAINTEXT, same workload and shard count: records/s (e2e: avg latency).
+            t = next((t for t in results if t.contender == "tidegate-mem" and t.test == r.test
+                      and t.workload == r.workload and t.shards == r.shards and t.status == "ok"), None)
+            if t is not None and r.test == "e2e":
+                v = r.avg_ms / t.avg_ms if r.avg_ms and t.avg_ms else None
+            else:
+                v = r.records_s / t.records_s if t is not None and r.records_s and t.records_s else None
+            if v is not None:
+                out[id(r)] = f"{v:.2f} (SASL_SSL ÷ plain)"
             continue
         if r.contender.startswith("tidegate") or r.status != "ok" or r.test == "callgrind":
             continue
@@ -1031,7 +1098,8 @@ def render(meta, results, notes, shards):
         "SMQ direct gRPC: tools/cmd/smq-publish, one pipelined stream per partition, <= 32 MiB in flight per stream.",
         "server = the Kafka JVM / the gateway process; SMQ = the `weed server` process (master, volume, filer,",
         "broker); CPU s over the run; peak RSS = VmHWM, reset before each run. tidegate ÷ this: records/s ratio",
-        "(e2e: this avg latency ÷ tidegate's), tidegate memory for Kafka rows, tidegate smq otherwise.",
+        "(e2e: this avg latency ÷ tidegate's), tidegate memory for Kafka rows, tidegate smq otherwise;",
+        "tidegate mem SASL_SSL rows: their records/s ÷ tidegate mem's (e2e: their avg latency ÷ its), same shards.",
     ]
     text = "\n".join([header, "", tab, "", *failures, *([""] if failures else []), *legend, "", *extra,
                       *([cg] if cg else []), *notes])
