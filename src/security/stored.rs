@@ -313,7 +313,7 @@ impl Security {
         };
         let mut added = Vec::new();
         for user in from_file.describe(None) {
-            if !users.describe(Some(&[user.name.clone()]))[0]
+            if !users.describe(Some(std::slice::from_ref(&user.name)))[0]
                 .credentials
                 .is_empty()
             {
