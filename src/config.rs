@@ -147,6 +147,12 @@ pub struct Config {
     #[arg(long, value_delimiter = ';')]
     pub super_users: Vec<String>,
 
+    /// SMQ backend: how often the users and ACLs in SeaweedFS's filer are read again to
+    /// take other gateways' changes, in milliseconds; 0: never (changes made here are still
+    /// written at once).
+    #[arg(long, default_value_t = 5000)]
+    pub security_refresh_ms: u64,
+
     /// Whether a resource that no ACL names is open to everyone (Kafka's
     /// allow.everyone.if.no.acl.found). Default: true when no listener authenticates
     /// clients (every client is then User:ANONYMOUS), false otherwise.

@@ -76,6 +76,14 @@ pub enum Error {
     TopicDeletionDisabled,
     #[error("not allowed: {0}")]
     PolicyViolation(String),
+    #[error("unsupported SASL mechanism: {0}")]
+    UnsupportedSaslMechanism(String),
+    #[error("unacceptable credential: {0}")]
+    UnacceptableCredential(String),
+    #[error("duplicate resource: {0}")]
+    DuplicateResource(String),
+    #[error("resource not found: {0}")]
+    ResourceNotFound(String),
 
     // The backend's fault: retrying later may work.
     #[error("storage unavailable: {0}")]
@@ -144,6 +152,10 @@ impl Error {
             Error::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
             Error::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             Error::PolicyViolation(_) => ResponseError::PolicyViolation,
+            Error::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+            Error::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+            Error::DuplicateResource(_) => ResponseError::DuplicateResource,
+            Error::ResourceNotFound(_) => ResponseError::ResourceNotFound,
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
             Error::NotCoordinator => ResponseError::NotCoordinator,
@@ -168,6 +180,10 @@ impl Error {
             | Error::MessageTooLarge(m)
             | Error::InvalidReplicaAssignment(m)
             | Error::PolicyViolation(m)
+            | Error::UnsupportedSaslMechanism(m)
+            | Error::UnacceptableCredential(m)
+            | Error::DuplicateResource(m)
+            | Error::ResourceNotFound(m)
             | Error::Unavailable(m) => Some(m.clone()),
             _ => None,
         }

@@ -124,7 +124,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let tls = ServerTls::from_config(&config).map_err(anyhow::Error::msg)?;
     let security = Security::from_config(&config).map_err(anyhow::Error::msg)?;
     warn_of_open_listeners(&config, &listeners);
-    let (backend, producers) = backend::open(&config)?;
+    let (backend, producers) = backend::open(&config, &security)?;
     let nr_shards = config.nr_shards();
     let reservations = reserve_bootstrap_ports(&listeners)?;
     let bootstraps = reservations

@@ -8,7 +8,7 @@
 //! path either way, so a request that reached the "wrong" core is served exactly like one
 //! that reached the right one, and every kind of work has its own typed answer.
 
-use crate::backend::{ShardStores, StoredProducer, TopicCatalogue};
+use crate::backend::{SecurityStore, ShardStores, StoredProducer, TopicCatalogue};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -43,6 +43,8 @@ pub struct Shard {
     pub security: Arc<Security>,
     /// The ACLs as this shard checks them, with its cache of answers.
     pub access: Access,
+    /// Where this shard stores changes to the users and ACLs (see `security::stored`).
+    pub security_store: SecurityStore,
     /// The topics, as this shard's catalogue sees them.
     pub topics: TopicCatalogue,
     /// The partitions this shard owns.
@@ -72,6 +74,7 @@ impl Shard {
             config,
             cluster,
             access: Access::new(security.clone()),
+            security_store: stores.security,
             security,
             mesh,
         }
@@ -138,6 +141,18 @@ impl Shard {
         let interval =
             std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
         self.partitions.start_background(interval);
+        // One shard reads what other gateways stored, for all: the state is shared.
+        let refresh = self.config.security_refresh_ms;
+        if self.id == 0 && refresh > 0 && self.security_store.keeps_security() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(std::time::Duration::from_millis(refresh)).await;
+                    shard.security.refresh(&shard.security_store).await;
+                }
+            })
+            .detach();
+        }
     }
 
     /// Tells every shard (this one too) that a topic changed, so none serves it from what it

@@ -231,6 +231,12 @@ fn scenario(key: ApiKey) -> Option<Scenario> {
         ApiKey::ConsumerGroupDescribe => consumer_group_describe,
         ApiKey::ListConfigResources => list_config_resources,
         ApiKey::DescribeTopicPartitions => describe_topic_partitions,
+        ApiKey::CreateAcls => create_acls,
+        ApiKey::DescribeAcls => describe_acls,
+        ApiKey::DeleteAcls => delete_acls,
+        ApiKey::DescribeClientQuotas => describe_client_quotas,
+        ApiKey::DescribeUserScramCredentials => describe_user_scram_credentials,
+        ApiKey::AlterUserScramCredentials => alter_user_scram_credentials,
         _ => return None,
     })
 }
@@ -2139,6 +2145,198 @@ fn list_config_resources(env: &Env, version: i16) -> Check {
             "resources {names:?}"
         ),
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// ACLs and SCRAM users (kafka-acls, kafka-configs --entity-type users).
+
+/// An ALLOW READ binding on a topic of the scenario's own (ACLs stay in SMQ's filer).
+fn acl_creation(topic: &str) -> create_acls_request::AclCreation {
+    create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(str(topic))
+        .with_resource_pattern_type(3)
+        .with_principal(str("User:every-version"))
+        .with_host(str("*"))
+        .with_operation(3)
+        .with_permission_type(3)
+}
+
+fn create_acl(env: &Env, topic: &str) -> Check {
+    let request = CreateAclsRequest::default().with_creations(vec![acl_creation(topic)]);
+    let response = call(env.bootstrap(), &request, 1)?;
+    ensure!(
+        response.results[0].error_code == 0,
+        "create: {:?}",
+        response.results
+    );
+    Ok(())
+}
+
+fn create_acls(env: &Env, version: i16) -> Check {
+    let topic = format!("acl-create-{version}-{}", Uuid::new_v4());
+    let request = CreateAclsRequest::default().with_creations(vec![
+        acl_creation(&topic),
+        acl_creation(&topic).with_resource_pattern_type(2), // MATCH: filters only
+    ]);
+    let response = call(env.bootstrap(), &request, version)?;
+    let codes: Vec<i16> = response.results.iter().map(|r| r.error_code).collect();
+    ensure!(
+        codes == [0, ResponseError::InvalidRequest.code()],
+        "codes {codes:?}"
+    );
+    Ok(())
+}
+
+fn describe_acls(env: &Env, version: i16) -> Check {
+    let topic = format!("acl-describe-{version}-{}", Uuid::new_v4());
+    create_acl(env, &topic)?;
+    let request = DescribeAclsRequest::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(str(&topic)))
+        .with_pattern_type_filter(1)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(response.error_code == 0, "error {}", response.error_code);
+    ensure!(
+        response.resources.len() == 1 && response.resources[0].acls.len() == 1,
+        "resources {:?}",
+        response.resources
+    );
+    let unknown = call(
+        env.bootstrap(),
+        &request.with_pattern_type_filter(0),
+        version,
+    )?;
+    ensure!(
+        unknown.error_code == ResponseError::InvalidRequest.code(),
+        "UNKNOWN pattern: error {}",
+        unknown.error_code
+    );
+    Ok(())
+}
+
+fn delete_acls(env: &Env, version: i16) -> Check {
+    let topic = format!("acl-delete-{version}-{}", Uuid::new_v4());
+    create_acl(env, &topic)?;
+    let filter = delete_acls_request::DeleteAclsFilter::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(str(&topic)))
+        .with_pattern_type_filter(3)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let request =
+        DeleteAclsRequest::default().with_filters(vec![filter.clone(), filter.with_operation(0)]);
+    let response = call(env.bootstrap(), &request, version)?;
+    let results: Vec<(i16, usize)> = response
+        .filter_results
+        .iter()
+        .map(|r| (r.error_code, r.matching_acls.len()))
+        .collect();
+    ensure!(
+        results == [(0, 1), (ResponseError::InvalidRequest.code(), 0)],
+        "results {results:?}"
+    );
+    Ok(())
+}
+
+fn describe_client_quotas(env: &Env, version: i16) -> Check {
+    let request = DescribeClientQuotasRequest::default();
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(response.error_code == 0, "error {}", response.error_code);
+    ensure!(
+        response.entries.as_ref().is_some_and(Vec::is_empty),
+        "entries {:?}",
+        response.entries
+    );
+    Ok(())
+}
+
+/// A SCRAM-SHA-512 upsertion for `user` (8192 iterations).
+fn scram_upsertion(user: &str) -> alter_user_scram_credentials_request::ScramCredentialUpsertion {
+    alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+        .with_name(str(user))
+        .with_mechanism(2)
+        .with_iterations(8192)
+        .with_salt(Bytes::from_static(b"every-version-salt"))
+        .with_salted_password(Bytes::from(vec![7u8; 64]))
+}
+
+fn scram_deletion(user: &str) -> alter_user_scram_credentials_request::ScramCredentialDeletion {
+    alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+        .with_name(str(user))
+        .with_mechanism(2)
+}
+
+fn describe_user_scram_credentials(env: &Env, version: i16) -> Check {
+    use describe_user_scram_credentials_request::UserName;
+    let user = format!("describe-{version}-{}", Uuid::new_v4());
+    let alter =
+        AlterUserScramCredentialsRequest::default().with_upsertions(vec![scram_upsertion(&user)]);
+    let altered = call(env.bootstrap(), &alter, 0)?;
+    ensure!(
+        altered.results[0].error_code == 0,
+        "alter: {:?}",
+        altered.results
+    );
+    let request = DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+        UserName::default().with_name(str(&user)),
+        UserName::default().with_name(str("no-such-user")),
+    ]));
+    let response = call(env.bootstrap(), &request, version)?;
+    type Described = (String, i16, Vec<(i8, i32)>);
+    let results: Vec<Described> = response
+        .results
+        .iter()
+        .map(|r| {
+            let infos = r
+                .credential_infos
+                .iter()
+                .map(|c| (c.mechanism, c.iterations));
+            (r.user.to_string(), r.error_code, infos.collect())
+        })
+        .collect();
+    ensure!(
+        results
+            == [
+                (user.clone(), 0, vec![(2, 8192)]),
+                (
+                    "no-such-user".to_string(),
+                    ResponseError::ResourceNotFound.code(),
+                    vec![]
+                ),
+            ],
+        "results {results:?}"
+    );
+    let delete =
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![scram_deletion(&user)]);
+    call(env.bootstrap(), &delete, 0)?;
+    Ok(())
+}
+
+fn alter_user_scram_credentials(env: &Env, version: i16) -> Check {
+    let user = format!("alter-{version}-{}", Uuid::new_v4());
+    let codes = |request: &AlterUserScramCredentialsRequest| -> Result<Vec<i16>, String> {
+        let response = call(env.bootstrap(), request, version)?;
+        Ok(response.results.iter().map(|r| r.error_code).collect())
+    };
+    let upsert =
+        AlterUserScramCredentialsRequest::default().with_upsertions(vec![scram_upsertion(&user)]);
+    ensure!(codes(&upsert)? == [0], "upsert");
+    let delete =
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![scram_deletion(&user)]);
+    ensure!(codes(&delete)? == [0], "delete");
+    let again = codes(&delete)?;
+    ensure!(
+        again == [ResponseError::ResourceNotFound.code()],
+        "delete again: {again:?}"
+    );
     Ok(())
 }
 

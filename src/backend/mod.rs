@@ -7,6 +7,8 @@
 //! - [`OffsetStore`]: consumer groups' committed offsets (`group::offsets::OffsetCache`).
 //! - [`ProducerStore`]: idempotent producers' state, for backends whose records outlive the
 //!   process (`partition::Partitions`).
+//! - [`SecurityStore`]: the users and the ACLs, each one document written whole, for
+//!   backends shared by several gateways or outliving the process (`security::stored`).
 //!
 //! `memory` and `smq` implement each; [`open`] picks one at start-up, does its discovery
 //! and start-up reads, and [`Backend::open_shard`] gives every shard its own instance of
@@ -25,6 +27,7 @@ use crate::config::{BackendKind, Config};
 use crate::error::Result;
 use crate::partition::producer_state::ProducerSnapshot;
 use crate::record_batch::RecordBatch;
+use crate::security::Security;
 use crate::TopicPartition;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -122,12 +125,16 @@ pub struct ShardStores {
     pub log: PartitionLog,
     pub offsets: OffsetStore,
     pub producers: ProducerStore,
+    pub security: SecurityStore,
 }
 
 /// The backend `--backend` names, ready for the shards: SeaweedFS's servers found (or the
-/// process-wide memory catalogue made), and what earlier runs stored read back. Runs before
-/// any shard starts.
-pub fn open(config: &Config) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
+/// process-wide memory catalogue made), and what earlier runs stored read back (producer
+/// states returned, users and ACLs put into `security`). Runs before any shard starts.
+pub fn open(
+    config: &Config,
+    security: &Arc<Security>,
+) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
     match config.backend {
         BackendKind::Memory => {
             tracing::info!(
@@ -143,7 +150,7 @@ pub fn open(config: &Config) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
             Ok((backend, Vec::new()))
         }
         BackendKind::Smq => {
-            let (endpoints, producers) = smq::open(config)?;
+            let (endpoints, producers) = smq::open(config, security)?;
             let settings = smq::Settings {
                 namespace: config.smq_namespace.clone(),
                 decompressed_limit: config.max_decompressed_batch_bytes,
@@ -164,6 +171,7 @@ impl Backend {
                     log: PartitionLog::Memory(backend),
                     offsets: OffsetStore::Memory(memory::OffsetStore::default()),
                     producers: ProducerStore::Memory,
+                    security: SecurityStore::Memory,
                 }
             }
             Backend::Smq(endpoints, settings) => {
@@ -183,6 +191,10 @@ impl Backend {
                         namespace,
                     )),
                     producers: ProducerStore::Smq(smq::producers::ProducerStore::new(
+                        filer.clone(),
+                        namespace,
+                    )),
+                    security: SecurityStore::Smq(smq::security::SecurityStore::new(
                         filer, namespace,
                     )),
                 }
@@ -442,6 +454,50 @@ impl ProducerStore {
         match self {
             Self::Memory => Ok(()),
             Self::Smq(s) => s.store(producers).await,
+        }
+    }
+}
+
+/// One of the two security documents a [`SecurityStore`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityDocument {
+    /// `credentials::Users` as JSON.
+    Users,
+    /// `acl::Acls` as JSON, with its revision.
+    Acls,
+}
+
+/// The users and the ACLs. Any shard may call these; `security::stored` orders the writes
+/// of one process and decides what a read means.
+pub enum SecurityStore {
+    /// Keeps nothing: the users come from `--users-file` at every start, ACLs die with the
+    /// process.
+    Memory,
+    Smq(smq::security::SecurityStore),
+}
+
+impl SecurityStore {
+    /// Whether changes must be written (and others' changes polled for).
+    pub fn keeps_security(&self) -> bool {
+        match self {
+            Self::Memory => false,
+            Self::Smq(_) => true,
+        }
+    }
+
+    /// The stored document; `None` if there is none.
+    pub async fn read(&self, document: SecurityDocument) -> Result<Option<Bytes>> {
+        match self {
+            Self::Memory => Ok(None),
+            Self::Smq(s) => s.read(document).await,
+        }
+    }
+
+    /// Replaces the stored document, durably before it returns: a single write.
+    pub async fn write(&self, document: SecurityDocument, content: Bytes) -> Result<()> {
+        match self {
+            Self::Memory => Ok(()),
+            Self::Smq(s) => s.write(document, content).await,
         }
     }
 }

@@ -101,6 +101,15 @@ pub static APIS: &[Api] = &[
     api!(consumer_group_describe, ConsumerGroupDescribe),
     api!(list_config_resources, ListConfigResources),
     api!(describe_topic_partitions, DescribeTopicPartitions),
+    api!(describe_acls, DescribeAcls),
+    api!(create_acls, CreateAcls),
+    api!(delete_acls, DeleteAcls),
+    api!(describe_client_quotas, DescribeClientQuotas),
+    api!(
+        describe_user_scram_credentials,
+        DescribeUserScramCredentials
+    ),
+    api!(alter_user_scram_credentials, AlterUserScramCredentials),
     answered_in_dispatch!(sasl_handshake, SaslHandshake),
     answered_in_dispatch!(sasl_authenticate, SaslAuthenticate),
 ];
@@ -155,6 +164,14 @@ mod tests {
                 ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
                 ApiKey::ListConfigResources => ListConfigResourcesRequest::VERSIONS,
                 ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
+                ApiKey::DescribeAcls => DescribeAclsRequest::VERSIONS,
+                ApiKey::CreateAcls => CreateAclsRequest::VERSIONS,
+                ApiKey::DeleteAcls => DeleteAclsRequest::VERSIONS,
+                ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::VERSIONS,
+                ApiKey::DescribeUserScramCredentials => {
+                    DescribeUserScramCredentialsRequest::VERSIONS
+                }
+                ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
                 ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
                 ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
                 other => panic!("{other:?} has no codec range listed here"),

@@ -5,6 +5,7 @@
 //! - [`scram`] and [`credentials`]: SASL PLAIN and SCRAM-SHA-256/512, with users kept only
 //!   as salted SCRAM keys.
 //! - [`acl`]: ACL bindings and the decision Kafka's StandardAuthorizer makes for them.
+//! - [`stored`]: the users and ACLs kept in the backend, and changes made by other gateways.
 //!
 //! Authentication and authorization happen in one stage of dispatch
 //! (`protocol::dispatch`), before any handler runs, so no handler can forget them.
@@ -14,6 +15,7 @@ pub mod acl;
 pub mod credentials;
 pub mod scram;
 pub mod session;
+pub mod stored;
 pub mod tls;
 
 use crate::config::Config;
@@ -49,6 +51,11 @@ pub struct Security {
     super_users: Vec<String>,
     /// `--allow-everyone-if-no-acl-found`, or its default.
     allow_everyone_if_no_acl_found: bool,
+    /// The revision of `acls` as stored (see `stored`); changed only under `acls`' write
+    /// lock. Unlike `acl_version` it survives a restart and is the same on every gateway.
+    acl_revision: AtomicU64,
+    /// What the backend's store holds of the users and the ACLs, and who waits for a write.
+    stored: stored::StoredState,
 }
 
 impl Security {
@@ -91,6 +98,8 @@ impl Security {
                 .filter(|u| !u.is_empty())
                 .collect(),
             allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found(),
+            acl_revision: AtomicU64::new(0),
+            stored: stored::StoredState::default(),
         }))
     }
 
@@ -143,5 +152,42 @@ impl Security {
             Ok(mut current) => *current = Arc::new(users),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(users),
         }
+    }
+
+    /// Changes the ACLs atomically with respect to every other shard: `change` runs on a
+    /// copy under the write lock, which then replaces the set if it changed. Returns what
+    /// `change` returned and, if the set changed, the revision to [`Security::persist`].
+    pub fn alter_acls<R>(&self, change: impl FnOnce(&mut Acls) -> R) -> (R, Option<u64>) {
+        let mut current = match self.acls.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut acls = Acls::clone(&current);
+        let result = change(&mut acls);
+        if acls.version() == current.version() {
+            return (result, None);
+        }
+        let revision = self.acl_revision.load(Ordering::Acquire) + 1;
+        self.acl_revision.store(revision, Ordering::Release);
+        self.acl_version.store(acls.version(), Ordering::Release);
+        *current = Arc::new(acls);
+        (result, Some(revision))
+    }
+
+    /// Changes the users atomically with respect to every other shard, as
+    /// [`Security::alter_acls`] does the ACLs; the revision is the users' version.
+    pub fn alter_users<R>(&self, change: impl FnOnce(&mut Users) -> R) -> (R, Option<u64>) {
+        let mut current = match self.users.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut users = Users::clone(&current);
+        let result = change(&mut users);
+        if users.version() == current.version() {
+            return (result, None);
+        }
+        let revision = users.version();
+        *current = Arc::new(users);
+        (result, Some(revision))
     }
 }

@@ -273,6 +273,7 @@ def relaunch_tidegate(request, tg, log_path, between=None, timeout=30):
     # Keep draining stdout so a chatty server never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     tg.proc, tg.bootstrap, tg.brokers, tg.log_path = proc, m.group(1), m.group(2).split(","), log_path
+    tg.listeners = dict(item.split("@", 1) for item in (m.group(3) or "").split(",") if "@" in item)
     return tg
 
 

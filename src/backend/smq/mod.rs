@@ -9,8 +9,9 @@
 //! What this backend keeps where, and what it refuses, all decided here:
 //! - records: SMQ topics `<namespace>/<topic>`, one publish stream per partition, which
 //!   queues synchronously (the append's place is fixed before its first `.await`);
-//! - Kafka topic configs, committed offsets (`offsets`, the Go gateway's layout) and
-//!   idempotent producers' states (`producers`): small files in the filer;
+//! - Kafka topic configs, committed offsets (`offsets`, the Go gateway's layout),
+//!   idempotent producers' states (`producers`), users and ACLs (`security`): small files
+//!   in the filer;
 //! - refused: deleting a topic (TOPIC_DELETION_DISABLED), adding partitions
 //!   (INVALID_PARTITIONS: it would orphan the data), DeleteRecords (POLICY_VIOLATION);
 //! - not enforced: `retention.ms` and `retention.bytes` (stored, shown, never acted on);
@@ -25,6 +26,7 @@ pub mod offsets;
 pub mod producers;
 pub mod proto;
 pub mod publisher;
+pub mod security;
 pub mod topic_configs;
 
 use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
@@ -702,7 +704,10 @@ fn topic_id(name: &str, generation: i64) -> Uuid {
 /// Finds SeaweedFS's broker and filer (as given, or asked of the master) and reads back the
 /// producer states earlier runs stored, before any shard starts: every shard then uses the
 /// same servers. gRPC runs on glommio, so this runs on a short-lived executor of its own.
-pub fn open(config: &crate::config::Config) -> anyhow::Result<(Endpoints, Vec<StoredProducer>)> {
+pub fn open(
+    config: &crate::config::Config,
+    security: &Arc<crate::security::Security>,
+) -> anyhow::Result<(Endpoints, Vec<StoredProducer>)> {
     let startup_timeout = std::time::Duration::from_millis(config.smq_startup_timeout_ms);
     let master = config.smq_master().map(str::to_string);
     let broker = config.smq_broker.clone();
@@ -756,6 +761,19 @@ pub fn open(config: &crate::config::Config) -> anyhow::Result<(Endpoints, Vec<St
         tracing::warn!(%error, "producer states not restored");
         Vec::new()
     });
+    // Unlike producer states, users and ACLs that cannot be read stop the start: serving
+    // with others than the other gateways', or overwriting them, would be worse.
+    let filer = endpoints.filer.clone();
+    let namespace = config.smq_namespace.clone();
+    let security = security.clone();
+    before_shards("tidegate-security", move || async move {
+        let store = super::SecurityStore::Smq(security::SecurityStore::new(
+            Rc::new(Filer::new(filer)),
+            &namespace,
+        ));
+        security.restore(&store).await
+    })?
+    .map_err(|e| anyhow::anyhow!("users and ACLs in SeaweedFS's filer: {e}"))?;
     Ok((endpoints, producers))
 }
 
