@@ -237,6 +237,8 @@ fn scenario(key: ApiKey) -> Option<Scenario> {
         ApiKey::DescribeClientQuotas => describe_client_quotas,
         ApiKey::DescribeUserScramCredentials => describe_user_scram_credentials,
         ApiKey::AlterUserScramCredentials => alter_user_scram_credentials,
+        ApiKey::SaslHandshake => sasl_handshake,
+        ApiKey::SaslAuthenticate => sasl_authenticate,
         _ => return None,
     })
 }
@@ -2255,6 +2257,38 @@ fn describe_client_quotas(env: &Env, version: i16) -> Check {
         "entries {:?}",
         response.entries
     );
+    Ok(())
+}
+
+/// On this PLAINTEXT listener SASL is out of place: ILLEGAL_SASL_STATE, with the mechanisms
+/// SASL listeners offer (authenticating is tests/security.rs).
+fn sasl_handshake(env: &Env, version: i16) -> Check {
+    let request = kafka_protocol::messages::SaslHandshakeRequest::default()
+        .with_mechanism(str("SCRAM-SHA-512"));
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(
+        response.error_code == code(ResponseError::IllegalSaslState),
+        "error {}",
+        response.error_code
+    );
+    let offered: Vec<String> = response.mechanisms.iter().map(|m| m.to_string()).collect();
+    ensure!(
+        offered == ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"],
+        "mechanisms {offered:?}"
+    );
+    Ok(())
+}
+
+fn sasl_authenticate(env: &Env, version: i16) -> Check {
+    let request = kafka_protocol::messages::SaslAuthenticateRequest::default()
+        .with_auth_bytes(Bytes::from_static(b"\0alice\0secret"));
+    let response = call(env.bootstrap(), &request, version)?;
+    ensure!(
+        response.error_code == code(ResponseError::IllegalSaslState),
+        "error {}",
+        response.error_code
+    );
+    ensure!(response.error_message.is_some(), "no message");
     Ok(())
 }
 
