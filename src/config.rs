@@ -90,10 +90,10 @@ pub struct Config {
     #[arg(long, value_name = "FILE")]
     pub ssl_key: Option<std::path::PathBuf>,
 
-    /// SSL and SASL_SSL listeners: whether clients present a certificate (Kafka's
-    /// ssl.client.auth). With one, the client's principal is its certificate's subject, as
-    /// --ssl-principal-mapping-rules turn it into a user name (on SASL_SSL, SASL's user
-    /// wins).
+    /// SSL listeners: whether clients present a certificate (Kafka's ssl.client.auth). With
+    /// one, the client's principal is its certificate's subject, as
+    /// --ssl-principal-mapping-rules turn it into a user name. SASL_SSL listeners do not ask
+    /// for one: their clients authenticate with SASL.
     #[arg(long, value_enum, default_value_t = ClientAuth::None)]
     pub ssl_client_auth: ClientAuth,
 
@@ -108,6 +108,11 @@ pub struct Config {
     /// keeps the whole subject.
     #[arg(long, default_value = "DEFAULT")]
     pub ssl_principal_mapping_rules: String,
+
+    /// SSL and SASL_SSL listeners: how long a client may take over its TLS handshake, in
+    /// milliseconds; then the connection is closed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ssl_handshake_timeout_ms: u64,
 
     /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer, in order of
     /// preference (Kafka's sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
@@ -558,7 +563,8 @@ impl Config {
     /// Whether `listener` lets clients in without proving who they are.
     pub fn authenticates(&self, listener: &Listener) -> bool {
         listener.protocol.uses_sasl()
-            || (listener.protocol.uses_tls() && self.ssl_client_auth == ClientAuth::Required)
+            || (listener.protocol == SecurityProtocol::Ssl
+                && self.ssl_client_auth == ClientAuth::Required)
     }
 
     /// The first listener that does not authenticate and is not on loopback.

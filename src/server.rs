@@ -37,9 +37,6 @@ const PORT_RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// Connections the kernel queues per listener before accept: glommio's own choice.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// How long a client may take over its TLS handshake before the connection is closed.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Each shard's broker port on each listener, in the order of `Config::listeners()`.
 type BoundPorts = (ShardId, Result<Vec<u16>, String>);
 
@@ -668,13 +665,14 @@ async fn serve(
     };
     // A client that stalls its handshake is closed; the handshake also ends on shutdown.
     let handshake = async {
-        let accept = std::pin::pin!(tls.acceptor().accept(stream));
-        let deadline = std::pin::pin!(glommio::timer::sleep(TLS_HANDSHAKE_TIMEOUT));
+        let accept = std::pin::pin!(tls.acceptor(port.sasl).accept(stream));
+        let timeout = Duration::from_millis(shard.config.ssl_handshake_timeout_ms);
+        let deadline = std::pin::pin!(glommio::timer::sleep(timeout));
         match select(accept, deadline).await {
             Either::Left((accepted, _)) => accepted,
             Either::Right(_) => Err(std::io::Error::new(
                 ErrorKind::TimedOut,
-                "no TLS handshake within 10 s",
+                "no TLS handshake within --ssl-handshake-timeout-ms",
             )),
         }
     };

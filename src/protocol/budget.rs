@@ -25,6 +25,8 @@ pub struct MemoryBudget {
     used: Cell<usize>,
     parent: Option<Rc<MemoryBudget>>,
     waiters: RefCell<VecDeque<(u64, Option<Waker>)>>,
+    /// `waiters.len()`, read without a borrow: every request asks whether anyone waits.
+    nr_waiting: Cell<usize>,
     next_waiter: Cell<u64>,
 }
 
@@ -35,6 +37,7 @@ impl MemoryBudget {
             used: Cell::new(0),
             parent,
             waiters: RefCell::default(),
+            nr_waiting: Cell::new(0),
             next_waiter: Cell::new(0),
         })
     }
@@ -62,6 +65,10 @@ impl MemoryBudget {
     /// Charges `bytes` once they fit (or once nothing else is charged), here and in the
     /// parent, waiting in line behind earlier callers.
     pub async fn reserve(self: &Rc<Self>, bytes: usize) -> Charge {
+        // What the waits below would answer at once, without a future in line.
+        if self.fits_now(bytes) && self.parent.as_ref().is_none_or(|p| p.fits_now(bytes)) {
+            return self.charge(bytes);
+        }
         self.wait_to_fit(bytes).await;
         if let Some(parent) = &self.parent {
             parent.wait_to_fit(bytes).await;
@@ -72,7 +79,7 @@ impl MemoryBudget {
     /// Waits until anything more can be charged: room for a byte here and in the parent.
     pub async fn has_room(&self) {
         // Almost always true: answered without a future in line (once per request).
-        if self.room_now() && self.parent.as_ref().is_none_or(|p| p.room_now()) {
+        if self.fits_now(1) && self.parent.as_ref().is_none_or(|p| p.fits_now(1)) {
             return;
         }
         self.wait_to_fit(1).await;
@@ -81,9 +88,9 @@ impl MemoryBudget {
         }
     }
 
-    /// Room for a byte, with nobody waiting in line for it.
-    fn room_now(&self) -> bool {
-        self.fits(1) && self.waiters.borrow().is_empty()
+    /// Room for `bytes`, with nobody waiting in line for it.
+    fn fits_now(&self, bytes: usize) -> bool {
+        self.fits(bytes) && self.nr_waiting.get() == 0
     }
 
     fn fits(&self, bytes: usize) -> bool {
@@ -117,7 +124,7 @@ impl MemoryBudget {
     /// Wakes the first waiter; a waiter that goes ahead wakes the next one, so a release
     /// lets through as many as fit, in order.
     fn wake_first(&self) {
-        if self.waiters.borrow().is_empty() {
+        if self.nr_waiting.get() == 0 {
             return;
         }
         if let Some((_, waker)) = self.waiters.borrow_mut().front_mut() {
@@ -145,6 +152,14 @@ impl Charge {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Adds `bytes` to the charge at once, whatever is left (as `MemoryBudget::charge`).
+    pub fn grow(&mut self, bytes: usize) {
+        if let Some(budget) = &self.budget {
+            budget.add(bytes);
+            self.bytes += bytes;
+        }
     }
 
     /// Gives back all but `bytes` of the charge.
@@ -185,6 +200,7 @@ impl Future for WaitToFit<'_> {
         if first && budget.fits(self.bytes) {
             if self.key.take().is_some() {
                 waiters.pop_front();
+                budget.nr_waiting.set(waiters.len());
             }
             drop(waiters);
             budget.wake_first();
@@ -201,6 +217,7 @@ impl Future for WaitToFit<'_> {
                 let key = budget.next_waiter.get();
                 budget.next_waiter.set(key + 1);
                 waiters.push_back((key, waker));
+                budget.nr_waiting.set(waiters.len());
                 self.key = Some(key);
             }
         }
@@ -214,6 +231,7 @@ impl Drop for WaitToFit<'_> {
         let mut waiters = self.budget.waiters.borrow_mut();
         let was_first = waiters.front().is_some_and(|(k, _)| *k == key);
         waiters.retain(|(k, _)| *k != key);
+        self.budget.nr_waiting.set(waiters.len());
         drop(waiters);
         if was_first {
             // It may have been woken for room it will not use now.
@@ -238,9 +256,10 @@ mod tests {
     fn a_charge_counts_in_the_connection_and_its_shard_until_dropped() {
         let shard = MemoryBudget::new(100, None);
         let connection = MemoryBudget::new(60, Some(shard.clone()));
-        let mut charge = connection.charge(50);
+        let mut charge = connection.charge(40);
+        charge.grow(10);
         assert_eq!((connection.used(), shard.used()), (50, 50));
-        assert_eq!(connection.room(), 10);
+        assert_eq!((charge.bytes(), connection.room()), (50, 10));
         charge.shrink_to(20);
         assert_eq!((connection.used(), shard.used()), (20, 20));
         drop(charge);

@@ -15,6 +15,7 @@ use futures::channel::mpsc;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 
 const LENGTH_PREFIX: usize = 4;
@@ -76,8 +77,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// As `read_frame`, with what the frame is charged to its budget (held until its
-    /// answer is written).
+    /// answer is written). Nothing is read while the budget, or its parent, is spent.
     pub async fn read_charged_frame(&mut self) -> Result<Option<(Bytes, Charge)>, FrameError> {
+        if let Some(budget) = &self.budget {
+            budget.has_room().await;
+        }
         loop {
             if let Some(frame) = self.parse_frame()? {
                 let charge = match (self.frame_charge.take(), &self.budget) {
@@ -192,8 +196,8 @@ pub async fn serve<S>(
     let mut frames =
         FrameReader::new(reader, shard.config.max_request_size).with_budget(memory.clone());
     // The queue length bounds the requests in progress: reading pauses when it is full.
-    // Each request's charge is held until its answer is written.
-    let (mut queue, mut responses) = mpsc::channel::<(Routed, Charge)>(shard.config.max_in_flight);
+    // Each request's charge, grown by its response, is held until that is written.
+    let (mut queue, mut responses) = mpsc::channel::<Routed>(shard.config.max_in_flight);
     let connection = Rc::new(ConnectionState::new(
         peer_addr,
         shutdown.clone(),
@@ -204,15 +208,15 @@ pub async fn serve<S>(
 
     let writer_shutdown = shutdown.clone();
     let write_loop = glommio::spawn_local(async move {
-        while let Some((response, _request_charge)) = responses.next().await {
+        while let Some(response) = responses.next().await {
             match response.await {
-                Ok(Some((bytes, _response_charge))) => {
+                Ok((Some(bytes), _charge)) => {
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
                     writer_shutdown.answered();
                 }
-                Ok(None) => writer_shutdown.answered(),
+                Ok((None, _charge)) => writer_shutdown.answered(),
                 Err(error) => {
                     tracing::error!(%error, fault = ?error.fault(), "closing connection");
                     break;
@@ -222,14 +226,12 @@ pub async fn serve<S>(
         let _ = writer.close().await;
     });
 
+    let mut watch = shutdown.watch();
     loop {
         // Stops at a frame boundary only: a request read is always queued, so answered.
         // Nothing more is read while this connection or its shard holds its budget.
-        let next = async {
-            memory.has_room().await;
-            frames.read_charged_frame().await
-        };
-        let (frame, charge) = match shutdown.unless_begun(next).await {
+        let next = pin!(frames.read_charged_frame());
+        let (frame, charge) = match watch.unless_begun(next).await {
             Some(Ok(Some(read))) => read,
             Some(Ok(None)) | None => break,
             Some(Err(error)) => {
@@ -237,9 +239,9 @@ pub async fn serve<S>(
                 break;
             }
         };
-        match dispatch::route(&shard, frame, &connection) {
+        match dispatch::route(&shard, frame, charge, &connection) {
             Ok(response) => {
-                if queue.send((response, charge)).await.is_err() {
+                if queue.send(response).await.is_err() {
                     break;
                 }
             }
@@ -254,6 +256,7 @@ pub async fn serve<S>(
         }
     }
     // Answer what was already read, then close.
+    drop(watch);
     drop(queue);
     write_loop.await;
     shutdown.closed();

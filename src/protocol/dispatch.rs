@@ -68,15 +68,21 @@ impl ConnectionError {
     }
 }
 
-/// A response being prepared: the encoded frame with its charge to the connection's
-/// memory budget, nothing, or why it could not be encoded.
-pub type Routed = glommio::Task<Result<Option<(Bytes, Charge)>, ConnectionError>>;
+/// A response being prepared: the encoded frame (or nothing, as for acks=0) with the
+/// request's charge to the connection's memory budget, grown by the frame; or why it could
+/// not be encoded.
+pub type Routed = glommio::Task<Result<(Option<Bytes>, Charge), ConnectionError>>;
 
 /// Decodes a frame and starts its handler. `Err` means the connection must close: the bytes
 /// are not a request tidegate can answer (malformed, unknown API, unsupported version).
+///
+/// `charge` is what the frame holds of the connection's budget. The response takes it over
+/// and adds its own bytes, so request and response are given back together once the
+/// response is written: one charge per request, not two.
 pub fn route(
     shard: &Rc<Shard>,
     frame: Bytes,
+    mut charge: Charge,
     connection: &Rc<ConnectionState>,
 ) -> Result<Routed, ConnectionError> {
     let gate = connection.session.borrow().admit(
@@ -91,7 +97,7 @@ pub fn route(
     match gate {
         Gate::Proceed => {}
         Gate::Refuse(reason) => return Err(ConnectionError::Unauthenticated(reason)),
-        Gate::RawToken => return answer_bare_token(shard, frame, connection),
+        Gate::RawToken => return answer_bare_token(shard, frame, charge, connection),
     }
     if frame.len() < 8 {
         return Err(ConnectionError::NoHeader(frame.len()));
@@ -105,9 +111,9 @@ pub fn route(
             // A client newer than us: KIP-511 says answer in v0 with our ranges, so it can
             // pick a version we know.
             let bytes = unsupported_api_versions(correlation_id);
-            let charge = connection.memory.charge(bytes.len());
+            charge.grow(bytes.len());
             return Ok(glommio::spawn_local(
-                async move { Ok(Some((bytes, charge))) },
+                async move { Ok((Some(bytes), charge)) },
             ));
         }
         return Err(ConnectionError::UnsupportedVersion {
@@ -125,7 +131,7 @@ pub fn route(
             let (response, delay) = sasl_authenticate::respond(shard, &context, request);
             (ResponseKind::SaslAuthenticate(response), delay)
         }
-        request => return Ok(start(shard, api, context, request, correlation_id)),
+        request => return Ok(start(shard, api, context, request, correlation_id, charge)),
     };
     let reply = Box::pin(async move {
         if let Some(delay) = delay {
@@ -138,7 +144,7 @@ pub fn route(
         version,
         correlation_id,
         reply,
-        connection,
+        charge,
     ))
 }
 
@@ -150,9 +156,9 @@ fn start(
     context: RequestContext,
     request: RequestKind,
     correlation_id: i32,
+    charge: Charge,
 ) -> Routed {
     let version = context.version;
-    let connection = context.connection.clone();
     let reply = match authorization::admit(shard, &context, request, false) {
         // The common case, and the produce path: the handler starts now, as it always did.
         Admitted::Run(request, None) => api.handle(shard.clone(), context, request),
@@ -174,7 +180,7 @@ fn start(
             })
         }
     };
-    encode_when_answered(api.key, version, correlation_id, reply, &connection)
+    encode_when_answered(api.key, version, correlation_id, reply, charge)
 }
 
 /// The handler's answer, with the authorization stage's amendment applied to it.
@@ -204,6 +210,7 @@ fn amended(
 fn answer_bare_token(
     shard: &Rc<Shard>,
     token: Bytes,
+    mut charge: Charge,
     connection: &Rc<ConnectionState>,
 ) -> Result<Routed, ConnectionError> {
     let answer = sasl_authenticate::respond_to_bare_token(shard, connection, &token)
@@ -212,34 +219,34 @@ fn answer_bare_token(
     frame.put_i32(answer.len() as i32);
     frame.put_slice(&answer);
     let frame = frame.freeze();
-    let charge = connection.memory.charge(frame.len());
+    charge.grow(frame.len());
     Ok(glommio::spawn_local(
-        async move { Ok(Some((frame, charge))) },
+        async move { Ok((Some(frame), charge)) },
     ))
 }
 
-/// Encodes a handler's answer once it comes, charged to the connection's memory.
+/// Encodes a handler's answer once it comes, adding its bytes to the request's charge.
 fn encode_when_answered(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     reply: futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>>,
-    connection: &Rc<ConnectionState>,
+    mut charge: Charge,
 ) -> Routed {
-    let memory = connection.memory.clone();
     glommio::spawn_local(async move {
         match reply.await {
-            Some(response) => encode_response(api_key, version, correlation_id, &response)
-                .map(|frame| {
-                    let charge = memory.charge(frame.len());
-                    Some((frame, charge))
-                })
-                .map_err(|e| ConnectionError::Unencodable {
+            Some(response) => match encode_response(api_key, version, correlation_id, &response) {
+                Ok(frame) => {
+                    charge.grow(frame.len());
+                    Ok((Some(frame), charge))
+                }
+                Err(e) => Err(ConnectionError::Unencodable {
                     api: api_key,
                     version,
                     reason: e.to_string(),
                 }),
-            None => Ok(None),
+            },
+            None => Ok((None, charge)),
         }
     })
 }

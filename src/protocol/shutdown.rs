@@ -3,16 +3,17 @@
 //! (a Fetch's long poll, a JoinGroup parked for a rebalance) end early so that answering
 //! does not take their full timeout. `drain` returns once every connection has closed.
 
-use glommio::sync::{Gate, Pass, Semaphore};
-use std::cell::Cell;
-use std::future::Future;
+use glommio::sync::{Gate, Pass};
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 /// One per shard, shared by its listeners and connections.
 pub struct Shutdown {
-    /// Closed when shutdown begins, which wakes every waiter at once (a semaphore that
-    /// never has units is glommio's broadcast event).
-    begun: Semaphore,
     has_begun: Cell<bool>,
+    /// Woken all at once when shutdown begins: a slot per `Watch` that has waited.
+    waiters: RefCell<Waiters>,
     /// Entered by every connection; closing it waits for them all.
     connections: Gate,
     /// Connections open when shutdown began, and requests answered after it.
@@ -29,8 +30,8 @@ pub struct Drained {
 impl Default for Shutdown {
     fn default() -> Self {
         Self {
-            begun: Semaphore::new(0),
             has_begun: Cell::new(false),
+            waiters: RefCell::default(),
             connections: Gate::new(),
             drained: Cell::default(),
         }
@@ -41,7 +42,10 @@ impl Shutdown {
     /// Starts the shutdown; every `begun()` waiter wakes.
     pub fn begin(&self) {
         self.has_begun.set(true);
-        self.begun.close();
+        let wakers: Vec<Waker> = self.waiters.borrow_mut().take_all();
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     pub fn has_begun(&self) -> bool {
@@ -50,17 +54,20 @@ impl Shutdown {
 
     /// Completes when shutdown begins (at once if it has).
     pub async fn begun(&self) {
-        // Never granted: the semaphore has no units, so this ends only when it closes.
-        let _ = self.begun.acquire(1).await;
+        let mut watch = self.watch();
+        poll_fn(|cx| watch.poll_begun(cx)).await
     }
 
     /// `work`'s answer, or `None` if shutdown begins first.
     pub async fn unless_begun<T>(&self, work: impl Future<Output = T>) -> Option<T> {
-        let work = std::pin::pin!(work);
-        let begun = std::pin::pin!(self.begun());
-        match futures::future::select(work, begun).await {
-            futures::future::Either::Left((answer, _)) => Some(answer),
-            futures::future::Either::Right(_) => None,
+        self.watch().unless_begun(work).await
+    }
+
+    /// A watch for many waits in turn (a connection's reads, one per request).
+    pub fn watch(&self) -> Watch<'_> {
+        Watch {
+            shutdown: self,
+            slot: None,
         }
     }
 
@@ -95,6 +102,87 @@ impl Shutdown {
         self.begin();
         let _ = self.connections.close().await;
         self.drained.get()
+    }
+}
+
+/// Waits for shutdown to begin, again and again. Its place among the shard's waiters is
+/// taken at the first wait and kept until it is dropped, and the waker is cloned only when
+/// another task waits: a connection races every read against shutdown, so that race costs
+/// a flag and a pointer compare, not a registration per request.
+pub struct Watch<'a> {
+    shutdown: &'a Shutdown,
+    slot: Option<usize>,
+}
+
+impl Watch<'_> {
+    /// `work`'s answer, or `None` if shutdown begins first. `work` is polled first, so an
+    /// answer that is ready is taken even after shutdown began.
+    pub async fn unless_begun<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = pin!(work);
+        poll_fn(|cx| match work.as_mut().poll(cx) {
+            Poll::Ready(answer) => Poll::Ready(Some(answer)),
+            Poll::Pending => self.poll_begun(cx).map(|()| None),
+        })
+        .await
+    }
+
+    fn poll_begun(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shutdown.has_begun() {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.shutdown.waiters.borrow_mut();
+        match self.slot {
+            Some(slot) => waiters.update(slot, cx.waker()),
+            None => self.slot = Some(waiters.insert(cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            self.shutdown.waiters.borrow_mut().remove(slot);
+        }
+    }
+}
+
+/// Wakers in numbered slots; a slot is reused once its watch is dropped.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl Waiters {
+    fn insert(&mut self, waker: Waker) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(waker);
+                slot
+            }
+            None => {
+                self.slots.push(Some(waker));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn update(&mut self, slot: usize, waker: &Waker) {
+        let entry = &mut self.slots[slot];
+        if !entry.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *entry = Some(waker.clone());
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        self.slots[slot] = None;
+        self.free.push(slot);
+    }
+
+    /// Every waker, leaving the slots empty but still held by their watches.
+    fn take_all(&mut self) -> Vec<Waker> {
+        self.slots.iter_mut().filter_map(Option::take).collect()
     }
 }
 
@@ -137,6 +225,47 @@ mod tests {
                 assert_eq!(parked.await, None, "a long wait ends when shutdown begins");
                 connection.await;
                 assert!(shutdown.enter().is_none(), "no connection after shutdown");
+                assert_eq!(
+                    shutdown.unless_begun(async { 7 }).await,
+                    Some(7),
+                    "ready first"
+                );
+            })
+            .expect("executor")
+            .join()
+            .expect("test ran");
+    }
+
+    #[test]
+    fn a_watch_serves_many_waits_and_ends_the_one_under_way_at_shutdown() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let shutdown = Rc::new(Shutdown::default());
+                let reader = {
+                    let shutdown = shutdown.clone();
+                    glommio::spawn_local(async move {
+                        let mut watch = shutdown.watch();
+                        let mut answered = 0;
+                        loop {
+                            // Three reads that wait a little, then one that waits forever.
+                            let last = answered == 3;
+                            let read = async move {
+                                if last {
+                                    futures::future::pending::<()>().await;
+                                }
+                                glommio::executor().yield_now().await;
+                            };
+                            match watch.unless_begun(read).await {
+                                Some(()) => answered += 1,
+                                None => return answered,
+                            }
+                        }
+                    })
+                };
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                shutdown.begin();
+                assert_eq!(reader.await, 3);
+                shutdown.begun().await;
             })
             .expect("executor")
             .join()

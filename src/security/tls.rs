@@ -19,7 +19,16 @@ use std::sync::{Arc, RwLock};
 pub struct ServerTls {
     files: TlsFiles,
     /// Read once per accepted connection (not per request), replaced on reload.
-    current: RwLock<Arc<ServerConfig>>,
+    current: RwLock<Configs>,
+}
+
+/// One certificate, served two ways: SSL listeners ask for client certificates as
+/// --ssl-client-auth says; SASL_SSL listeners never do (clients prove who they are with
+/// SASL there), as Kafka does unless ssl.client.auth is set for that listener.
+#[derive(Clone)]
+struct Configs {
+    ssl: Arc<ServerConfig>,
+    sasl_ssl: Arc<ServerConfig>,
 }
 
 /// Where the configuration is read from, again on each reload.
@@ -50,13 +59,17 @@ impl ServerTls {
         Ok(Some(Arc::new(Self { files, current })))
     }
 
-    /// An acceptor with the configuration in force now.
-    pub fn acceptor(&self) -> futures_rustls::TlsAcceptor {
-        let config = match self.current.read() {
+    /// An acceptor with the configuration in force now, for an SSL listener or (`sasl`) a
+    /// SASL_SSL one.
+    pub fn acceptor(&self, sasl: bool) -> futures_rustls::TlsAcceptor {
+        let configs = match self.current.read() {
             Ok(current) => current.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        futures_rustls::TlsAcceptor::from(config)
+        futures_rustls::TlsAcceptor::from(match sasl {
+            true => configs.sasl_ssl,
+            false => configs.ssl,
+        })
     }
 
     /// Reads the certificate, key and CA files again and serves them to new connections.
@@ -72,14 +85,21 @@ impl ServerTls {
 }
 
 impl TlsFiles {
-    fn load(&self) -> Result<Arc<ServerConfig>, String> {
+    fn load(&self) -> Result<Configs, String> {
+        Ok(Configs {
+            ssl: self.load_one(self.client_auth)?,
+            sasl_ssl: self.load_one(ClientAuth::None)?,
+        })
+    }
+
+    fn load_one(&self, client_auth: ClientAuth) -> Result<Arc<ServerConfig>, String> {
         let chain = certificates(&self.certificate)?;
         let key = PrivateKeyDer::from_pem_file(&self.key)
             .map_err(|e| format!("--ssl-key {}: {e}", self.key.display()))?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
-        let builder = match (&self.ca, self.client_auth) {
+        let builder = match (&self.ca, client_auth) {
             (_, ClientAuth::None) => builder.with_no_client_auth(),
             (None, _) => return Err("--ssl-client-auth needs --ssl-ca".into()),
             (Some(ca), auth) => {

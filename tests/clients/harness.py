@@ -81,6 +81,8 @@ class Tidegate:
     log_path: Path
     cmd: list
     extra_stdout: list = field(default_factory=list)
+    # Each listener's bootstrap "host:port" by name (from the ready line's listeners=).
+    listeners: dict = field(default_factory=dict)
 
 
 def _die_with_parent():
@@ -112,16 +114,22 @@ def smq_args(smq) -> list:
 
 
 def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_create_topics=None,
-                   extra_args=(), smq=None, smq_broker=None, port=0, broker_port_base=0) -> Tidegate:
+                   extra_args=(), smq=None, smq_broker=None, port=0, broker_port_base=0,
+                   listeners=None) -> Tidegate:
     """Memory backend unless `smq` (a SeaweedFS, see smq_args) is given; `smq_broker` is the
-    older name for it (a broker address, or a SeaweedFS)."""
+    older name for it (a broker address, or a SeaweedFS). `listeners`: "NAME=PROTOCOL://HOST:PORT"
+    strings instead of the one PLAINTEXT listener on `port` (the returned Tidegate's
+    `listeners` maps each name to its bootstrap address; `bootstrap` is the first's)."""
     binary = tidegate_bin()
     if not os.access(binary, os.X_OK):
         pytest.fail(f"tidegate binary not found at {binary}: run `cargo build --release` "
                     "or set TIDEGATE_BIN", pytrace=False)
-    cmd = [str(binary), "--listen", "127.0.0.1", "--port", str(port),
-           "--broker-port-base", str(broker_port_base),
-           "--shards", str(shards)]
+    if listeners:
+        cmd = [str(binary)] + [arg for spec in listeners for arg in ("--listener", spec)]
+    else:
+        cmd = [str(binary), "--listen", "127.0.0.1", "--port", str(port),
+               "--broker-port-base", str(broker_port_base)]
+    cmd += ["--shards", str(shards)]
     smq = smq if smq is not None else smq_broker
     if smq is None:
         cmd += ["--backend", "memory"]
@@ -168,7 +176,9 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
     if len(brokers) != shards:
         give_up(f"ready line lists {len(brokers)} brokers for --shards {shards}: {first!r}")
 
-    tg = Tidegate(bootstrap=m.group(1), brokers=brokers, shards=shards, proc=proc, log_path=log_path, cmd=cmd)
+    named = dict(item.split("@", 1) for item in (m.group(3) or "").split(",") if "@" in item)
+    tg = Tidegate(bootstrap=m.group(1), brokers=brokers, shards=shards, proc=proc, log_path=log_path, cmd=cmd,
+                  listeners=named)
     if rest:
         tg.extra_stdout.append(rest.decode(errors="replace"))
     threading.Thread(target=_drain, args=(proc.stdout, tg.extra_stdout), daemon=True).start()

@@ -62,10 +62,13 @@ public final class RoundTrip {
     }
 
     private static final Properties PRODUCER_OVERRIDES = new Properties();
+    /** How every client connects (security.*, sasl.*, ssl.* from the command line). */
+    private static final Properties CONNECTION = new Properties();
 
     public static void main(String[] args) {
         if (args.length < 5) {
-            System.err.println("usage: RoundTrip <bootstrap> <topic> <partitions> <records> <recordBytes> [producer.key=value...]");
+            System.err.println("usage: RoundTrip <bootstrap> <topic> <partitions> <records> <recordBytes> [producer.key=value...]"
+                    + " (security.*, sasl.* and ssl.* apply to every client)");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -80,7 +83,9 @@ public final class RoundTrip {
                 System.err.println("producer config must be key=value: " + args[a]);
                 System.exit(2);
             }
-            PRODUCER_OVERRIDES.put(kv[0], kv[1]);
+            boolean connection = kv[0].startsWith("security.") || kv[0].startsWith("sasl.")
+                    || kv[0].startsWith("ssl.");
+            (connection ? CONNECTION : PRODUCER_OVERRIDES).put(kv[0], kv[1]);
         }
         if (partitions < 1 || records < 0 || recordBytes < 0) {
             System.err.println("partitions must be >= 1, records and recordBytes >= 0");
@@ -148,6 +153,7 @@ public final class RoundTrip {
     private static void createTopic(String bootstrap, String topic, int partitions) throws Exception {
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.putAll(CONNECTION);
         try (Admin admin = Admin.create(props)) {
             // No "already exists" tolerance: a reused topic would break the offsets-from-0 check.
             admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1)))
@@ -162,6 +168,7 @@ public final class RoundTrip {
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.putAll(PRODUCER_OVERRIDES);
+        props.putAll(CONNECTION);
 
         AtomicReference<String> firstError = new AtomicReference<>();
         AtomicLong acked = new AtomicLong();
@@ -208,6 +215,7 @@ public final class RoundTrip {
         // No group.id and no commits: the gateway has no group coordinator yet.
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.putAll(CONNECTION);
 
         List<TopicPartition> tps = new ArrayList<>();
         Map<TopicPartition, Long> expected = new HashMap<>();
