@@ -38,11 +38,30 @@ impl Server {
         Server::spawn(0, 0, extra_args, true)
     }
 
+    /// Starts tidegate with these `--listener` flags (and others) instead of the short
+    /// PLAINTEXT form; `bootstrap` is the first listener's.
+    #[allow(dead_code)]
+    pub fn start_listeners(args: &[&str]) -> Server {
+        Server::spawn_with(&[], args, false)
+    }
+
     fn spawn(port: u16, broker_port_base: u16, extra_args: &[&str], logged: bool) -> Server {
+        let port = port.to_string();
+        let base = broker_port_base.to_string();
+        let listener = [
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--broker-port-base",
+            &base,
+        ];
+        Server::spawn_with(&listener, extra_args, logged)
+    }
+
+    fn spawn_with(listener: &[&str], extra_args: &[&str], logged: bool) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
-            .args(["--listen", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--broker-port-base", &broker_port_base.to_string()])
+            .args(listener)
             .args(extra_args)
             .env("RUST_LOG", if logged { "info" } else { "warn" })
             .env("NO_COLOR", "1")
