@@ -84,7 +84,7 @@ fn denied_without_acls(backend: &str, extra: &[&str]) {
         TOPIC_AUTHORIZATION_FAILED
     );
     let join = JoinGroupRequest::default()
-        .with_group_id("app".to_string().into())
+        .with_group_id(kafka_protocol::messages::GroupId("app".into()))
         .with_protocol_type("consumer".into())
         .with_session_timeout_ms(10_000)
         .with_rebalance_timeout_ms(10_000);
