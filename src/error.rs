@@ -84,6 +84,15 @@ pub enum Error {
     DuplicateResource(String),
     #[error("resource not found: {0}")]
     ResourceNotFound(String),
+    // The client's too: its principal may not do this (the ACLs in force say so).
+    #[error("not authorized for the topic")]
+    TopicAuthorizationFailed,
+    #[error("not authorized for the group")]
+    GroupAuthorizationFailed,
+    #[error("not authorized for the cluster")]
+    ClusterAuthorizationFailed,
+    #[error("not authorized for the transactional id")]
+    TransactionalIdAuthorizationFailed,
 
     // The backend's fault: retrying later may work.
     #[error("storage unavailable: {0}")]
@@ -156,6 +165,12 @@ impl Error {
             Error::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
             Error::DuplicateResource(_) => ResponseError::DuplicateResource,
             Error::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+            Error::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+            Error::GroupAuthorizationFailed => ResponseError::GroupAuthorizationFailed,
+            Error::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
+            Error::TransactionalIdAuthorizationFailed => {
+                ResponseError::TransactionalIdAuthorizationFailed
+            }
             Error::Unavailable(_) => ResponseError::KafkaStorageError,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
             Error::NotCoordinator => ResponseError::NotCoordinator,
@@ -219,6 +234,10 @@ mod tests {
             ResponseError::IllegalGeneration
         );
         assert_eq!(Error::UnknownTopicOrPartition.fault(), Fault::Client);
+        assert_eq!(Error::TopicAuthorizationFailed.code(), 29);
+        assert_eq!(Error::GroupAuthorizationFailed.code(), 30);
+        assert_eq!(Error::ClusterAuthorizationFailed.code(), 31);
+        assert_eq!(Error::TransactionalIdAuthorizationFailed.code(), 53);
         assert_eq!(
             Error::UnknownTopicOrPartition.group_error(),
             ResponseError::UnknownTopicOrPartition

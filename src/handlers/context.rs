@@ -8,6 +8,7 @@ use crate::security::session::Session;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 
 /// What a connection's requests share.
@@ -17,6 +18,8 @@ pub struct ConnectionState {
     pub produce_order: Semaphore,
     /// As Kafka shows it in DescribeGroups: "/" and the peer's IP address.
     pub client_host: String,
+    /// The peer's IP address, as ACLs match hosts (unspecified when unknown).
+    pub client_ip: IpAddr,
     /// The shard's shutdown: long waits end when it begins.
     pub shutdown: Rc<Shutdown>,
     /// What the connection holds in requests and unwritten answers (within its shard's).
@@ -39,6 +42,7 @@ impl ConnectionState {
         Self {
             produce_order: Semaphore::new(1),
             client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
+            client_ip: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()),
             shutdown,
             memory,
             listener,

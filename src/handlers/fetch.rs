@@ -97,7 +97,7 @@ pub async fn handle(
 async fn resolve(shard: &Shard, request: &FetchRequest) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
-        let meta = named_topic(shard, &topic.topic, topic.topic_id, false).await;
+        let meta = named_topic(shard, &topic.topic, topic.topic_id, None).await;
         for partition in &topic.partitions {
             let read = meta.clone().and_then(|meta| {
                 Ok(PartitionRead {

@@ -41,7 +41,7 @@ pub async fn handle(
     }
     for wanted in request.topics.iter().flatten() {
         let found = match &wanted.name {
-            Some(name) => find_or_create_topic(&shard, name, may_create).await,
+            Some(name) => find_or_create_topic(&shard, name, may_create.then_some(&context)).await,
             None => find_topic_by_id(&shard, wanted.topic_id).await,
         };
         topics.push(match found {

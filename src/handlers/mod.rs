@@ -55,6 +55,7 @@ pub use table::{find_api, Api, APIS};
 
 use crate::backend::TopicMeta;
 use crate::error::{Error, Result};
+use crate::protocol::authorization;
 use crate::shard::{PartitionWork, Shard};
 use crate::TopicPartition;
 use kafka_protocol::protocol::StrBytes;
@@ -66,18 +67,23 @@ use uuid::Uuid;
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME: usize = 249;
 
-/// A topic by name, created with the default partition count if it is missing and both the
-/// request and the server allow auto-creation.
+/// A topic by name, created with the default partition count if it is missing and the
+/// server allows auto-creation, for the client of `creator` (`None`: the request does not
+/// allow creation), if the ACLs let that client create it (TOPIC_AUTHORIZATION_FAILED if
+/// not: the authorization stage's rule, asked only when a topic is about to be created).
 pub async fn find_or_create_topic(
     shard: &Shard,
     name: &str,
-    request_allows_creation: bool,
+    creator: Option<&RequestContext>,
 ) -> Result<Arc<TopicMeta>> {
     if let Some(topic) = shard.topics.get(name).await? {
         return Ok(topic);
     }
-    if !(request_allows_creation && shard.config.auto_create_topics) {
+    let Some(creator) = creator.filter(|_| shard.config.auto_create_topics) else {
         return Err(Error::UnknownTopicOrPartition);
+    };
+    if !authorization::may_create_topic(shard, creator, name) {
+        return Err(Error::TopicAuthorizationFailed);
     }
     validate_topic_name(name)?;
     let partitions = shard.config.default_partitions;
@@ -249,16 +255,16 @@ where
 }
 
 /// A topic as a request names it: by id where the name is empty and the id set (newer
-/// versions), else by name, created if `may_create` and the server allow it.
+/// versions), else by name, created for `creator` as [`find_or_create_topic`] does.
 pub async fn named_topic(
     shard: &Shard,
     name: &str,
     id: Uuid,
-    may_create: bool,
+    creator: Option<&RequestContext>,
 ) -> Result<Arc<TopicMeta>> {
     match name.is_empty() && !id.is_nil() {
         true => find_topic_by_id(shard, id).await,
-        false => find_or_create_topic(shard, name, may_create).await,
+        false => find_or_create_topic(shard, name, creator).await,
     }
 }
 
@@ -298,46 +304,22 @@ pub enum Resource {
 }
 
 /// The `*_authorized_operations` field of an answer: `i32::MIN` ("not provided") unless the
-/// client asked, else a bit per Kafka AclOperation code. With no authorizer every operation
-/// the resource type supports is allowed, which is what Kafka answers without one.
+/// client asked, else a bit per Kafka AclOperation code: every operation the resource type
+/// supports, which is the answer when nothing is denied. When ACLs are in force the
+/// authorization stage (`protocol::authorization`) replaces it with the client's own.
 pub fn authorized_operations(asked: bool, resource: Resource) -> i32 {
-    // AclOperation codes, as Kafka numbers them.
-    const READ: i32 = 3;
-    const WRITE: i32 = 4;
-    const CREATE: i32 = 5;
-    const DELETE: i32 = 6;
-    const ALTER: i32 = 7;
-    const DESCRIBE: i32 = 8;
-    const CLUSTER_ACTION: i32 = 9;
-    const DESCRIBE_CONFIGS: i32 = 10;
-    const ALTER_CONFIGS: i32 = 11;
-    const IDEMPOTENT_WRITE: i32 = 12;
+    use crate::security::acl::{supported_operations, ResourceType};
     if !asked {
         return i32::MIN;
     }
-    let supported: &[i32] = match resource {
-        Resource::Topic => &[
-            READ,
-            WRITE,
-            CREATE,
-            DELETE,
-            ALTER,
-            DESCRIBE,
-            DESCRIBE_CONFIGS,
-            ALTER_CONFIGS,
-        ],
-        Resource::Group => &[READ, DELETE, DESCRIBE],
-        Resource::Cluster => &[
-            CREATE,
-            ALTER,
-            DESCRIBE,
-            CLUSTER_ACTION,
-            DESCRIBE_CONFIGS,
-            ALTER_CONFIGS,
-            IDEMPOTENT_WRITE,
-        ],
+    let resource_type = match resource {
+        Resource::Topic => ResourceType::Topic,
+        Resource::Group => ResourceType::Group,
+        Resource::Cluster => ResourceType::Cluster,
     };
-    supported.iter().fold(0, |bits, op| bits | 1 << op)
+    supported_operations(resource_type)
+        .iter()
+        .fold(0, |bits, op| bits | 1 << op.code())
 }
 
 /// A Kafka error code, 0 for none.

@@ -41,7 +41,7 @@ pub async fn handle(
     let mut slots: Vec<(TopicPartition, Result<i64>, i64)> = Vec::new();
     let mut appends = Vec::new();
     for topic in &request.topic_data {
-        let meta = named_topic(&shard, &topic.name, topic.topic_id, true).await;
+        let meta = named_topic(&shard, &topic.name, topic.topic_id, Some(&context)).await;
         for partition in &topic.partition_data {
             let checked = meta.as_ref().map_err(Clone::clone).and_then(|meta| {
                 let tp = meta.partition(partition.index)?;

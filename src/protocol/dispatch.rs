@@ -2,6 +2,9 @@
 //! `handlers` (once, here), let the authentication stage admit it, start the handler, and
 //! encode its answer at the negotiated version.
 //!
+//! Authorization is the next stage ([`authorization`]): after decoding, before the
+//! handler starts, the ACLs narrow the request or answer it.
+//!
 //! Authentication is one stage here, before any handler runs, so no handler can forget it:
 //! each frame is admitted by the connection's [`Session`](crate::security::session), and
 //! the SASL requests are answered here as they are read, so the next frame already sees
@@ -9,6 +12,7 @@
 
 use crate::error::Fault;
 use crate::handlers::{self, sasl_authenticate, sasl_handshake, ConnectionState, RequestContext};
+use crate::protocol::authorization::{self, Admitted};
 use crate::protocol::budget::Charge;
 use crate::security::session::{Arriving, Gate};
 use crate::shard::Shard;
@@ -144,18 +148,62 @@ pub fn route(
     ))
 }
 
-/// Starts the handler of a request that was admitted.
+/// Starts the handler of a request that was admitted, once the authorization stage let it
+/// (narrowed to what the client may do), or answers what that stage decided.
 fn start(
     shard: &Rc<Shard>,
-    api: &handlers::Api,
+    api: &'static handlers::Api,
     context: RequestContext,
     request: RequestKind,
     correlation_id: i32,
     charge: Charge,
 ) -> Routed {
     let version = context.version;
-    let reply = api.handle(shard.clone(), context, request);
+    let reply = match authorization::admit(shard, &context, request, false) {
+        // The common case, and the produce path: the handler starts now, as it always did.
+        Admitted::Run(request, None) => api.handle(shard.clone(), context, request),
+        Admitted::Run(request, Some(amend)) => amended(shard.clone(), api, context, request, amend),
+        Admitted::Answer(response) => Box::pin(async move { response }),
+        Admitted::ResolveIds(request) => {
+            let shard = shard.clone();
+            Box::pin(async move {
+                let request = authorization::resolve_ids(&shard, request).await;
+                match authorization::admit(&shard, &context, request, true) {
+                    Admitted::Run(request, None) => api.handle(shard, context, request).await,
+                    Admitted::Run(request, Some(amend)) => {
+                        amended(shard, api, context, request, amend).await
+                    }
+                    Admitted::Answer(response) => response,
+                    // Resolved already: not asked again.
+                    Admitted::ResolveIds(_) => None,
+                }
+            })
+        }
+    };
     encode_when_answered(api.key, version, correlation_id, reply, charge)
+}
+
+/// The handler's answer, with the authorization stage's amendment applied to it.
+fn amended(
+    shard: Rc<Shard>,
+    api: &'static handlers::Api,
+    context: RequestContext,
+    request: RequestKind,
+    amend: authorization::Amend,
+) -> futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>> {
+    let connection = context.connection.clone();
+    let reply = api.handle(shard.clone(), context, request);
+    Box::pin(async move {
+        let mut response = reply.await?;
+        let session = connection.session.borrow();
+        let who = authorization::Who {
+            access: &shard.access,
+            principal: session.principal(),
+            host: connection.client_ip,
+        };
+        amend(&who, &mut response);
+        Some(response)
+    })
 }
 
 /// A bare SASL token after SaslHandshake v0, answered bare (length and bytes, no header).

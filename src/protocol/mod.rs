@@ -2,6 +2,7 @@
 //! in request order.
 
 pub mod admission;
+pub mod authorization;
 pub mod budget;
 pub mod connection;
 pub mod dispatch;

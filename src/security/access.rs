@@ -26,6 +26,8 @@ struct Current {
     version: u64,
     authorizer: Authorizer,
     cache: DecisionCache,
+    /// No ACL at all and `allow_everyone_if_no_acl_found`: every check would say yes.
+    allows_all: bool,
 }
 
 impl Access {
@@ -35,10 +37,18 @@ impl Access {
             security,
             current: RefCell::new(Current {
                 version,
+                allows_all: authorizer.allows_all(),
                 authorizer,
                 cache: DecisionCache::new(DECISIONS_PER_SHARD),
             }),
         }
+    }
+
+    /// Whether every check would be allowed now (no ACLs, and
+    /// `allow_everyone_if_no_acl_found`: an unauthenticated gateway's default), so a
+    /// request needs none: the authorization stage's fast path.
+    pub fn allows_all(&self) -> bool {
+        self.refreshed().allows_all
     }
 
     /// May `principal` ("User:alice") connected from `host` do `operation` on the resource?
@@ -95,6 +105,7 @@ impl Access {
         if current.version != self.security.acl_version() {
             let (version, authorizer) = self.security.authorizer();
             current.version = version;
+            current.allows_all = authorizer.allows_all();
             current.authorizer = authorizer;
         }
         current

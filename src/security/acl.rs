@@ -593,6 +593,12 @@ impl Authorizer {
         &self.acls
     }
 
+    /// Whether [`Authorizer::authorize`] allows everything: no ACL at all, and
+    /// `allow_everyone_if_no_acl_found`.
+    pub fn allows_all(&self) -> bool {
+        self.acls.is_empty() && self.allow_everyone_if_no_acl_found
+    }
+
     /// May `principal` (`User:alice`) connected from `host` do `operation` on the resource
     /// (`kafka-cluster` for Cluster)? `StandardAuthorizerData.authorize`:
     ///
