@@ -31,11 +31,12 @@ JAVA = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 NO_PARTITIONS = frozenset()
 
 
-def produce_range(bootstrap, topic, partitions, start, end, record_bytes, timeout=120):
+def produce_range(bootstrap, topic, partitions, start, end, record_bytes, timeout=120, config=()):
     """Records start..end-1 of the deterministic sequence (record i: partition i % partitions,
-    offset i // partitions), every one acknowledged at its expected offset."""
+    offset i // partitions), every one acknowledged at its expected offset. `config`: producer
+    configs as "key=value" strings (a user's security.protocol and sasl.*)."""
     res = run(JAVA + ["-cp", java_classpath(), "dev.tidegate.tests.ProduceRange", bootstrap, topic,
-                      str(partitions), str(start), str(end), str(record_bytes)], timeout=timeout)
+                      str(partitions), str(start), str(end), str(record_bytes), *config], timeout=timeout)
     assert res.returncode == 0 and f"PRODUCED {end - start}" in res.stdout, describe(res)
 
 

@@ -16,7 +16,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * headers and timestamp. Several runs with adjacent ranges build one sequence, so a consumer
  * ({@link GroupMember}) can check any record it gets from (partition, offset) alone.
  *
- * <p>Usage: {@code ProduceRange <bootstrap> <topic> <partitions> <from> <to> <recordBytes>}
+ * <p>Usage: {@code ProduceRange <bootstrap> <topic> <partitions> <from> <to> <recordBytes> [key=value...]}
+ * (producer configs, e.g. security.protocol=SASL_PLAINTEXT and the sasl.* of a user)
  *
  * <p>Exit status: 0 and {@code PRODUCED <n>} on stdout when every record was acknowledged at
  * its expected offset; 1 and a {@code FAIL:} line on stderr otherwise; 2 on bad usage.
@@ -24,8 +25,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class ProduceRange {
 
     public static void main(String[] args) {
-        if (args.length != 6) {
-            System.err.println("usage: ProduceRange <bootstrap> <topic> <partitions> <from> <to> <recordBytes>");
+        if (args.length < 6) {
+            System.err.println("usage: ProduceRange <bootstrap> <topic> <partitions> <from> <to> <recordBytes>"
+                    + " [key=value...]");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -43,6 +45,14 @@ public final class ProduceRange {
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        for (int a = 6; a < args.length; a++) {
+            String[] kv = args[a].split("=", 2);
+            if (kv.length != 2) {
+                System.err.println("producer config must be key=value: " + args[a]);
+                System.exit(2);
+            }
+            props.put(kv[0], kv[1]);
+        }
         // Client defaults otherwise (idempotence on, acks=all): per-partition order is send
         // order, so every record's offset is known before it is sent.
         AtomicReference<String> firstError = new AtomicReference<>();
