@@ -122,12 +122,20 @@ pub fn leave_group(who: &Who, request: LeaveGroupRequest) -> Admitted {
 
 /// ConsumerGroupHeartbeat: Read on the Group.
 pub fn consumer_group_heartbeat(who: &Who, request: ConsumerGroupHeartbeatRequest) -> Admitted {
-    match who.may_group(Read, &request.group_id) {
-        true => Admitted::Run(RequestKind::ConsumerGroupHeartbeat(request), None),
-        false => Admitted::Answer(Some(ResponseKind::ConsumerGroupHeartbeat(
-            ConsumerGroupHeartbeatResponse::default().with_error_code(group_denied()),
-        ))),
+    let refuse = |error: i16| {
+        Admitted::Answer(Some(ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default().with_error_code(error),
+        )))
+    };
+    if !who.may_group(Read, &request.group_id) {
+        return refuse(group_denied());
     }
+    // A subscription may name only topics the client may see (Kafka checks Describe).
+    let mut subscribed = request.subscribed_topic_names.iter().flatten();
+    if !subscribed.all(|topic| who.may_topic(Describe, topic)) {
+        return refuse(topic_denied());
+    }
+    Admitted::Run(RequestKind::ConsumerGroupHeartbeat(request), None)
 }
 
 /// OffsetCommit: Read on the Group (every partition GROUP_AUTHORIZATION_FAILED without it),
@@ -496,6 +504,40 @@ mod tests {
             &who,
             LeaveGroupRequest::default().with_group_id(group("x")),
         )) else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 30);
+    }
+
+    #[test]
+    fn consumer_group_heartbeat_needs_describe_on_every_subscribed_topic() {
+        let access = access(&[
+            (Group, "app", Literal, Read),
+            (Topic, "orders", Prefixed, Describe),
+        ]);
+        let who = who(&access);
+        let subscribing = |topics: &[&str]| {
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group("app"))
+                .with_subscribed_topic_names(Some(topics.iter().map(|t| topic(t)).collect()))
+        };
+        let allowed = consumer_group_heartbeat(&who, subscribing(&["orders-eu", "orders-us"]));
+        assert!(matches!(allowed, Admitted::Run(_, None)));
+        // A heartbeat that repeats no subscription is not checked against topics.
+        let unchanged = ConsumerGroupHeartbeatRequest::default().with_group_id(group("app"));
+        assert!(matches!(
+            consumer_group_heartbeat(&who, unchanged),
+            Admitted::Run(_, None)
+        ));
+        let denied = consumer_group_heartbeat(&who, subscribing(&["orders-eu", "payments"]));
+        let ResponseKind::ConsumerGroupHeartbeat(r) = answer(denied) else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 29);
+        let other_group = ConsumerGroupHeartbeatRequest::default().with_group_id(group("x"));
+        let ResponseKind::ConsumerGroupHeartbeat(r) =
+            answer(consumer_group_heartbeat(&who, other_group))
+        else {
             panic!()
         };
         assert_eq!(r.error_code, 30);
