@@ -154,6 +154,21 @@ fn offsets_by_timestamp_and_acks_zero() {
     let versions = client.call(&ApiVersionsRequest::default(), 3);
     assert_eq!(versions.error_code, 0);
 
+    // A failed acks=0 produce cannot be answered; as in Kafka, the connection closes so
+    // that the producer notices, reconnects and refreshes its metadata.
+    let mut unanswered = server.client();
+    let missing_partition = produce_request(
+        "times",
+        7,
+        encode_batch(&records(7, 1, None), Compression::None),
+        0,
+    );
+    unanswered.send_frame(&request_frame(&missing_partition, PRODUCE_VERSION, 78));
+    assert!(
+        unanswered.is_closed_by_server(),
+        "acks=0 produce to a missing partition"
+    );
+
     let query = |timestamp: i64| {
         ListOffsetsRequest::default()
             .with_replica_id((-1).into())

@@ -15,7 +15,7 @@ use std::rc::Rc;
 pub struct ConnectionState {
     /// Held by a Produce until its appends are queued, so a client's pipelined produce
     /// requests reach each partition in the order they were sent.
-    pub produce_order: Semaphore,
+    pub produce_order: Rc<Semaphore>,
     /// As Kafka shows it in DescribeGroups: "/" and the peer's IP address.
     pub client_host: String,
     /// The peer's IP address, as ACLs match hosts (unspecified when unknown).
@@ -40,7 +40,7 @@ impl ConnectionState {
         session: Session,
     ) -> Self {
         Self {
-            produce_order: Semaphore::new(1),
+            produce_order: Rc::new(Semaphore::new(1)),
             client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
             client_ip: peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip()),
             shutdown,
@@ -83,5 +83,6 @@ impl RequestContext {
     }
 }
 
-/// A handler's answer; `None` sends nothing back (Produce with acks=0).
+/// A handler's answer; `None` sends nothing back. (A Produce with acks=0 is answered too:
+/// dispatch decides what reaches the client.)
 pub type Reply<T> = Option<T>;

@@ -16,6 +16,7 @@ use crate::shard::Shard;
 use crate::topic_config;
 use crate::TopicPartition;
 use bytes::Bytes;
+use glommio::sync::StaticPermit;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::rc::Rc;
@@ -30,9 +31,19 @@ pub async fn handle(
     let in_order = context
         .connection
         .produce_order
-        .acquire_permit(1)
-        .await
-        .ok();
+        .acquire_static_permit(1)
+        .await;
+    handle_in_order(shard, context, request, in_order.ok()).await
+}
+
+/// Produce, holding the connection's `produce_order` permit already (dispatch takes it
+/// early for a request whose topic ids must be resolved before authorization).
+pub async fn handle_in_order(
+    shard: Rc<Shard>,
+    context: RequestContext,
+    request: ProduceRequest,
+    in_order: Option<StaticPermit>,
+) -> Reply<ProduceResponse> {
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);
     }
@@ -92,9 +103,8 @@ pub async fn handle(
     for (index, result) in appended {
         slots[index].1 = result;
     }
-    if request.acks == 0 {
-        return None;
-    }
+    // Answered even with acks=0: dispatch sends nothing then, but closes the connection if
+    // any partition failed.
     Some(response(&request, slots))
 }
 
@@ -156,9 +166,6 @@ fn partition_response(
 }
 
 fn respond_all(request: &ProduceRequest, error: Error) -> Reply<ProduceResponse> {
-    if request.acks == 0 {
-        return None;
-    }
     let slots = request
         .topic_data
         .iter()

@@ -3,6 +3,7 @@
 //! responses to requests by order as well as by correlation id).
 
 use crate::cluster::ListenerId;
+use crate::error::Fault;
 use crate::handlers::ConnectionState;
 use crate::protocol::budget::{Charge, MemoryBudget};
 use crate::protocol::dispatch::{self, Routed};
@@ -218,7 +219,10 @@ pub async fn serve<S>(
                 }
                 Ok((None, _charge)) => writer_shutdown.answered(),
                 Err(error) => {
-                    tracing::error!(%error, fault = ?error.fault(), "closing connection");
+                    match error.fault() {
+                        Fault::Gateway => tracing::error!(%error, "closing connection"),
+                        _ => tracing::debug!(%error, "closing connection"),
+                    }
                     break;
                 }
             }

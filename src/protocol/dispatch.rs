@@ -11,12 +11,15 @@
 //! their outcome.
 
 use crate::error::Fault;
-use crate::handlers::{self, sasl_authenticate, sasl_handshake, ConnectionState, RequestContext};
+use crate::handlers::{
+    self, produce, sasl_authenticate, sasl_handshake, ConnectionState, RequestContext,
+};
 use crate::protocol::authorization::{self, Admitted};
 use crate::protocol::budget::Charge;
 use crate::security::session::{Arriving, Gate};
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::FutureExt;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
@@ -49,6 +52,10 @@ pub enum ConnectionError {
     Unauthenticated(&'static str),
     #[error("SASL authentication failed (SaslHandshake v0: no answer but closing)")]
     BareTokenRefused,
+    /// Kafka's signal to a producer with acks=0, which reads no answers: it reconnects and
+    /// refreshes its metadata.
+    #[error("produce with acks=0 failed (error code {0}): closing instead of answering")]
+    UnansweredProduceFailed(i16),
     // Ours: an answer the codec refused to encode (a field the version cannot carry).
     #[error("cannot encode the {api:?} v{version} response: {reason}")]
     Unencodable {
@@ -144,8 +151,17 @@ pub fn route(
         version,
         correlation_id,
         reply,
+        Answer::Wanted,
         charge,
     ))
+}
+
+/// Whether the client reads an answer to a request.
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    Wanted,
+    /// Produce with acks=0: nothing is sent, and a failure closes the connection.
+    Unwanted,
 }
 
 /// Starts the handler of a request that was admitted, once the authorization stage let it
@@ -159,51 +175,76 @@ fn start(
     charge: Charge,
 ) -> Routed {
     let version = context.version;
+    let answer = match &request {
+        RequestKind::Produce(produce) if produce.acks == 0 => Answer::Unwanted,
+        _ => Answer::Wanted,
+    };
     let reply = match authorization::admit(shard, &context, request, false) {
         // The common case, and the produce path: the handler starts now, as it always did.
         Admitted::Run(request, None) => api.handle(shard.clone(), context, request),
-        Admitted::Run(request, Some(amend)) => amended(shard.clone(), api, context, request, amend),
+        Admitted::Run(request, Some(amend)) => {
+            let (shard, connection) = (shard.clone(), context.connection.clone());
+            let reply = api.handle(shard.clone(), context, request);
+            Box::pin(async move { amended(&shard, &connection, reply, amend).await })
+        }
         Admitted::Answer(response) => Box::pin(async move { response }),
         Admitted::ResolveIds(request) => {
             let shard = shard.clone();
             Box::pin(async move {
-                let request = authorization::resolve_ids(&shard, request).await;
-                match authorization::admit(&shard, &context, request, true) {
-                    Admitted::Run(request, None) => api.handle(shard, context, request).await,
-                    Admitted::Run(request, Some(amend)) => {
-                        amended(shard, api, context, request, amend).await
+                // A Produce takes its place among the connection's produces before the ids
+                // are looked up (which may wait on the backend), so a later one that needs
+                // no lookup cannot overtake it.
+                let in_order = match &request {
+                    RequestKind::Produce(_) => {
+                        let order = &context.connection.produce_order;
+                        order.acquire_static_permit(1).await.ok()
                     }
-                    Admitted::Answer(response) => response,
+                    _ => None,
+                };
+                let request = authorization::resolve_ids(&shard, request).await;
+                let (request, amend) = match authorization::admit(&shard, &context, request, true) {
+                    Admitted::Run(request, amend) => (request, amend),
+                    Admitted::Answer(response) => return response,
                     // Resolved already: not asked again.
-                    Admitted::ResolveIds(_) => None,
+                    Admitted::ResolveIds(_) => return None,
+                };
+                let connection = context.connection.clone();
+                let reply = match request {
+                    RequestKind::Produce(request) => {
+                        let reply =
+                            produce::handle_in_order(shard.clone(), context, request, in_order);
+                        reply
+                            .map(|reply| reply.map(ResponseKind::Produce))
+                            .boxed_local()
+                    }
+                    request => api.handle(shard.clone(), context, request),
+                };
+                match amend {
+                    None => reply.await,
+                    Some(amend) => amended(&shard, &connection, reply, amend).await,
                 }
             })
         }
     };
-    encode_when_answered(api.key, version, correlation_id, reply, charge)
+    encode_when_answered(api.key, version, correlation_id, reply, answer, charge)
 }
 
 /// The handler's answer, with the authorization stage's amendment applied to it.
-fn amended(
-    shard: Rc<Shard>,
-    api: &'static handlers::Api,
-    context: RequestContext,
-    request: RequestKind,
+async fn amended(
+    shard: &Shard,
+    connection: &ConnectionState,
+    reply: futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>>,
     amend: authorization::Amend,
-) -> futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>> {
-    let connection = context.connection.clone();
-    let reply = api.handle(shard.clone(), context, request);
-    Box::pin(async move {
-        let mut response = reply.await?;
-        let session = connection.session.borrow();
-        let who = authorization::Who {
-            access: &shard.access,
-            principal: session.principal(),
-            host: connection.client_ip,
-        };
-        amend(&who, &mut response);
-        Some(response)
-    })
+) -> handlers::Reply<ResponseKind> {
+    let mut response = reply.await?;
+    let session = connection.session.borrow();
+    let who = authorization::Who {
+        access: &shard.access,
+        principal: session.principal(),
+        host: connection.client_ip,
+    };
+    amend(&who, &mut response);
+    Some(response)
 }
 
 /// A bare SASL token after SaslHandshake v0, answered bare (length and bytes, no header).
@@ -231,10 +272,15 @@ fn encode_when_answered(
     version: i16,
     correlation_id: i32,
     reply: futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>>,
+    answer: Answer,
     mut charge: Charge,
 ) -> Routed {
     glommio::spawn_local(async move {
         match reply.await {
+            Some(response) if answer == Answer::Unwanted => match first_produce_error(&response) {
+                Some(code) => Err(ConnectionError::UnansweredProduceFailed(code)),
+                None => Ok((None, charge)),
+            },
             Some(response) => match encode_response(api_key, version, correlation_id, &response) {
                 Ok(frame) => {
                     charge.grow(frame.len());
@@ -249,6 +295,18 @@ fn encode_when_answered(
             None => Ok((None, charge)),
         }
     })
+}
+
+/// The first partition error in a Produce answer.
+fn first_produce_error(response: &ResponseKind) -> Option<i16> {
+    let ResponseKind::Produce(produce) = response else {
+        return None;
+    };
+    let partitions = produce
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses);
+    partitions.map(|p| p.error_code).find(|&code| code != 0)
 }
 
 /// Decodes the header and body of a request whose key and version were checked.

@@ -111,9 +111,9 @@ pub fn produce(who: &Who, mut request: ProduceRequest) -> Admitted {
                     response
                 })
                 .collect();
-            return Admitted::Answer((request.acks != 0).then(|| {
-                ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
-            }));
+            return Admitted::Answer(Some(ResponseKind::Produce(
+                ProduceResponse::default().with_responses(responses),
+            )));
         }
     }
     // An id that did not resolve is the handler's UNKNOWN_TOPIC_ID.
@@ -126,7 +126,7 @@ pub fn produce(who: &Who, mut request: ProduceRequest) -> Admitted {
     let entries: Vec<_> = denied_topics.iter().map(topic).collect();
     if request.topic_data.is_empty() {
         let response = ProduceResponse::default().with_responses(entries);
-        return Admitted::Answer((request.acks != 0).then_some(ResponseKind::Produce(response)));
+        return Admitted::Answer(Some(ResponseKind::Produce(response)));
     }
     run_amended(RequestKind::Produce(request), true, move |_, response| {
         if let ResponseKind::Produce(r) = response {
@@ -603,10 +603,16 @@ mod tests {
             response.responses[0].partition_responses[0].error_code,
             DENIED
         );
-        // acks=0: nothing is answered.
+        // acks=0 too: dispatch sends nothing and closes the connection.
         let request =
-            ProduceRequest::default().with_topic_data(vec![produce_topic("orders", &[0])]);
-        assert!(matches!(produce(&who, request), Admitted::Answer(None)));
+            ProduceRequest::default().with_topic_data(vec![produce_topic("secret", &[0])]);
+        let ResponseKind::Produce(response) = answer(produce(&who, request)) else {
+            panic!()
+        };
+        assert_eq!(
+            response.responses[0].partition_responses[0].error_code,
+            DENIED
+        );
     }
 
     #[test]
