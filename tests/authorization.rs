@@ -10,11 +10,15 @@ use common::*;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     CreateAclsRequest, CreateTopicsRequest, DeleteTopicsRequest, InitProducerIdRequest,
-    JoinGroupRequest, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    JoinGroupRequest, MetadataRequest, ProduceResponse, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
 };
+use kafka_protocol::protocol::{Decodable, HeaderVersion};
 use kafka_protocol::records::Compression;
+use uuid::Uuid;
 
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
@@ -152,7 +156,7 @@ fn denied_without_acls(backend: &str, extra: &[&str]) {
     let (error, offset) = produce(&mut alice, &topic, 0, batch.clone());
     assert_eq!((error, offset), (0, 4), "alice produces after the grant");
     assert_eq!(
-        produce(&mut bob, &topic, 0, batch).0,
+        produce(&mut bob, &topic, 0, batch.clone()).0,
         TOPIC_AUTHORIZATION_FAILED,
         "bob is still denied"
     );
@@ -166,7 +170,46 @@ fn denied_without_acls(backend: &str, extra: &[&str]) {
     assert!(listed_topics(&mut bob).is_empty());
     assert_ne!(alice.call(&join, 5).error_code, GROUP_AUTHORIZATION_FAILED);
     assert_eq!(bob.call(&join, 5).error_code, GROUP_AUTHORIZATION_FAILED);
+
+    if extra.contains(&"smq") {
+        // A gateway that has not seen the topic yet must look its id up (on the filer)
+        // before authorizing a Produce v13. A Produce by name pipelined behind it must not
+        // overtake it: a producer's requests are appended in the order it sent them.
+        let id = topic_id(&mut admin, &topic);
+        let fresh = Server::start_listeners(&["SASL=SASL_PLAINTEXT://127.0.0.1:0"], &args);
+        let mut alice = login(&fresh, "alice", "alice-secret");
+        let mut by_id = produce_request("", 0, batch.clone(), -1);
+        by_id.topic_data[0].topic_id = id;
+        alice.send_frame(&request_frame(&by_id, 13, 100));
+        let by_name = produce_request(&topic, 0, batch, -1);
+        alice.send_frame(&request_frame(&by_name, PRODUCE_VERSION, 101));
+        let first = read_produce(&mut alice, 13);
+        let second = read_produce(&mut alice, PRODUCE_VERSION);
+        assert_eq!((first.0, second.0), (0, 0), "both appended");
+        assert_eq!(
+            second.1,
+            first.1 + 2,
+            "the Produce by id was appended first, as it was sent"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn topic_id(client: &mut Client, topic: &str) -> Uuid {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    client.call(&request, 12).topics[0].topic_id
+}
+
+/// The (error code, base offset) of the next answer on the connection, a Produce's.
+fn read_produce(client: &mut Client, version: i16) -> (i16, i64) {
+    let mut frame = client.read_frame().expect("a produce answer");
+    let header_version = ProduceResponse::header_version(version);
+    ResponseHeader::decode(&mut frame, header_version).expect("header");
+    let response = ProduceResponse::decode(&mut frame, version).expect("produce answer");
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
 }
 
 #[test]
