@@ -89,7 +89,7 @@ impl GrpcChannel {
                 Stream::Tls(Box::new(stream))
             }
         };
-        let (spoke, spoke_rx) = oneshot::channel();
+        let (spoke, heard) = oneshot::channel();
         let (sender, connection) = http2::Builder::new(LocalExecutor)
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -103,7 +103,7 @@ impl GrpcChannel {
             }
         })
         .detach();
-        first_word(address, tls, spoke_rx).await?;
+        first_word(address, tls, heard).await?;
         Ok(Self {
             channel: Http2Channel { sender },
             origin,
