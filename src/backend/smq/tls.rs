@@ -156,4 +156,32 @@ mod tests {
         let plain = Config::parse_from(["tidegate", "--backend", "smq"]);
         assert!(ClientTls::from_config(&plain).expect("no TLS").is_none());
     }
+
+    #[test]
+    fn the_name_checked_is_the_host_dialled_unless_one_is_given() {
+        let tls = |server_name: Option<&str>| ClientTls {
+            config: Arc::new(
+                ClientConfig::builder_with_provider(provider())
+                    .with_safe_default_protocol_versions()
+                    .expect("versions")
+                    .with_root_certificates(RootCertStore::empty())
+                    .with_no_client_auth(),
+            ),
+            server_name: server_name.map(|n| ServerName::try_from(n.to_string()).expect("name")),
+        };
+        let name = |tls: &ClientTls, address: &str| {
+            tls.for_address(address)
+                .map(|(_, name)| name.to_str().into_owned())
+        };
+        let dialled = tls(None);
+        assert_eq!(name(&dialled, "127.0.0.1:19333"), Ok("127.0.0.1".into()));
+        assert_eq!(name(&dialled, "[::1]:19333"), Ok("::1".into()));
+        assert_eq!(
+            name(&dialled, "filer.local:18888"),
+            Ok("filer.local".into())
+        );
+        assert!(name(&dialled, "bad host:1").is_err());
+        let shared = tls(Some("seaweedfs"));
+        assert_eq!(name(&shared, "10.0.0.5:17777"), Ok("seaweedfs".into()));
+    }
 }
