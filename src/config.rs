@@ -204,6 +204,28 @@ pub struct Config {
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub smq_startup_timeout_ms: u64,
 
+    /// SeaweedFS with gRPC TLS (certificates in its security.toml): the CA certificates,
+    /// PEM, that its servers' certificates must chain to (its `[grpc] ca`). With it, every
+    /// connection to the master, the filer and the brokers is TLS.
+    #[arg(long, value_name = "FILE")]
+    pub smq_tls_ca: Option<std::path::PathBuf>,
+
+    /// The certificate chain, PEM, tidegate presents to SeaweedFS, which wants one signed
+    /// by its `grpc.ca` for client authentication (as its own `[grpc.client] cert`). Goes
+    /// with --smq-tls-key and --smq-tls-ca.
+    #[arg(long, value_name = "FILE")]
+    pub smq_tls_certificate: Option<std::path::PathBuf>,
+
+    /// The private key of --smq-tls-certificate, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    pub smq_tls_key: Option<std::path::PathBuf>,
+
+    /// The name SeaweedFS's servers' certificates must carry (a DNS name or IP address
+    /// among their subject alternative names), for certificates shared by every server.
+    /// Default: the host of each address dialled.
+    #[arg(long, value_name = "NAME")]
+    pub smq_tls_server_name: Option<String>,
+
     /// Partitions of a topic created without a partition count (auto-created, or
     /// CreateTopics with -1).
     #[arg(long, default_value_t = 1)]
@@ -375,11 +397,15 @@ impl Config {
             self.validate_smq()?;
         } else {
             let smq_flags = [
-                ("--smq-master", &self.smq_master),
-                ("--smq-broker", &self.smq_broker),
-                ("--smq-filer", &self.smq_filer),
+                ("--smq-master", self.smq_master.is_some()),
+                ("--smq-broker", self.smq_broker.is_some()),
+                ("--smq-filer", self.smq_filer.is_some()),
+                ("--smq-tls-ca", self.smq_tls_ca.is_some()),
+                ("--smq-tls-certificate", self.smq_tls_certificate.is_some()),
+                ("--smq-tls-key", self.smq_tls_key.is_some()),
+                ("--smq-tls-server-name", self.smq_tls_server_name.is_some()),
             ];
-            if let Some((flag, _)) = smq_flags.iter().find(|(_, value)| value.is_some()) {
+            if let Some((flag, _)) = smq_flags.iter().find(|(_, given)| *given) {
                 return Err(format!(
                     "{flag} applies to --backend smq only; add --backend smq, or drop {flag}"
                 ));
@@ -408,6 +434,21 @@ impl Config {
             if let Some(address) = value.as_deref().filter(|a| !valid_address(a, false)) {
                 return Err(format!(
                     "{flag} {address:?} is not HOST:PORT (its gRPC port)"
+                ));
+            }
+        }
+        if self.smq_tls_certificate.is_some() != self.smq_tls_key.is_some() {
+            return Err("--smq-tls-certificate and --smq-tls-key go together".into());
+        }
+        if self.smq_tls_ca.is_none() {
+            let needs_ca = [
+                ("--smq-tls-certificate", self.smq_tls_certificate.is_some()),
+                ("--smq-tls-server-name", self.smq_tls_server_name.is_some()),
+            ];
+            if let Some((flag, _)) = needs_ca.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{flag} needs --smq-tls-ca, the CA SeaweedFS's certificates chain to \
+                     (its security.toml [grpc] ca)"
                 ));
             }
         }
@@ -902,6 +943,36 @@ mod tests {
         }
         // The memory backend refuses them rather than ignore them.
         assert!(parse(&["--smq-broker", "b:17777"]).validate().is_err());
+    }
+
+    #[test]
+    fn smq_tls_flags_go_together() {
+        let smq = |extra: &[&str]| {
+            let mut args = vec!["--backend", "smq"];
+            args.extend_from_slice(extra);
+            parse(&args).validate()
+        };
+        let mutual = [
+            "--smq-tls-ca=ca",
+            "--smq-tls-certificate=c",
+            "--smq-tls-key=k",
+        ];
+        assert_eq!(smq(&mutual), Ok(()));
+        assert_eq!(smq(&["--smq-tls-ca=ca"]), Ok(()));
+        assert_eq!(smq(&["--smq-tls-ca=ca", "--smq-tls-server-name=s"]), Ok(()));
+        let refused = |extra: &[&str], says: &str| {
+            let error = smq(extra).expect_err("refused");
+            assert!(error.contains(says), "{extra:?}: {error}");
+        };
+        refused(
+            &["--smq-tls-ca=ca", "--smq-tls-certificate=c"],
+            "go together",
+        );
+        refused(&["--smq-tls-ca=ca", "--smq-tls-key=k"], "go together");
+        refused(&mutual[1..], "needs --smq-tls-ca");
+        refused(&["--smq-tls-server-name=s"], "needs --smq-tls-ca");
+        let memory = parse(&mutual).validate().expect_err("memory backend");
+        assert!(memory.contains("--smq-tls-ca") && memory.contains("--backend smq"));
     }
 
     #[test]

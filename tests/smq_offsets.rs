@@ -101,9 +101,10 @@ fn offsets_round_trip_through_the_filer_in_the_go_gateways_layout() {
         let (group, offsets) = (group.clone(), offsets.clone());
         on_executor(move || async move {
             // As start-up does with --smq-master: broker and filer from the master.
-            let found = discovery::resolve(Some(&master), None, None, Duration::from_secs(30))
-                .await
-                .expect("discovery");
+            let found =
+                discovery::resolve(Some(&master), None, None, None, Duration::from_secs(30))
+                    .await
+                    .expect("discovery");
             let store = Backend::Smq(found.clone(), settings("kafka"))
                 .open_shard(0)
                 .offsets;
@@ -269,5 +270,6 @@ fn settings(namespace: impl Into<String>) -> Settings {
     Settings {
         namespace: namespace.into(),
         decompressed_limit: 64 << 20,
+        tls: None,
     }
 }

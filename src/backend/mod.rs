@@ -150,10 +150,12 @@ pub fn open(
             Ok((backend, Vec::new()))
         }
         BackendKind::Smq => {
-            let (endpoints, producers) = smq::open(config, security)?;
+            let tls = smq::tls::ClientTls::from_config(config).map_err(anyhow::Error::msg)?;
+            let (endpoints, producers) = smq::open(config, security, tls.clone())?;
             let settings = smq::Settings {
                 namespace: config.smq_namespace.clone(),
                 decompressed_limit: config.max_decompressed_batch_bytes,
+                tls,
             };
             Ok((Backend::Smq(endpoints, settings), producers))
         }
@@ -176,7 +178,10 @@ impl Backend {
             }
             Backend::Smq(endpoints, settings) => {
                 let namespace = &settings.namespace;
-                let filer = Rc::new(smq::filer::Filer::new(endpoints.filer.clone()));
+                let filer = Rc::new(smq::filer::Filer::new(
+                    endpoints.filer.clone(),
+                    settings.tls.clone(),
+                ));
                 let backend = Rc::new(smq::SmqBackend::new(
                     endpoints.broker.clone(),
                     filer.clone(),

@@ -132,11 +132,13 @@ impl TlsFiles {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The one crypto provider of every TLS configuration (listeners, SeaweedFS).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The PEM certificates in `path`; an error naming the file when it has none.
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let found = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -428,12 +428,25 @@ pub fn request_frame<R: Request>(request: &R, version: i16, correlation_id: i32)
 
 /// The ports `scripts/seaweedfs` wrote to DIR/ports.env, or `None` to skip.
 pub fn seaweedfs() -> Option<HashMap<String, String>> {
-    let Some(dir) = std::env::var_os("TIDEGATE_SEAWEEDFS") else {
+    ports_env("TIDEGATE_SEAWEEDFS", "scripts/seaweedfs start")
+}
+
+/// As [`seaweedfs`], for a SeaweedFS with gRPC mutual TLS: `TIDEGATE_SEAWEEDFS_TLS`, a
+/// directory `SEAWEEDFS_TLS=1 scripts/seaweedfs start` runs in (its ports.env also names
+/// the CA and a client certificate and key: TLS_CA, TLS_CERT, TLS_KEY).
+pub fn seaweedfs_tls() -> Option<HashMap<String, String>> {
+    ports_env(
+        "TIDEGATE_SEAWEEDFS_TLS",
+        "SEAWEEDFS_TLS=1 scripts/seaweedfs start",
+    )
+}
+
+fn ports_env(variable: &str, start: &str) -> Option<HashMap<String, String>> {
+    let Some(dir) = std::env::var_os(variable) else {
         // Straight to stderr: the test harness would swallow eprintln!.
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED: set TIDEGATE_SEAWEEDFS to a directory `scripts/seaweedfs start` runs in \
-             (scripts/test does)"
+            "SKIPPED: set {variable} to a directory `{start}` runs in (scripts/test does)"
         );
         return None;
     };

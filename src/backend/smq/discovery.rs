@@ -6,8 +6,9 @@
 //! master lists filers that way (seen: `127.0.0.1:8888.18888`), while a broker's address
 //! is its gRPC address already (seen: `127.0.0.1:17777`; the Go gateway dials it as is).
 
-use super::channel::GrpcChannel;
+use super::channel::{ConnectError, GrpcChannel};
 use super::proto::master_pb::ListClusterNodesRequest;
+use super::tls::ClientTls;
 use futures::future::{select, Either};
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -73,10 +74,12 @@ fn split_host(address: &str) -> Option<(&str, &str)> {
 /// The broker and filer to use: those given, the rest from the first of `masters` (a
 /// comma-separated list of server addresses) that lists them. Waits up to `timeout`
 /// for a broker and a filer to register, as they do a few seconds after they start.
+/// `tls`: how to reach the masters when SeaweedFS's gRPC is TLS.
 pub async fn resolve(
     masters: Option<&str>,
     broker: Option<&str>,
     filer: Option<&str>,
+    tls: Option<&ClientTls>,
     timeout: Duration,
 ) -> Result<Endpoints, String> {
     if let (Some(broker), Some(filer)) = (broker, filer) {
@@ -91,8 +94,11 @@ pub async fn resolve(
     loop {
         // A connect to an address that drops packets would outlast the deadline.
         let left = deadline.saturating_duration_since(Instant::now());
-        let found = match select(pin!(discover(masters)), pin!(glommio::timer::sleep(left))).await {
-            Either::Left((Err(Unanswered::NotAMaster(error)), _)) => return Err(error),
+        let asked = discover(masters, tls);
+        let found = match select(pin!(asked), pin!(glommio::timer::sleep(left))).await {
+            Either::Left((Err(Unanswered::NotAMaster(error) | Unanswered::Refused(error)), _)) => {
+                return Err(error)
+            }
             Either::Left((found, _)) => found,
             Either::Right(_) => Err(Unanswered::Unreachable(format!(
                 "SeaweedFS master {masters} did not answer"
@@ -118,7 +124,11 @@ pub async fn resolve(
                     (_, None) => format!("master {masters} lists no filer"),
                 }
             }
-            Err(Unanswered::Unreachable(error) | Unanswered::NotAMaster(error)) => error.clone(),
+            Err(
+                Unanswered::Unreachable(error)
+                | Unanswered::NotAMaster(error)
+                | Unanswered::Refused(error),
+            ) => error.clone(),
         };
         if Instant::now() >= deadline {
             return Err(format!("{problem} (gave up after {}s)", timeout.as_secs()));
@@ -138,27 +148,40 @@ enum Unanswered {
     Unreachable(String),
     /// Something answered that is not a SeaweedFS master: asking again will not help.
     NotAMaster(String),
+    /// The master will not talk with us as we are set up (TLS): nor will asking again.
+    Refused(String),
 }
 
 /// Brokers and filers (gRPC addresses, sorted) as the first master that knows both
 /// lists them; a master that is not the raft leader may know no one, so try the next.
-async fn discover(masters: &str) -> Result<(Vec<String>, Vec<String>), Unanswered> {
+async fn discover(
+    masters: &str,
+    tls: Option<&ClientTls>,
+) -> Result<(Vec<String>, Vec<String>), Unanswered> {
     let mut partial = None;
     let mut unreachable = Vec::new();
     let mut wrong = Vec::new();
+    let mut refused = Vec::new();
     for master in masters.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        match ask(master).await {
+        match ask(master, tls).await {
             Ok((brokers, filers)) if !brokers.is_empty() && !filers.is_empty() => {
                 return Ok((brokers, filers))
             }
             Ok(found) => partial = Some(found),
             Err(Unanswered::Unreachable(error)) => unreachable.push(format!("{master}: {error}")),
             Err(Unanswered::NotAMaster(error)) => wrong.push(format!("{master}: {error}")),
+            Err(Unanswered::Refused(error)) => {
+                refused.push(format!("--smq-master {master}: {error}"))
+            }
         }
     }
     if let Some(found) = partial {
         return Ok(found);
     }
+    if unreachable.is_empty() && !refused.is_empty() {
+        return Err(Unanswered::Refused(refused.join("; ")));
+    }
+    unreachable.extend(refused);
     if unreachable.is_empty() {
         return Err(Unanswered::NotAMaster(format!(
             "--smq-master {masters} is not a SeaweedFS master ({}); give the master's HTTP \
@@ -173,12 +196,20 @@ async fn discover(masters: &str) -> Result<(Vec<String>, Vec<String>), Unanswere
     )))
 }
 
-async fn ask(master: &str) -> Result<(Vec<String>, Vec<String>), Unanswered> {
+async fn ask(
+    master: &str,
+    tls: Option<&ClientTls>,
+) -> Result<(Vec<String>, Vec<String>), Unanswered> {
     let address = grpc_address(master)
         .ok_or_else(|| Unanswered::NotAMaster(format!("{master} is not HOST:PORT")))?;
-    let channel = GrpcChannel::connect(&address).await.map_err(|e| {
-        Unanswered::Unreachable(format!("cannot connect to its gRPC port {address}: {e}"))
-    })?;
+    let channel = GrpcChannel::connect(&address, tls)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Refused(error) => Unanswered::Refused(error),
+            ConnectError::Unreachable(e) => {
+                Unanswered::Unreachable(format!("cannot connect to its gRPC port {address}: {e}"))
+            }
+        })?;
     let brokers = list(&channel, BROKER, broker_grpc_address).await?;
     let filers = list(&channel, FILER, grpc_address).await?;
     Ok((brokers, filers))

@@ -9,6 +9,7 @@ use super::proto::filer_pb::{
     object_mutation, Entry, FuseAttributes, ListEntriesRequest, ObjectMutation,
     ObjectTransactionRequest, TraverseBfsMetadataRequest,
 };
+use super::tls::ClientTls;
 use crate::error::{Error, Result};
 use crate::TopicPartition;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use futures::future::{select, Either};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `-rw-r--r--`, as SeaweedFS's Go gateway writes its files.
@@ -32,13 +34,16 @@ const NOT_FOUND: &str = "no entry is found";
 pub struct Filer {
     /// Filer gRPC address.
     address: String,
+    /// `--smq-tls-*`, when SeaweedFS's gRPC is TLS.
+    tls: Option<Arc<ClientTls>>,
     channel: RefCell<Option<GrpcChannel>>,
 }
 
 impl Filer {
-    pub fn new(address: String) -> Self {
+    pub fn new(address: String, tls: Option<Arc<ClientTls>>) -> Self {
         Self {
             address,
+            tls,
             channel: RefCell::default(),
         }
     }
@@ -49,7 +54,7 @@ impl Filer {
         }
         let channel = self
             .within("connect", async {
-                GrpcChannel::connect(&self.address)
+                GrpcChannel::connect(&self.address, self.tls.as_deref())
                     .await
                     .map_err(|e| self.unavailable(format!("cannot connect: {e}")))
             })

@@ -27,6 +27,7 @@ pub mod producers;
 pub mod proto;
 pub mod publisher;
 pub mod security;
+pub mod tls;
 pub mod topic_configs;
 
 use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
@@ -35,7 +36,7 @@ use crate::record_batch::RecordBatch;
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use cache::{BatchCache, Source, TimestampIndex};
-use channel::{GrpcChannel, SmqClient};
+use channel::{ConnectError, GrpcChannel, SmqClient};
 pub use discovery::Endpoints;
 use filer::Filer;
 use hashbrown::HashMap;
@@ -50,6 +51,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use tls::ClientTls;
 use topic_configs::TopicConfigStore;
 use uuid::Uuid;
 
@@ -79,6 +81,8 @@ pub struct SmqBackend {
     shard_name: String,
     /// One connection per broker; a closed one (the broker restarted) is replaced.
     clients: RefCell<HashMap<String, GrpcChannel>>,
+    /// `--smq-tls-*`, when SeaweedFS's gRPC is TLS.
+    tls: Option<Arc<ClientTls>>,
     topics: RefCell<HashMap<Arc<str>, Rc<SmqTopic>>>,
     publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
@@ -99,6 +103,8 @@ pub struct Settings {
     pub namespace: String,
     /// `--max-decompressed-batch-bytes`.
     pub decompressed_limit: usize,
+    /// `--smq-tls-*`: how connections to SeaweedFS are made when its gRPC is TLS.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -118,6 +124,7 @@ impl SmqBackend {
             namespace,
             shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
             clients: RefCell::default(),
+            tls: settings.tls.clone(),
             topics: RefCell::default(),
             publishers: RefCell::default(),
             high_watermarks: RefCell::default(),
@@ -131,7 +138,7 @@ impl SmqBackend {
         if let Some(channel) = cached.filter(|c| !c.is_closed()) {
             return Ok(channel.broker());
         }
-        let channel = connect_broker(broker).await?;
+        let channel = connect_broker(broker, self.tls.as_deref()).await?;
         self.clients
             .borrow_mut()
             .insert(broker.to_string(), channel.clone());
@@ -407,6 +414,7 @@ impl SmqBackend {
                 tp: tp.clone(),
                 cached: self.topics.borrow().get(&*tp.topic).cloned(),
                 clients: self.clients.borrow().clone(),
+                tls: self.tls.clone(),
             };
             Box::pin(lookup.resolve())
         };
@@ -616,6 +624,7 @@ struct SmqLookup {
     tp: TopicPartition,
     cached: Option<Rc<SmqTopic>>,
     clients: HashMap<String, GrpcChannel>,
+    tls: Option<Arc<ClientTls>>,
 }
 
 impl SmqLookup {
@@ -627,12 +636,13 @@ impl SmqLookup {
         let assignments = match self.cached {
             Some(cached) => cached.assignments.clone(),
             None => {
-                let mut client = live_client(&self.clients, &self.bootstrap).await?;
+                let mut client =
+                    live_client(&self.clients, &self.bootstrap, self.tls.as_deref()).await?;
                 lookup_assignments(&mut client, topic.clone()).await?
             }
         };
         let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
-        let client = live_client(&self.clients, leader).await?;
+        let client = live_client(&self.clients, leader, self.tls.as_deref()).await?;
         Ok((client, topic, partition))
     }
 }
@@ -641,8 +651,8 @@ impl SmqLookup {
 /// answers gRPC before its broker has a balancer, and LookupTopicBrokers & co. then crash
 /// the whole weed process (proto/README.md): FindBrokerLeader, which is safe, must name a
 /// balancer first.
-async fn connect_broker(broker: &str) -> Result<GrpcChannel> {
-    let channel = GrpcChannel::connect(broker)
+async fn connect_broker(broker: &str, tls: Option<&ClientTls>) -> Result<GrpcChannel> {
+    let channel = GrpcChannel::connect(broker, tls)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot reach SeaweedMQ broker {broker}: {e}")))?;
     let leader = channel
@@ -660,10 +670,14 @@ async fn connect_broker(broker: &str) -> Result<GrpcChannel> {
 }
 
 /// A client over the cached connection to `broker` while it is open, else a new one.
-async fn live_client(channels: &HashMap<String, GrpcChannel>, broker: &str) -> Result<SmqClient> {
+async fn live_client(
+    channels: &HashMap<String, GrpcChannel>,
+    broker: &str,
+    tls: Option<&ClientTls>,
+) -> Result<SmqClient> {
     match channels.get(broker).filter(|c| !c.is_closed()) {
         Some(channel) => Ok(channel.broker()),
-        None => Ok(connect_broker(broker).await?.broker()),
+        None => Ok(connect_broker(broker, tls).await?.broker()),
     }
 }
 
@@ -704,19 +718,23 @@ fn topic_id(name: &str, generation: i64) -> Uuid {
 /// Finds SeaweedFS's broker and filer (as given, or asked of the master) and reads back the
 /// producer states earlier runs stored, before any shard starts: every shard then uses the
 /// same servers. gRPC runs on glommio, so this runs on a short-lived executor of its own.
+/// `tls`: how to reach them when SeaweedFS's gRPC is TLS.
 pub fn open(
     config: &crate::config::Config,
     security: &Arc<crate::security::Security>,
+    tls: Option<Arc<ClientTls>>,
 ) -> anyhow::Result<(Endpoints, Vec<StoredProducer>)> {
     let startup_timeout = std::time::Duration::from_millis(config.smq_startup_timeout_ms);
     let master = config.smq_master().map(str::to_string);
     let broker = config.smq_broker.clone();
     let filer = config.smq_filer.clone();
+    let discovery_tls = tls.clone();
     let resolved = before_shards("tidegate-discovery", move || async move {
         discovery::resolve(
             master.as_deref(),
             broker.as_deref(),
             filer.as_deref(),
+            discovery_tls.as_deref(),
             startup_timeout,
         )
         .await
@@ -725,10 +743,11 @@ pub fn open(
     // Before "ready": a dead address is an error at start-up, naming where it came from,
     // not a produce that times out later.
     let (broker, filer) = (endpoints.broker.clone(), endpoints.filer.clone());
+    let check_tls = tls.clone();
     let reached = before_shards("tidegate-check", move || async move {
-        reachable(&broker, &filer, startup_timeout).await
+        reachable(&broker, &filer, check_tls, startup_timeout).await
     })?;
-    if let Err((what, error)) = reached {
+    if let Err((what, error, refused)) = reached {
         let named = match what {
             "broker" if config.smq_broker.is_some() => "--smq-broker".to_string(),
             "filer" if config.smq_filer.is_some() => "--smq-filer".to_string(),
@@ -737,6 +756,9 @@ pub fn open(
                 config.smq_master().unwrap_or("")
             ),
         };
+        if refused {
+            anyhow::bail!("{named}: {error}");
+        }
         anyhow::bail!(
             "{named}: {error}; is SeaweedFS's {what} running there (`weed server -mq.broker` \
              runs both)?"
@@ -746,14 +768,16 @@ pub fn open(
         broker = endpoints.broker,
         filer = endpoints.filer,
         namespace = config.smq_namespace,
+        tls = tls.is_some(),
         "backend: SeaweedMQ"
     );
     // A store that cannot be read is logged, not fatal: only retries across the restart
     // then go unrecognised, as on a backend that keeps none.
     let filer = endpoints.filer.clone();
     let namespace = config.smq_namespace.clone();
+    let restore_tls = tls.clone();
     let loaded = before_shards("tidegate-restore", move || async move {
-        ProducerStore::new(Rc::new(Filer::new(filer)), &namespace)
+        ProducerStore::new(Rc::new(Filer::new(filer, restore_tls)), &namespace)
             .load()
             .await
     })?;
@@ -768,7 +792,7 @@ pub fn open(
     let security = security.clone();
     before_shards("tidegate-security", move || async move {
         let store = super::SecurityStore::Smq(security::SecurityStore::new(
-            Rc::new(Filer::new(filer)),
+            Rc::new(Filer::new(filer, tls)),
             &namespace,
         ));
         security.restore(&store).await
@@ -777,27 +801,35 @@ pub fn open(
     Ok((endpoints, producers))
 }
 
-/// Whether the broker accepts a connection and the filer answers a listing, trying again
-/// until `timeout` (SeaweedFS may still be starting); which one failed, and how, if not.
+/// Whether the broker and the filer accept a connection and the filer answers a listing,
+/// trying again until `timeout` (SeaweedFS may still be starting) unless a server refuses
+/// us for good (TLS on one side only, a certificate refused); if not, which one failed,
+/// how, and whether it refused us.
 async fn reachable(
     broker: &str,
     filer: &str,
+    tls: Option<Arc<ClientTls>>,
     timeout: std::time::Duration,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (&'static str, String, bool)> {
     let deadline = std::time::Instant::now() + timeout;
-    let filer = Filer::new(filer.to_string());
+    let filer_address = filer;
+    let filer = Filer::new(filer.to_string(), tls.clone());
     loop {
         let attempt = async {
-            GrpcChannel::connect(broker).await.map_err(|e| {
-                (
-                    "broker",
-                    format!("cannot reach SeaweedMQ broker {broker}: {e}"),
-                )
-            })?;
+            for (what, address) in [("broker", broker), ("filer", filer_address)] {
+                match GrpcChannel::connect(address, tls.as_deref()).await {
+                    Ok(_) => {}
+                    Err(ConnectError::Refused(error)) => return Err((what, error, true)),
+                    Err(ConnectError::Unreachable(error)) => {
+                        let error = format!("cannot reach SeaweedFS {what} {address}: {error}");
+                        return Err((what, error, false));
+                    }
+                }
+            }
             filer
                 .list("/")
                 .await
-                .map_err(|e| ("filer", e.to_string()))?;
+                .map_err(|e| ("filer", e.to_string(), false))?;
             Ok(())
         };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -806,11 +838,12 @@ async fn reachable(
             match futures::future::select(std::pin::pin!(attempt), std::pin::pin!(timer)).await {
                 futures::future::Either::Left((outcome, _)) => outcome,
                 futures::future::Either::Right(_) => {
-                    Err(("broker", format!("{broker} did not answer")))
+                    Err(("broker", format!("{broker} did not answer"), false))
                 }
             };
         match outcome {
             Ok(()) => return Ok(()),
+            Err(refused @ (_, _, true)) => return Err(refused),
             Err(failed) if std::time::Instant::now() >= deadline => return Err(failed),
             Err(_) => glommio::timer::sleep(std::time::Duration::from_millis(500)).await,
         }

@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn state_files_are_found_by_partition() {
-        let store = ProducerStore::new(Rc::new(Filer::new("x:1".into())), "kafka");
+        let store = ProducerStore::new(Rc::new(Filer::new("x:1".into(), None)), "kafka");
         let tp = TopicPartition::new("orders", 7);
         let directory = store.partition_dir(&tp).expect("valid");
         assert_eq!(directory, "/topics/kafka/.meta/producers/orders/7");

@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn files_sit_next_to_the_other_side_stores() {
-        let store = SecurityStore::new(Rc::new(Filer::new("x:1".into())), "kafka");
+        let store = SecurityStore::new(Rc::new(Filer::new("x:1".into(), None)), "kafka");
         assert_eq!(store.directory, "/topics/kafka/.meta/tidegate");
         assert_eq!(
             SecurityStore::file_name(SecurityDocument::Users),

@@ -1,6 +1,10 @@
 // Command smq-ready waits until a SeaweedFS MQ broker can serve topics.
 //
-//	smq-ready -broker 127.0.0.1:17777 -timeout 120s [-pid N] [-expect-leader HOST:PORT]
+//	smq-ready -broker 127.0.0.1:17777 -timeout 120s [-pid N] [-expect-leader HOST:PORT] [-security FILE]
+//
+// With -security it dials with mutual TLS as SeaweedFS's own command-line clients do:
+// [grpc] ca and [grpc.client] cert and key of that security.toml (relative paths are
+// taken from its directory).
 //
 // Each attempt:
 //  1. FindBrokerLeader must name a balancer broker. Until then the broker has
@@ -38,6 +42,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/mq_pb"
 	"github.com/seaweedfs/seaweedfs/weed/pb/schema_pb"
+	"github.com/seaweedfs/seaweedfs/weed/security"
 )
 
 const probeNamespace = "tidegate-probe"
@@ -49,6 +54,7 @@ func main() {
 	pid := flag.Int("pid", 0, "fail at once if this process exits (the weed process being waited for)")
 	expectLeader := flag.String("expect-leader", "", "also wait until this broker (host:port) can lead a partition")
 	quiet := flag.Bool("quiet", false, "print only the final line")
+	securityFile := flag.String("security", "", "security.toml to dial with mutual TLS ([grpc] ca, [grpc.client] cert and key)")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "smq-ready: unexpected arguments:", flag.Args())
@@ -57,7 +63,15 @@ func main() {
 
 	start := time.Now()
 	deadline := start.Add(*timeout)
-	conn, err := grpc.NewClient(*broker, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	credentials := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if *securityFile != "" {
+		var err error
+		if credentials, err = security.LoadClientTLSFromFile(*securityFile, "grpc.client"); err != nil {
+			fmt.Fprintf(os.Stderr, "smq-ready: %v\n", err)
+			os.Exit(2)
+		}
+	}
+	conn, err := grpc.NewClient(*broker, credentials)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "smq-ready: dial %s: %v\n", *broker, err)
 		os.Exit(2)
