@@ -79,7 +79,7 @@ impl Who<'_> {
 }
 
 /// The stage: what to do with a decoded request before its handler runs. `ids_resolved`:
-/// [`resolve_ids`] has run on it.
+/// [`resolve_ids`] has run on it. (Dispatch skips the stage when `allows_all`.)
 pub fn admit(
     shard: &Shard,
     context: &RequestContext,
