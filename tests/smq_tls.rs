@@ -12,7 +12,7 @@ mod common;
 
 use common::{
     create_topic, encode_batch, fetch, filer_list, http_get, produce, records, seaweedfs,
-    seaweedfs_tls, visible, Client, Server,
+    seaweedfs_tls, start_up_failure, visible, Client, Server,
 };
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -20,9 +20,7 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, OffsetCommitRequest};
 use kafka_protocol::records::Compression;
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PARTITIONS: i32 = 2;
 
@@ -118,7 +116,7 @@ fn without_the_right_tls_flags_start_up_fails_at_once_saying_which() {
             "--smq-tls-certificate and --smq-tls-key must be",
         ),
     ] {
-        let (status, stderr) = start_up_failure(args);
+        let (status, stderr) = start_up_failure(&smq(args), Duration::from_secs(10));
         assert_eq!(status, Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
@@ -131,7 +129,7 @@ fn tls_flags_against_a_seaweedfs_without_tls_fail_start_up_saying_so() {
     };
     let mut args = tls_flags(&tls);
     args[1] = plain["MASTER"].clone();
-    let (status, stderr) = start_up_failure(&args);
+    let (status, stderr) = start_up_failure(&smq(&args), Duration::from_secs(10));
     assert_eq!(status, Some(1), "{stderr}");
     assert!(
         stderr.contains("does not speak TLS") && stderr.contains("drop the --smq-tls-* flags"),
@@ -139,51 +137,10 @@ fn tls_flags_against_a_seaweedfs_without_tls_fail_start_up_saying_so() {
     );
 }
 
-/// Starts tidegate on the SMQ backend with `args`, expecting it to give up within seconds
-/// (the start-up timeout is the default 30 s: refusals must not wait for it): its exit
-/// code and what it logged.
-fn start_up_failure(args: &[String]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
-        .args([
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--broker-port-base",
-            "0",
-        ])
-        .args(["--backend", "smq", "--shards", "1"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tidegate");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for tidegate") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?}: tidegate still starting after 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    let _ = child
-        .stdout
-        .take()
-        .map(|mut s| s.read_to_string(&mut stdout));
-    let _ = child
-        .stderr
-        .take()
-        .map(|mut s| s.read_to_string(&mut stderr));
-    assert!(
-        !stdout.contains("tidegate ready"),
-        "{args:?}: ready: {stdout}"
-    );
-    (status.code(), stderr)
+/// The SMQ backend on one shard, with `args`. (The start-up timeout is the default 30 s:
+/// refusals must not wait for it.)
+fn smq(args: &[String]) -> Vec<&str> {
+    let mut all = vec!["--backend", "smq", "--shards", "1"];
+    all.extend(args.iter().map(String::as_str));
+    all
 }

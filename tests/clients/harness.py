@@ -52,24 +52,29 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(head + text[-lines:])
 
 
-def free_port_pair(shards=1):
-    """A bootstrap port and a broker port base whose `shards` ports are all free now (fixed
-    across a restart: start_tidegate's `port` and `broker_port_base`), below Linux's
-    ephemeral range (32768-60999), so that while tidegate is down no outgoing connection on
-    this machine can take one as its source port (a client's own dial attempts included: a
-    TCP self-connect)."""
+def free_port_runs(*lengths, host="127.0.0.1"):
+    """The first ports of runs of consecutive ports of these lengths, none overlapping, all
+    free on `host` now, below Linux's ephemeral range (32768-60999), so that while tidegate
+    is down no outgoing connection on this machine can take one as its source port (a
+    client's own dial attempts included: a TCP self-connect)."""
     def free(port):
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((host, port))
             except OSError:
                 return False
         return True
     while True:
-        bootstrap, base = random.randrange(20000, 32000), random.randrange(20000, 32000 - shards)
-        if bootstrap not in range(base, base + shards) and free(bootstrap) and \
-                all(free(p) for p in range(base, base + shards)):
-            return [bootstrap, base]
+        starts = [random.randrange(20000, 32000 - length) for length in lengths]
+        ports = [p for start, length in zip(starts, lengths) for p in range(start, start + length)]
+        if len(set(ports)) == len(ports) and all(map(free, ports)):
+            return starts
+
+
+def free_port_pair(shards=1):
+    """A bootstrap port and a broker port base whose `shards` ports are all free now (fixed
+    across a restart: start_tidegate's `port` and `broker_port_base`)."""
+    return free_port_runs(1, shards)
 
 
 @dataclass

@@ -13,12 +13,10 @@ console consumer stops after the one record (--max-messages, --timeout-ms). Memo
 """
 
 import os
-import random
 import re
 import selectors
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from groups import JAVA
-from harness import READY_RE, READY_TIMEOUT_S, REPO, describe, java_classpath, log_tail, run, tidegate_bin
+from harness import (READY_RE, READY_TIMEOUT_S, REPO, describe, free_port_runs, java_classpath, log_tail, run,
+                     tidegate_bin)
 
 TOOLS = {
     "kafka-configs.sh": "org.apache.kafka.tools.ConfigCommand",
@@ -43,23 +42,6 @@ def security_blocks():
     blocks = re.findall(r"```sh\n(.*?)```", section.group(1), re.S)
     assert len(blocks) == 3, f"README.md's Security section has {len(blocks)} shell blocks; this test runs 3"
     return blocks
-
-
-def free_ports(count):
-    """Two bootstrap ports, each followed by `count` free ports (a listener's ports per shard:
-    PORT + 1 + shard), below Linux's ephemeral range."""
-    def free(port):
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                return False
-        return True
-    while True:
-        admin, clients = random.randrange(20000, 32000 - count, 100), random.randrange(20000, 32000 - count, 100)
-        ports = [*range(admin, admin + count + 1), *range(clients, clients + count + 1)]
-        if len(set(ports)) == len(ports) and all(map(free, ports)):
-            return admin, clients
 
 
 def commands_on_path(directory):
@@ -116,7 +98,8 @@ def stop(proc):
 def test_readme_security_example_runs_as_pasted(tmp_path, request):
     certificates, admin, alice = security_blocks()
     shards = os.cpu_count()  # tidegate's default: a shard per CPU
-    admin_port, clients_port = free_ports(shards)
+    # Each listener: its bootstrap port and one per shard (PORT + 1 + shard).
+    admin_port, clients_port = free_port_runs(shards + 1, shards + 1, host="0.0.0.0")
     work = tmp_path / "tg-tls"
 
     def adapt(block):

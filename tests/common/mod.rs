@@ -526,3 +526,50 @@ pub fn wait_first_flush(filer_port: &str, topic: &str, partitions: i32) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Starts tidegate on loopback with `args`, expecting its start-up to fail within `limit`
+/// without printing its ready line: its exit code and what it logged.
+pub fn start_up_failure(args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
+        .args([
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--broker-port-base",
+            "0",
+        ])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tidegate");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tidegate") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: tidegate still starting after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let _ = child
+        .stdout
+        .take()
+        .map(|mut s| s.read_to_string(&mut stdout));
+    let _ = child
+        .stderr
+        .take()
+        .map(|mut s| s.read_to_string(&mut stderr));
+    assert!(
+        !stdout.contains("tidegate ready"),
+        "{args:?}: ready: {stdout}"
+    );
+    (status.code(), stderr)
+}
