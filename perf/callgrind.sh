@@ -5,6 +5,9 @@
 #
 #   perf/callgrind.sh [RECORDS]         default 20000 records of 1,000 B, 16 per batch
 #   TIDEGATE_BIN=/tmp/tidegate-old perf/callgrind.sh   another build (not rebuilt)
+#   CALLGRIND_ACLS=1 perf/callgrind.sh  with ACLs in force: each run (idle too) first grants
+#                                       the client its topic, so every request is decided
+#                                       through the shard's decision cache
 #
 # Three server runs under callgrind: idle (start-up and shutdown), produce RECORDS, produce
 # and fetch them back. Produce Ir/record = (produce − idle) / RECORDS; fetch Ir/record =
@@ -34,8 +37,11 @@ run() { # mode
         sleep 0.1
     done
     [[ -n $addr ]] || { echo "server did not start: $log" >&2; kill "$pid"; exit 1; }
-    if [[ $mode != idle ]]; then
-        "$CLIENT" "$addr" "$mode" "$RECORDS"
+    local client_mode=$mode
+    [[ $mode == idle ]] && client_mode=""
+    [[ -n ${CALLGRIND_ACLS:-} ]] && client_mode="acls${client_mode:++$client_mode}"
+    if [[ -n $client_mode ]]; then
+        "$CLIENT" "$addr" "$client_mode" "$RECORDS"
     fi
     kill -TERM "$pid"
     wait "$pid" || true

@@ -7,7 +7,11 @@
 //!   16 KiB batch.size), one batch per Produce v9 request (acks=1), 5 requests pipelined (as
 //!   a Java producer does);
 //! - fetch: Fetch v12 from offset 0 until every record is back (partition_max_bytes 1 MiB,
-//!   max_bytes 50 MiB, max_wait 0: the Java consumer's defaults).
+//!   max_bytes 50 MiB, max_wait 0: the Java consumer's defaults);
+//! - `acls+` before a mode (or `acls` alone, for the idle run): first grant the client
+//!   (User:ANONYMOUS) Write, Read and Describe on the topic with CreateAcls, so the
+//!   authorization stage decides every request through its decision cache instead of
+//!   taking its no-ACL fast path.
 //!
 //! A client program, not a benchmark: a Cargo example, built with
 //! `cargo build --release --example callgrind_client` and run as
@@ -15,11 +19,12 @@
 //! (default both, 20,000 records).
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, CreateAclsRequest, CreateAclsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
@@ -46,6 +51,13 @@ fn main() {
     let records: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
+    let mode = match mode.strip_prefix("acls") {
+        Some(rest) => {
+            grant(&mut stream);
+            rest.trim_start_matches('+')
+        }
+        None => mode,
+    };
     if mode == "produce" || mode == "both" {
         produce(&mut stream, records);
     }
@@ -53,6 +65,31 @@ fn main() {
         let fetched = fetch(&mut stream, records);
         assert_eq!(fetched, records, "records fetched");
     }
+}
+
+/// CreateAcls v3: allow User:ANONYMOUS Write (4), Read (3) and Describe (8) on the literal
+/// (3) topic (2) resource; permission allow (3).
+fn grant(stream: &mut TcpStream) {
+    let allow = |operation: i8| {
+        AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(TOPIC.into())
+            .with_resource_pattern_type(3)
+            .with_principal("User:ANONYMOUS".into())
+            .with_host("*".into())
+            .with_operation(operation)
+            .with_permission_type(3)
+    };
+    let request = CreateAclsRequest::default().with_creations(vec![allow(4), allow(3), allow(8)]);
+    stream
+        .write_all(&frame(ApiKey::CreateAcls, 3, 1, &request))
+        .expect("send CreateAcls");
+    let mut body = read_response(stream, ApiKey::CreateAcls, 3);
+    let response = CreateAclsResponse::decode(&mut body, 3).expect("CreateAcls response");
+    assert!(
+        response.results.iter().all(|r| r.error_code == 0),
+        "ACLs created: {response:?}"
+    );
 }
 
 fn frame<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, id: i32, body: &R) -> Vec<u8> {
