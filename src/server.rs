@@ -121,8 +121,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let listeners = config.listeners();
     // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
     check_fixed_ports(&config, &listeners)?;
-    let tls = ServerTls::from_config(&config).map_err(anyhow::Error::msg)?;
-    let security = Security::from_config(&config).map_err(anyhow::Error::msg)?;
+    let (tls, security) = read_files(&config)?;
     warn_of_open_listeners(&config, &listeners);
     let (backend, producers) = backend::open(&config, &security)?;
     let nr_shards = config.nr_shards();
@@ -242,6 +241,23 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             Err(_) => bail!("every shard's thread is gone"),
         }
     }
+}
+
+/// What `--check-config` checks beyond `Config::validate`: everything start-up reads before
+/// it touches the network or a port (certificates, keys, users).
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    read_files(config)?;
+    if config.backend == crate::config::BackendKind::Smq {
+        backend::smq::tls::ClientTls::from_config(config).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
+/// The listeners' TLS configuration and the users, from the files the flags name.
+fn read_files(config: &Config) -> anyhow::Result<(Option<Arc<ServerTls>>, Arc<Security>)> {
+    let tls = ServerTls::from_config(config).map_err(anyhow::Error::msg)?;
+    let security = Security::from_config(config).map_err(anyhow::Error::msg)?;
+    Ok((tls, security))
 }
 
 /// Turns the first SIGTERM or SIGINT into an `Event::Signal`; a second one, or the first

@@ -1,7 +1,10 @@
-//! Command-line configuration: one clap struct, checked once by `validate`.
+//! Configuration: one clap struct, checked once by `validate`. Flags, `TIDEGATE_*`
+//! environment variables and the `--config` file all fill it ([`sources`]).
+
+pub mod sources;
 
 use clap::{Parser, ValueEnum};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Where `weed server` runs its master by default.
 pub const DEFAULT_SMQ_MASTER: &str = "127.0.0.1:9333";
@@ -42,13 +45,13 @@ pub struct Config {
     /// picks free ports. Clients are only ever sent to addresses of the listener they
     /// connected to. Default: one PLAINTEXT listener from --listen, --port and
     /// --broker-port-base.
-    #[arg(long = "listener", value_name = "NAME=PROTOCOL://HOST:PORT", value_parser = ListenerSpec::parse)]
+    #[arg(long = "listener", value_name = "NAME=PROTOCOL://HOST:PORT", value_parser = ListenerSpec::parse, value_delimiter = ',')]
     pub listeners: Vec<ListenerSpec>,
 
     /// Host name a listener gives clients in Metadata and FindCoordinator answers,
     /// `NAME=HOST` (repeat for several). Default: the listener's address, or this machine's
     /// host name for a listener on every address.
-    #[arg(long = "advertised-listener", value_name = "NAME=HOST", value_parser = advertised_listener)]
+    #[arg(long = "advertised-listener", value_name = "NAME=HOST", value_parser = advertised_listener, value_delimiter = ',')]
     pub advertised_listeners: Vec<(String, String)>,
 
     /// Short form of one PLAINTEXT listener: the address to listen on (an IP address or a
@@ -349,6 +352,38 @@ pub struct Config {
     /// "tidegate=debug"). The RUST_LOG environment variable overrides it.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+
+    /// How log lines are written to stderr: text for people, json for log collectors (one
+    /// object per line, the event's fields as its keys).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Serve /metrics (Prometheus text format), /healthz and /readyz over HTTP on this
+    /// address, e.g. 127.0.0.1:9644 (port 0 picks a free one, named in the ready line).
+    /// Default: not served.
+    #[arg(long, value_name = "HOST:PORT", value_parser = metrics_address)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// A TOML file of settings: one key per flag, named as the long flag
+    /// (`shard-memory-bytes = "1GiB"`, `shards = 2`, `listener = ["A=…", "B=…"]`). A flag
+    /// wins over its TIDEGATE_* environment variable, which wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Check the configuration (flags, environment, file, and the certificate, key and
+    /// users files they name) without starting: print the settings in effect and exit 0,
+    /// or name what is wrong and exit 2.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event: timestamp, level, target, message and the event's fields.
+    Json,
 }
 
 impl Config {
@@ -833,6 +868,18 @@ fn host_memory_bytes() -> Option<usize> {
 fn kafka_byte_size(text: &str) -> Result<i32, String> {
     let bytes = byte_size(text)?;
     i32::try_from(bytes).map_err(|_| format!("{text} is over 2GiB - 1, the most Kafka allows"))
+}
+
+/// `--metrics-addr`: `IP:PORT`, or `HOST:PORT` resolved once at start-up.
+fn metrics_address(text: &str) -> Result<SocketAddr, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(SocketAddr::new(listen_address(host)?, port))
 }
 
 /// The address to listen on: an IP address, or a host name resolved once at start-up.
