@@ -61,7 +61,12 @@ fn commit() {
         println!("cargo:rerun-if-changed={head}");
     }
     if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &reference]);
+        let path = git(&[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            &reference,
+        ]);
         if let Some(path) = path {
             println!("cargo:rerun-if-changed={path}");
         }

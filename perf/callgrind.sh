@@ -5,6 +5,7 @@
 #
 #   perf/callgrind.sh [RECORDS]         default 20000 records of 1,000 B, 16 per batch
 #   TIDEGATE_BIN=/tmp/tidegate-old perf/callgrind.sh   another build (not rebuilt)
+#   CALLGRIND_ARGS='--metrics-addr 127.0.0.1:0' perf/callgrind.sh   more server flags
 #   CALLGRIND_ACLS=1 perf/callgrind.sh  with ACLs in force: each run (idle too) first grants
 #                                       the client its topic, so every request is decided
 #                                       through the shard's decision cache
@@ -28,7 +29,7 @@ run() { # mode
     local mode=$1 log="$OUT/server-$1.log"
     VALGRIND_LIB=$VG/usr/libexec/valgrind $VG/usr/bin/valgrind.bin --tool=callgrind \
         --callgrind-out-file="$OUT/callgrind.$mode.out" "$BIN" --listen 127.0.0.1 --port 0 \
-        --broker-port-base 0 --shards 1 --backend memory >"$log" 2>&1 &
+        --broker-port-base 0 --shards 1 --backend memory ${CALLGRIND_ARGS:-} >"$log" 2>&1 &
     local pid=$!
     local addr=""
     for _ in $(seq 600); do

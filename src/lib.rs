@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod record_batch;

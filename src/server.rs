@@ -60,6 +60,8 @@ struct Startup {
     admission: Arc<Admission>,
     /// Idempotent producers' states earlier runs stored; each shard takes out its own.
     producers: Mutex<Vec<StoredProducer>>,
+    /// `--metrics-addr`, listening: taken by shard 0, which serves it.
+    metrics: Mutex<Option<Socket>>,
 }
 
 /// What the main thread tells one shard, each once, in this order.
@@ -122,6 +124,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // First, before any SeaweedFS work: a tidegate refused its ports reads and deletes nothing.
     check_fixed_ports(&config, &listeners)?;
     let (tls, security) = read_files(&config)?;
+    let metrics = config.metrics_addr.map(metrics_socket).transpose()?;
+    let metrics_addr = metrics.as_ref().map(|(_, address)| *address);
     warn_of_open_listeners(&config, &listeners);
     let (backend, producers) = backend::open(&config, &security)?;
     let nr_shards = config.nr_shards();
@@ -149,6 +153,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         backend,
         admission: Admission::new(config.max_connections, config.max_connections_per_ip),
         producers: Mutex::new(producers),
+        metrics: Mutex::new(metrics.map(|(socket, _)| socket)),
     });
     let runtime_config = RuntimeConfig {
         nr_shards,
@@ -177,7 +182,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let _ = sender.send(cluster.clone());
     }
     drop(reservations);
-    announce(&listeners, &bootstraps, &cluster);
+    announce(&listeners, &bootstraps, &cluster, metrics_addr);
 
     let ended = events_tx.clone();
     std::thread::Builder::new()
@@ -420,15 +425,35 @@ fn shared_socket(address: SocketAddr) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
-/// A shard's listener on `address`. glommio takes a socket with options of our own only as a
-/// raw descriptor, hence the one `unsafe` in the crate.
-#[allow(unsafe_code)]
+/// A shard's listener on `address`.
 fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = shared_socket(address)?;
     socket.listen(LISTEN_BACKLOG)?;
+    Ok(on_this_shard(socket))
+}
+
+/// A listening socket handed to this shard's executor. glommio takes a socket with options
+/// of our own only as a raw descriptor, hence the one `unsafe` in the crate.
+#[allow(unsafe_code)]
+fn on_this_shard(listening: Socket) -> TcpListener {
     // SAFETY: the descriptor is a listening TCP socket that this function alone owns, and
     // into_raw_fd gives up that ownership, so the TcpListener is its only owner.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    unsafe { TcpListener::from_raw_fd(listening.into_raw_fd()) }
+}
+
+/// `--metrics-addr`, bound and listening before start-up goes further (a port in use is a
+/// start-up error), for shard 0 to serve; and the address it got (port 0: a free one). Not
+/// shared like the Kafka ports: one tidegate per address.
+fn metrics_socket(address: SocketAddr) -> anyhow::Result<(Socket, SocketAddr)> {
+    let bind = || -> std::io::Result<(Socket, SocketAddr)> {
+        let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        let bound = socket.local_addr()?.as_socket().unwrap_or(address);
+        Ok((socket, bound))
+    };
+    bind().with_context(|| format!("--metrics-addr {address}"))
 }
 
 fn collect_ports(
@@ -466,8 +491,13 @@ fn collect_ports(
 }
 
 /// The one line a supervisor or test waits for: the first listener's bootstrap address and
-/// brokers, then every listener's bootstrap address by name.
-fn announce(listeners: &[Listener], bootstraps: &[SocketAddr], cluster: &Cluster) {
+/// brokers, then every listener's bootstrap address by name, and `--metrics-addr`'s.
+fn announce(
+    listeners: &[Listener],
+    bootstraps: &[SocketAddr],
+    cluster: &Cluster,
+    metrics: Option<SocketAddr>,
+) {
     let address = |id: ListenerId, port: u16| {
         let host = listeners
             .get(id)
@@ -486,10 +516,11 @@ fn announce(listeners: &[Listener], bootstraps: &[SocketAddr], cluster: &Cluster
         .map(|(id, (l, bootstrap))| format!("{}@{}", l.name, address(id, bootstrap.port())))
         .collect();
     let first = bootstraps.first().map_or(0, SocketAddr::port);
+    let metrics = metrics.map_or_else(String::new, |a| format!(" metrics={a}"));
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
-        "tidegate ready bootstrap={} brokers={} listeners={}",
+        "tidegate ready bootstrap={} brokers={} listeners={}{metrics}",
         address(0, first),
         brokers.join(","),
         named.join(",")
@@ -552,6 +583,13 @@ async fn shard_main(
     shard.start_background(context.inbox);
     let shutdown = Rc::new(Shutdown::default());
     let memory = MemoryBudget::new(shard.config.shard_memory_bytes(), None);
+    let metrics = startup.metrics.lock().map_err(|e| e.to_string())?.take();
+    let serving_metrics = async {
+        match metrics {
+            Some(socket) => crate::metrics::http::serve(shard.clone(), on_this_shard(socket)).await,
+            None => futures::future::pending().await,
+        }
+    };
     let accepting = futures::future::join_all(sockets.into_iter().enumerate().flat_map(
         |(listener, (bootstrap, broker))| {
             let port = ListenerPort {
@@ -576,10 +614,13 @@ async fn shard_main(
             ]
         },
     ));
+    let serving = futures::future::join(accepting, serving_metrics);
+    shard.metrics.set_listening(true);
     // The accept loops never end by themselves; leaving them drops the listeners.
-    if let Either::Left(_) = select(std::pin::pin!(accepting), control.stop).await {
+    if let Either::Left(_) = select(std::pin::pin!(serving), control.stop).await {
         return Err("stopped accepting".into());
     }
+    shard.metrics.set_listening(false);
     let drained = shutdown.drain().await;
     let report = startup.events.lock().map_err(|e| e.to_string())?.clone();
     let _ = report.send(Event::Drained(drained));
@@ -640,15 +681,23 @@ async fn accept_loop(
                         let shutdown = shutdown.clone();
                         let memory = memory.clone();
                         let port = port.clone();
+                        shard.metrics.connection_accepted();
                         glommio::spawn_local(async move {
-                            serve(shard, stream, port, shutdown, memory).await;
+                            serve(shard.clone(), stream, port, shutdown, memory).await;
+                            shard.metrics.connection_closed();
                             drop(slot);
                             drop(pass);
                         })
                         .detach();
                     }
-                    // Dropping the stream closes it.
-                    Err(reason) => tracing::warn!(%peer, %reason, "connection refused"),
+                    // Dropping the stream closes it; a client retrying in a loop is
+                    // logged within the shard's rate of such lines.
+                    Err(reason) => {
+                        shard.metrics.connection_refused();
+                        if let Some(suppressed) = shard.close_log.admit(Instant::now()) {
+                            tracing::warn!(%peer, %reason, suppressed, "connection refused");
+                        }
+                    }
                 }
             }
             Err(error) => {

@@ -13,8 +13,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
+use crate::metrics::ShardMetrics;
 use crate::partition::producer_state::ProducerIds;
 use crate::partition::{unreachable, Partitions};
+use crate::protocol::close_log::CloseLog;
 use crate::security::access::Access;
 use crate::security::Security;
 use crate::TopicPartition;
@@ -51,6 +53,10 @@ pub struct Shard {
     pub partitions: Rc<Partitions>,
     /// The consumer groups this shard coordinates; reached through [`Shard::coordinator`].
     groups: Rc<Coordinator>,
+    /// What this shard has done, for `--metrics-addr`.
+    pub metrics: ShardMetrics,
+    /// How many connections closed for protocol errors this shard still logs this second.
+    pub close_log: CloseLog,
     shard_map: ShardMap,
     mesh: Mesh<ShardMessage>,
 }
@@ -77,6 +83,8 @@ impl Shard {
             security_store: stores.security,
             security,
             mesh,
+            metrics: ShardMetrics::default(),
+            close_log: CloseLog::default(),
         }
     }
 

@@ -291,6 +291,14 @@ impl TopicCatalogue {
         }
     }
 
+    /// Whether the backend answers (for /readyz): always, for the memory backend.
+    pub async fn answers(&self) -> Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Smq(b) => b.answers().await,
+        }
+    }
+
     /// Every topic, by name.
     pub async fn list(&self) -> Result<Vec<Arc<TopicMeta>>> {
         match self {

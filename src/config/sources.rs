@@ -73,10 +73,7 @@ pub fn command() -> Command {
 
 /// The file's settings as `--key=value` arguments, leaving out those a flag or an
 /// environment variable sets; and the keys the file gives.
-fn file_arguments(
-    path: &Path,
-    given: &ArgMatches,
-) -> Result<(Vec<OsString>, Vec<String>), String> {
+fn file_arguments(path: &Path, given: &ArgMatches) -> Result<(Vec<OsString>, Vec<String>), String> {
     let name = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("--config {name}: {e}"))?;
     let table: toml::Table = text
@@ -92,7 +89,9 @@ fn file_arguments(
             )
         };
         if NOT_SETTINGS.contains(&key.as_str()) {
-            return Err(format!("--config {name}: {key:?} cannot be set in the file"));
+            return Err(format!(
+                "--config {name}: {key:?} cannot be set in the file"
+            ));
         }
         let arg = command
             .get_arguments()
@@ -188,7 +187,8 @@ mod tests {
     use super::*;
 
     fn file(name: &str, text: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("tidegate-{}-{name}.toml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("tidegate-{}-{name}.toml", std::process::id()));
         std::fs::write(&path, text).expect("write config file");
         path
     }
@@ -224,7 +224,9 @@ mod tests {
             .map(ToString::to_string);
         assert_eq!(
             line.as_deref(),
-            Some(r#"listener = ["A=PLAINTEXT://127.0.0.1:0", "B=PLAINTEXT://127.0.0.1:0"]  # file"#)
+            Some(
+                r#"listener = ["A=PLAINTEXT://127.0.0.1:0", "B=PLAINTEXT://127.0.0.1:0"]  # file"#
+            )
         );
     }
 
@@ -235,7 +237,10 @@ mod tests {
             let error = load(&["--config", path.to_str().expect("utf-8")]).expect_err(text);
             assert!(error.contains(says), "{text}: {error}");
         };
-        refused("shard_memory_bytes = \"1GiB\"\n", "unknown key \"shard_memory_bytes\"");
+        refused(
+            "shard_memory_bytes = \"1GiB\"\n",
+            "unknown key \"shard_memory_bytes\"",
+        );
         refused("shards = \"many\"\n", "--shards");
         refused("shards = [1, 2]\n", "shards must be one value");
         refused("allow-unauthenticated = 1\n", "true or false");

@@ -208,6 +208,7 @@ pub async fn serve<S>(
     ));
 
     let writer_shutdown = shutdown.clone();
+    let writer_shard = shard.clone();
     let write_loop = glommio::spawn_local(async move {
         while let Some(response) = responses.next().await {
             match response.await {
@@ -215,6 +216,7 @@ pub async fn serve<S>(
                     if writer.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    writer_shard.metrics.sent(bytes.len());
                     writer_shutdown.answered();
                 }
                 Ok((None, _charge)) => writer_shutdown.answered(),
@@ -238,11 +240,17 @@ pub async fn serve<S>(
         let (frame, charge) = match watch.unless_begun(next).await {
             Some(Ok(Some(read))) => read,
             Some(Ok(None)) | None => break,
+            // A client that hangs up or resets is not an error of its protocol.
+            Some(Err(FrameError::Io(error))) => {
+                tracing::debug!(%peer, %error, "closing connection");
+                break;
+            }
             Some(Err(error)) => {
-                tracing::warn!(%peer, %error, "closing connection");
+                closed_for_protocol_error(&shard, &peer, &error, Fault::Client);
                 break;
             }
         };
+        shard.metrics.received(LENGTH_PREFIX + frame.len());
         match dispatch::route(&shard, frame, charge, &connection) {
             Ok(response) => {
                 if queue.send(response).await.is_err() {
@@ -250,7 +258,7 @@ pub async fn serve<S>(
                 }
             }
             Err(error) => {
-                tracing::warn!(%peer, %error, fault = ?error.fault(), "closing connection");
+                closed_for_protocol_error(&shard, &peer, &error, error.fault());
                 break;
             }
         }
@@ -264,6 +272,20 @@ pub async fn serve<S>(
     drop(queue);
     write_loop.await;
     shutdown.closed();
+}
+
+/// The one warning for a connection closed for what its client sent, within the shard's
+/// rate of such lines (see `close_log`), and its count in the metrics.
+fn closed_for_protocol_error(
+    shard: &Shard,
+    peer: &str,
+    error: &dyn std::fmt::Display,
+    fault: Fault,
+) {
+    shard.metrics.protocol_error();
+    if let Some(suppressed) = shard.close_log.admit(std::time::Instant::now()) {
+        tracing::warn!(%peer, %error, ?fault, suppressed, "closing connection");
+    }
 }
 
 #[cfg(test)]

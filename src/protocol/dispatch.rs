@@ -16,6 +16,7 @@ use crate::handlers::{
 };
 use crate::protocol::authorization::{self, Admitted};
 use crate::protocol::budget::Charge;
+use crate::protocol::error_codes;
 use crate::security::session::{Arriving, Gate};
 use crate::shard::Shard;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -147,6 +148,7 @@ pub fn route(
         Some(response)
     });
     Ok(encode_when_answered(
+        shard,
         api.key,
         version,
         correlation_id,
@@ -183,7 +185,15 @@ fn start(
     // now, and the request goes to it without passing through the stage's verdict.
     if shard.access.allows_all() {
         let reply = api.handle(shard.clone(), context, request);
-        return encode_when_answered(api.key, version, correlation_id, reply, answer, charge);
+        return encode_when_answered(
+            shard,
+            api.key,
+            version,
+            correlation_id,
+            reply,
+            answer,
+            charge,
+        );
     }
     let reply = match authorization::admit(shard, &context, request, false) {
         Admitted::Run(request, None) => api.handle(shard.clone(), context, request),
@@ -231,7 +241,15 @@ fn start(
             })
         }
     };
-    encode_when_answered(api.key, version, correlation_id, reply, answer, charge)
+    encode_when_answered(
+        shard,
+        api.key,
+        version,
+        correlation_id,
+        reply,
+        answer,
+        charge,
+    )
 }
 
 /// The handler's answer, with the authorization stage's amendment applied to it.
@@ -272,7 +290,11 @@ fn answer_bare_token(
 }
 
 /// Encodes a handler's answer once it comes, adding its bytes to the request's charge.
+/// Counts it in the shard's metrics, its latency taken from the handler's start to its
+/// answer (the decoding before is a small part, and the writing after waits on the answers
+/// before it and on the client).
 fn encode_when_answered(
+    shard: &Rc<Shard>,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -280,10 +302,17 @@ fn encode_when_answered(
     answer: Answer,
     mut charge: Charge,
 ) -> Routed {
+    let started = Instant::now();
+    let shard = shard.clone();
     glommio::spawn_local(async move {
-        match reply.await {
-            Some(response) if answer == Answer::Unwanted => match first_produce_error(&response) {
-                Some(code) => Err(ConnectionError::UnansweredProduceFailed(code)),
+        let reply = reply.await;
+        let errors = reply.as_ref().map(error_codes::of).unwrap_or_default();
+        shard
+            .metrics
+            .answered(api_key as i16, started.elapsed(), &errors);
+        match reply {
+            Some(_) if answer == Answer::Unwanted => match errors.first() {
+                Some(&code) => Err(ConnectionError::UnansweredProduceFailed(code)),
                 None => Ok((None, charge)),
             },
             Some(response) => match encode_response(api_key, version, correlation_id, &response) {
@@ -300,18 +329,6 @@ fn encode_when_answered(
             None => Ok((None, charge)),
         }
     })
-}
-
-/// The first partition error in a Produce answer.
-fn first_produce_error(response: &ResponseKind) -> Option<i16> {
-    let ResponseKind::Produce(produce) = response else {
-        return None;
-    };
-    let partitions = produce
-        .responses
-        .iter()
-        .flat_map(|t| &t.partition_responses);
-    partitions.map(|p| p.error_code).find(|&code| code != 0)
 }
 
 /// Decodes the header and body of a request whose key and version were checked.

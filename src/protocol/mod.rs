@@ -4,8 +4,10 @@
 pub mod admission;
 pub mod authorization;
 pub mod budget;
+pub mod close_log;
 pub mod connection;
 pub mod dispatch;
+pub mod error_codes;
 pub mod shutdown;
 
 pub use connection::{serve, Endpoint, FrameError, FrameReader, TlsPeer};

@@ -338,6 +338,18 @@ impl SmqBackend {
         Ok(self.list_topics().await?.into_iter().find(|t| t.id == id))
     }
 
+    /// Whether the broker and the filer answer now (for /readyz): one ListTopics, and one
+    /// filer listing of /topics (one entry per namespace: small).
+    pub async fn answers(&self) -> Result<()> {
+        let mut client = self.client(&self.bootstrap).await?;
+        client
+            .list_topics(ListTopicsRequest {})
+            .await
+            .map_err(unavailable)?;
+        self.filer.list("/topics").await?;
+        Ok(())
+    }
+
     pub async fn list_topics(&self) -> Result<Vec<Arc<TopicMeta>>> {
         let mut client = self.client(&self.bootstrap).await?;
         let response = client

@@ -1,0 +1,182 @@
+//! Metrics: each shard counts what it does in counters of its own, and `--metrics-addr`
+//! serves them with /healthz and /readyz ([`http`]).
+//!
+//! The counters are plain `Cell`s, written only by their shard's thread: counting a request
+//! costs a few unshared additions, no atomic and no lock. A scrape asks every shard over the
+//! mesh for a [`Snapshot`] (a copy it can send), so only the scrape crosses cores.
+
+pub mod histogram;
+pub mod http;
+pub mod prometheus;
+
+use histogram::{Histogram, LatencyBuckets};
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+/// One more than the largest API key counted per API (Kafka's reach the 80s); larger
+/// keys are answered UnknownApi before they are counted.
+const API_KEYS: usize = 128;
+
+/// What one shard has done since start-up.
+pub struct ShardMetrics {
+    requests: [Cell<u64>; API_KEYS],
+    latency: [Histogram; API_KEYS],
+    /// (api key, error code) → answers carrying it; touched only when a code is not 0.
+    errors: RefCell<hashbrown::HashMap<(i16, i16), u64>>,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+    connections_accepted: Cell<u64>,
+    connections_closed: Cell<u64>,
+    connections_refused: Cell<u64>,
+    /// Connections closed because the client sent what tidegate cannot answer.
+    protocol_errors: Cell<u64>,
+    listening: Cell<bool>,
+}
+
+/// A copy of a shard's counters, made on the shard and sent to the scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub shard: usize,
+    /// Whether the shard accepts connections on every listener.
+    pub listening: bool,
+    /// (api key, requests answered, their latency), for APIs that had any.
+    pub requests: Vec<(i16, u64, LatencyBuckets)>,
+    /// (api key, error code, how many), codes other than 0.
+    pub errors: Vec<(i16, i16, u64)>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections_accepted: u64,
+    pub connections_closed: u64,
+    pub connections_refused: u64,
+    pub protocol_errors: u64,
+}
+
+fn add(cell: &Cell<u64>, n: u64) {
+    cell.set(cell.get().wrapping_add(n));
+}
+
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| Cell::new(0)),
+            latency: std::array::from_fn(|_| Histogram::default()),
+            errors: RefCell::default(),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+            connections_accepted: Cell::new(0),
+            connections_closed: Cell::new(0),
+            connections_refused: Cell::new(0),
+            protocol_errors: Cell::new(0),
+            listening: Cell::new(false),
+        }
+    }
+}
+
+impl ShardMetrics {
+    /// A request answered (or dropped, for acks=0) after `took`, its answer carrying
+    /// `error_codes` (those that are not 0).
+    pub fn answered(&self, api_key: i16, took: Duration, error_codes: &[i16]) {
+        let Some(index) = usize::try_from(api_key).ok().filter(|&k| k < API_KEYS) else {
+            return;
+        };
+        add(&self.requests[index], 1);
+        self.latency[index].record(took);
+        if !error_codes.is_empty() {
+            let mut errors = self.errors.borrow_mut();
+            for &code in error_codes {
+                *errors.entry((api_key, code)).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Bytes of a request frame read, its length prefix included.
+    pub fn received(&self, bytes: usize) {
+        add(&self.bytes_in, bytes as u64);
+    }
+
+    /// Bytes of a response frame written.
+    pub fn sent(&self, bytes: usize) {
+        add(&self.bytes_out, bytes as u64);
+    }
+
+    pub fn connection_accepted(&self) {
+        add(&self.connections_accepted, 1);
+    }
+
+    pub fn connection_closed(&self) {
+        add(&self.connections_closed, 1);
+    }
+
+    /// A connection closed on accept: over `--max-connections` or `--max-connections-per-ip`.
+    pub fn connection_refused(&self) {
+        add(&self.connections_refused, 1);
+    }
+
+    /// A connection closed for bytes that are not a request tidegate can answer.
+    pub fn protocol_error(&self) {
+        add(&self.protocol_errors, 1);
+    }
+
+    /// Whether the shard accepts connections: from when its listeners serve until shutdown.
+    pub fn set_listening(&self, listening: bool) {
+        self.listening.set(listening);
+    }
+
+    pub fn listening(&self) -> bool {
+        self.listening.get()
+    }
+
+    pub fn snapshot(&self, shard: usize) -> Snapshot {
+        let requests = (0..API_KEYS)
+            .filter(|&k| self.requests[k].get() > 0)
+            .map(|k| (k as i16, self.requests[k].get(), self.latency[k].buckets()))
+            .collect();
+        let mut errors: Vec<_> = self
+            .errors
+            .borrow()
+            .iter()
+            .map(|(&(api, code), &count)| (api, code, count))
+            .collect();
+        errors.sort_unstable();
+        Snapshot {
+            shard,
+            listening: self.listening.get(),
+            requests,
+            errors,
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            connections_accepted: self.connections_accepted.get(),
+            connections_closed: self.connections_closed.get(),
+            connections_refused: self.connections_refused.get(),
+            protocol_errors: self.protocol_errors.get(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_holds_what_was_counted() {
+        let metrics = ShardMetrics::default();
+        metrics.answered(0, Duration::from_micros(100), &[]);
+        metrics.answered(0, Duration::from_millis(3), &[3, 3]);
+        metrics.answered(1, Duration::from_micros(10), &[]);
+        metrics.answered(500, Duration::ZERO, &[]);
+        metrics.received(40);
+        metrics.sent(20);
+        metrics.connection_accepted();
+        metrics.connection_refused();
+        let snapshot = metrics.snapshot(2);
+        assert_eq!(snapshot.shard, 2);
+        let counts: Vec<_> = snapshot.requests.iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(counts, [(0, 2), (1, 1)]);
+        assert_eq!(snapshot.errors, [(0, 3, 2)]);
+        assert_eq!((snapshot.bytes_in, snapshot.bytes_out), (40, 20));
+        assert_eq!(
+            (snapshot.connections_accepted, snapshot.connections_refused),
+            (1, 1)
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The shards' snapshots in Prometheus's text exposition format (version 0.0.4), every
+//! series labelled by shard.
+
+use super::histogram::upper_bound_seconds;
+use super::Snapshot;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+use std::fmt::Write;
+
+/// The Content-Type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A metric with one series per shard: name, TYPE, HELP, and its value in a snapshot.
+type PerShard = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Snapshot) -> u64,
+);
+
+/// Every metric of every shard, each family once with its HELP and TYPE.
+pub fn render(shards: &[Snapshot]) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "tidegate_build_info",
+        "gauge",
+        "version and commit built from",
+    );
+    let _ = writeln!(
+        out,
+        "tidegate_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        env!("TIDEGATE_COMMIT")
+    );
+    let per_shard: [PerShard; 8] = [
+        (
+            "tidegate_shard_listening",
+            "gauge",
+            "1 while the shard accepts connections on every listener",
+            |s| u64::from(s.listening),
+        ),
+        (
+            "tidegate_received_bytes_total",
+            "counter",
+            "bytes of requests read, length prefixes included",
+            |s| s.bytes_in,
+        ),
+        (
+            "tidegate_sent_bytes_total",
+            "counter",
+            "bytes of responses written",
+            |s| s.bytes_out,
+        ),
+        (
+            "tidegate_connections_open",
+            "gauge",
+            "client connections open",
+            |s| s.connections_accepted.saturating_sub(s.connections_closed),
+        ),
+        (
+            "tidegate_connections_accepted_total",
+            "counter",
+            "client connections accepted",
+            |s| s.connections_accepted,
+        ),
+        (
+            "tidegate_connections_refused_total",
+            "counter",
+            "connections closed on accept: --max-connections or --max-connections-per-ip",
+            |s| s.connections_refused,
+        ),
+        (
+            "tidegate_connections_closed_for_protocol_errors_total",
+            "counter",
+            "connections closed for bytes that are not a request tidegate can answer",
+            |s| s.protocol_errors,
+        ),
+        (
+            "tidegate_requests_total",
+            "counter",
+            "requests answered, all APIs",
+            |s| s.requests.iter().map(|r| r.1).sum(),
+        ),
+    ];
+    for (name, kind, help, value) in per_shard {
+        family(&mut out, name, kind, help);
+        for shard in shards {
+            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", shard.shard, value(shard));
+        }
+    }
+    family(
+        &mut out,
+        "tidegate_api_requests_total",
+        "counter",
+        "requests answered, by API",
+    );
+    for shard in shards {
+        for (key, count, _) in &shard.requests {
+            let _ = writeln!(
+                out,
+                "tidegate_api_requests_total{{shard=\"{}\",api=\"{}\"}} {count}",
+                shard.shard,
+                api_name(*key)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "tidegate_api_errors_total",
+        "counter",
+        "error codes in answers, by API and code (one per partition or group that has one)",
+    );
+    for shard in shards {
+        for (key, code, count) in &shard.errors {
+            let error = ResponseError::try_from_code(*code)
+                .map_or_else(|| "Unknown".to_string(), |e| format!("{e:?}"));
+            let _ = writeln!(
+                out,
+                "tidegate_api_errors_total{{shard=\"{}\",api=\"{}\",error_code=\"{code}\",\
+                 error=\"{error}\"}} {count}",
+                shard.shard,
+                api_name(*key)
+            );
+        }
+    }
+    let name = "tidegate_request_duration_seconds";
+    family(
+        &mut out,
+        name,
+        "histogram",
+        "time from a request read to its answer ready, by API",
+    );
+    for shard in shards {
+        for (key, count, latency) in &shard.requests {
+            let labels = format!("shard=\"{}\",api=\"{}\"", shard.shard, api_name(*key));
+            let mut cumulative = 0;
+            for (index, in_bucket) in latency.counts.iter().enumerate() {
+                cumulative += in_bucket;
+                let le = upper_bound_seconds(index).map_or("+Inf".into(), |s| s.to_string());
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            let sum = latency.sum_micros as f64 / 1e6;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The API's name as Kafka spells it in code (`Produce`, `OffsetCommit`).
+fn api_name(key: i16) -> String {
+    ApiKey::try_from(key).map_or_else(|_| key.to_string(), |api| format!("{api:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ShardMetrics;
+    use std::time::Duration;
+
+    #[test]
+    fn counters_and_histograms_in_text_format() {
+        let metrics = ShardMetrics::default();
+        metrics.answered(0, Duration::from_micros(20), &[]);
+        metrics.answered(0, Duration::from_micros(20), &[3]);
+        metrics.received(100);
+        let text = render(&[metrics.snapshot(0), ShardMetrics::default().snapshot(1)]);
+        for line in [
+            "tidegate_api_requests_total{shard=\"0\",api=\"Produce\"} 2",
+            "tidegate_api_errors_total{shard=\"0\",api=\"Produce\",error_code=\"3\",\
+             error=\"UnknownTopicOrPartition\"} 1",
+            "tidegate_request_duration_seconds_bucket{shard=\"0\",api=\"Produce\",le=\"0.000016\"} 0",
+            "tidegate_request_duration_seconds_bucket{shard=\"0\",api=\"Produce\",le=\"0.000032\"} 2",
+            "tidegate_request_duration_seconds_bucket{shard=\"0\",api=\"Produce\",le=\"+Inf\"} 2",
+            "tidegate_request_duration_seconds_count{shard=\"0\",api=\"Produce\"} 2",
+            "tidegate_received_bytes_total{shard=\"0\"} 100",
+            "tidegate_received_bytes_total{shard=\"1\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE tidegate_requests_total ").count(), 1);
+    }
+}
