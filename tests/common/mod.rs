@@ -20,6 +20,8 @@ pub struct Server {
     pub brokers: Vec<SocketAddr>,
     /// Each listener's bootstrap address, by name.
     pub listeners: HashMap<String, SocketAddr>,
+    /// Where /metrics, /healthz and /readyz are served, with `--metrics-addr`.
+    pub metrics: Option<SocketAddr>,
     /// What it logged at info level, when started with `start_logged`.
     log: Option<Arc<Mutex<String>>>,
 }
@@ -48,7 +50,21 @@ impl Server {
             args.extend(["--listener", listener]);
         }
         args.extend_from_slice(extra_args);
-        Server::launch(&args, true)
+        Server::launch(&args, true, &[])
+    }
+
+    /// As `start_logged`, with these environment variables set (`TIDEGATE_*` settings).
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--broker-port-base",
+            "0",
+        ];
+        args.extend_from_slice(extra_args);
+        Server::launch(&args, true, env)
     }
 
     fn spawn(port: u16, broker_port_base: u16, extra_args: &[&str], logged: bool) -> Server {
@@ -56,12 +72,13 @@ impl Server {
         let mut args = vec!["--listen", "127.0.0.1", "--port", &port];
         args.extend(["--broker-port-base", &base]);
         args.extend_from_slice(extra_args);
-        Server::launch(&args, logged)
+        Server::launch(&args, logged, &[])
     }
 
-    fn launch(args: &[&str], logged: bool) -> Server {
+    fn launch(args: &[&str], logged: bool, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidegate"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", if logged { "info" } else { "warn" })
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -105,11 +122,16 @@ impl Server {
             .filter_map(|l| l.split_once('@'))
             .map(|(name, address)| (name.to_string(), address.parse().expect("listener address")))
             .collect();
+        let metrics = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("metrics="))
+            .map(|address| address.parse().expect("metrics address"));
         Server {
             child,
             bootstrap,
             brokers,
             listeners,
+            metrics,
             log,
         }
     }
@@ -461,9 +483,10 @@ fn ports_env(variable: &str, start: &str) -> Option<HashMap<String, String>> {
     )
 }
 
-/// GET on the filer's HTTP port: (status, body); directories are listed as JSON.
+/// GET on a local HTTP port (the filer's, where directories are listed as JSON, or
+/// tidegate's --metrics-addr): (status, body).
 pub fn http_get(port: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("filer http");
+    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("http connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

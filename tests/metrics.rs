@@ -1,0 +1,255 @@
+//! What an operator watches: /healthz, /readyz and /metrics on --metrics-addr, moved by
+//! real produce and fetch traffic by exactly what was sent; JSON log lines; the one
+//! rate-limited line per connection closed for a protocol error.
+
+mod common;
+
+use common::*;
+use kafka_protocol::messages::ProduceRequest;
+use kafka_protocol::protocol::Request;
+use kafka_protocol::records::Compression;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Every sample of a scrape, by its series (`name{labels}`).
+fn scrape(server: &Server) -> HashMap<String, f64> {
+    let (status, body) = http_get(&metrics_port(server), "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            (series.to_string(), value.parse().expect("sample value"))
+        })
+        .collect()
+}
+
+fn metrics_port(server: &Server) -> String {
+    server.metrics.expect("metrics address").port().to_string()
+}
+
+fn sample(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    samples.get(series).copied().unwrap_or(0.0)
+}
+
+#[test]
+fn health_and_readiness_answer_and_metrics_are_off_by_default() {
+    let server = Server::start(&["--shards", "2", "--metrics-addr", "127.0.0.1:0"]);
+    let port = metrics_port(&server);
+    assert_eq!(http_get(&port, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(&port, "/readyz"), (200, "ready\n".to_string()));
+    assert_eq!(http_get(&port, "/nothing").0, 404);
+    let samples = scrape(&server);
+    for shard in ["0", "1"] {
+        let listening = format!("tidegate_shard_listening{{shard=\"{shard}\"}}");
+        assert_eq!(sample(&samples, &listening), 1.0);
+    }
+    assert!(
+        Server::start(&[]).metrics.is_none(),
+        "served without --metrics-addr"
+    );
+}
+
+#[test]
+fn readiness_needs_seaweedfs_to_answer() {
+    let Some(ports) = seaweedfs() else { return };
+    let master = format!("127.0.0.1:{}", ports["MASTER"]);
+    let server = Server::start(&[
+        "--backend",
+        "smq",
+        "--smq-master",
+        &master,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(
+        http_get(&metrics_port(&server), "/readyz"),
+        (200, "ready\n".to_string())
+    );
+}
+
+/// Sends `request` as one frame and reads its answer: the bytes each way, prefixes included.
+fn exchange<R: Request>(client: &mut Client, request: &R, version: i16) -> (usize, usize) {
+    let body = request_frame(request, version, 7);
+    client.send_frame(&body);
+    let answer = client.read_frame().expect("answer");
+    (4 + body.len(), 4 + answer.len())
+}
+
+#[test]
+fn produce_and_fetch_move_the_counters_by_what_was_sent() {
+    let server = Server::start(&["--shards", "1", "--metrics-addr", "127.0.0.1:0"]);
+    let mut client = server.client();
+    create_topic(&mut client, "watched", 1);
+    let before = scrape(&server);
+    let series = |name: &str, api: &str| format!("{name}{{shard=\"0\",api=\"{api}\"}}");
+    let mut sent = 0;
+    let mut received = 0;
+    for _ in 0..3 {
+        let batch = encode_batch(&records(0, 10, None), Compression::None);
+        let request: ProduceRequest = produce_request("watched", 0, batch, -1);
+        let (up, down) = exchange(&mut client, &request, PRODUCE_VERSION);
+        sent += up;
+        received += down;
+    }
+    // A partition the topic does not have: UNKNOWN_TOPIC_OR_PARTITION (3).
+    let batch = encode_batch(&records(0, 1, None), Compression::None);
+    let (up, down) = exchange(
+        &mut client,
+        &produce_request("watched", 5, batch, -1),
+        PRODUCE_VERSION,
+    );
+    sent += up;
+    received += down;
+    let (up, down) = exchange(
+        &mut client,
+        &fetch_request("watched", 0, 0, 0),
+        FETCH_VERSION,
+    );
+    sent += up;
+    received += down;
+    let after = scrape(&server);
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        moved(&series("tidegate_api_requests_total", "Produce")),
+        4.0
+    );
+    assert_eq!(moved(&series("tidegate_api_requests_total", "Fetch")), 1.0);
+    assert_eq!(
+        moved("tidegate_api_errors_total{shard=\"0\",api=\"Produce\",error_code=\"3\",error=\"UnknownTopicOrPartition\"}"),
+        1.0
+    );
+    assert_eq!(
+        moved("tidegate_received_bytes_total{shard=\"0\"}"),
+        sent as f64
+    );
+    assert_eq!(
+        moved("tidegate_sent_bytes_total{shard=\"0\"}"),
+        received as f64
+    );
+    let histogram = "tidegate_request_duration_seconds";
+    let count = sample(&after, &series(&format!("{histogram}_count"), "Produce"));
+    assert_eq!(
+        count,
+        sample(&after, &series("tidegate_api_requests_total", "Produce"))
+    );
+    let everything = format!("{histogram}_bucket{{shard=\"0\",api=\"Produce\",le=\"+Inf\"}}");
+    assert_eq!(sample(&after, &everything), count);
+    assert_eq!(
+        sample(&after, "tidegate_connections_open{shard=\"0\"}"),
+        1.0
+    );
+    assert!(after.contains_key(&format!(
+        "tidegate_build_info{{version=\"{}\",commit=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        commit(&server)
+    )));
+}
+
+/// The commit the server names in `tidegate_build_info`.
+fn commit(server: &Server) -> String {
+    let (_, body) = http_get(&metrics_port(server), "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix("tidegate_build_info{"))
+        .and_then(|l| l.split("commit=\"").nth(1))
+        .and_then(|l| l.split('"').next())
+        .expect("build info")
+        .to_string()
+}
+
+#[test]
+fn refused_and_failed_connections_are_counted() {
+    let server = Server::start(&[
+        "--shards",
+        "1",
+        "--max-connections",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let mut first = server.client();
+    let mut second = server.client();
+    assert!(second.is_closed_by_server(), "over --max-connections");
+    first.send_frame(&raw_header(9999, 0, 1));
+    assert!(first.is_closed_by_server(), "an unknown API closes");
+    let samples = scrape(&server);
+    assert_eq!(
+        sample(&samples, "tidegate_connections_refused_total{shard=\"0\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "tidegate_connections_closed_for_protocol_errors_total{shard=\"0\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, "tidegate_connections_accepted_total{shard=\"0\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn json_log_lines_parse_and_protocol_errors_are_logged_within_a_rate() {
+    let server = Server::start_logged(&["--shards", "1", "--log-format", "json"]);
+    // Bad clients in a loop, faster than the shard logs them.
+    let bad_clients = 50;
+    for _ in 0..bad_clients {
+        let mut client = server.client();
+        client.send_frame(&raw_header(9999, 0, 1));
+        assert!(client.is_closed_by_server());
+    }
+    // A second later the next one is logged, with how many were held back before it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut last = server.client();
+    last.send_frame(&raw_header(9999, 0, 1));
+    assert!(last.is_closed_by_server());
+    let closed = |log: &str| {
+        log.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect(line))
+            .filter(|event| event["message"] == "closing connection")
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = closed(&server.log());
+        let accounted: u64 = lines
+            .iter()
+            .map(|l| 1 + l["suppressed"].as_u64().expect("count"))
+            .sum();
+        if accounted == bad_clients + 1 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let accounted: u64 = lines
+        .iter()
+        .map(|l| 1 + l["suppressed"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(
+        accounted,
+        bad_clients + 1,
+        "every close written or counted: {lines:?}"
+    );
+    assert!(
+        lines.len() < 30,
+        "{} lines for {bad_clients} closes",
+        lines.len()
+    );
+    let line = &lines[0];
+    assert_eq!(line["level"], "WARN");
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown API key 9999")),
+        "{line}"
+    );
+    assert!(
+        line["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{line}"
+    );
+    assert!(closed(&server.log()).len() < server.log().lines().count());
+}
