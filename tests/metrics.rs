@@ -9,6 +9,9 @@ use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::protocol::Request;
 use kafka_protocol::records::Compression;
 use std::collections::HashMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Every sample of a scrape, by its series (`name{labels}`).
@@ -51,21 +54,102 @@ fn health_and_readiness_answer_and_metrics_are_off_by_default() {
 }
 
 #[test]
-fn readiness_needs_seaweedfs_to_answer() {
+fn readiness_follows_seaweedfs() {
     let Some(ports) = seaweedfs() else { return };
-    let master = format!("127.0.0.1:{}", ports["MASTER"]);
+    let broker = Forwarder::start(&ports["BROKER"]);
+    let filer = Forwarder::start(&ports["FILER_GRPC"]);
+    let (broker_address, filer_address) = (broker.address.to_string(), filer.address.to_string());
     let server = Server::start(&[
         "--backend",
         "smq",
-        "--smq-master",
-        &master,
+        "--smq-broker",
+        &broker_address,
+        "--smq-filer",
+        &filer_address,
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
+    let port = metrics_port(&server);
+    assert_eq!(http_get(&port, "/readyz"), (200, "ready\n".to_string()));
+    broker.cut();
+    filer.cut();
+    let (status, reason) = http_get(&port, "/readyz");
+    assert_eq!(status, 503, "{reason}");
+    assert!(reason.starts_with("not ready: backend: "), "{reason}");
     assert_eq!(
-        http_get(&metrics_port(&server), "/readyz"),
-        (200, "ready\n".to_string())
+        http_get(&port, "/healthz").0,
+        200,
+        "the process still answers"
     );
+    broker.restore();
+    filer.restore();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while http_get(&port, "/readyz").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "not ready again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A TCP forwarder to a SeaweedFS server that can be cut (connections open are closed, new
+/// ones closed at once) and restored: SeaweedFS unreachable without stopping it.
+struct Forwarder {
+    address: std::net::SocketAddr,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Forwarder {
+    fn start(target: &str) -> Forwarder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind forwarder");
+        let forwarder = Forwarder {
+            address: listener.local_addr().expect("forwarder address"),
+            cut: Arc::default(),
+            open: Arc::default(),
+        };
+        let (cut, open, target) = (
+            forwarder.cut.clone(),
+            forwarder.open.clone(),
+            target.to_string(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: closed
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let clones = [client.try_clone(), server.try_clone()];
+                open.lock()
+                    .expect("open")
+                    .extend(clones.into_iter().map_while(Result::ok));
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (Ok(server), Ok(client)),
+                ] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        forwarder
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().expect("open").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Sends `request` as one frame and reads its answer: the bytes each way, prefixes included.
