@@ -183,19 +183,31 @@ fn start(
     };
     // The common case (no ACL can deny anything), and the produce path: the handler starts
     // now, and the request goes to it without passing through the stage's verdict.
-    if shard.access.allows_all() {
-        let reply = api.handle(shard.clone(), context, request);
-        return encode_when_answered(
-            shard,
-            api.key,
-            version,
-            correlation_id,
-            reply,
-            answer,
-            charge,
-        );
-    }
-    let reply = match authorization::admit(shard, &context, request, false) {
+    let reply = if shard.access.allows_all() {
+        api.handle(shard.clone(), context, request)
+    } else {
+        authorized(shard, api, context, request)
+    };
+    encode_when_answered(
+        shard,
+        api.key,
+        version,
+        correlation_id,
+        reply,
+        answer,
+        charge,
+    )
+}
+
+/// The handler's answer to a request the authorization stage decided on: run as it is or
+/// narrowed, answered by the stage itself, or run once the ids it names are resolved.
+fn authorized(
+    shard: &Rc<Shard>,
+    api: &'static handlers::Api,
+    context: RequestContext,
+    request: RequestKind,
+) -> futures::future::LocalBoxFuture<'static, handlers::Reply<ResponseKind>> {
+    match authorization::admit(shard, &context, request, false) {
         Admitted::Run(request, None) => api.handle(shard.clone(), context, request),
         Admitted::Run(request, Some(amend)) => {
             let (shard, connection) = (shard.clone(), context.connection.clone());
@@ -240,16 +252,7 @@ fn start(
                 }
             })
         }
-    };
-    encode_when_answered(
-        shard,
-        api.key,
-        version,
-        correlation_id,
-        reply,
-        answer,
-        charge,
-    )
+    }
 }
 
 /// The handler's answer, with the authorization stage's amendment applied to it.

@@ -34,12 +34,12 @@ impl Server {
 
     /// Starts tidegate on loopback on the given ports (0: any free one).
     pub fn start_on(port: u16, broker_port_base: u16, extra_args: &[&str]) -> Server {
-        Server::spawn(port, broker_port_base, extra_args, false)
+        Server::spawn(port, broker_port_base, extra_args, false, &[])
     }
 
     /// As `start`, keeping what tidegate logs at info level (see `log`).
     pub fn start_logged(extra_args: &[&str]) -> Server {
-        Server::spawn(0, 0, extra_args, true)
+        Server::spawn(0, 0, extra_args, true, &[])
     }
 
     /// Starts tidegate with these `--listener NAME=PROTOCOL://HOST:PORT`s instead of the one
@@ -55,24 +55,21 @@ impl Server {
 
     /// As `start_logged`, with these environment variables set (`TIDEGATE_*` settings).
     pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut args = vec![
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--broker-port-base",
-            "0",
-        ];
-        args.extend_from_slice(extra_args);
-        Server::launch(&args, true, env)
+        Server::spawn(0, 0, extra_args, true, env)
     }
 
-    fn spawn(port: u16, broker_port_base: u16, extra_args: &[&str], logged: bool) -> Server {
+    fn spawn(
+        port: u16,
+        broker_port_base: u16,
+        extra_args: &[&str],
+        logged: bool,
+        env: &[(&str, &str)],
+    ) -> Server {
         let (port, base) = (port.to_string(), broker_port_base.to_string());
         let mut args = vec!["--listen", "127.0.0.1", "--port", &port];
         args.extend(["--broker-port-base", &base]);
         args.extend_from_slice(extra_args);
-        Server::launch(&args, logged, &[])
+        Server::launch(&args, logged, env)
     }
 
     fn launch(args: &[&str], logged: bool, env: &[(&str, &str)]) -> Server {
