@@ -7,9 +7,11 @@
 use crate::backend::{self, Backend, StoredProducer};
 use crate::cluster::{Broker, Cluster, ListenerId};
 use crate::config::{Config, Listener};
+use crate::error::Fault;
 use crate::protocol;
 use crate::protocol::admission::Admission;
 use crate::protocol::budget::MemoryBudget;
+use crate::protocol::close_log;
 use crate::protocol::shutdown::{Drained, Shutdown};
 use crate::security::tls::ServerTls;
 use crate::security::Security;
@@ -745,7 +747,8 @@ async fn serve(
         Some(Ok(stream)) => stream,
         Some(Err(error)) => {
             let peer = peer.map_or_else(|| "unknown".into(), |p| p.to_string());
-            return tracing::warn!(%peer, %error, "TLS handshake failed; closing connection");
+            let error = format!("TLS handshake failed: {error}");
+            return close_log::closed_for_protocol_error(&shard, &peer, &error, Fault::Client);
         }
         None => return,
     };

@@ -4,6 +4,8 @@
 //! second per shard; the lines held back are counted, and the next line written says how
 //! many (`suppressed`). Every such close is also counted in the shard's metrics.
 
+use crate::error::Fault;
+use crate::shard::Shard;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,20 @@ impl CloseLog {
         }
         self.written.set(self.written.get() + 1);
         Some(self.suppressed.replace(0))
+    }
+}
+
+/// The one warning for a connection closed for what its client sent, within the shard's
+/// rate, and its count in the shard's metrics.
+pub fn closed_for_protocol_error(
+    shard: &Shard,
+    peer: &str,
+    error: &dyn std::fmt::Display,
+    fault: Fault,
+) {
+    shard.metrics.protocol_error();
+    if let Some(suppressed) = shard.close_log.admit(Instant::now()) {
+        tracing::warn!(%peer, %error, ?fault, suppressed, "closing connection");
     }
 }
 

@@ -6,6 +6,7 @@ use crate::cluster::ListenerId;
 use crate::error::Fault;
 use crate::handlers::ConnectionState;
 use crate::protocol::budget::{Charge, MemoryBudget};
+use crate::protocol::close_log;
 use crate::protocol::dispatch::{self, Routed};
 use crate::protocol::shutdown::Shutdown;
 use crate::security::session::Session;
@@ -246,7 +247,7 @@ pub async fn serve<S>(
                 break;
             }
             Some(Err(error)) => {
-                closed_for_protocol_error(&shard, &peer, &error, Fault::Client);
+                close_log::closed_for_protocol_error(&shard, &peer, &error, Fault::Client);
                 break;
             }
         };
@@ -258,7 +259,7 @@ pub async fn serve<S>(
                 }
             }
             Err(error) => {
-                closed_for_protocol_error(&shard, &peer, &error, error.fault());
+                close_log::closed_for_protocol_error(&shard, &peer, &error, error.fault());
                 break;
             }
         }
@@ -272,20 +273,6 @@ pub async fn serve<S>(
     drop(queue);
     write_loop.await;
     shutdown.closed();
-}
-
-/// The one warning for a connection closed for what its client sent, within the shard's
-/// rate of such lines (see `close_log`), and its count in the metrics.
-fn closed_for_protocol_error(
-    shard: &Shard,
-    peer: &str,
-    error: &dyn std::fmt::Display,
-    fault: Fault,
-) {
-    shard.metrics.protocol_error();
-    if let Some(suppressed) = shard.close_log.admit(std::time::Instant::now()) {
-        tracing::warn!(%peer, %error, ?fault, suppressed, "closing connection");
-    }
 }
 
 #[cfg(test)]
