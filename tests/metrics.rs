@@ -70,7 +70,7 @@ fn readiness_follows_seaweedfs() {
         "127.0.0.1:0",
     ]);
     let port = metrics_port(&server);
-    assert_eq!(http_get(&port, "/readyz"), (200, "ready\n".to_string()));
+    wait_ready(&port);
     broker.cut();
     filer.cut();
     let (status, reason) = http_get(&port, "/readyz");
@@ -83,9 +83,18 @@ fn readiness_follows_seaweedfs() {
     );
     broker.restore();
     filer.restore();
+    wait_ready(&port);
+}
+
+/// Asks /readyz, as a probe does, until it answers 200 (failing after 30 s).
+fn wait_ready(port: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while http_get(&port, "/readyz").0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "not ready again");
+    loop {
+        let (status, body) = http_get(port, "/readyz");
+        if status == 200 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status} {body}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
