@@ -40,17 +40,18 @@ pub enum BackendKind {
 )]
 pub struct Config {
     /// Listeners, each `NAME=PROTOCOL://HOST:PORT` with PROTOCOL one of PLAINTEXT, SSL,
-    /// SASL_PLAINTEXT, SASL_SSL (repeat the flag for several). PORT is the listener's
-    /// bootstrap port, served by every shard; shard i is advertised on PORT + 1 + i. PORT 0
-    /// picks free ports. Clients are only ever sent to addresses of the listener they
+    /// SASL_PLAINTEXT, SASL_SSL (repeat the flag for several, or separate them with commas:
+    /// one environment variable holds them all). PORT is the listener's bootstrap port,
+    /// served by every shard; shard i is advertised on PORT + 1 + i. PORT 0 picks free
+    /// ports. Clients are only ever sent to addresses of the listener they
     /// connected to. Default: one PLAINTEXT listener from --listen, --port and
     /// --broker-port-base.
     #[arg(long = "listener", value_name = "NAME=PROTOCOL://HOST:PORT", value_parser = ListenerSpec::parse, value_delimiter = ',')]
     pub listeners: Vec<ListenerSpec>,
 
     /// Host name a listener gives clients in Metadata and FindCoordinator answers,
-    /// `NAME=HOST` (repeat for several). Default: the listener's address, or this machine's
-    /// host name for a listener on every address.
+    /// `NAME=HOST` (repeat for several, or separate them with commas). Default: the
+    /// listener's address, or this machine's host name for a listener on every address.
     #[arg(long = "advertised-listener", value_name = "NAME=HOST", value_parser = advertised_listener, value_delimiter = ',')]
     pub advertised_listeners: Vec<(String, String)>,
 

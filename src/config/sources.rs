@@ -231,6 +231,15 @@ mod tests {
     }
 
     #[test]
+    fn one_value_can_hold_several_listeners() {
+        // As TIDEGATE_LISTENER would: an environment variable is one value.
+        let (config, _) = load(&["--listener=A=PLAINTEXT://127.0.0.1:0,B=SSL://127.0.0.1:0"])
+            .expect("two listeners");
+        let names: Vec<_> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["A", "B"]);
+    }
+
+    #[test]
     fn file_mistakes_name_the_key() {
         let refused = |text: &str, says: &str| {
             let path = file("bad", text);
