@@ -12,6 +12,10 @@ machine drift hits them alike:
                 openssl in --out/tls), once per --shards value: what TLS and SASL cost; its
                 ratio column is its records/s ÷ tidegate-mem's. The harness's admin client
                 creates topics on a second, PLAINTEXT listener
+  tidegate-mem-acl  tidegate-mem with an ACL in force on every perf topic (User:ANONYMOUS
+                allowed all on the prefix "perf-"), so each request's topics are decided
+                through the shard's ACL decision cache: what authorization costs; its ratio
+                column is its records/s ÷ tidegate-mem's
   smq-direct    tools/cmd/smq-publish: a pipelined gRPC publisher straight into SMQ, the
                 ceiling of what SMQ itself ingests (produce only)
 
@@ -74,7 +78,8 @@ TOOL_HEAP = ["-Xmx512M"]
 # tidegate-mem-tls: the SCRAM user of its users file, and what the Java tools are told.
 TLS_USER, TLS_PASSWORD = "perf", "perf-secret"
 
-ALL_CONTENDERS = ["kafka", "go-gateway", "tidegate-smq", "tidegate-mem", "tidegate-mem-tls", "smq-direct"]
+ALL_CONTENDERS = ["kafka", "go-gateway", "tidegate-smq", "tidegate-mem", "tidegate-mem-tls", "tidegate-mem-acl",
+                  "smq-direct"]
 ALL_WORKLOADS = ["produce", "consume", "e2e", "callgrind"]
 SMQ_CONTENDERS = {"go-gateway", "tidegate-smq", "smq-direct"}
 
@@ -261,6 +266,18 @@ def admin(bootstrap):
     return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})  # readiness polls: no noise
 
 
+def grant_perf_topics(bootstrap, timeout=30):
+    """tidegate-mem-acl: User:ANONYMOUS (every PLAINTEXT client) allowed all on topics named
+    perf-…; the cluster and groups stay unnamed by any ACL, so open to all as before."""
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, ResourcePatternType,
+                                       ResourceType)
+    binding = AclBinding(ResourceType.TOPIC, "perf-", ResourcePatternType.PREFIXED, "User:ANONYMOUS", "*",
+                         AclOperation.ALL, AclPermissionType.ALLOW)
+    client = admin(bootstrap)  # kept until the answer: a dropped client ends its requests
+    for future in client.create_acls([binding], request_timeout=timeout).values():
+        future.result(timeout=timeout)
+
+
 def create_topic(bootstrap, topic, partitions, timeout=60):
     from confluent_kafka.admin import NewTopic
     client = admin(bootstrap)  # kept alive until the future resolves: dropping it cancels the request
@@ -366,13 +383,15 @@ class Harness:
                 self.contenders.append(self.start_kafka(tools))
             elif key == "go-gateway":
                 self.contenders.append(self.start_go_gateway())
-            elif key in ("tidegate-smq", "tidegate-mem", "tidegate-mem-tls"):
+            elif key in ("tidegate-smq", "tidegate-mem", "tidegate-mem-tls", "tidegate-mem-acl"):
                 tls = self.tls_files() if key == "tidegate-mem-tls" else None
+                acl = key == "tidegate-mem-acl"
                 for n in a.shards:
-                    self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools, tls=tls))
+                    self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools, tls=tls,
+                                                               acl=acl))
                     if a.tidegate_bin_b:
                         self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools,
-                                                                   tls=tls, b=True))
+                                                                   tls=tls, acl=acl, b=True))
             elif key == "smq-direct":
                 self.contenders.append(Contender("smq-direct", "SMQ direct gRPC", "smq", broker=self.smq["BROKER"],
                                                  pids={"smq": self.smq["pid"]}))
@@ -502,10 +521,10 @@ group.initial.rebalance.delay.ms=0
             "ssl.truststore.type=PEM", f"ssl.truststore.location={d / 'ca.pem'}", ""]))
         return d
 
-    def start_tidegate(self, shards, smq, tools, tls=None, b=False):
+    def start_tidegate(self, shards, smq, tools, tls=None, acl=False, b=False):
         """tidegate at one shard count; b: the --tidegate-bin-b build, keyed "tidegate-smq-b";
         tls: tls_files()' directory, for a PLAINTEXT listener (the harness's admin client) and a
-        SASL_SSL one (the Java tools)."""
+        SASL_SSL one (the Java tools); acl: an ACL in force on the perf topics."""
         a = self.args
         binary = a.tidegate_bin_b if b else a.tidegate_bin
         cmd = taskset(a.server_cpus) + [str(binary), "--shards", str(shards), "--default-partitions", "1"]
@@ -523,7 +542,8 @@ group.initial.rebalance.delay.ms=0
                 cmd += ["--smq-filer", f"127.0.0.1:{self.smq['FILER_GRPC_PORT']}"]
         else:
             cmd += ["--backend", "memory"]
-        key = f"tidegate-{'smq' if smq else 'mem'}" + ("-tls" if tls else "") + ("-b" if b else "")
+        key = f"tidegate-{'smq' if smq else 'mem'}" + ("-tls" if tls else "") + ("-acl" if acl else "") \
+            + ("-b" if b else "")
         name = f"{key}-{shards}"
         srv = Server(name, cmd, self.out / "logs" / f"{name}.log")
         self.servers.append(srv)
@@ -531,13 +551,16 @@ group.initial.rebalance.delay.ms=0
         pids = {"server": srv.pid}
         if smq:
             pids["smq"] = self.smq["pid"]
-        label = f"tidegate {'smq' if smq else 'mem'}{' SASL_SSL' if tls else ''}{' B' if b else ''} ×{shards}"
+        label = (f"tidegate {'smq' if smq else 'mem'}{' SASL_SSL' if tls else ''}{' ACLs' if acl else ''}"
+                 f"{' B' if b else ''} ×{shards}")
         c = Contender(key, label, "smq" if smq else "mem", bootstrap=m.group(1), shards=shards, tools=tools,
                       pids=pids, deletes_topics=not smq)
         if tls:
             listeners = dict(x.split("@", 1) for x in (m.group(2) or "").split(",") if "@" in x)
             c.bootstrap, c.admin_bootstrap = listeners["SECURE"], listeners["PLAIN"]
             c.client_config = tls / "client.properties"
+        if acl:
+            grant_perf_topics(c.bootstrap)
         return c
 
     def tidegate_help(self, binary):
@@ -817,8 +840,9 @@ def ratios(results):
             if v is not None:
                 out[id(r)] = f"{v:.2f} (A ÷ B)"
             continue
-        if r.contender == "tidegate-mem-tls" and r.status == "ok":
-            # SASL_SSL ÷ PLAINTEXT, same workload and shard count: records/s (e2e: avg latency).
+        if r.contender in ("tidegate-mem-tls", "tidegate-mem-acl") and r.status == "ok":
+            # SASL_SSL (or ACLs) ÷ PLAINTEXT, same workload and shard count: records/s (e2e: avg
+            # latency).
             t = next((t for t in results if t.contender == "tidegate-mem" and t.test == r.test
                       and t.workload == r.workload and t.shards == r.shards and t.status == "ok"), None)
             if t is not None and r.test == "e2e":
@@ -826,7 +850,8 @@ def ratios(results):
             else:
                 v = r.records_s / t.records_s if t is not None and r.records_s and t.records_s else None
             if v is not None:
-                out[id(r)] = f"{v:.2f} (SASL_SSL ÷ plain)"
+                what = "SASL_SSL" if r.contender == "tidegate-mem-tls" else "ACLs"
+                out[id(r)] = f"{v:.2f} ({what} ÷ plain)"
             continue
         if r.contender.startswith("tidegate") or r.status != "ok" or r.test == "callgrind":
             continue
@@ -1099,7 +1124,8 @@ def render(meta, results, notes, shards):
         "server = the Kafka JVM / the gateway process; SMQ = the `weed server` process (master, volume, filer,",
         "broker); CPU s over the run; peak RSS = VmHWM, reset before each run. tidegate ÷ this: records/s ratio",
         "(e2e: this avg latency ÷ tidegate's), tidegate memory for Kafka rows, tidegate smq otherwise;",
-        "tidegate mem SASL_SSL rows: their records/s ÷ tidegate mem's (e2e: their avg latency ÷ its), same shards.",
+        "tidegate mem SASL_SSL and ACLs rows: their records/s ÷ tidegate mem's (e2e: their avg latency ÷ its), "
+        "same shards.",
     ]
     text = "\n".join([header, "", tab, "", *failures, *([""] if failures else []), *legend, "", *extra,
                       *([cg] if cg else []), *notes])
