@@ -99,18 +99,88 @@ impl BatchHeader {
 pub struct RecordBatch {
     pub header: BatchHeader,
     pub bytes: Bytes,
+    /// Whether the batch is at least half of the allocation it lies in (its request's frame,
+    /// which the connection reads into an allocation of its own): keeping the batch as it is
+    /// then keeps at most twice its size alive. Otherwise a batch kept is copied out first.
+    pub most_of_its_frame: bool,
 }
 
 impl RecordBatch {
-    /// The batch re-based at `base_offset`. The CRC does not cover the first 21 bytes, so it
-    /// stays valid; the leader epoch is zeroed as the gateway has no leader epochs.
+    /// The batch re-based at `base_offset`, in an allocation of its own.
     pub fn rebased(&self, base_offset: i64) -> Bytes {
         let mut out = BytesMut::with_capacity(self.bytes.len());
-        out.put_i64(base_offset);
-        out.extend_from_slice(&self.bytes[8..12]);
-        out.put_i32(0);
-        out.extend_from_slice(&self.bytes[16..]);
+        write_rebased(&self.bytes, base_offset, &mut out);
         out.freeze()
+    }
+
+    /// The batch as a log keeps it at `base_offset`: as it is, re-based only when it is
+    /// read, if it is most of its frame; else a re-based copy.
+    pub fn kept_at(&self, base_offset: i64) -> LogBatch {
+        match self.most_of_its_frame {
+            true => LogBatch {
+                bytes: self.bytes.clone(),
+                rebase_to: Some(base_offset),
+            },
+            false => LogBatch::as_served(self.rebased(base_offset)),
+        }
+    }
+}
+
+/// `batch` with `base_offset` written over its own. The CRC does not cover the first 21
+/// bytes, so it stays valid; the leader epoch is zeroed as the gateway has no leader epochs.
+fn write_rebased(batch: &[u8], base_offset: i64, out: &mut BytesMut) {
+    out.put_i64(base_offset);
+    out.extend_from_slice(&batch[8..12]);
+    out.put_i32(0);
+    out.extend_from_slice(&batch[16..]);
+}
+
+/// A batch as a log serves it. The memory backend keeps a produced batch as the client sent
+/// it (no copy on the produce path, [`RecordBatch::kept_at`]) and re-bases it as it is
+/// written into a Fetch answer, which copies every batch anyway.
+#[derive(Debug, Clone)]
+pub struct LogBatch {
+    bytes: Bytes,
+    /// The base offset to write over the batch's own as it is served; `None`: the bytes
+    /// are served as they are.
+    rebase_to: Option<i64>,
+}
+
+impl LogBatch {
+    /// A batch whose bytes are served as they are.
+    pub fn as_served(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            rebase_to: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Appends the batch, as served, to `out`.
+    pub fn write_to(&self, out: &mut BytesMut) {
+        match self.rebase_to {
+            Some(base_offset) => write_rebased(&self.bytes, base_offset, out),
+            None => out.extend_from_slice(&self.bytes),
+        }
+    }
+
+    /// The batch as served (a copy only if it is re-based on reading).
+    pub fn into_bytes(self) -> Bytes {
+        match self.rebase_to {
+            None => self.bytes,
+            Some(_) => {
+                let mut out = BytesMut::with_capacity(self.bytes.len());
+                self.write_to(&mut out);
+                out.freeze()
+            }
+        }
     }
 }
 
@@ -129,6 +199,8 @@ impl RecordBatch {
         RecordBatch {
             header: BatchHeader::parse(&bytes),
             bytes,
+            // A copy of its own.
+            most_of_its_frame: true,
         }
     }
 }
@@ -204,6 +276,7 @@ fn split_batch(rest: &mut Bytes) -> Result<RecordBatch> {
     Ok(RecordBatch {
         header: BatchHeader::parse(&bytes),
         bytes,
+        most_of_its_frame: false,
     })
 }
 
@@ -324,6 +397,24 @@ pub(crate) mod tests {
         let again = parse_produce_batches(&moved).expect("still valid");
         assert_eq!(again[0].header.base_offset, 1234);
         assert_eq!(&moved[16..], &bytes[16..]);
+    }
+
+    #[test]
+    fn a_batch_kept_as_sent_is_served_as_its_rebased_copy_is() {
+        let bytes = client_batch(3, Compression::None, -1);
+        let mut batch = parse_produce_batches(&bytes).expect("valid").remove(0);
+        let copied = batch.kept_at(77);
+        batch.most_of_its_frame = true;
+        let kept = batch.kept_at(77);
+        let mut both = BytesMut::new();
+        kept.write_to(&mut both);
+        copied.write_to(&mut both);
+        let served = parse_produce_batches(&both.freeze()).expect("valid batches");
+        assert_eq!(served.len(), 2);
+        assert_eq!(served[0].bytes, served[1].bytes);
+        assert_eq!(served[0].header.base_offset, 77);
+        assert_eq!(kept.into_bytes(), batch.rebased(77));
+        assert_eq!(copied.into_bytes(), batch.rebased(77));
     }
 
     #[test]

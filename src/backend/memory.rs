@@ -19,10 +19,9 @@
 
 use super::{CommittedOffset, GroupOffsets, OffsetSpec, ReadResult, TopicMeta};
 use crate::error::{Error, Result};
-use crate::record_batch::RecordBatch;
+use crate::record_batch::{LogBatch, RecordBatch};
 use crate::topic_config;
 use crate::TopicPartition;
-use bytes::Bytes;
 use hashbrown::HashMap;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -131,7 +130,7 @@ struct StoredBatch {
     base_offset: i64,
     last_offset: i64,
     max_timestamp: i64,
-    bytes: Bytes,
+    bytes: LogBatch,
 }
 
 impl MemoryBackend {
@@ -360,7 +359,7 @@ impl MemoryBackend {
         for batch in batches {
             let offset = log.next_offset;
             log.next_offset += batch.header.offset_count();
-            let bytes = batch.rebased(offset);
+            let bytes = batch.kept_at(offset);
             log.bytes += bytes.len();
             log.batches.push_back(StoredBatch {
                 base_offset: offset,
@@ -446,7 +445,7 @@ impl MemoryBackend {
 /// (offset, timestamp). Falls back to the batch's own offset and max timestamp if its
 /// records cannot be decoded.
 fn first_record_at_or_after(batch: &StoredBatch, target: i64, log_start: i64) -> (i64, i64) {
-    let mut bytes = batch.bytes.clone();
+    let mut bytes = batch.bytes.clone().into_bytes();
     kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
         .ok()
         .and_then(|set| {
@@ -564,16 +563,24 @@ mod tests {
         let batch = parse_produce_batches(&client_batch(3, Compression::None, -1)).expect("valid");
         assert_eq!(backend.append(&tp(1), &batch).ok(), Some(0));
         assert_eq!(backend.append(&tp(1), &batch).ok(), Some(3));
+        // Kept as sent (re-based as it is read) when it is most of its frame.
+        let mut kept_as_sent = batch.clone();
+        kept_as_sent[0].most_of_its_frame = true;
+        assert_eq!(backend.append(&tp(1), &kept_as_sent).ok(), Some(6));
         let read = backend.read(&tp(1), 4, 1 << 20).expect("read");
-        assert_eq!(read.high_watermark, 6);
-        assert_eq!(read.batches.len(), 1);
-        assert_eq!(&read.batches[0][..8], &3i64.to_be_bytes());
+        assert_eq!(read.high_watermark, 9);
+        assert_eq!(read.batches.len(), 2);
+        for (served, base_offset) in read.batches.into_iter().zip([3i64, 6]) {
+            let served = served.into_bytes();
+            assert_eq!(served, batch[0].rebased(base_offset));
+            assert_eq!(&served[..8], &base_offset.to_be_bytes());
+        }
         assert_eq!(
             backend.read(&tp(0), 0, 100).map(|r| r.batches.len()).ok(),
             Some(0)
         );
         assert_eq!(
-            backend.read(&tp(1), 7, 100).err(),
+            backend.read(&tp(1), 10, 100).err(),
             Some(Error::OffsetOutOfRange)
         );
         assert_eq!(

@@ -26,7 +26,7 @@ pub mod smq;
 use crate::config::{BackendKind, Config};
 use crate::error::Result;
 use crate::partition::producer_state::ProducerSnapshot;
-use crate::record_batch::RecordBatch;
+use crate::record_batch::{LogBatch, RecordBatch};
 use crate::security::Security;
 use crate::TopicPartition;
 use bytes::Bytes;
@@ -85,7 +85,7 @@ pub struct FoundOffset {
 #[derive(Debug, Clone, Default)]
 pub struct ReadResult {
     /// Whole batches, in offset order; the first contains the requested offset.
-    pub batches: Vec<Bytes>,
+    pub batches: Vec<LogBatch>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
 }

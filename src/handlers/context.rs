@@ -66,6 +66,8 @@ pub struct RequestContext {
     pub api_key: ApiKey,
     pub version: i16,
     pub connection: Rc<ConnectionState>,
+    /// Bytes of the request's frame (its own allocation, which what is kept of it pins).
+    pub frame_len: usize,
 }
 
 impl RequestContext {

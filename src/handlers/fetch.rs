@@ -12,6 +12,7 @@ use super::{Reply, RequestContext};
 use crate::backend::ReadResult;
 use crate::error::{Error, Result};
 use crate::partition::PartitionRead;
+use crate::record_batch::LogBatch;
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
 use futures::future::select;
@@ -202,15 +203,19 @@ fn partition_data(partition: i32, result: Result<ReadResult>) -> PartitionData {
     }
 }
 
-/// The batches as one buffer; a single batch is passed through without a copy.
-fn concat(batches: Vec<Bytes>) -> Bytes {
+/// The batches as one buffer; a single batch is passed through without a copy where it is
+/// served as stored.
+fn concat(batches: Vec<LogBatch>) -> Bytes {
     match batches.len() {
         0 => Bytes::new(),
-        1 => batches.into_iter().next().unwrap_or_default(),
+        1 => batches
+            .into_iter()
+            .next()
+            .map_or_else(Bytes::new, LogBatch::into_bytes),
         _ => {
-            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
-            for batch in batches {
-                out.extend_from_slice(&batch);
+            let mut out = BytesMut::with_capacity(batches.iter().map(LogBatch::len).sum());
+            for batch in &batches {
+                batch.write_to(&mut out);
             }
             out.freeze()
         }

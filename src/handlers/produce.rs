@@ -56,8 +56,11 @@ pub async fn handle_in_order(
         for partition in &topic.partition_data {
             let checked = meta.as_ref().map_err(Clone::clone).and_then(|meta| {
                 let tp = meta.partition(partition.index)?;
-                let batches =
+                let mut batches =
                     parse_produce_batches(partition.records.as_ref().unwrap_or(&Bytes::new()))?;
+                for batch in &mut batches {
+                    batch.most_of_its_frame = 2 * batch.bytes.len() >= context.frame_len;
+                }
                 check_batch_sizes(
                     &batches,
                     topic_config::max_message_bytes(meta, &shard.config),

@@ -12,7 +12,7 @@ use crate::protocol::shutdown::Shutdown;
 use crate::security::session::Session;
 use crate::security::tls::subject_of;
 use crate::shard::Shard;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{SinkExt, StreamExt};
@@ -22,8 +22,6 @@ use std::rc::Rc;
 
 const LENGTH_PREFIX: usize = 4;
 const READ_CHUNK: usize = 64 * 1024;
-/// Spare room below which the buffer is grown before a read.
-const MIN_READ: usize = 16 * 1024;
 
 /// Why a connection's byte stream cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +38,21 @@ pub enum FrameError {
 
 /// Reads length-prefixed frames from a byte stream.
 ///
-/// `buffer[..filled]` holds bytes read and not yet returned; `buffer[filled..]` is spare
-/// space already zeroed (safe Rust cannot read into uninitialised memory), kept from one
-/// read to the next so that each byte of buffer is zeroed once, not once per read.
+/// Each frame is assembled in an allocation of its own, of exactly its length, so a batch
+/// kept from a request (the memory backend keeps produced batches as slices of their frame)
+/// holds on to its frame and nothing else. Bytes come from the socket through `staging`,
+/// zeroed once (safe Rust cannot read into uninitialised memory) and reused for every read,
+/// and are copied into the frame: one copy per byte, and no zeroing per frame.
 pub struct FrameReader<R> {
     reader: R,
-    buffer: BytesMut,
-    filled: usize,
+    /// `staging[start..end]`: bytes read and not yet taken into a frame. Empty until the
+    /// first read.
+    staging: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The body of the frame being read, and the length its prefix claims.
+    frame: Vec<u8>,
+    frame_length: Option<usize>,
     max_frame: usize,
     /// What each frame is charged to, if anything.
     budget: Option<Rc<MemoryBudget>>,
@@ -58,8 +64,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(reader: R, max_frame: usize) -> Self {
         Self {
             reader,
-            buffer: BytesMut::new(),
-            filled: 0,
+            staging: Vec::new(),
+            start: 0,
+            end: 0,
+            frame: Vec::new(),
+            frame_length: None,
             max_frame,
             budget: None,
             frame_charge: None,
@@ -85,64 +94,42 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             budget.has_room().await;
         }
         loop {
-            if let Some(frame) = self.parse_frame()? {
-                let charge = match (self.frame_charge.take(), &self.budget) {
-                    (Some(reserved), _) => reserved,
-                    (None, Some(budget)) => budget.charge(LENGTH_PREFIX + frame.len()),
-                    (None, None) => Charge::none(),
-                };
-                return Ok(Some((frame, charge)));
+            if self.frame_length.is_none() {
+                self.frame_length = self.take_length()?;
             }
-            if let (Some(budget), Some(length), None) =
-                (&self.budget, self.frame_length()?, &self.frame_charge)
-            {
-                self.frame_charge = Some(budget.reserve(LENGTH_PREFIX + length).await);
-            }
-            let pending = self.filled;
-            // Room for the rest of this frame, but never more than has arrived already (or
-            // one READ_CHUNK): the buffer grows with the bytes a client sends, not with the
-            // length it claims, so a lying prefix costs it what it really sent.
-            let needed = self.frame_length()?.map_or(MIN_READ, |n| {
-                let rest = n + LENGTH_PREFIX - pending;
-                rest.min(pending.max(READ_CHUNK))
-                    .max(MIN_READ.min(self.max_frame))
-            });
-            if self.buffer.len() - pending < needed {
-                let grow_to = pending + needed.max(READ_CHUNK.min(self.max_frame));
-                if self.buffer.capacity() < grow_to {
-                    // A new allocation (or the front of this one, once every frame split
-                    // from it has been dropped): move only the pending bytes there.
-                    self.buffer.truncate(pending);
+            if let Some(length) = self.frame_length {
+                self.take_body(length);
+                if self.frame.len() == length {
+                    self.frame_length = None;
+                    let frame = Bytes::from(std::mem::take(&mut self.frame));
+                    let charge = match (self.frame_charge.take(), &self.budget) {
+                        (Some(reserved), _) => reserved,
+                        (None, Some(budget)) => budget.charge(LENGTH_PREFIX + length),
+                        (None, None) => Charge::none(),
+                    };
+                    return Ok(Some((frame, charge)));
                 }
-                self.buffer.resize(grow_to, 0); // zeroes only the bytes past the old length
+                if let (Some(budget), None) = (&self.budget, &self.frame_charge) {
+                    self.frame_charge = Some(budget.reserve(LENGTH_PREFIX + length).await);
+                }
             }
-            let read = self.reader.read(&mut self.buffer[pending..]).await?;
-            self.filled += read;
-            if read == 0 {
-                return match pending {
+            if self.read_more().await? == 0 {
+                let received = (self.end - self.start)
+                    + self
+                        .frame_length
+                        .map_or(0, |_| LENGTH_PREFIX + self.frame.len());
+                return match received {
                     0 => Ok(None),
-                    _ => Err(FrameError::Truncated(pending)),
+                    _ => Err(FrameError::Truncated(received)),
                 };
             }
         }
     }
 
-    /// A complete frame from the buffer, or `None` if more bytes are needed.
-    fn parse_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
-        let Some(length) = self.frame_length()? else {
-            return Ok(None);
-        };
-        if self.filled < LENGTH_PREFIX + length {
-            return Ok(None);
-        }
-        self.buffer.advance(LENGTH_PREFIX);
-        self.filled -= LENGTH_PREFIX + length;
-        Ok(Some(self.buffer.split_to(length).freeze()))
-    }
-
-    /// The length the next frame claims, checked before a byte of it is allocated.
-    fn frame_length(&self) -> Result<Option<usize>, FrameError> {
-        let Some(prefix) = self.buffer[..self.filled].get(..LENGTH_PREFIX) else {
+    /// The length the next frame's prefix claims, once all four bytes of it are staged;
+    /// checked before a byte is allocated for the frame.
+    fn take_length(&mut self) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = self.staging[self.start..self.end].get(..LENGTH_PREFIX) else {
             return Ok(None);
         };
         let length = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
@@ -153,7 +140,41 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 limit: self.max_frame,
             });
         }
+        self.start += LENGTH_PREFIX;
         Ok(Some(length))
+    }
+
+    /// Moves what is staged of the frame's body into the frame. The frame grows with the
+    /// bytes that arrive (at most doubling), never straight to the length its prefix
+    /// claims, so a lying prefix costs a client what it really sent.
+    fn take_body(&mut self, length: usize) {
+        let wanted = length - self.frame.len();
+        let staged = &self.staging[self.start..self.end];
+        let taken = &staged[..wanted.min(staged.len())];
+        if self.frame.capacity() == 0 {
+            self.frame = Vec::with_capacity(length.min(READ_CHUNK.max(taken.len())));
+        } else if self.frame.capacity() - self.frame.len() < taken.len() {
+            let grow = taken.len().max(self.frame.len()).min(wanted);
+            self.frame.reserve_exact(grow);
+        }
+        self.frame.extend_from_slice(taken);
+        self.start += taken.len();
+    }
+
+    /// Reads what the socket has into `staging` (moving the few bytes left there to its
+    /// front first); how many bytes came, 0 at the end of the stream.
+    async fn read_more(&mut self) -> Result<usize, FrameError> {
+        if self.staging.is_empty() {
+            self.staging = vec![0; READ_CHUNK];
+        }
+        if self.start > 0 {
+            self.staging.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let read = self.reader.read(&mut self.staging[self.end..]).await?;
+        self.end += read;
+        Ok(read)
     }
 }
 
@@ -315,6 +336,63 @@ mod tests {
         );
     }
 
+    /// Hands out at most `step` bytes per read, as a slow socket does.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            out: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = self.step.min(out.len()).min(self.bytes.len() - self.at);
+            out[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn frames_arrive_whole_in_allocations_of_their_own_however_the_bytes_are_cut() {
+        let bodies: Vec<Vec<u8>> = [3, 0, 70_000, 5, 200_000, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|b| (b * 7 + i) as u8).collect())
+            .collect();
+        let mut wire = Vec::new();
+        for body in &bodies {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        for step in [1, 3, 4, 5, 4096, READ_CHUNK + 7, usize::MAX] {
+            let source = Trickle {
+                bytes: wire.clone(),
+                at: 0,
+                step,
+            };
+            let mut reader = FrameReader::new(source, 1 << 20);
+            let frames: Vec<Bytes> = futures::executor::block_on(async {
+                let mut frames = Vec::new();
+                while let Some(frame) = reader.read_frame().await.expect("well-formed") {
+                    frames.push(frame);
+                }
+                frames
+            });
+            assert_eq!(frames.len(), bodies.len(), "step {step}");
+            for (frame, body) in frames.into_iter().zip(&bodies) {
+                assert_eq!(&frame[..], &body[..], "step {step}");
+                // Unique while the others are alive: a kept slice pins this frame only.
+                // (An empty frame is a static empty buffer, holding nothing.)
+                let unique = frame.is_empty() || frame.try_into_mut().is_ok();
+                assert!(unique, "step {step}: a frame shares memory");
+            }
+        }
+    }
+
     #[test]
     fn bad_lengths_end_the_stream_before_allocating() {
         let negative = read_all(&(-1i32).to_be_bytes(), 1024);
@@ -330,9 +408,9 @@ mod tests {
         let read = futures::executor::block_on(reader.read_frame());
         assert!(read.is_err_and(|e| e.to_string().contains("middle")));
         assert!(
-            reader.buffer.capacity() <= 2 * READ_CHUNK,
+            reader.frame.capacity() + reader.staging.capacity() <= 2 * READ_CHUNK,
             "{} bytes reserved for 13 received",
-            reader.buffer.capacity()
+            reader.frame.capacity() + reader.staging.capacity()
         );
         // A real large frame still arrives whole.
         let body = vec![7u8; 3 << 20];

@@ -341,6 +341,7 @@ pub fn decode_request(
     mut frame: Bytes,
     connection: Rc<ConnectionState>,
 ) -> Result<(RequestContext, RequestKind), ConnectionError> {
+    let frame_len = frame.len();
     let malformed = |part, e: anyhow::Error| ConnectionError::Malformed {
         api: api_key,
         version,
@@ -356,6 +357,7 @@ pub fn decode_request(
         api_key,
         version,
         connection,
+        frame_len,
     };
     Ok((context, request))
 }

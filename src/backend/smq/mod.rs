@@ -32,7 +32,7 @@ pub mod topic_configs;
 
 use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
 use crate::error::{Error, Result};
-use crate::record_batch::RecordBatch;
+use crate::record_batch::{LogBatch, RecordBatch};
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use cache::{BatchCache, Source, TimestampIndex};
@@ -483,7 +483,7 @@ impl SmqBackend {
                 *known
             };
             return Ok(ReadResult {
-                batches,
+                batches: batches.into_iter().map(LogBatch::as_served).collect(),
                 high_watermark,
                 log_start_offset: 0,
             });
@@ -501,7 +501,7 @@ impl SmqBackend {
                     batch.clone(),
                     Source::Fetched,
                 );
-                vec![batch]
+                vec![LogBatch::as_served(batch)]
             }
         };
         Ok(ReadResult {
