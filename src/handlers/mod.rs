@@ -50,7 +50,7 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 
-pub use context::{ConnectionState, Reply, RequestContext};
+pub use context::{ConnectionState, ProduceOrder, ProduceTurn, Reply, RequestContext};
 pub use table::{find_api, Api, APIS};
 
 use crate::backend::TopicMeta;

@@ -3,12 +3,12 @@
 //! All partitions owned by one shard go to it in one message, and the messages to all
 //! owners are sent before any answer is awaited. A producer pipelines requests (up to five
 //! with idempotence), so their appends must be queued in the order they were sent: the
-//! connection's `produce_order` permit is held from the start of a request until its
+//! connection's `produce_order` turn is held from the start of a request until its
 //! scatter has queued every append (started here, or in the owner's mesh inbox); only the
 //! waiting for acknowledgements overlaps.
 
 use super::{error_message, named_topic};
-use super::{Reply, RequestContext};
+use super::{ProduceTurn, Reply, RequestContext};
 use crate::error::{Error, Result};
 use crate::partition::PartitionAppend;
 use crate::record_batch::{parse_produce_batches, RecordBatch};
@@ -16,7 +16,6 @@ use crate::shard::Shard;
 use crate::topic_config;
 use crate::TopicPartition;
 use bytes::Bytes;
-use glommio::sync::StaticPermit;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::rc::Rc;
@@ -28,21 +27,17 @@ pub async fn handle(
     context: RequestContext,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
-    let in_order = context
-        .connection
-        .produce_order
-        .acquire_static_permit(1)
-        .await;
-    handle_in_order(shard, context, request, in_order.ok()).await
+    let turn = context.connection.produce_order.next_turn().await;
+    handle_in_order(shard, context, request, Some(turn)).await
 }
 
-/// Produce, holding the connection's `produce_order` permit already (dispatch takes it
+/// Produce, holding the connection's `produce_order` turn already (dispatch takes it
 /// early for a request whose topic ids must be resolved before authorization).
 pub async fn handle_in_order(
     shard: Rc<Shard>,
     context: RequestContext,
     request: ProduceRequest,
-    in_order: Option<StaticPermit>,
+    in_order: Option<ProduceTurn>,
 ) -> Reply<ProduceResponse> {
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);

@@ -12,8 +12,9 @@
 //! acknowledgement overlaps with later requests. Each layer keeps its part of it:
 //!
 //! 1. the connection (`handlers::ConnectionState::produce_order`) lets one Produce at a
-//!    time through to its first poll, and the produce handler releases it only once that
-//!    poll has queued every partition's append;
+//!    time through to its first poll, in the order the requests were read (turns are
+//!    handed out in order, never to whichever task polls first), and the produce handler
+//!    releases its turn only once that poll has queued every partition's append;
 //! 2. `Shard::scatter` sends each owner its share before awaiting any answer; locally the
 //!    work starts in that first poll, across the mesh the messages are FIFO per sender and
 //!    the owner starts each in arrival order;

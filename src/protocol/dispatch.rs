@@ -223,8 +223,7 @@ fn authorized(
                 // no lookup cannot overtake it.
                 let in_order = match &request {
                     RequestKind::Produce(_) => {
-                        let order = &context.connection.produce_order;
-                        order.acquire_static_permit(1).await.ok()
+                        Some(context.connection.produce_order.next_turn().await)
                     }
                     _ => None,
                 };
