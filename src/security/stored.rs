@@ -388,6 +388,7 @@ impl Security {
                 return Ok((stored, merged));
             }
             // Another gateway wrote since `base` was read: merge onto what it stored.
+            tracing::debug!(?document, "stored by another gateway meanwhile; merging");
             match store.read(document).await? {
                 Some(now) => (content, expected) = (Some(now.content), Some(now.etag)),
                 // Deleted by hand: what this process knew is written back, with its changes.
