@@ -6,7 +6,7 @@
 //! last read or wrote it, with the *pending* changes it made since applied on top. A change
 //! is made in memory under [`Security`]'s write lock; the difference it made (bindings
 //! created or deleted, one user's credential for one mechanism set or removed) is kept as
-//! a [`Change`] with a revision, local to the process, and the request that made it waits
+//! a `Change` with a revision, local to the process, and the request that made it waits
 //! in [`Security::persist`] until that revision, or a later one, is stored.
 //!
 //! Storing is a compare-and-swap: the writer applies the pending changes to the base and
@@ -17,7 +17,7 @@
 //! the same binding or the same user's credential, the change stored last wins, as in
 //! Kafka. Per document one task of the process writes at a time, and each round stores
 //! every change pending when it began; requests that change the document meanwhile wait
-//! for the next round. A failed write (or one still refused after [`WRITE_ATTEMPTS`])
+//! for the next round. A failed write (or one still refused after `WRITE_ATTEMPTS`)
 //! answers every request waiting on it with a retriable error (KAFKA_STORAGE_ERROR); the
 //! change stays in force in memory and pending, which is logged, and every refresh tries
 //! the write again until it succeeds, and meanwhile takes no other gateway's state.
@@ -25,6 +25,11 @@
 //! Every `--security-refresh-ms` one shard reads both documents; a document other than
 //! the base becomes the base, with the pending changes applied on top. A read begun before
 //! the base last changed is dropped, so a slow read never steps back over a newer write.
+//!
+//! The files keep the format older versions wrote (they are read as they are, and the
+//! first write tags them), so an upgraded cluster keeps its users and ACLs. Older gateways
+//! write without a compare-and-swap: while they still run beside newer ones, one of their
+//! changes can still be lost as before.
 
 use super::acl::{AclBinding, Acls};
 use super::credentials::{ScramCredential, ScramMechanism, Users};
@@ -374,6 +379,13 @@ impl Security {
         base: Option<StoredDocument>,
         changes: &[(u64, Change)],
     ) -> Result<(StoredDocument, Merged)> {
+        // A file an older tidegate wrote has no tag of its own (its ETag is empty), so the
+        // compare-and-swap cannot tell it from a later write of an older gateway (during a
+        // rolling upgrade): merging onto a fresh read of it leaves them the smallest window.
+        let base = match base {
+            Some(base) if base.etag.is_empty() => store.read(document).await?.or(Some(base)),
+            base => base,
+        };
         let (mut content, mut expected) = match base {
             Some(base) => (Some(base.content), Some(base.etag)),
             None => (None, None),
@@ -447,10 +459,10 @@ impl Security {
         stored: StoredDocument,
         generation: u64,
     ) -> Result<bool, String> {
-        let etag = stored.etag.clone();
+        // Content as well as tag: files an older tidegate wrote all have the same (empty) tag.
+        let read = stored.clone();
         let unchanged = move |state: &DocumentState| {
-            state.base_generation != generation
-                || state.base.as_ref().map(|base| &base.etag) == Some(&etag)
+            state.base_generation != generation || state.base.as_ref() == Some(&read)
         };
         if unchanged(&lock(self.document_state(document))) {
             return Ok(false);

@@ -13,7 +13,7 @@
 //! The tag compared is the file's ETag as the filer computes it: our writes set it (the
 //! extended attribute `Seaweed-X-Amz-ETag`) to a digest of the content; a file written
 //! before tidegate did (or by hand) has none, and its ETag is its md5 if the filer kept
-//! one, else empty, which is what [`etag_of_entry`] reads too.
+//! one, else empty, which is what `etag_of_entry` reads too.
 
 use super::filer::{self, Filer};
 use super::proto::filer_pb::write_condition::{Clause, Kind};
