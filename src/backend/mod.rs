@@ -7,8 +7,9 @@
 //! - [`OffsetStore`]: consumer groups' committed offsets (`group::offsets::OffsetCache`).
 //! - [`ProducerStore`]: idempotent producers' state, for backends whose records outlive the
 //!   process (`partition::Partitions`).
-//! - [`SecurityStore`]: the users and the ACLs, each one document written whole, for
-//!   backends shared by several gateways or outliving the process (`security::stored`).
+//! - [`SecurityStore`]: the users and the ACLs, each one document written whole with a
+//!   compare-and-swap, for backends shared by several gateways or outliving the process
+//!   (`security::stored`).
 //!
 //! `memory` and `smq` implement each; [`open`] picks one at start-up, does its discovery
 //! and start-up reads, and [`Backend::open_shard`] gives every shard its own instance of
@@ -481,7 +482,7 @@ pub enum SecurityDocument {
 }
 
 /// The users and the ACLs. Any shard may call these; `security::stored` orders the writes
-/// of one process and decides what a read means.
+/// of one process, merges them with other gateways' and decides what a read means.
 pub enum SecurityStore {
     /// Keeps nothing: the users come from `--users-file` at every start, ACLs die with the
     /// process.
@@ -499,18 +500,37 @@ impl SecurityStore {
     }
 
     /// The stored document; `None` if there is none.
-    pub async fn read(&self, document: SecurityDocument) -> Result<Option<Bytes>> {
+    pub async fn read(&self, document: SecurityDocument) -> Result<Option<StoredDocument>> {
         match self {
             Self::Memory => Ok(None),
             Self::Smq(s) => s.read(document).await,
         }
     }
 
-    /// Replaces the stored document, durably before it returns: a single write.
-    pub async fn write(&self, document: SecurityDocument, content: Bytes) -> Result<()> {
+    /// Replaces the stored document, durably before it returns, if the store still holds
+    /// the one tagged `expected` (`None`: no document at all); a compare-and-swap, so a
+    /// change based on a stale read never overwrites another gateway's. `Ok(None)` if the
+    /// store holds something else (nothing is written); else what is now stored.
+    pub async fn write_if(
+        &self,
+        document: SecurityDocument,
+        content: Bytes,
+        expected: Option<&str>,
+    ) -> Result<Option<StoredDocument>> {
         match self {
-            Self::Memory => Ok(()),
-            Self::Smq(s) => s.write(document, content).await,
+            Self::Memory => Ok(Some(StoredDocument {
+                content,
+                etag: String::new(),
+            })),
+            Self::Smq(s) => s.write_if(document, content, expected).await,
         }
     }
+}
+
+/// A security document as stored: its content and the tag that names this content in
+/// [`SecurityStore::write_if`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub content: Bytes,
+    pub etag: String,
 }

@@ -481,6 +481,20 @@ impl Acls {
         Ok(added)
     }
 
+    /// Whether the set holds exactly this binding.
+    pub fn contains(&self, binding: &AclBinding) -> bool {
+        self.bindings.contains(binding)
+    }
+
+    /// Removes exactly this binding; whether it was there.
+    pub fn remove(&mut self, binding: &AclBinding) -> bool {
+        let removed = self.bindings.remove(binding);
+        if removed {
+            self.version = next_version();
+        }
+        removed
+    }
+
     /// Removes every binding the filter matches and returns them.
     pub fn delete(&mut self, filter: &AclBindingFilter) -> Vec<AclBinding> {
         self.delete_many(std::slice::from_ref(filter))

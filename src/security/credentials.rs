@@ -406,6 +406,15 @@ impl Users {
         true
     }
 
+    /// Every credential: user, mechanism, credential, in name then mechanism order.
+    pub fn credentials(&self) -> impl Iterator<Item = (&str, ScramMechanism, &ScramCredential)> {
+        self.users.iter().flat_map(|(name, credentials)| {
+            credentials
+                .iter()
+                .map(move |(&mechanism, credential)| (name.as_str(), mechanism, credential))
+        })
+    }
+
     /// What DescribeUserScramCredentials answers: with `None` or an empty list (Kafka's
     /// "null or empty to describe all users"), every user in name order; otherwise one
     /// entry per name asked, in the order asked, duplicates included (the handler reports

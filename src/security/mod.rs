@@ -18,6 +18,7 @@ pub mod session;
 pub mod stored;
 pub mod tls;
 
+use crate::backend::SecurityDocument;
 use crate::config::Config;
 use acl::{Acls, Authorizer};
 use credentials::Users;
@@ -51,9 +52,6 @@ pub struct Security {
     super_users: Vec<String>,
     /// `--allow-everyone-if-no-acl-found`, or its default.
     allow_everyone_if_no_acl_found: bool,
-    /// The revision of `acls` as stored (see `stored`); changed only under `acls`' write
-    /// lock. Unlike `acl_version` it survives a restart and is the same on every gateway.
-    acl_revision: AtomicU64,
     /// What the backend's store holds of the users and the ACLs, and who waits for a write.
     stored: stored::StoredState,
 }
@@ -98,7 +96,6 @@ impl Security {
                 .filter(|u| !u.is_empty())
                 .collect(),
             allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found(),
-            acl_revision: AtomicU64::new(0),
             stored: stored::StoredState::default(),
         }))
     }
@@ -167,15 +164,15 @@ impl Security {
         if acls.version() == current.version() {
             return (result, None);
         }
-        let revision = self.acl_revision.load(Ordering::Acquire) + 1;
-        self.acl_revision.store(revision, Ordering::Release);
+        let changes = stored::acl_changes(&current, &acls);
+        let revision = self.record(SecurityDocument::Acls, changes);
         self.acl_version.store(acls.version(), Ordering::Release);
         *current = Arc::new(acls);
         (result, Some(revision))
     }
 
     /// Changes the users atomically with respect to every other shard, as
-    /// [`Security::alter_acls`] does the ACLs; the revision is the users' version.
+    /// [`Security::alter_acls`] does the ACLs.
     pub fn alter_users<R>(&self, change: impl FnOnce(&mut Users) -> R) -> (R, Option<u64>) {
         let mut current = match self.users.write() {
             Ok(guard) => guard,
@@ -186,7 +183,8 @@ impl Security {
         if users.version() == current.version() {
             return (result, None);
         }
-        let revision = users.version();
+        let changes = stored::credential_changes(&current, &users);
+        let revision = self.record(SecurityDocument::Users, changes);
         *current = Arc::new(users);
         (result, Some(revision))
     }

@@ -6,8 +6,8 @@
 
 use super::channel::{FilerClient, GrpcChannel};
 use super::proto::filer_pb::{
-    object_mutation, Entry, FuseAttributes, ListEntriesRequest, ObjectMutation,
-    ObjectTransactionRequest, TraverseBfsMetadataRequest,
+    object_mutation, Entry, FilerError, FuseAttributes, ListEntriesRequest, ObjectMutation,
+    ObjectTransactionRequest, TraverseBfsMetadataRequest, WriteCondition,
 };
 use super::tls::ClientTls;
 use crate::error::{Error, Result};
@@ -154,6 +154,13 @@ impl Filer {
 
     /// The content of the small file `directory/name`; `None` if there is no such file.
     pub async fn read(&self, directory: &str, name: &str) -> Result<Option<Bytes>> {
+        let entry = self.read_entry(directory, name).await?;
+        Ok(entry.map(|entry| entry.content))
+    }
+
+    /// The small file `directory/name` (content, attributes, extended attributes); `None`
+    /// if there is no such file.
+    pub async fn read_entry(&self, directory: &str, name: &str) -> Result<Option<Entry>> {
         let mut client = self.client().await?;
         let request = ListEntriesRequest {
             directory: directory.to_string(),
@@ -175,9 +182,7 @@ impl Filer {
                 }
             })
             .await?;
-        Ok(found
-            .filter(|entry| entry.name == name && !entry.is_directory)
-            .map(|entry| entry.content))
+        Ok(found.filter(|entry| entry.name == name && !entry.is_directory))
     }
 
     /// Applies `mutations` in one ObjectTransaction, locked (and routed, with several
@@ -189,10 +194,37 @@ impl Filer {
         mutations: Vec<ObjectMutation>,
         optional: Option<usize>,
     ) -> Result<()> {
+        self.transaction(lock_key, None, mutations, optional)
+            .await
+            .map(|_| ())
+    }
+
+    /// As [`Filer::transact`], applied only if `condition` holds for the entry at
+    /// `lock_key` (checked under the transaction's lock): `Ok(false)`, with nothing
+    /// applied, if it does not.
+    pub async fn transact_if(
+        &self,
+        lock_key: String,
+        condition: WriteCondition,
+        mutations: Vec<ObjectMutation>,
+    ) -> Result<bool> {
+        self.transaction(lock_key, Some(condition), mutations, None)
+            .await
+    }
+
+    /// One ObjectTransaction: `Ok(false)` if its request-level condition failed.
+    async fn transaction(
+        &self,
+        lock_key: String,
+        condition: Option<WriteCondition>,
+        mutations: Vec<ObjectMutation>,
+        optional: Option<usize>,
+    ) -> Result<bool> {
         let mut client = self.client().await?;
         let request = ObjectTransactionRequest {
             route_key: lock_key.clone(),
             lock_key,
+            condition,
             mutations,
             request_id: String::new(),
         };
@@ -206,17 +238,21 @@ impl Filer {
             .await?
             .into_inner();
         if response.error.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let failed = response
             .failed_mutation
             .and_then(|i| usize::try_from(i).ok());
+        // The request-level condition failing is the one failure with no mutation named.
+        if failed.is_none() && response.error_code() == FilerError::PreconditionFailed {
+            return Ok(false);
+        }
         if failed.is_some() && failed == optional {
             tracing::trace!(
                 error = response.error,
                 "optional filer mutation not applied"
             );
-            return Ok(());
+            return Ok(true);
         }
         // Mutations before the failed one were applied; a retry applies them again, to
         // the same effect, so the client may retry.
@@ -246,6 +282,7 @@ pub fn put(directory: String, name: &str, content: Bytes) -> ObjectMutation {
                 ..Default::default()
             }),
             content,
+            ..Default::default()
         }),
         ..Default::default()
     }
