@@ -584,7 +584,7 @@ async fn shard_main(
     shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);
     let shutdown = Rc::new(Shutdown::default());
-    let memory = MemoryBudget::new(shard.config.shard_memory_bytes(), None);
+    let memory = shard.memory.clone();
     let metrics = startup.metrics.lock().map_err(|e| e.to_string())?.take();
     let serving_metrics = async {
         match metrics {

@@ -13,9 +13,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
-use crate::metrics::ShardMetrics;
+use crate::metrics::{ShardMetrics, Snapshot};
 use crate::partition::producer_state::ProducerIds;
 use crate::partition::{unreachable, Partitions};
+use crate::protocol::budget::MemoryBudget;
 use crate::protocol::close_log::CloseLog;
 use crate::security::access::Access;
 use crate::security::Security;
@@ -55,6 +56,9 @@ pub struct Shard {
     groups: Rc<Coordinator>,
     /// What this shard has done, for `--metrics-addr`.
     pub metrics: ShardMetrics,
+    /// What this shard's connections hold in requests and unwritten answers
+    /// (`--shard-memory-bytes`); each connection's budget has it as parent.
+    pub memory: Rc<MemoryBudget>,
     /// How many connections closed for protocol errors this shard still logs this second.
     pub close_log: CloseLog,
     shard_map: ShardMap,
@@ -71,6 +75,7 @@ impl Shard {
         mesh: Mesh<ShardMessage>,
     ) -> Self {
         let producer_ids = ProducerIds::new(id, mesh.nr_shards());
+        let shard_memory_bytes = config.shard_memory_bytes();
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),
@@ -84,8 +89,19 @@ impl Shard {
             security,
             mesh,
             metrics: ShardMetrics::default(),
+            memory: MemoryBudget::new(shard_memory_bytes, None),
             close_log: CloseLog::default(),
         }
+    }
+
+    /// The shard's counters and gauges, as a scrape sends them.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        let mut snapshot = self.metrics.snapshot(self.id);
+        snapshot.memory_used = self.memory.used();
+        snapshot.memory_limit = self.memory.capacity();
+        snapshot.reading_paused = self.memory.waited();
+        snapshot.batch_cache_reads = self.partitions.batch_cache_reads();
+        snapshot
     }
 
     pub fn nr_shards(&self) -> usize {

@@ -40,6 +40,9 @@ fn health_and_readiness_answer_and_metrics_are_off_by_default() {
     let server = Server::start(&["--shards", "2", "--metrics-addr", "127.0.0.1:0"]);
     let port = metrics_port(&server);
     assert_eq!(http_get(&port, "/healthz"), (200, "ok\n".to_string()));
+    // A shard may still be between binding its sockets (when "ready" is printed) and
+    // serving them: asked as a probe asks, until it answers.
+    wait_ready(&port);
     assert_eq!(http_get(&port, "/readyz"), (200, "ready\n".to_string()));
     assert_eq!(http_get(&port, "/nothing").0, 404);
     let samples = scrape(&server);
@@ -345,4 +348,77 @@ fn json_log_lines_parse_and_protocol_errors_are_logged_within_a_rate() {
         "{line}"
     );
     assert!(closed(&server.log()).len() < server.log().lines().count());
+}
+
+#[test]
+fn a_client_that_never_reads_shows_in_the_shard_budget_and_paused_reading() {
+    let server = Server::start(&[
+        "--shards",
+        "1",
+        "--connection-memory-bytes",
+        "1MiB",
+        "--shard-memory-bytes",
+        "256MiB",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let mut producer = server.client();
+    create_topic(&mut producer, "unread", 1);
+    let mut record = records(0, 1, None);
+    record[0].value = Some(vec![1u8; 100 << 10].into());
+    for _ in 0..16 {
+        let batch = encode_batch(&record, Compression::None);
+        assert_eq!(produce(&mut producer, "unread", 0, batch).0, 0);
+    }
+    let idle = scrape(&server);
+    assert_eq!(
+        sample(&idle, "tidegate_shard_memory_used_bytes{shard=\"0\"}"),
+        0.0
+    );
+    assert_eq!(
+        sample(&idle, "tidegate_shard_memory_limit_bytes{shard=\"0\"}"),
+        f64::from(256 << 20)
+    );
+    // 64 pipelined Fetches of 1.6 MiB each, never read: the answers fill the connection's
+    // budget, and then its reading pauses for as long as the client does not read.
+    let mut reader = server.client();
+    let mut wire = Vec::new();
+    for correlation_id in 0..64 {
+        let fetch = request_frame(
+            &fetch_request("unread", 0, 0, 0),
+            FETCH_VERSION,
+            correlation_id,
+        );
+        wire.extend_from_slice(&(fetch.len() as i32).to_be_bytes());
+        wire.extend_from_slice(&fetch);
+    }
+    reader.send_raw(&wire);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let paused = "tidegate_reading_paused_seconds_total{shard=\"0\"}";
+    let held = loop {
+        let samples = scrape(&server);
+        let used = sample(&samples, "tidegate_shard_memory_used_bytes{shard=\"0\"}");
+        if sample(&samples, paused) >= 0.2 {
+            break used;
+        }
+        assert!(std::time::Instant::now() < deadline, "reading never paused");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        held >= f64::from(1 << 20),
+        "{held} bytes held by unread answers"
+    );
+    drop(reader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sample(
+        &scrape(&server),
+        "tidegate_shard_memory_used_bytes{shard=\"0\"}",
+    ) > 0.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "budget not given back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -368,6 +368,15 @@ impl PartitionLog {
         }
     }
 
+    /// Reads answered from the batch cache, and not; `None` where there is no cache (the
+    /// memory backend serves every read from memory).
+    pub fn batch_cache_reads(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Smq(b) => Some(b.batch_cache_reads()),
+        }
+    }
+
     /// The offset after the last record, cheaply: long-polls compare against it.
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
         match self {

@@ -91,11 +91,8 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 
 /// Every shard's counters, asked of each over the mesh.
 async fn snapshots(shard: &Rc<Shard>) -> Vec<super::Snapshot> {
-    let asks = (0..shard.nr_shards()).map(|owner| {
-        shard.invoke(owner, move |shard| async move {
-            shard.metrics.snapshot(shard.id)
-        })
-    });
+    let asks = (0..shard.nr_shards())
+        .map(|owner| shard.invoke(owner, move |shard| async move { shard.metrics_snapshot() }));
     join_all(asks).await.into_iter().flatten().collect()
 }
 

@@ -49,6 +49,13 @@ pub struct Snapshot {
     pub connections_closed: u64,
     pub connections_refused: u64,
     pub protocol_errors: u64,
+    /// Bytes the shard's memory budget holds now, and its capacity.
+    pub memory_used: usize,
+    pub memory_limit: usize,
+    /// Time the shard's connections waited for budget before reading, summed.
+    pub reading_paused: Duration,
+    /// Reads answered from the SMQ backend's batch cache, and not (`None`: no such cache).
+    pub batch_cache_reads: Option<(u64, u64)>,
 }
 
 fn add(cell: &Cell<u64>, n: u64) {
@@ -149,6 +156,8 @@ impl ShardMetrics {
             connections_closed: self.connections_closed.get(),
             connections_refused: self.connections_refused.get(),
             protocol_errors: self.protocol_errors.get(),
+            // Filled in by `Shard::metrics_snapshot`, which holds what they count.
+            ..Snapshot::default()
         }
     }
 }

@@ -33,7 +33,7 @@ pub fn render(shards: &[Snapshot]) -> String {
         env!("CARGO_PKG_VERSION"),
         env!("TIDEGATE_COMMIT")
     );
-    let per_shard: [PerShard; 8] = [
+    let per_shard: [PerShard; 10] = [
         (
             "tidegate_shard_listening",
             "gauge",
@@ -82,11 +82,54 @@ pub fn render(shards: &[Snapshot]) -> String {
             "requests answered, all APIs",
             |s| s.requests.iter().map(|r| r.1).sum(),
         ),
+        (
+            "tidegate_shard_memory_used_bytes",
+            "gauge",
+            "bytes the shard holds in requests being read and handled and answers not yet \
+             written (its --shard-memory-bytes budget in use)",
+            |s| s.memory_used as u64,
+        ),
+        (
+            "tidegate_shard_memory_limit_bytes",
+            "gauge",
+            "the shard's --shard-memory-bytes budget",
+            |s| s.memory_limit as u64,
+        ),
     ];
     for (name, kind, help, value) in per_shard {
         family(&mut out, name, kind, help);
         for shard in shards {
             let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", shard.shard, value(shard));
+        }
+    }
+    let name = "tidegate_reading_paused_seconds_total";
+    family(
+        &mut out,
+        name,
+        "counter",
+        "time the shard's connections waited for room in a memory budget (theirs or the \
+         shard's) before reading more, summed over connections",
+    );
+    for shard in shards {
+        let paused = shard.reading_paused.as_secs_f64();
+        let _ = writeln!(out, "{name}{{shard=\"{}\"}} {paused}", shard.shard);
+    }
+    if shards.iter().any(|s| s.batch_cache_reads.is_some()) {
+        let name = "tidegate_batch_cache_reads_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "SeaweedMQ reads answered from the shard's cache of recent batches (hit) and \
+             sent to the broker (miss)",
+        );
+        for shard in shards {
+            if let Some((hits, misses)) = shard.batch_cache_reads {
+                for (result, count) in [("hit", hits), ("miss", misses)] {
+                    let labels = format!("shard=\"{}\",result=\"{result}\"", shard.shard);
+                    let _ = writeln!(out, "{name}{{{labels}}} {count}");
+                }
+            }
         }
     }
     family(
@@ -169,7 +212,11 @@ mod tests {
         metrics.answered(0, Duration::from_micros(20), &[]);
         metrics.answered(0, Duration::from_micros(20), &[3]);
         metrics.received(100);
-        let text = render(&[metrics.snapshot(0), ShardMetrics::default().snapshot(1)]);
+        let mut busy = ShardMetrics::default().snapshot(1);
+        busy.memory_used = 4096;
+        busy.reading_paused = Duration::from_millis(1500);
+        busy.batch_cache_reads = Some((7, 2));
+        let text = render(&[metrics.snapshot(0), busy]);
         for line in [
             "tidegate_api_requests_total{shard=\"0\",api=\"Produce\"} 2",
             "tidegate_api_errors_total{shard=\"0\",api=\"Produce\",error_code=\"3\",\
@@ -180,6 +227,10 @@ mod tests {
             "tidegate_request_duration_seconds_count{shard=\"0\",api=\"Produce\"} 2",
             "tidegate_received_bytes_total{shard=\"0\"} 100",
             "tidegate_received_bytes_total{shard=\"1\"} 0",
+            "tidegate_shard_memory_used_bytes{shard=\"1\"} 4096",
+            "tidegate_reading_paused_seconds_total{shard=\"1\"} 1.5",
+            "tidegate_batch_cache_reads_total{shard=\"1\",result=\"hit\"} 7",
+            "tidegate_batch_cache_reads_total{shard=\"1\",result=\"miss\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

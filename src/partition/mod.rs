@@ -165,6 +165,11 @@ impl Partitions {
         join_all(partitions.iter().map(|tp| self.log.size(tp))).await
     }
 
+    /// Reads the backend answered from its batch cache, and not (`None`: it has none).
+    pub fn batch_cache_reads(&self) -> Option<(u64, u64)> {
+        self.log.batch_cache_reads()
+    }
+
     /// The idempotent producers each partition knows.
     pub fn producers_on(&self, partitions: &[TopicPartition]) -> Vec<Result<Vec<ActiveProducer>>> {
         let producers = self.producers.borrow();

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// Bytes held against a capacity, with a queue of readers waiting for room (first come,
 /// first served). A connection's budget has its shard's as parent: a charge counts in both.
@@ -28,6 +29,14 @@ pub struct MemoryBudget {
     /// `waiters.len()`, read without a borrow: every request asks whether anyone waits.
     nr_waiting: Cell<usize>,
     next_waiter: Cell<u64>,
+    /// Time callers of `reserve` and `has_room` waited here or in the parent, summed over
+    /// finished waits (a shard's: what its connections' reading was paused for, for the
+    /// metrics); the waits under way are added when asked (`waited`).
+    waited: Cell<Duration>,
+    /// Waits under way, and the sum of their starts (as time since `created`).
+    waiting: Cell<u32>,
+    waiting_since: Cell<Duration>,
+    created: Instant,
 }
 
 impl MemoryBudget {
@@ -39,7 +48,40 @@ impl MemoryBudget {
             waiters: RefCell::default(),
             nr_waiting: Cell::new(0),
             next_waiter: Cell::new(0),
+            waited: Cell::new(Duration::ZERO),
+            waiting: Cell::new(0),
+            waiting_since: Cell::new(Duration::ZERO),
+            created: Instant::now(),
         })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Time callers have waited for room, here or in the parent, the waits under way
+    /// included: a pause shows while it lasts.
+    pub fn waited(&self) -> Duration {
+        let now = self.created.elapsed();
+        let under_way = (now * self.waiting.get()).saturating_sub(self.waiting_since.get());
+        self.waited.get() + under_way
+    }
+
+    /// Counts a wait in this budget and its parents from now until the guard is dropped
+    /// (when the wait ends, or is given up).
+    fn pause(self: &Rc<Self>) -> Pause {
+        let began = Instant::now();
+        let mut budget = Some(self);
+        while let Some(b) = budget {
+            let since = began.saturating_duration_since(b.created);
+            b.waiting.set(b.waiting.get() + 1);
+            b.waiting_since.set(b.waiting_since.get() + since);
+            budget = b.parent.as_ref();
+        }
+        Pause {
+            budget: self.clone(),
+            began,
+        }
     }
 
     /// Bytes charged now (may exceed the capacity: see the module comment).
@@ -69,19 +111,22 @@ impl MemoryBudget {
         if self.fits_now(bytes) && self.parent.as_ref().is_none_or(|p| p.fits_now(bytes)) {
             return self.charge(bytes);
         }
+        let pause = self.pause();
         self.wait_to_fit(bytes).await;
         if let Some(parent) = &self.parent {
             parent.wait_to_fit(bytes).await;
         }
+        drop(pause);
         self.charge(bytes)
     }
 
     /// Waits until anything more can be charged: room for a byte here and in the parent.
-    pub async fn has_room(&self) {
+    pub async fn has_room(self: &Rc<Self>) {
         // Almost always true: answered without a future in line (once per request).
         if self.fits_now(1) && self.parent.as_ref().is_none_or(|p| p.fits_now(1)) {
             return;
         }
+        let _pause = self.pause();
         self.wait_to_fit(1).await;
         if let Some(parent) = &self.parent {
             parent.wait_to_fit(1).await;
@@ -131,6 +176,28 @@ impl MemoryBudget {
             if let Some(waker) = waker.take() {
                 waker.wake();
             }
+        }
+    }
+}
+
+/// A wait for room under way, counted in a budget and its parents until dropped.
+struct Pause {
+    budget: Rc<MemoryBudget>,
+    began: Instant,
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        let took = self.began.elapsed();
+        let mut budget = Some(&self.budget);
+        while let Some(b) = budget {
+            // The start this wait added: its budget's clock at `began`.
+            let since = self.began.saturating_duration_since(b.created);
+            b.waiting.set(b.waiting.get() - 1);
+            b.waiting_since
+                .set(b.waiting_since.get().saturating_sub(since));
+            b.waited.set(b.waited.get() + took);
+            budget = b.parent.as_ref();
         }
     }
 }
@@ -293,6 +360,36 @@ mod tests {
             assert_eq!(shard.used(), 5);
             drop(small);
             assert_eq!(shard.used(), 0);
+        });
+    }
+
+    #[test]
+    fn time_spent_waiting_for_room_is_counted_in_the_connection_and_its_shard() {
+        run(|| async {
+            let shard = MemoryBudget::new(100, None);
+            let connection = MemoryBudget::new(100, Some(shard.clone()));
+            connection.has_room().await;
+            drop(connection.reserve(10).await);
+            assert_eq!(shard.waited(), Duration::ZERO, "no wait, nothing counted");
+            let held = connection.charge(100);
+            let waiting = {
+                let connection = connection.clone();
+                glommio::spawn_local(async move { connection.has_room().await })
+            };
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            // Shown while it lasts, not only once it ends.
+            assert!(shard.waited() >= Duration::from_millis(20));
+            drop(held);
+            waiting.await;
+            let waited = connection.waited();
+            assert!(waited >= Duration::from_millis(20));
+            assert_eq!(
+                shard.waited(),
+                waited,
+                "the shard counts its connections' waits"
+            );
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            assert_eq!(shard.waited(), waited, "and stops once they end");
         });
     }
 

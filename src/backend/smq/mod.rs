@@ -47,7 +47,7 @@ use proto::messaging_pb::{
 };
 use proto::schema_pb::Topic;
 use publisher::{Publisher, Target};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -87,6 +87,9 @@ pub struct SmqBackend {
     publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
     batch_cache: RefCell<BatchCache>,
+    /// Reads answered from `batch_cache`, and reads that went to the broker.
+    batch_cache_hits: Cell<u64>,
+    batch_cache_misses: Cell<u64>,
     timestamps: RefCell<TimestampIndex>,
     /// Kafka topic configs, in the filer.
     topic_configs: TopicConfigStore,
@@ -129,6 +132,8 @@ impl SmqBackend {
             publishers: RefCell::default(),
             high_watermarks: RefCell::default(),
             batch_cache: RefCell::new(BatchCache::new(BATCH_CACHE_BYTES)),
+            batch_cache_hits: Cell::new(0),
+            batch_cache_misses: Cell::new(0),
             timestamps: RefCell::new(TimestampIndex::new(TIMESTAMP_POINTS)),
         }
     }
@@ -371,6 +376,11 @@ impl SmqBackend {
         Ok(topics)
     }
 
+    /// Reads answered from the batch cache, and reads that went to the broker.
+    pub fn batch_cache_reads(&self) -> (u64, u64) {
+        (self.batch_cache_hits.get(), self.batch_cache_misses.get())
+    }
+
     /// Queues the records on the partition's publish stream (synchronously, keeping order)
     /// and waits for the broker's acknowledgements.
     pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
@@ -473,6 +483,7 @@ impl SmqBackend {
         max_bytes: usize,
     ) -> Result<ReadResult> {
         if let Some((batches, next)) = self.batch_cache.borrow().read(tp, offset, max_bytes) {
+            self.batch_cache_hits.set(self.batch_cache_hits.get() + 1);
             // What is served here was acknowledged, so the mark is at least past it; kept,
             // because `Partitions::watch` compares this answer with `high_watermark`, and a
             // difference there is "data arrived", which would end every wait at once.
@@ -488,6 +499,8 @@ impl SmqBackend {
                 log_start_offset: 0,
             });
         }
+        self.batch_cache_misses
+            .set(self.batch_cache_misses.get() + 1);
         let (records, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
         let batches = match records.first().zip(records.last()) {
             None => Vec::new(),
