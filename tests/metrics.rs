@@ -87,6 +87,26 @@ fn readiness_follows_seaweedfs() {
     broker.restore();
     filer.restore();
     wait_ready(&port);
+    // A consumer right behind its producer is answered from the batch cache; one that
+    // reads from before the cache's first batch goes to the broker.
+    let topic = format!("cache-{}", std::process::id());
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 1);
+    let batch = encode_batch(&records(0, 3, None), Compression::None);
+    assert_eq!(produce(&mut client, &topic, 0, batch).0, 0);
+    let before = scrape(&server);
+    let (error, fetched) = fetch(&mut client, &topic, 0, 0, 0);
+    assert_eq!((error, fetched.len()), (0, 3));
+    let after = scrape(&server);
+    // Summed over the shards: whichever owns the partition counts it.
+    let hits = |samples: &HashMap<String, f64>| -> f64 {
+        let hit = samples.iter().filter(|(series, _)| {
+            series.starts_with("tidegate_batch_cache_reads_total{")
+                && series.contains("result=\"hit\"")
+        });
+        hit.map(|(_, count)| count).sum()
+    };
+    assert_eq!(hits(&after) - hits(&before), 1.0);
 }
 
 /// Asks /readyz, as a probe does, until it answers 200 (failing after 30 s).
