@@ -138,7 +138,7 @@ fn write_rebased(batch: &[u8], base_offset: i64, out: &mut BytesMut) {
 /// A batch as a log serves it. The memory backend keeps a produced batch as the client sent
 /// it (no copy on the produce path, [`RecordBatch::kept_at`]) and re-bases it as it is
 /// written into a Fetch answer, which copies every batch anyway.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogBatch {
     bytes: Bytes,
     /// The base offset to write over the batch's own as it is served; `None`: the bytes

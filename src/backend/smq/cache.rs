@@ -1,6 +1,7 @@
 //! Per-shard caches in front of the broker, for the partitions the shard owns.
 //!
-//! - [`BatchCache`]: Kafka batches recently appended (as the producer sent them, re-based)
+//! - [`BatchCache`]: Kafka batches recently appended (as the producer sent them, re-based
+//!   as they are read: [`RecordBatch::kept_at`](crate::record_batch::RecordBatch::kept_at))
 //!   or fetched (as encoded here), by offset. A consumer that follows its producers closely
 //!   is answered from it: no FetchMessage round trip and no re-encoding. Bounded in bytes;
 //!   the oldest batches go first, which is what a tailing consumer wants. The producer's
@@ -10,14 +11,14 @@
 //! - [`TimestampIndex`]: offset → timestamp points learned by ListOffsets' binary search,
 //!   so repeated lookups by time cost no broker calls. Bounded in entries.
 
+use crate::record_batch::LogBatch;
 use crate::TopicPartition;
-use bytes::Bytes;
 use hashbrown::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 
 struct CachedBatch {
     last_offset: i64,
-    bytes: Bytes,
+    bytes: LogBatch,
     source: Source,
 }
 
@@ -56,7 +57,7 @@ impl BatchCache {
         tp: &TopicPartition,
         base: i64,
         last: i64,
-        bytes: Bytes,
+        bytes: LogBatch,
         source: Source,
     ) {
         if bytes.len() > self.capacity || last < base {
@@ -119,7 +120,7 @@ impl BatchCache {
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
-    ) -> Option<(Vec<Bytes>, i64)> {
+    ) -> Option<(Vec<LogBatch>, i64)> {
         let batches = self.partitions.get(tp)?;
         let (_, first) = batches
             .range(..=offset)
@@ -181,17 +182,22 @@ impl TimestampIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn tp() -> TopicPartition {
         TopicPartition::new("t", 0)
     }
 
+    fn served(bytes: impl Into<Bytes>) -> LogBatch {
+        LogBatch::as_served(bytes.into())
+    }
+
     #[test]
     fn reads_follow_consecutive_batches_within_the_byte_budget() {
         let mut cache = BatchCache::new(1 << 20);
-        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]), Source::Appended);
-        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]), Source::Fetched);
-        cache.insert(&tp(), 30, 39, Bytes::from(vec![3; 100]), Source::Appended);
+        cache.insert(&tp(), 0, 9, served(vec![0; 100]), Source::Appended);
+        cache.insert(&tp(), 10, 19, served(vec![1; 100]), Source::Fetched);
+        cache.insert(&tp(), 30, 39, served(vec![3; 100]), Source::Appended);
         let (batches, next) = cache.read(&tp(), 5, 1000).expect("cached");
         assert_eq!((batches.len(), next), (2, 20), "stops at the gap");
         let (batches, next) = cache.read(&tp(), 5, 150).expect("cached");
@@ -207,11 +213,11 @@ mod tests {
     #[test]
     fn overlapping_batches_are_not_cached_twice_and_the_oldest_go_first() {
         let mut cache = BatchCache::new(250);
-        cache.insert(&tp(), 0, 9, Bytes::from(vec![0; 100]), Source::Appended);
-        cache.insert(&tp(), 5, 14, Bytes::from(vec![9; 100]), Source::Fetched);
+        cache.insert(&tp(), 0, 9, served(vec![0; 100]), Source::Appended);
+        cache.insert(&tp(), 5, 14, served(vec![9; 100]), Source::Fetched);
         assert_eq!(cache.read(&tp(), 12, 1000), None);
-        cache.insert(&tp(), 10, 19, Bytes::from(vec![1; 100]), Source::Fetched);
-        cache.insert(&tp(), 20, 29, Bytes::from(vec![2; 100]), Source::Fetched);
+        cache.insert(&tp(), 10, 19, served(vec![1; 100]), Source::Fetched);
+        cache.insert(&tp(), 20, 29, served(vec![2; 100]), Source::Fetched);
         assert!(cache.read(&tp(), 0, 1000).is_none(), "evicted");
         assert_eq!(cache.read(&tp(), 10, 1000).map(|r| r.1), Some(30));
     }
@@ -221,8 +227,8 @@ mod tests {
     #[test]
     fn the_producers_batch_replaces_a_fetched_copy_and_never_the_other_way() {
         let mut cache = BatchCache::new(1 << 20);
-        let fetched = Bytes::from_static(b"re-encoded by a racing fetch");
-        let appended = Bytes::from_static(b"as the producer sent it");
+        let fetched = served(&b"re-encoded by a racing fetch"[..]);
+        let appended = served(&b"as the producer sent it"[..]);
         cache.insert(&tp(), 0, 4, fetched.clone(), Source::Fetched);
         cache.insert(&tp(), 5, 9, fetched.clone(), Source::Fetched);
         cache.insert(&tp(), 0, 9, appended.clone(), Source::Appended);

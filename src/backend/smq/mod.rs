@@ -411,7 +411,7 @@ impl SmqBackend {
             let mut base = acked.first;
             for batch in batches {
                 let last = base + i64::from(batch.header.last_offset_delta);
-                cache.insert(tp, base, last, batch.rebased(base), Source::Appended);
+                cache.insert(tp, base, last, batch.kept_at(base), Source::Appended);
                 base = last + 1;
             }
         }
@@ -494,7 +494,7 @@ impl SmqBackend {
                 *known
             };
             return Ok(ReadResult {
-                batches: batches.into_iter().map(LogBatch::as_served).collect(),
+                batches,
                 high_watermark,
                 log_start_offset: 0,
             });
@@ -505,7 +505,7 @@ impl SmqBackend {
         let batches = match records.first().zip(records.last()) {
             None => Vec::new(),
             Some((first, last)) => {
-                let batch = encode_records(&records);
+                let batch = LogBatch::as_served(encode_records(&records));
                 let mut cache = self.batch_cache.borrow_mut();
                 cache.insert(
                     tp,
@@ -514,7 +514,7 @@ impl SmqBackend {
                     batch.clone(),
                     Source::Fetched,
                 );
-                vec![LogBatch::as_served(batch)]
+                vec![batch]
             }
         };
         Ok(ReadResult {
