@@ -19,16 +19,15 @@ RECORDS = 20_000
 LEAD_IN = 400
 
 
-# Upstream, not tidegate: when tidegate's publish streams close, the broker unloads the
-# partitions; on reload it cannot find the first flushed file of a partition (a file whose
-# first offset is 0 gets no offset attributes, weed/mq/broker/broker_write.go:63), so
-# FetchMessage from 0 answers from a later offset. Seen here: offset 1252 returned for a
-# fetch at 0. See proto/README.md, "Partition unloading". strict: an SMQ that fixes it makes
-# the first case pass, and the marker must go. The second case lets SMQ flush a first file
-# before the run, so the reload bug cannot hide anything and only tidegate is tested.
+# When tidegate's publish streams close, the broker unloads the partitions; on reload it
+# cannot find the first flushed file of a partition (a file whose first offset is 0 gets no
+# offset attributes, weed/mq/broker/broker_write.go:63), so FetchMessage from 0 answers from
+# a later offset (seen: offset 1252 for a fetch at 0; proto/README.md, "Partition
+# unloading"). tidegate then reads those records from the partition's files in the filer
+# (src/backend/smq/log_files.rs): the first case meets the bug, the second lets SMQ flush a
+# first file before the run, so the bug cannot hide anything.
 @pytest.mark.parametrize("lead_in", [
-    pytest.param(False, marks=pytest.mark.xfail(
-        strict=True, reason="SeaweedMQ loses the first flushed file of a partition on reload")),
+    pytest.param(False, id="first-flush-window"),
     pytest.param(True, id="after-a-first-flush"),
 ])
 def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path, lead_in):

@@ -198,7 +198,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Http2Channel {
 
 /// Spawns hyper's connection tasks on the current glommio executor.
 #[derive(Clone, Copy)]
-struct LocalExecutor;
+pub(super) struct LocalExecutor;
 
 impl<F> hyper::rt::Executor<F> for LocalExecutor
 where
@@ -212,7 +212,7 @@ where
 
 /// The bytes under the HTTP/2 connection. An enum rather than a boxed trait object: the
 /// plain path costs one match per call and no indirection.
-enum Stream {
+pub(super) enum Stream {
     Plain(TcpStream),
     /// Boxed: rustls's connection state is several KiB.
     Tls(Box<TlsStream<TcpStream>>),
@@ -250,7 +250,7 @@ impl Stream {
 
 /// The connection's stream behind hyper's I/O traits. Reads go through a scratch buffer
 /// because filling hyper's uninitialised buffer directly would need `unsafe`.
-struct GlommioIo {
+pub(super) struct GlommioIo {
     stream: Stream,
     scratch: Vec<u8>,
     /// Told once whether the server spoke: the first bytes read, or the end of the stream
@@ -259,7 +259,7 @@ struct GlommioIo {
 }
 
 impl GlommioIo {
-    fn new(stream: Stream, spoke: oneshot::Sender<io::Result<()>>) -> Self {
+    pub(super) fn new(stream: Stream, spoke: oneshot::Sender<io::Result<()>>) -> Self {
         Self {
             stream,
             scratch: vec![0; READ_CHUNK],

@@ -6,7 +6,8 @@
 
 use super::channel::{FilerClient, GrpcChannel};
 use super::proto::filer_pb::{
-    object_mutation, Entry, FilerError, FuseAttributes, ListEntriesRequest, ObjectMutation,
+    object_mutation, Entry, FilerError, FuseAttributes, ListEntriesRequest, LookupVolumeRequest,
+    ObjectMutation,
     ObjectTransactionRequest, TraverseBfsMetadataRequest, WriteCondition,
 };
 use super::tls::ClientTls;
@@ -113,15 +114,27 @@ impl Filer {
 
     /// The entries directly in `directory`, page by page; none if it does not exist.
     pub async fn list(&self, directory: &str) -> Result<Vec<Entry>> {
+        self.list_from(directory, "", false).await
+    }
+
+    /// The files of `directory` from the one named `from` on (all if empty), with where
+    /// their content is stored.
+    pub async fn list_files_from(&self, directory: &str, from: &str) -> Result<Vec<Entry>> {
+        self.list_from(directory, from, true).await
+    }
+
+    async fn list_from(&self, directory: &str, from: &str, chunks: bool) -> Result<Vec<Entry>> {
         let mut client = self.client().await?;
         let mut entries: Vec<Entry> = Vec::new();
         loop {
             let request = ListEntriesRequest {
                 directory: directory.to_string(),
-                start_from_file_name: entries.last().map(|e| e.name.clone()).unwrap_or_default(),
-                inclusive_start_from: false,
+                start_from_file_name: entries
+                    .last()
+                    .map_or_else(|| from.to_string(), |e| e.name.clone()),
+                inclusive_start_from: entries.is_empty(),
                 limit: LIST_PAGE,
-                omit_chunks: true,
+                omit_chunks: !chunks,
                 ..Default::default()
             };
             let page = self
@@ -183,6 +196,29 @@ impl Filer {
             })
             .await?;
         Ok(found.filter(|entry| entry.name == name && !entry.is_directory))
+    }
+
+    /// The HTTP addresses ("host:port") of the volume servers holding each volume.
+    pub async fn lookup_volumes(&self, volume_ids: Vec<String>) -> Result<Vec<(String, Vec<String>)>> {
+        let mut client = self.client().await?;
+        let request = LookupVolumeRequest { volume_ids };
+        let response = self
+            .within("LookupVolume", async {
+                client
+                    .lookup_volume(request)
+                    .await
+                    .map_err(|status| self.status("LookupVolume", status))
+            })
+            .await?
+            .into_inner();
+        Ok(response
+            .locations_map
+            .into_iter()
+            .map(|(volume, found)| {
+                let urls = found.locations.into_iter().map(|l| l.url).collect();
+                (volume, urls)
+            })
+            .collect())
     }
 
     /// Applies `mutations` in one ObjectTransaction, locked (and routed, with several

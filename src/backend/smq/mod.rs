@@ -22,6 +22,7 @@ pub mod channel;
 pub mod codec;
 pub mod discovery;
 pub mod filer;
+pub mod log_files;
 pub mod offsets;
 pub mod producers;
 pub mod proto;
@@ -29,6 +30,7 @@ pub mod publisher;
 pub mod security;
 pub mod tls;
 pub mod topic_configs;
+pub mod volume;
 
 use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
 use crate::error::{Error, Result};
@@ -39,6 +41,7 @@ use cache::{BatchCache, Source, TimestampIndex};
 use channel::{ConnectError, GrpcChannel, SmqClient};
 pub use discovery::Endpoints;
 use filer::Filer;
+use log_files::LogFiles;
 use hashbrown::HashMap;
 use producers::ProducerStore;
 use proto::messaging_pb::{
@@ -63,6 +66,9 @@ const PLAIN_MARGIN_NS: i64 = 1_000_000_000;
 const MAX_FETCH_MESSAGES: i32 = 10_000;
 /// Bytes of recent batches each shard keeps for consumers that follow producers closely.
 const BATCH_CACHE_BYTES: usize = 64 << 20;
+/// Bytes of records per batch made from what SMQ answered (a catch-up read of a flushed
+/// file can bring megabytes at once: cached in pieces, answered as the fetch asks).
+const FETCHED_BATCH_BYTES: usize = 256 << 10;
 /// Offset → timestamp points each shard keeps for ListOffsets by time.
 const TIMESTAMP_POINTS: usize = 100_000;
 /// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
@@ -95,6 +101,13 @@ pub struct SmqBackend {
     topic_configs: TopicConfigStore,
     /// For what SMQ itself keeps there (partition sizes).
     filer: Rc<Filer>,
+    /// The records SMQ has flushed, read where it stores them.
+    log_files: LogFiles,
+    /// Per partition, the first offset the broker last said it still holds in memory
+    /// (FetchMessage's `log_start_offset`): offsets before it are read from `log_files`.
+    in_memory_from: RefCell<HashMap<TopicPartition, i64>>,
+    /// When a failed read of `log_files` was last logged (one line a minute at most).
+    log_files_warned: Cell<Option<std::time::Instant>>,
     /// Most bytes a produced batch may decompress to (`--max-decompressed-batch-bytes`).
     decompressed_limit: usize,
 }
@@ -123,6 +136,9 @@ impl SmqBackend {
             bootstrap,
             decompressed_limit: settings.decompressed_limit,
             topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
+            log_files: LogFiles::new(filer.clone(), &namespace),
+            in_memory_from: RefCell::default(),
+            log_files_warned: Cell::new(None),
             filer,
             namespace,
             shard_name: format!("tidegate-{}-shard-{shard_id}", std::process::id()),
@@ -502,21 +518,22 @@ impl SmqBackend {
         self.batch_cache_misses
             .set(self.batch_cache_misses.get() + 1);
         let (records, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
-        let batches = match records.first().zip(records.last()) {
-            None => Vec::new(),
-            Some((first, last)) => {
-                let batch = LogBatch::as_served(encode_records(&records));
-                let mut cache = self.batch_cache.borrow_mut();
-                cache.insert(
-                    tp,
-                    first.offset,
-                    last.offset,
-                    batch.clone(),
-                    Source::Fetched,
-                );
-                vec![batch]
+        // Kept as batches of about FETCHED_BATCH_BYTES, each cached; as many answered as
+        // fit `max_bytes` (always the first).
+        let mut batches = Vec::new();
+        let mut size = 0;
+        let mut cache = self.batch_cache.borrow_mut();
+        for run in fetched_batches(&records) {
+            let (first, last) = (run[0].offset, run[run.len() - 1].offset);
+            let batch = LogBatch::as_served(encode_records(run));
+            cache.insert(tp, first, last, batch.clone(), Source::Fetched);
+            if batches.is_empty() || size + batch.len() <= max_bytes {
+                size += batch.len();
+                batches.push(batch);
+            } else {
+                size = usize::MAX;
             }
-        };
+        }
         Ok(ReadResult {
             batches,
             high_watermark,
@@ -524,7 +541,9 @@ impl SmqBackend {
         })
     }
 
-    /// Records from `offset` on, and the partition's high-water mark.
+    /// Records from `offset` on, and the partition's high-water mark: from the broker, or
+    /// from the files it flushed where it no longer holds `offset` in memory or cannot
+    /// serve it (log_files.rs says why).
     async fn fetch_records(
         &self,
         tp: &TopicPartition,
@@ -532,6 +551,16 @@ impl SmqBackend {
         max_bytes: usize,
     ) -> Result<(Vec<Record>, i64)> {
         let (mut client, topic, partition) = self.target(tp).await?;
+        let flushed_only = self
+            .in_memory_from
+            .borrow()
+            .get(tp)
+            .is_some_and(|&from| offset < from);
+        if flushed_only {
+            if let Some(found) = self.read_flushed(tp, &partition, offset).await {
+                return Ok(found);
+            }
+        }
         let request = FetchMessageRequest {
             topic: Some(topic),
             partition: Some(partition),
@@ -551,21 +580,52 @@ impl SmqBackend {
             return Err(Error::Unavailable(response.error));
         }
         if response.error_code != 0 {
+            // A read error, of flushed data as a rule: the files may hold it.
+            if let Some(found) = self.read_flushed(tp, &partition, offset).await {
+                return Ok(found);
+            }
             return Err(Error::Unavailable(response.error));
         }
-        let high_watermark = response.high_water_mark;
+        // A reloaded partition's broker may count from the end of a flush window it lost
+        // track of: the files prove where the log really ends.
+        let high_watermark = response
+            .high_water_mark
+            .max(self.log_files.known_end(tp));
         self.high_watermarks
             .borrow_mut()
             .insert(tp.clone(), high_watermark);
-        if offset < 0 || offset > high_watermark {
-            return Err(Error::OffsetOutOfRange);
+        if response.log_start_offset > 0 {
+            // It reads 0 while a fresh buffer is empty: only a rise is news.
+            let mut in_memory_from = self.in_memory_from.borrow_mut();
+            let known = in_memory_from.entry(tp.clone()).or_default();
+            *known = (*known).max(response.log_start_offset);
         }
         let count = response.messages.len() as i64;
         // Messages carry no offsets: they are consecutive and end just before next_offset.
         let first = (response.next_offset - count).max(offset);
+        let nothing_at_offset = count == 0 || first > offset;
+        // Read from the broker's files, by position rather than by the offsets stored with
+        // the records (a gap in them shifts every later record), or nothing where the
+        // broker says there is something, a gap, or a mark at or below `offset` (a
+        // reloaded partition forgets its first flush window): what the files hold there
+        // wins. At the mark, with nothing, is a consumer waiting for more: the files are
+        // only listed then if this shard never has.
+        let from_disk = offset < response.log_start_offset;
+        let files_may_hold = offset >= 0
+            && (from_disk
+                || nothing_at_offset && (offset != high_watermark || !self.log_files.listed(tp)));
+        if files_may_hold {
+            if let Some(found) = self.read_flushed(tp, &partition, offset).await {
+                return Ok(found);
+            }
+        }
+        let high_watermark = high_watermark.max(self.log_files.known_end(tp));
+        if offset < 0 || offset > high_watermark {
+            return Err(Error::OffsetOutOfRange);
+        }
         if count > 0 && first > offset {
-            // SMQ answered from further on: the records in between cannot be read from it
-            // (see proto/README.md, "Partition unloading"). Kafka clients accept gaps.
+            // Neither the broker nor the files have the records in between (see
+            // proto/README.md, "Partition unloading"). Kafka clients accept gaps.
             tracing::warn!(%tp, offset, first, "SeaweedMQ skipped unreadable offsets");
         }
         let records = response
@@ -575,6 +635,37 @@ impl SmqBackend {
             .map(|(i, m)| codec::decode(m.key, m.value, m.ts_ns, first + i as i64))
             .collect();
         Ok((records, high_watermark))
+    }
+
+    /// Flushed records from `offset` on, read from the files, with the high-water mark
+    /// they prove; `None` if the files hold none there or cannot be read (logged: the
+    /// broker is asked instead).
+    async fn read_flushed(
+        &self,
+        tp: &TopicPartition,
+        partition: &proto::schema_pb::Partition,
+        offset: i64,
+    ) -> Option<(Vec<Record>, i64)> {
+        let records = match self.log_files.read(tp, partition, offset).await {
+            Ok(records) => records,
+            Err(error) => {
+                let now = std::time::Instant::now();
+                let quiet = self
+                    .log_files_warned
+                    .get()
+                    .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(60));
+                if !quiet {
+                    self.log_files_warned.set(Some(now));
+                    tracing::warn!(%tp, offset, %error, "flushed records not read from the filer; asking the broker");
+                }
+                return None;
+            }
+        };
+        let end = records.last()?.offset + 1;
+        let mut high_watermarks = self.high_watermarks.borrow_mut();
+        let known = high_watermarks.entry(tp.clone()).or_insert(end);
+        *known = (*known).max(end);
+        Some((records, *known))
     }
 
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
@@ -733,6 +824,27 @@ fn leader_of(
         .ok_or(Error::UnknownTopicOrPartition)?;
     let range = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
     Ok((&assignment.leader_broker, range))
+}
+
+/// The records split into runs of about `FETCHED_BATCH_BYTES` each, one batch apiece.
+fn fetched_batches(records: &[Record]) -> impl Iterator<Item = &[Record]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut size = 0;
+        let end = rest
+            .iter()
+            .position(|r| {
+                size += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
+                size > FETCHED_BATCH_BYTES
+            })
+            .map_or(rest.len(), |i| i.max(1));
+        let (run, later) = rest.split_at(end);
+        rest = later;
+        Some(run)
+    })
 }
 
 /// A stable id for a topic generation: the same on every shard and after restarts.

@@ -1,0 +1,397 @@
+//! What SMQ has flushed of a partition, read from where SeaweedFS stores it rather than
+//! through the broker: the partition's log files in the filer, their chunks from the
+//! volume servers, decoded here on the shard that owns the partition.
+//!
+//! Why: the broker reads flushed records slowly (it decodes a file from its start for
+//! every 1000 offsets, proto/README.md "FetchMessage"), serves them by position rather
+//! than with their offsets, and after a reload cannot serve a partition's first flush
+//! window at all ("Partition unloading"). A log file's records carry their offsets.
+//!
+//! Format at the pinned version (proto/README.md "Log files"): the partition directory
+//! `/topics/<namespace>/<topic>/v<generation time>/<range start>-<range stop>` holds one
+//! file per flush, named by the flush's start time (a flush in the same second appends a
+//! chunk to the file); a chunk is a sequence of 4-byte big-endian lengths each followed by
+//! a `filer_pb.LogEntry`. A file's extended attributes `offset_min` and `offset_max`
+//! (big-endian u64) bound its offsets, but are missing when its first flush started at
+//! offset 0, and understate the minimum when a later chunk was appended to such a file: so
+//! they only say where to look, and a file's true span is learned by reading it. Anything
+//! else (`.parquet` and `.offset` files, chunk manifests, encrypted chunks, an entry that
+//! does not decode) is not read here: the broker serves those offsets as before.
+
+use super::codec;
+use super::filer::Filer;
+use super::proto::filer_pb::{Entry, FileChunk, LogEntry};
+use super::proto::schema_pb::Partition;
+use super::volume;
+use crate::error::{Error, Result};
+use crate::records::Record;
+use crate::TopicPartition;
+use bytes::{Buf, Bytes};
+use hashbrown::HashMap;
+use prost::Message;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What a partition's directory held when last listed.
+#[derive(Default)]
+struct PartitionLog {
+    files: Vec<LogFile>,
+    listed: bool,
+}
+
+struct LogFile {
+    name: String,
+    chunks: Vec<FileChunk>,
+    /// The offsets it holds: learned by reading it, else claimed by its attributes.
+    span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Span {
+    Unknown,
+    /// From `offset_min`/`offset_max`: the maximum is right, the minimum may be too high.
+    Claimed { last: i64 },
+    /// Read: its first and last offsets (`None` if it holds no records).
+    Read(Option<(i64, i64)>),
+}
+
+impl Span {
+    /// Its last offset, if known.
+    fn last(self) -> Option<i64> {
+        match self {
+            Span::Claimed { last } | Span::Read(Some((_, last))) => Some(last),
+            Span::Unknown | Span::Read(None) => None,
+        }
+    }
+}
+
+pub struct LogFiles {
+    filer: Rc<Filer>,
+    namespace: String,
+    partitions: RefCell<HashMap<TopicPartition, Rc<RefCell<PartitionLog>>>>,
+    /// Volume id → HTTP addresses of the servers holding it.
+    volumes: RefCell<HashMap<String, Vec<String>>>,
+}
+
+impl LogFiles {
+    pub fn new(filer: Rc<Filer>, namespace: &str) -> Self {
+        Self {
+            filer,
+            namespace: namespace.to_string(),
+            partitions: RefCell::default(),
+            volumes: RefCell::default(),
+        }
+    }
+
+    /// The flushed records of the first file holding offsets from `offset` on, those
+    /// from `offset`; empty if no file holds any (yet).
+    pub async fn read(
+        &self,
+        tp: &TopicPartition,
+        partition: &Partition,
+        offset: i64,
+    ) -> Result<Vec<Record>> {
+        let log = self.partition(tp);
+        let directory = self.directory(&tp.topic, partition);
+        let mut refreshed = false;
+        loop {
+            // The first file that may hold `offset` or later ones (files read and found
+            // empty, or ending before it, are passed over).
+            let next = log.borrow().files.iter().position(|f| {
+                f.span != Span::Read(None) && f.span.last().is_none_or(|last| last >= offset)
+            });
+            let Some(index) = next else {
+                if refreshed {
+                    return Ok(Vec::new());
+                }
+                self.refresh(&log, &directory).await?;
+                refreshed = true;
+                continue;
+            };
+            let (name, chunks) = {
+                let log = log.borrow();
+                (log.files[index].name.clone(), log.files[index].chunks.clone())
+            };
+            let records = self.read_file(&directory, &name, &chunks).await?;
+            let span = records.first().zip(records.last()).map(|(f, l)| (f.offset, l.offset));
+            if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
+                file.span = Span::Read(span);
+            }
+            let Some((first, _)) = span.filter(|&(_, last)| last >= offset) else {
+                continue;
+            };
+            if first > offset && !refreshed {
+                // Before accepting a gap: an earlier file read before may have grown a
+                // chunk since (a flush in the same second appends to it).
+                self.refresh(&log, &directory).await?;
+                refreshed = true;
+                continue;
+            }
+            let mut from = offset;
+            // Strictly increasing from `offset`: a repeated offset (SMQ handing out a
+            // lost one again, proto/README.md) is served once, as first stored.
+            return Ok(records
+                .into_iter()
+                .filter(|r| {
+                    let keep = r.offset >= from;
+                    if keep {
+                        from = r.offset + 1;
+                    }
+                    keep
+                })
+                .collect());
+        }
+    }
+
+    /// The offset after the last one this shard knows flushed (0 if none), as the files'
+    /// attributes and what was read of them say when last listed.
+    pub fn known_end(&self, tp: &TopicPartition) -> i64 {
+        self.partitions.borrow().get(tp).map_or(0, |log| {
+            let log = log.borrow();
+            let last = log.files.iter().filter_map(|f| f.span.last()).max();
+            last.map_or(0, |last| last + 1)
+        })
+    }
+
+    /// Whether this shard has listed the partition's files.
+    pub fn listed(&self, tp: &TopicPartition) -> bool {
+        self.partitions
+            .borrow()
+            .get(tp)
+            .is_some_and(|log| log.borrow().listed)
+    }
+
+    fn partition(&self, tp: &TopicPartition) -> Rc<RefCell<PartitionLog>> {
+        self.partitions
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn directory(&self, topic: &str, partition: &Partition) -> String {
+        format!(
+            "/topics/{}/{topic}/{}/{:04}-{:04}",
+            self.namespace,
+            generation_name(partition.unix_time_ns),
+            partition.range_start,
+            partition.range_stop
+        )
+    }
+
+    /// Lists the directory from its last known file on (which may have grown a chunk).
+    async fn refresh(&self, log: &RefCell<PartitionLog>, directory: &str) -> Result<()> {
+        let from = log
+            .borrow()
+            .files
+            .last()
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        let entries = self.filer.list_files_from(directory, &from).await?;
+        let mut log = log.borrow_mut();
+        log.listed = true;
+        for entry in entries.into_iter().filter(is_log_file) {
+            let span = claimed_span(&entry);
+            match log.files.iter_mut().find(|f| f.name == entry.name) {
+                Some(known) if known.chunks.len() == entry.chunks.len() => {}
+                Some(known) => {
+                    known.chunks = entry.chunks;
+                    known.span = span;
+                }
+                None => log.files.push(LogFile {
+                    name: entry.name,
+                    chunks: entry.chunks,
+                    span,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every record of the file, in stored order.
+    async fn read_file(
+        &self,
+        directory: &str,
+        name: &str,
+        chunks: &[FileChunk],
+    ) -> Result<Vec<Record>> {
+        let mut chunks = chunks.to_vec();
+        chunks.sort_by_key(|c| c.offset);
+        let mut records = Vec::new();
+        for chunk in chunks.iter().filter(|c| c.size > 0) {
+            if chunk.is_chunk_manifest || !chunk.cipher_key.is_empty() {
+                return Err(Error::Unavailable(format!(
+                    "{directory}/{name}: chunk {} is {}, which tidegate does not read",
+                    chunk.file_id,
+                    if chunk.is_chunk_manifest { "a manifest" } else { "encrypted" }
+                )));
+            }
+            let data = self.read_chunk(chunk).await?;
+            decode_entries(data, &mut records).map_err(|e| {
+                Error::Unavailable(format!("{directory}/{name}: chunk {}: {e}", chunk.file_id))
+            })?;
+        }
+        Ok(records)
+    }
+
+    /// The chunk's bytes, from the first of its volume's servers that has them.
+    async fn read_chunk(&self, chunk: &FileChunk) -> Result<Bytes> {
+        let volume = chunk
+            .file_id
+            .split_once(',')
+            .map(|(volume, _)| volume.to_string())
+            .ok_or_else(|| Error::Unavailable(format!("malformed file id {}", chunk.file_id)))?;
+        let mut failures = Vec::new();
+        for attempt in 0..2 {
+            let urls = match self.volumes.borrow().get(&volume) {
+                Some(urls) if attempt == 0 => urls.clone(),
+                _ => Vec::new(),
+            };
+            let urls = if urls.is_empty() {
+                // A volume may move: on the second try its servers are looked up again.
+                let found = self.filer.lookup_volumes(vec![volume.clone()]).await?;
+                let mut volumes = self.volumes.borrow_mut();
+                for (id, urls) in found {
+                    volumes.insert(id, urls);
+                }
+                volumes.get(&volume).cloned().unwrap_or_default()
+            } else {
+                urls
+            };
+            for url in &urls {
+                match volume::read_chunk(url, &chunk.file_id, chunk.size).await {
+                    Ok(data) => return Ok(data),
+                    Err(error) => failures.push(error),
+                }
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "chunk {} not read: {}",
+            chunk.file_id,
+            if failures.is_empty() {
+                "no volume server holds it".to_string()
+            } else {
+                failures.join("; ")
+            }
+        )))
+    }
+}
+
+/// A file of records (not a directory, a `.parquet` or `.offset` file, or one kept inline).
+fn is_log_file(entry: &Entry) -> bool {
+    !entry.is_directory
+        && entry.content.is_empty()
+        && !entry.chunks.is_empty()
+        && !entry.name.ends_with(".parquet")
+        && !entry.name.ends_with(".offset")
+}
+
+fn claimed_span(entry: &Entry) -> Span {
+    let attribute = |name: &str| {
+        let bytes: [u8; 8] = entry.extended.get(name)?.as_ref().try_into().ok()?;
+        Some(i64::from_be_bytes(bytes))
+    };
+    match attribute("offset_max") {
+        Some(last) if attribute("offset_min").is_some() => Span::Claimed { last },
+        _ => Span::Unknown,
+    }
+}
+
+/// Appends the chunk's records: (u32 big-endian length, LogEntry) pairs to its end.
+fn decode_entries(mut data: Bytes, records: &mut Vec<Record>) -> std::result::Result<(), String> {
+    while data.has_remaining() {
+        if data.remaining() < 4 {
+            return Err(format!("{} bytes after the last entry", data.remaining()));
+        }
+        let size = data.get_u32() as usize;
+        if size > data.remaining() {
+            return Err(format!("an entry of {size} bytes where {} remain", data.remaining()));
+        }
+        let entry = LogEntry::decode(data.split_to(size)).map_err(|e| e.to_string())?;
+        records.push(codec::decode(entry.key, entry.data, entry.ts_ns, entry.offset));
+    }
+    Ok(())
+}
+
+/// The directory name of the partition generation created at `unix_time_ns`:
+/// `v2006-01-02-15-04-05` in UTC (`mq/topic/local_partition.go`, PartitionGenerationFormat).
+fn generation_name(unix_time_ns: i64) -> String {
+    let seconds = unix_time_ns.div_euclid(1_000_000_000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "v{year:04}-{month:02}-{day:02}-{:02}-{:02}-{:02}",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+
+    #[test]
+    fn generation_names_are_utc_times() {
+        assert_eq!(generation_name(0), "v1970-01-01-00-00-00");
+        // 2026-11-29 13:05:09.5 UTC
+        assert_eq!(
+            generation_name(1_795_957_509_500_000_000),
+            "v2026-11-29-13-05-09"
+        );
+        assert_eq!(generation_name(951_782_400_000_000_000), "v2000-02-29-00-00-00");
+    }
+
+    fn entry(offset: i64, value: &str) -> Bytes {
+        let entry = LogEntry {
+            ts_ns: 1_000_000 * (offset + 1),
+            partition_key_hash: 0,
+            data: Bytes::copy_from_slice(value.as_bytes()),
+            key: Bytes::from_static(b"k"),
+            offset,
+        };
+        let mut framed = bytes::BytesMut::new();
+        framed.put_u32(entry.encoded_len() as u32);
+        entry.encode(&mut framed).expect("room");
+        framed.freeze()
+    }
+
+    #[test]
+    fn a_chunk_decodes_to_its_records_with_their_offsets() {
+        let chunk = [entry(7, "a"), entry(8, "b"), entry(10, "c")].concat();
+        let mut records = Vec::new();
+        decode_entries(Bytes::from(chunk), &mut records).expect("decodes");
+        let seen: Vec<_> = records
+            .iter()
+            .map(|r| (r.offset, r.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(7, Bytes::from("a")), (8, Bytes::from("b")), (10, Bytes::from("c"))]
+        );
+    }
+
+    #[test]
+    fn a_chunk_cut_short_or_lying_about_a_length_is_refused() {
+        let chunk = [entry(1, "a"), entry(2, "b")].concat();
+        for cut in [chunk.len() - 1, chunk.len() - 3, 2] {
+            let mut records = Vec::new();
+            let error = decode_entries(Bytes::copy_from_slice(&chunk[..cut]), &mut records);
+            assert!(error.is_err(), "cut at {cut}: {records:?}");
+        }
+        let mut lying = chunk.clone();
+        lying[0] = 0x7f;
+        assert!(decode_entries(Bytes::from(lying), &mut Vec::new()).is_err());
+    }
+}
