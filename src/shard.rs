@@ -100,7 +100,7 @@ impl Shard {
         snapshot.memory_used = self.memory.used();
         snapshot.memory_limit = self.memory.capacity();
         snapshot.reading_paused = self.memory.waited();
-        snapshot.batch_cache_reads = self.partitions.batch_cache_reads();
+        snapshot.smq_reads = self.partitions.smq_reads();
         snapshot
     }
 

@@ -368,12 +368,12 @@ impl PartitionLog {
         }
     }
 
-    /// Reads answered from the batch cache, and not; `None` where there is no cache (the
-    /// memory backend serves every read from memory).
-    pub fn batch_cache_reads(&self) -> Option<(u64, u64)> {
+    /// Where reads were answered from; `None` on the memory backend (it serves every read
+    /// from memory).
+    pub fn smq_reads(&self) -> Option<crate::metrics::SmqReads> {
         match self {
             Self::Memory(_) => None,
-            Self::Smq(b) => Some(b.batch_cache_reads()),
+            Self::Smq(b) => Some(b.reads()),
         }
     }
 

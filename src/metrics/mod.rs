@@ -54,8 +54,19 @@ pub struct Snapshot {
     pub memory_limit: usize,
     /// Time the shard's connections waited for budget before reading, summed.
     pub reading_paused: Duration,
-    /// Reads answered from the SMQ backend's batch cache, and not (`None`: no such cache).
-    pub batch_cache_reads: Option<(u64, u64)>,
+    /// Where the SMQ backend's reads were answered from (`None`: the memory backend).
+    pub smq_reads: Option<SmqReads>,
+}
+
+/// Where the SMQ backend answered reads from, counted since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SmqReads {
+    /// From the shard's cache of recent batches.
+    pub cache_hits: u64,
+    /// Not from the cache: from the broker or the files.
+    pub cache_misses: u64,
+    /// Of the misses, those answered from the log files SMQ flushed to the filer.
+    pub from_files: u64,
 }
 
 fn add(cell: &Cell<u64>, n: u64) {

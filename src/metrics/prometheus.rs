@@ -114,7 +114,7 @@ pub fn render(shards: &[Snapshot]) -> String {
         let paused = shard.reading_paused.as_secs_f64();
         let _ = writeln!(out, "{name}{{shard=\"{}\"}} {paused}", shard.shard);
     }
-    if shards.iter().any(|s| s.batch_cache_reads.is_some()) {
+    if shards.iter().any(|s| s.smq_reads.is_some()) {
         let name = "tidegate_batch_cache_reads_total";
         family(
             &mut out,
@@ -124,11 +124,28 @@ pub fn render(shards: &[Snapshot]) -> String {
              sent to the broker (miss)",
         );
         for shard in shards {
-            if let Some((hits, misses)) = shard.batch_cache_reads {
-                for (result, count) in [("hit", hits), ("miss", misses)] {
+            if let Some(reads) = shard.smq_reads {
+                for (result, count) in [("hit", reads.cache_hits), ("miss", reads.cache_misses)] {
                     let labels = format!("shard=\"{}\",result=\"{result}\"", shard.shard);
                     let _ = writeln!(out, "{name}{{{labels}}} {count}");
                 }
+            }
+        }
+        let name = "tidegate_flushed_file_reads_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "SeaweedMQ reads (cache misses) answered from the log files the broker flushed to \
+             the filer rather than by the broker",
+        );
+        for shard in shards {
+            if let Some(reads) = shard.smq_reads {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\"}} {}",
+                    shard.shard, reads.from_files
+                );
             }
         }
     }
@@ -203,7 +220,7 @@ fn api_name(key: i16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ShardMetrics;
+    use crate::metrics::{ShardMetrics, SmqReads};
     use std::time::Duration;
 
     #[test]
@@ -215,7 +232,11 @@ mod tests {
         let mut busy = ShardMetrics::default().snapshot(1);
         busy.memory_used = 4096;
         busy.reading_paused = Duration::from_millis(1500);
-        busy.batch_cache_reads = Some((7, 2));
+        busy.smq_reads = Some(SmqReads {
+            cache_hits: 7,
+            cache_misses: 2,
+            from_files: 1,
+        });
         let text = render(&[metrics.snapshot(0), busy]);
         for line in [
             "tidegate_api_requests_total{shard=\"0\",api=\"Produce\"} 2",
@@ -231,6 +252,7 @@ mod tests {
             "tidegate_reading_paused_seconds_total{shard=\"1\"} 1.5",
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"hit\"} 7",
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"miss\"} 2",
+            "tidegate_flushed_file_reads_total{shard=\"1\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

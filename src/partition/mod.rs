@@ -166,8 +166,8 @@ impl Partitions {
     }
 
     /// Reads the backend answered from its batch cache, and not (`None`: it has none).
-    pub fn batch_cache_reads(&self) -> Option<(u64, u64)> {
-        self.log.batch_cache_reads()
+    pub fn smq_reads(&self) -> Option<crate::metrics::SmqReads> {
+        self.log.smq_reads()
     }
 
     /// The idempotent producers each partition knows.

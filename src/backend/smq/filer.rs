@@ -7,8 +7,7 @@
 use super::channel::{FilerClient, GrpcChannel};
 use super::proto::filer_pb::{
     object_mutation, Entry, FilerError, FuseAttributes, ListEntriesRequest, LookupVolumeRequest,
-    ObjectMutation,
-    ObjectTransactionRequest, TraverseBfsMetadataRequest, WriteCondition,
+    ObjectMutation, ObjectTransactionRequest, TraverseBfsMetadataRequest, WriteCondition,
 };
 use super::tls::ClientTls;
 use crate::error::{Error, Result};
@@ -199,7 +198,10 @@ impl Filer {
     }
 
     /// The HTTP addresses ("host:port") of the volume servers holding each volume.
-    pub async fn lookup_volumes(&self, volume_ids: Vec<String>) -> Result<Vec<(String, Vec<String>)>> {
+    pub async fn lookup_volumes(
+        &self,
+        volume_ids: Vec<String>,
+    ) -> Result<Vec<(String, Vec<String>)>> {
         let mut client = self.client().await?;
         let request = LookupVolumeRequest { volume_ids };
         let response = self

@@ -50,7 +50,9 @@ struct LogFile {
 enum Span {
     Unknown,
     /// From `offset_min`/`offset_max`: the maximum is right, the minimum may be too high.
-    Claimed { last: i64 },
+    Claimed {
+        last: i64,
+    },
     /// Read: its first and last offsets (`None` if it holds no records).
     Read(Option<(i64, i64)>),
 }
@@ -110,10 +112,16 @@ impl LogFiles {
             };
             let (name, chunks) = {
                 let log = log.borrow();
-                (log.files[index].name.clone(), log.files[index].chunks.clone())
+                (
+                    log.files[index].name.clone(),
+                    log.files[index].chunks.clone(),
+                )
             };
             let records = self.read_file(&directory, &name, &chunks).await?;
-            let span = records.first().zip(records.last()).map(|(f, l)| (f.offset, l.offset));
+            let span = records
+                .first()
+                .zip(records.last())
+                .map(|(f, l)| (f.offset, l.offset));
             if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
                 file.span = Span::Read(span);
             }
@@ -153,12 +161,15 @@ impl LogFiles {
         })
     }
 
-    /// Whether this shard has listed the partition's files.
-    pub fn listed(&self, tp: &TopicPartition) -> bool {
-        self.partitions
-            .borrow()
-            .get(tp)
-            .is_some_and(|log| log.borrow().listed)
+    /// Lists the partition's files if this shard never has, so that `known_end` knows
+    /// what was flushed before it started.
+    pub async fn list_once(&self, tp: &TopicPartition, partition: &Partition) -> Result<()> {
+        let log = self.partition(tp);
+        if log.borrow().listed {
+            return Ok(());
+        }
+        self.refresh(&log, &self.directory(&tp.topic, partition))
+            .await
     }
 
     fn partition(&self, tp: &TopicPartition) -> Rc<RefCell<PartitionLog>> {
@@ -223,7 +234,11 @@ impl LogFiles {
                 return Err(Error::Unavailable(format!(
                     "{directory}/{name}: chunk {} is {}, which tidegate does not read",
                     chunk.file_id,
-                    if chunk.is_chunk_manifest { "a manifest" } else { "encrypted" }
+                    if chunk.is_chunk_manifest {
+                        "a manifest"
+                    } else {
+                        "encrypted"
+                    }
                 )));
             }
             let data = self.read_chunk(chunk).await?;
@@ -305,10 +320,18 @@ fn decode_entries(mut data: Bytes, records: &mut Vec<Record>) -> std::result::Re
         }
         let size = data.get_u32() as usize;
         if size > data.remaining() {
-            return Err(format!("an entry of {size} bytes where {} remain", data.remaining()));
+            return Err(format!(
+                "an entry of {size} bytes where {} remain",
+                data.remaining()
+            ));
         }
         let entry = LogEntry::decode(data.split_to(size)).map_err(|e| e.to_string())?;
-        records.push(codec::decode(entry.key, entry.data, entry.ts_ns, entry.offset));
+        records.push(codec::decode(
+            entry.key,
+            entry.data,
+            entry.ts_ns,
+            entry.offset,
+        ));
     }
     Ok(())
 }
@@ -327,7 +350,11 @@ fn generation_name(unix_time_ns: i64) -> String {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "v{year:04}-{month:02}-{day:02}-{:02}-{:02}-{:02}",
@@ -350,7 +377,10 @@ mod tests {
             generation_name(1_795_957_509_500_000_000),
             "v2026-11-29-13-05-09"
         );
-        assert_eq!(generation_name(951_782_400_000_000_000), "v2000-02-29-00-00-00");
+        assert_eq!(
+            generation_name(951_782_400_000_000_000),
+            "v2000-02-29-00-00-00"
+        );
     }
 
     fn entry(offset: i64, value: &str) -> Bytes {
@@ -378,7 +408,11 @@ mod tests {
             .collect();
         assert_eq!(
             seen,
-            [(7, Bytes::from("a")), (8, Bytes::from("b")), (10, Bytes::from("c"))]
+            [
+                (7, Bytes::from("a")),
+                (8, Bytes::from("b")),
+                (10, Bytes::from("c"))
+            ]
         );
     }
 

@@ -41,8 +41,8 @@ use cache::{BatchCache, Source, TimestampIndex};
 use channel::{ConnectError, GrpcChannel, SmqClient};
 pub use discovery::Endpoints;
 use filer::Filer;
-use log_files::LogFiles;
 use hashbrown::HashMap;
+use log_files::LogFiles;
 use producers::ProducerStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FindBrokerLeaderRequest,
@@ -93,9 +93,11 @@ pub struct SmqBackend {
     publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
     batch_cache: RefCell<BatchCache>,
-    /// Reads answered from `batch_cache`, and reads that went to the broker.
+    /// Reads answered from `batch_cache`, reads that were not, and of those the ones
+    /// answered from `log_files`.
     batch_cache_hits: Cell<u64>,
     batch_cache_misses: Cell<u64>,
+    reads_from_files: Cell<u64>,
     timestamps: RefCell<TimestampIndex>,
     /// Kafka topic configs, in the filer.
     topic_configs: TopicConfigStore,
@@ -150,6 +152,7 @@ impl SmqBackend {
             batch_cache: RefCell::new(BatchCache::new(BATCH_CACHE_BYTES)),
             batch_cache_hits: Cell::new(0),
             batch_cache_misses: Cell::new(0),
+            reads_from_files: Cell::new(0),
             timestamps: RefCell::new(TimestampIndex::new(TIMESTAMP_POINTS)),
         }
     }
@@ -392,9 +395,13 @@ impl SmqBackend {
         Ok(topics)
     }
 
-    /// Reads answered from the batch cache, and reads that went to the broker.
-    pub fn batch_cache_reads(&self) -> (u64, u64) {
-        (self.batch_cache_hits.get(), self.batch_cache_misses.get())
+    /// Where reads were answered from.
+    pub fn reads(&self) -> crate::metrics::SmqReads {
+        crate::metrics::SmqReads {
+            cache_hits: self.batch_cache_hits.get(),
+            cache_misses: self.batch_cache_misses.get(),
+            from_files: self.reads_from_files.get(),
+        }
     }
 
     /// Queues the records on the partition's publish stream (synchronously, keeping order)
@@ -518,22 +525,21 @@ impl SmqBackend {
         self.batch_cache_misses
             .set(self.batch_cache_misses.get() + 1);
         let (records, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
-        // Kept as batches of about FETCHED_BATCH_BYTES, each cached; as many answered as
-        // fit `max_bytes` (always the first).
-        let mut batches = Vec::new();
-        let mut size = 0;
+        // Cached as batches of about FETCHED_BATCH_BYTES, and answered from the cache as a
+        // hit would be; the first batch alone if the cache kept none of them (it keeps one
+        // copy of an offset, and never a batch larger than itself).
+        let mut first_batch = None;
         let mut cache = self.batch_cache.borrow_mut();
         for run in fetched_batches(&records) {
             let (first, last) = (run[0].offset, run[run.len() - 1].offset);
             let batch = LogBatch::as_served(encode_records(run));
-            cache.insert(tp, first, last, batch.clone(), Source::Fetched);
-            if batches.is_empty() || size + batch.len() <= max_bytes {
-                size += batch.len();
-                batches.push(batch);
-            } else {
-                size = usize::MAX;
-            }
+            first_batch.get_or_insert_with(|| batch.clone());
+            cache.insert(tp, first, last, batch, Source::Fetched);
         }
+        let batches = match cache.read(tp, offset, max_bytes) {
+            Some((batches, _)) => batches,
+            None => first_batch.into_iter().collect(),
+        };
         Ok(ReadResult {
             batches,
             high_watermark,
@@ -551,12 +557,12 @@ impl SmqBackend {
         max_bytes: usize,
     ) -> Result<(Vec<Record>, i64)> {
         let (mut client, topic, partition) = self.target(tp).await?;
-        let flushed_only = self
-            .in_memory_from
-            .borrow()
-            .get(tp)
-            .is_some_and(|&from| offset < from);
-        if flushed_only {
+        if let Err(error) = self.log_files.list_once(tp, &partition).await {
+            self.warn_log_files(tp, offset, &error);
+        }
+        let in_memory_from = self.in_memory_from.borrow().get(tp).copied().unwrap_or(0);
+        let flushed = offset < in_memory_from.max(self.log_files.known_end(tp));
+        if flushed {
             if let Some(found) = self.read_flushed(tp, &partition, offset).await {
                 return Ok(found);
             }
@@ -588,9 +594,7 @@ impl SmqBackend {
         }
         // A reloaded partition's broker may count from the end of a flush window it lost
         // track of: the files prove where the log really ends.
-        let high_watermark = response
-            .high_water_mark
-            .max(self.log_files.known_end(tp));
+        let high_watermark = response.high_water_mark.max(self.log_files.known_end(tp));
         self.high_watermarks
             .borrow_mut()
             .insert(tp.clone(), high_watermark);
@@ -608,12 +612,10 @@ impl SmqBackend {
         // the records (a gap in them shifts every later record), or nothing where the
         // broker says there is something, a gap, or a mark at or below `offset` (a
         // reloaded partition forgets its first flush window): what the files hold there
-        // wins. At the mark, with nothing, is a consumer waiting for more: the files are
-        // only listed then if this shard never has.
+        // wins. At the mark, with nothing, is a consumer waiting for more.
         let from_disk = offset < response.log_start_offset;
-        let files_may_hold = offset >= 0
-            && (from_disk
-                || nothing_at_offset && (offset != high_watermark || !self.log_files.listed(tp)));
+        let files_may_hold =
+            offset >= 0 && (from_disk || nothing_at_offset && offset != high_watermark);
         if files_may_hold {
             if let Some(found) = self.read_flushed(tp, &partition, offset).await {
                 return Ok(found);
@@ -637,6 +639,20 @@ impl SmqBackend {
         Ok((records, high_watermark))
     }
 
+    /// Logs a failed read of the flushed files, one line a minute at most: every fetch
+    /// of a partition would meet the same failure.
+    fn warn_log_files(&self, tp: &TopicPartition, offset: i64, error: &Error) {
+        let now = std::time::Instant::now();
+        let quiet = self
+            .log_files_warned
+            .get()
+            .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(60));
+        if !quiet {
+            self.log_files_warned.set(Some(now));
+            tracing::warn!(%tp, offset, %error, "flushed records not read from the filer; asking the broker");
+        }
+    }
+
     /// Flushed records from `offset` on, read from the files, with the high-water mark
     /// they prove; `None` if the files hold none there or cannot be read (logged: the
     /// broker is asked instead).
@@ -649,19 +665,12 @@ impl SmqBackend {
         let records = match self.log_files.read(tp, partition, offset).await {
             Ok(records) => records,
             Err(error) => {
-                let now = std::time::Instant::now();
-                let quiet = self
-                    .log_files_warned
-                    .get()
-                    .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(60));
-                if !quiet {
-                    self.log_files_warned.set(Some(now));
-                    tracing::warn!(%tp, offset, %error, "flushed records not read from the filer; asking the broker");
-                }
+                self.warn_log_files(tp, offset, &error);
                 return None;
             }
         };
         let end = records.last()?.offset + 1;
+        self.reads_from_files.set(self.reads_from_files.get() + 1);
         let mut high_watermarks = self.high_watermarks.borrow_mut();
         let known = high_watermarks.entry(tp.clone()).or_insert(end);
         *known = (*known).max(end);
@@ -837,7 +846,8 @@ fn fetched_batches(records: &[Record]) -> impl Iterator<Item = &[Record]> {
         let end = rest
             .iter()
             .position(|r| {
-                size += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
+                size +=
+                    r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
                 size > FETCHED_BATCH_BYTES
             })
             .map_or(rest.len(), |i| i.max(1));

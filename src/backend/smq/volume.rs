@@ -22,7 +22,9 @@ pub const MAX_CHUNK_BYTES: u64 = 128 << 20;
 /// or why not.
 pub async fn read_chunk(address: &str, file_id: &str, size: u64) -> Result<Bytes, String> {
     if size > MAX_CHUNK_BYTES {
-        return Err(format!("chunk {file_id} is {size} bytes, over {MAX_CHUNK_BYTES}"));
+        return Err(format!(
+            "chunk {file_id} is {size} bytes, over {MAX_CHUNK_BYTES}"
+        ));
     }
     let read = async {
         let tcp = TcpStream::connect(address)
