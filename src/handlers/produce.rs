@@ -46,6 +46,8 @@ pub async fn handle_in_order(
     // LogAppendTime (-1 for CreateTime topics).
     let mut slots: Vec<(TopicPartition, Result<i64>, i64)> = Vec::new();
     let mut appends = Vec::new();
+    // Per append: its records and bytes, counted once it is stored.
+    let mut sizes = Vec::new();
     for topic in &request.topic_data {
         let meta = named_topic(&shard, &topic.name, topic.topic_id, Some(&context)).await;
         for partition in &topic.partition_data {
@@ -70,6 +72,9 @@ pub async fn handle_in_order(
             });
             match checked {
                 Ok((tp, batches, log_append_time)) => {
+                    let records = batches.iter().map(|b| b.header.records_count.max(0) as u64);
+                    let bytes = batches.iter().map(|b| b.bytes.len() as u64);
+                    sizes.push((slots.len(), records.sum::<u64>(), bytes.sum::<u64>()));
                     appends.push((
                         slots.len(),
                         PartitionAppend {
@@ -100,6 +105,12 @@ pub async fn handle_in_order(
         .await;
     for (index, result) in appended {
         slots[index].1 = result;
+    }
+    for (index, records, bytes) in sizes {
+        let (tp, stored, _) = &slots[index];
+        if stored.is_ok() {
+            shard.metrics.produced(&tp.topic, records, bytes);
+        }
     }
     // Answered even with acks=0: dispatch sends nothing then, but closes the connection if
     // any partition failed.

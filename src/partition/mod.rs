@@ -165,6 +165,15 @@ impl Partitions {
         join_all(partitions.iter().map(|tp| self.log.size(tp))).await
     }
 
+    /// Each partition's high-water mark, if this shard knows it (SMQ: from its last read or
+    /// append), without asking the backend.
+    pub fn known_high_watermarks(&self, partitions: &[TopicPartition]) -> Vec<Option<i64>> {
+        partitions
+            .iter()
+            .map(|tp| self.log.high_watermark(tp))
+            .collect()
+    }
+
     /// Reads the backend answered from its batch cache, and not (`None`: it has none).
     pub fn batch_cache_reads(&self) -> Option<(u64, u64)> {
         self.log.batch_cache_reads()
