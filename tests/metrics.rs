@@ -342,21 +342,41 @@ fn topics_past_the_limit_share_one_series_and_zero_turns_them_off() {
 
 #[test]
 fn group_members_rebalances_and_lag() {
-    let server = Server::start(&[
+    group_metrics_on(&[]);
+}
+
+#[test]
+fn group_members_rebalances_and_lag_on_seaweedfs() {
+    let Some(ports) = seaweedfs() else { return };
+    group_metrics_on(&["--backend", "smq", "--smq-master", &ports["MASTER"]]);
+}
+
+/// A group with one member, and a group that committed offsets behind the high-water marks
+/// of a topic produced through this gateway (names unique: SeaweedMQ keeps them).
+fn group_metrics_on(backend: &[&str]) {
+    let mut args = vec![
         "--shards",
         "2",
         "--metrics-addr",
         "127.0.0.1:0",
         "--group-initial-rebalance-delay-ms",
         "0",
-    ]);
+    ];
+    args.extend_from_slice(backend);
+    let server = Server::start(&args);
+    let run = format!("{}-{}", std::process::id(), backend.len());
+    let (topic, members_group, reader_group) = (
+        format!("lagged-{run}"),
+        format!("members-{run}"),
+        format!("reader-{run}"),
+    );
     let mut client = server.client();
-    create_topic(&mut client, "lagged", 4);
+    create_topic(&mut client, &topic, 4);
     for partition in 0..4 {
         let batch = encode_batch(&records(partition, 10, None), Compression::None);
-        assert_eq!(produce(&mut client, "lagged", partition, batch).0, 0);
+        assert_eq!(produce(&mut client, &topic, partition, batch).0, 0);
     }
-    // One member joins "members" (asked for a member id first, as clients are since KIP-394).
+    // One member joins its group (asked for a member id first, as clients are since KIP-394).
     let coordinator = |group: &str| {
         let request =
             FindCoordinatorRequest::default().with_coordinator_keys(vec![group.to_string().into()]);
@@ -364,11 +384,11 @@ fn group_members_rebalances_and_lag() {
         let port = u16::try_from(found.port).expect("port");
         Client::connect(SocketAddr::from(([127, 0, 0, 1], port)))
     };
-    let mut members = coordinator("members");
+    let mut members = coordinator(&members_group);
     let mut member_id = String::new();
     let joined = loop {
         let request = JoinGroupRequest::default()
-            .with_group_id(GroupId("members".into()))
+            .with_group_id(GroupId(members_group.clone().into()))
             .with_session_timeout_ms(30_000)
             .with_rebalance_timeout_ms(10_000)
             .with_member_id(member_id.clone().into())
@@ -384,18 +404,18 @@ fn group_members_rebalances_and_lag() {
         assert!(!member_id.is_empty(), "error {}", joined.error_code);
     };
     assert_eq!(joined.generation_id, 1);
-    // "lagged-reader" commits offsets as a consumer without membership does (generation -1).
-    let mut reader = coordinator("lagged-reader");
+    // the reader group commits offsets as a consumer without membership does (generation -1).
+    let mut reader = coordinator(&reader_group);
     let commits = [(0, 10), (1, 4), (2, 0)].map(|(partition, offset)| {
         OffsetCommitRequestPartition::default()
             .with_partition_index(partition)
             .with_committed_offset(offset)
     });
     let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId("lagged-reader".into()))
+        .with_group_id(GroupId(reader_group.clone().into()))
         .with_generation_id_or_member_epoch(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(topic_name("lagged"))
+            .with_name(topic_name(&topic))
             .with_partitions(commits.to_vec())]);
     let committed = reader.call(&request, 8);
     assert!(committed.topics[0]
@@ -411,13 +431,23 @@ fn group_members_rebalances_and_lag() {
             .filter(|(series, _)| series.starts_with(prefix) && series.contains(labels));
         found.map(|(_, value)| value).sum()
     };
-    assert_eq!(total("tidegate_group_members{", "group=\"members\""), 1.0);
     assert_eq!(
-        total("tidegate_group_rebalances_total{", "group=\"members\""),
+        total(
+            "tidegate_group_members{",
+            &format!("group=\"{members_group}\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        total(
+            "tidegate_group_rebalances_total{",
+            &format!("group=\"{members_group}\"")
+        ),
         1.0
     );
     for (partition, lag) in [(0, 0.0), (1, 6.0), (2, 10.0)] {
-        let labels = format!("group=\"lagged-reader\",topic=\"lagged\",partition=\"{partition}\"");
+        let labels =
+            format!("group=\"{reader_group}\",topic=\"{topic}\",partition=\"{partition}\"");
         let series = samples
             .keys()
             .filter(|s| s.starts_with("tidegate_consumer_group_lag{") && s.contains(&labels));
@@ -426,7 +456,10 @@ fn group_members_rebalances_and_lag() {
     }
     // Nothing committed for partition 3: no lag series for it.
     assert_eq!(
-        total("tidegate_consumer_group_lag{", "partition=\"3\""),
+        total(
+            "tidegate_consumer_group_lag{",
+            &format!("topic=\"{topic}\",partition=\"3\"")
+        ),
         0.0
     );
 }
