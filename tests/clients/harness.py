@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[2]
 JAVA_DIR = REPO / "tests" / "java"
-READY_RE = re.compile(r"^tidegate ready bootstrap=(\S+) brokers=(\S+)(?: listeners=(\S+))?$")
+READY_RE = re.compile(r"^tidegate ready bootstrap=(\S+) brokers=(\S+)(?: listeners=(\S+))?(?: metrics=(\S+))?$")
 READY_TIMEOUT_S = float(os.environ.get("TIDEGATE_READY_TIMEOUT", "30"))
 STOP_TIMEOUT_S = 10
 LOG_TAIL_LINES = 200
@@ -88,6 +88,8 @@ class Tidegate:
     extra_stdout: list = field(default_factory=list)
     # Each listener's bootstrap "host:port" by name (from the ready line's listeners=).
     listeners: dict = field(default_factory=dict)
+    # "host:port" of /metrics, /healthz and /readyz with --metrics-addr (the ready line's metrics=).
+    metrics: str = ""
 
 
 def _die_with_parent():
@@ -183,7 +185,7 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
 
     named = dict(item.split("@", 1) for item in (m.group(3) or "").split(",") if "@" in item)
     tg = Tidegate(bootstrap=m.group(1), brokers=brokers, shards=shards, proc=proc, log_path=log_path, cmd=cmd,
-                  listeners=named)
+                  listeners=named, metrics=m.group(4) or "")
     if rest:
         tg.extra_stdout.append(rest.decode(errors="replace"))
     threading.Thread(target=_drain, args=(proc.stdout, tg.extra_stdout), daemon=True).start()
