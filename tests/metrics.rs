@@ -97,7 +97,18 @@ fn readiness_follows_seaweedfs() {
     // reads from before the cache's first batch goes to the broker.
     let topic = format!("cache-{}", std::process::id());
     let mut client = server.client();
+    let failed_lookups = |samples: &HashMap<String, f64>| -> f64 {
+        let failed = samples.iter().filter(|(series, _)| {
+            series.starts_with("tidegate_seaweedfs_errors_total{")
+                && series.contains("rpc=\"LookupTopicBrokers\",code=\"Unknown\"")
+        });
+        failed.map(|(_, count)| count).sum()
+    };
+    let before_creation = scrape(&server);
     create_topic(&mut client, &topic, 1);
+    // The broker answers a lookup of a topic it does not have yet with an error (status
+    // Unknown, "topic not found"): a failed call, counted with its code.
+    assert!(failed_lookups(&scrape(&server)) > failed_lookups(&before_creation));
     let batch = encode_batch(&records(0, 3, None), Compression::None);
     assert_eq!(produce(&mut client, &topic, 0, batch).0, 0);
     let before = scrape(&server);
