@@ -10,7 +10,8 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, JoinGroupRequest, OffsetCommitRequest, ProduceRequest,
+    ConsumerGroupHeartbeatRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest,
+    OffsetCommitRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::Request;
 use kafka_protocol::records::Compression;
@@ -415,6 +416,17 @@ fn group_metrics_on(backend: &[&str]) {
         assert!(!member_id.is_empty(), "error {}", joined.error_code);
     };
     assert_eq!(joined.generation_id, 1);
+    // And one joins a KIP-848 group with its first heartbeat.
+    let consumers_group = format!("consumers-{run}");
+    let heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(consumers_group.clone().into()))
+        .with_member_id(format!("member-{run}").into())
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic_name(&topic)]))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined = coordinator(&consumers_group).call(&heartbeat, 1);
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
     // the reader group commits offsets as a consumer without membership does (generation -1).
     let mut reader = coordinator(&reader_group);
     let commits = [(0, 10), (1, 4), (2, 0)].map(|(partition, offset)| {
@@ -442,20 +454,15 @@ fn group_metrics_on(backend: &[&str]) {
             .filter(|(series, _)| series.starts_with(prefix) && series.contains(labels));
         found.map(|(_, value)| value).sum()
     };
-    assert_eq!(
-        total(
-            "tidegate_group_members{",
-            &format!("group=\"{members_group}\"")
-        ),
-        1.0
-    );
-    assert_eq!(
-        total(
-            "tidegate_group_rebalances_total{",
-            &format!("group=\"{members_group}\"")
-        ),
-        1.0
-    );
+    for group in [&members_group, &consumers_group] {
+        let labels = format!("group=\"{group}\"");
+        assert_eq!(total("tidegate_group_members{", &labels), 1.0, "{group}");
+        assert_eq!(
+            total("tidegate_group_rebalances_total{", &labels),
+            1.0,
+            "{group}"
+        );
+    }
     for (partition, lag) in [(0, 0.0), (1, 6.0), (2, 10.0)] {
         let labels =
             format!("group=\"{reader_group}\",topic=\"{topic}\",partition=\"{partition}\"");
