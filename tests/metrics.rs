@@ -317,14 +317,11 @@ fn produce_and_fetch_move_the_counters_by_what_was_sent() {
 fn topics_past_the_limit_share_one_series_and_zero_turns_them_off() {
     let produced = "tidegate_topic_produced_records_total";
     for (limit, expected) in [("1", vec![("first", 2.0), ("_other", 5.0)]), ("0", vec![])] {
-        let server = Server::start(&[
-            "--shards",
-            "1",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--metrics-topic-limit",
-            limit,
-        ]);
+        // Set as a deployment would, in the environment (the flag and the file work alike).
+        let server = Server::start_with_env(
+            &["--shards", "1", "--metrics-addr", "127.0.0.1:0"],
+            &[("TIDEGATE_METRICS_TOPIC_LIMIT", limit)],
+        );
         let mut client = server.client();
         for (topic, count) in [("first", 2), ("second", 3), ("third", 2)] {
             create_topic(&mut client, topic, 1);

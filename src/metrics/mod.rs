@@ -4,6 +4,13 @@
 //! The counters are plain `Cell`s, written only by their shard's thread: counting a request
 //! costs a few unshared additions, no atomic and no lock. A scrape asks every shard over the
 //! mesh for a [`Snapshot`] (a copy it can send), so only the scrape crosses cores.
+//!
+//! Counts labelled by names clients choose (topics, groups) are capped per shard
+//! ([`labels`]). gRPC calls to SeaweedFS are counted where every call passes, in thread-local
+//! counters of the shard's thread ([`seaweedfs`]). What the shards hold anyway is read at the
+//! scrape instead of counted: group members and rebalances from the coordinator, and consumer
+//! lag, which joins a coordinator's committed offsets with the high-water marks the owning
+//! shards know ([`http`]).
 
 pub mod histogram;
 pub mod http;
