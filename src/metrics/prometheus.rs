@@ -373,7 +373,7 @@ fn api_name(key: i16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ShardMetrics;
+    use crate::metrics::{Lag, ShardMetrics};
     use std::time::Duration;
 
     #[test]
@@ -405,5 +405,33 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
         assert_eq!(text.matches("# TYPE tidegate_requests_total ").count(), 1);
+    }
+
+    #[test]
+    fn topics_groups_and_lag_with_label_values_escaped() {
+        let metrics = ShardMetrics::default();
+        metrics.produced("orders", 16, 1600);
+        let mut snapshot = metrics.snapshot(0);
+        let counts = GroupCounts {
+            members: 2,
+            rebalances: 3,
+        };
+        snapshot.groups = vec![("a \"quoted\" \\ group".into(), counts)];
+        snapshot.lag = vec![Lag {
+            group: "g".into(),
+            tp: crate::TopicPartition::new("orders", 1),
+            lag: 7,
+        }];
+        let text = render(&[snapshot]);
+        for line in [
+            "tidegate_topic_produced_records_total{shard=\"0\",topic=\"orders\"} 16",
+            "tidegate_topic_produced_bytes_total{shard=\"0\",topic=\"orders\"} 1600",
+            "tidegate_topic_fetched_records_total{shard=\"0\",topic=\"orders\"} 0",
+            "tidegate_group_members{shard=\"0\",group=\"a \\\"quoted\\\" \\\\ group\"} 2",
+            "tidegate_group_rebalances_total{shard=\"0\",group=\"a \\\"quoted\\\" \\\\ group\"} 3",
+            "tidegate_consumer_group_lag{shard=\"0\",group=\"g\",topic=\"orders\",partition=\"1\"} 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 }
