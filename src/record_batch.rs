@@ -28,6 +28,7 @@ const ATTR_COMPRESSION: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTRIBUTES_AT: usize = 21;
 const MAX_TIMESTAMP_AT: usize = 35;
+const RECORDS_COUNT_AT: usize = 57;
 
 /// The fields of a batch header the gateway acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +162,14 @@ impl LogBatch {
 
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// Records the batch holds, by its header (0 if it has no whole header).
+    pub fn records_count(&self) -> u64 {
+        let count = self.bytes.get(RECORDS_COUNT_AT..HEADER_LEN);
+        count.map_or(0, |c| {
+            i32::from_be_bytes([c[0], c[1], c[2], c[3]]).max(0) as u64
+        })
     }
 
     /// Appends the batch, as served, to `out`.

@@ -76,6 +76,7 @@ impl Shard {
     ) -> Self {
         let producer_ids = ProducerIds::new(id, mesh.nr_shards());
         let shard_memory_bytes = config.shard_memory_bytes();
+        let metrics = ShardMetrics::new(config.metrics_topic_limit);
         Self {
             id,
             shard_map: ShardMap::new(mesh.nr_shards()),
@@ -88,7 +89,7 @@ impl Shard {
             security_store: stores.security,
             security,
             mesh,
-            metrics: ShardMetrics::default(),
+            metrics,
             memory: MemoryBudget::new(shard_memory_bytes, None),
             close_log: CloseLog::default(),
         }
@@ -101,6 +102,8 @@ impl Shard {
         snapshot.memory_limit = self.memory.capacity();
         snapshot.reading_paused = self.memory.waited();
         snapshot.smq_reads = self.partitions.smq_reads();
+        snapshot.groups = self.groups.group_counts();
+        snapshot.committed = self.groups.committed_offsets();
         snapshot
     }
 

@@ -5,11 +5,18 @@
 mod common;
 
 use common::*;
-use kafka_protocol::messages::ProduceRequest;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest,
+    OffsetCommitRequest, ProduceRequest,
+};
 use kafka_protocol::protocol::Request;
 use kafka_protocol::records::Compression;
 use std::collections::HashMap;
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,7 +98,18 @@ fn readiness_follows_seaweedfs() {
     // reads from before the cache's first batch goes to the broker.
     let topic = format!("cache-{}", std::process::id());
     let mut client = server.client();
+    let failed_lookups = |samples: &HashMap<String, f64>| -> f64 {
+        let failed = samples.iter().filter(|(series, _)| {
+            series.starts_with("tidegate_seaweedfs_errors_total{")
+                && series.contains("rpc=\"LookupTopicBrokers\",code=\"Unknown\"")
+        });
+        failed.map(|(_, count)| count).sum()
+    };
+    let before_creation = scrape(&server);
     create_topic(&mut client, &topic, 1);
+    // The broker answers a lookup of a topic it does not have yet with an error (status
+    // Unknown, "topic not found"): a failed call, counted with its code.
+    assert!(failed_lookups(&scrape(&server)) > failed_lookups(&before_creation));
     let batch = encode_batch(&records(0, 3, None), Compression::None);
     assert_eq!(produce(&mut client, &topic, 0, batch).0, 0);
     let before = scrape(&server);
@@ -107,6 +125,26 @@ fn readiness_follows_seaweedfs() {
         hit.map(|(_, count)| count).sum()
     };
     assert_eq!(hits(&after) - hits(&before), 1.0);
+    // Every gRPC call to SeaweedFS counted by RPC, with its latency: the topic's creation
+    // (ConfigureTopic to the broker), its partition's publish stream (once, opened).
+    let calls = |samples: &HashMap<String, f64>, rpc: &str| -> f64 {
+        let labels = format!("service=\"messaging_pb.SeaweedMessaging\",rpc=\"{rpc}\"");
+        let of_rpc = samples.iter().filter(|(series, _)| {
+            series.starts_with("tidegate_seaweedfs_calls_total{") && series.contains(&labels)
+        });
+        of_rpc.map(|(_, count)| count).sum()
+    };
+    assert!(calls(&after, "ConfigureTopic") >= 1.0);
+    assert_eq!(calls(&after, "PublishMessage"), 1.0);
+    let timed: f64 = after
+        .iter()
+        .filter(|(series, _)| {
+            series.starts_with("tidegate_seaweedfs_call_duration_seconds_count{")
+                && series.contains("rpc=\"ConfigureTopic\"")
+        })
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(timed, calls(&after, "ConfigureTopic"));
 }
 
 /// Asks /readyz, as a probe does, until it answers 200 (failing after 30 s).
@@ -243,6 +281,19 @@ fn produce_and_fetch_move_the_counters_by_what_was_sent() {
         moved("tidegate_sent_bytes_total{shard=\"0\"}"),
         received as f64
     );
+    // 3 batches of 10 records stored; the Fetch from offset 0 carried all of them.
+    let topic = |name: &str| format!("{name}{{shard=\"0\",topic=\"watched\"}}");
+    assert_eq!(moved(&topic("tidegate_topic_produced_records_total")), 30.0);
+    assert_eq!(moved(&topic("tidegate_topic_fetched_records_total")), 30.0);
+    let batch_bytes = encode_batch(&records(0, 10, None), Compression::None).len() as f64;
+    assert_eq!(
+        moved(&topic("tidegate_topic_produced_bytes_total")),
+        3.0 * batch_bytes
+    );
+    assert_eq!(
+        moved(&topic("tidegate_topic_fetched_bytes_total")),
+        3.0 * batch_bytes
+    );
     let histogram = "tidegate_request_duration_seconds";
     let count = sample(&after, &series(&format!("{histogram}_count"), "Produce"));
     assert_eq!(
@@ -260,6 +311,172 @@ fn produce_and_fetch_move_the_counters_by_what_was_sent() {
         env!("CARGO_PKG_VERSION"),
         commit(&server)
     )));
+}
+
+#[test]
+fn topics_past_the_limit_share_one_series_and_zero_turns_them_off() {
+    let produced = "tidegate_topic_produced_records_total";
+    for (limit, expected) in [("1", vec![("first", 2.0), ("_other", 5.0)]), ("0", vec![])] {
+        // Set as a deployment would, in the environment (the flag and the file work alike).
+        let server = Server::start_with_env(
+            &["--shards", "1", "--metrics-addr", "127.0.0.1:0"],
+            &[("TIDEGATE_METRICS_TOPIC_LIMIT", limit)],
+        );
+        let mut client = server.client();
+        for (topic, count) in [("first", 2), ("second", 3), ("third", 2)] {
+            create_topic(&mut client, topic, 1);
+            let batch = encode_batch(&records(0, count, None), Compression::None);
+            assert_eq!(produce(&mut client, topic, 0, batch).0, 0);
+        }
+        let samples = scrape(&server);
+        let mut counted: Vec<_> = samples
+            .iter()
+            .filter(|(series, _)| series.starts_with(produced))
+            .map(|(series, count)| (series.clone(), *count))
+            .collect();
+        counted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut expected: Vec<_> = expected
+            .iter()
+            .map(|(topic, count)| {
+                (
+                    format!("{produced}{{shard=\"0\",topic=\"{topic}\"}}"),
+                    *count,
+                )
+            })
+            .collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(counted, expected, "--metrics-topic-limit {limit}");
+    }
+}
+
+#[test]
+fn group_members_rebalances_and_lag() {
+    group_metrics_on(&[]);
+}
+
+#[test]
+fn group_members_rebalances_and_lag_on_seaweedfs() {
+    let Some(ports) = seaweedfs() else { return };
+    group_metrics_on(&["--backend", "smq", "--smq-master", &ports["MASTER"]]);
+}
+
+/// A group with one member, and a group that committed offsets behind the high-water marks
+/// of a topic produced through this gateway (names unique: SeaweedMQ keeps them).
+fn group_metrics_on(backend: &[&str]) {
+    let mut args = vec![
+        "--shards",
+        "2",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ];
+    args.extend_from_slice(backend);
+    let server = Server::start(&args);
+    let run = format!("{}-{}", std::process::id(), backend.len());
+    let (topic, members_group, reader_group) = (
+        format!("lagged-{run}"),
+        format!("members-{run}"),
+        format!("reader-{run}"),
+    );
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 4);
+    for partition in 0..4 {
+        let batch = encode_batch(&records(partition, 10, None), Compression::None);
+        assert_eq!(produce(&mut client, &topic, partition, batch).0, 0);
+    }
+    // One member joins its group (asked for a member id first, as clients are since KIP-394).
+    let coordinator = |group: &str| {
+        let request =
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![group.to_string().into()]);
+        let found = server.client().call(&request, 4).coordinators.remove(0);
+        let port = u16::try_from(found.port).expect("port");
+        Client::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let mut members = coordinator(&members_group);
+    let mut member_id = String::new();
+    let joined = loop {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(members_group.clone().into()))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(member_id.clone().into())
+            .with_protocol_type("consumer".into())
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default().with_name("range".into())
+            ]);
+        let joined = members.call(&request, 9);
+        if joined.error_code == 0 {
+            break joined;
+        }
+        member_id = joined.member_id.to_string();
+        assert!(!member_id.is_empty(), "error {}", joined.error_code);
+    };
+    assert_eq!(joined.generation_id, 1);
+    // And one joins a KIP-848 group with its first heartbeat.
+    let consumers_group = format!("consumers-{run}");
+    let heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(consumers_group.clone().into()))
+        .with_member_id(format!("member-{run}").into())
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic_name(&topic)]))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined = coordinator(&consumers_group).call(&heartbeat, 1);
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
+    // the reader group commits offsets as a consumer without membership does (generation -1).
+    let mut reader = coordinator(&reader_group);
+    let commits = [(0, 10), (1, 4), (2, 0)].map(|(partition, offset)| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(partition)
+            .with_committed_offset(offset)
+    });
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(reader_group.clone().into()))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name(&topic))
+            .with_partitions(commits.to_vec())]);
+    let committed = reader.call(&request, 8);
+    assert!(committed.topics[0]
+        .partitions
+        .iter()
+        .all(|p| p.error_code == 0));
+
+    // Series of a group are on its coordinator's shard: summed over shards here.
+    let samples = scrape(&server);
+    let total = |prefix: &str, labels: &str| -> f64 {
+        let found = samples
+            .iter()
+            .filter(|(series, _)| series.starts_with(prefix) && series.contains(labels));
+        found.map(|(_, value)| value).sum()
+    };
+    for group in [&members_group, &consumers_group] {
+        let labels = format!("group=\"{group}\"");
+        assert_eq!(total("tidegate_group_members{", &labels), 1.0, "{group}");
+        assert_eq!(
+            total("tidegate_group_rebalances_total{", &labels),
+            1.0,
+            "{group}"
+        );
+    }
+    for (partition, lag) in [(0, 0.0), (1, 6.0), (2, 10.0)] {
+        let labels =
+            format!("group=\"{reader_group}\",topic=\"{topic}\",partition=\"{partition}\"");
+        let series = samples
+            .keys()
+            .filter(|s| s.starts_with("tidegate_consumer_group_lag{") && s.contains(&labels));
+        assert_eq!(series.count(), 1, "one series for partition {partition}");
+        assert_eq!(total("tidegate_consumer_group_lag{", &labels), lag);
+    }
+    // Nothing committed for partition 3: no lag series for it.
+    assert_eq!(
+        total(
+            "tidegate_consumer_group_lag{",
+            &format!("topic=\"{topic}\",partition=\"3\"")
+        ),
+        0.0
+    );
 }
 
 /// The commit the server names in `tidegate_build_info`.

@@ -365,6 +365,18 @@ pub struct Config {
     #[arg(long, value_name = "HOST:PORT", value_parser = metrics_address)]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Topics each shard counts produced and fetched records of under their own `topic`
+    /// label; the records of topics past it are counted under `topic="_other"`. 0: no
+    /// per-topic metrics (and nothing counted per topic).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub metrics_topic_limit: usize,
+
+    /// Consumer groups each coordinating shard reports members, rebalances and lag of under
+    /// their own `group` label; members and rebalances of groups past it are counted under
+    /// `group="_other"`, their lag not at all. 0: no per-group metrics.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub metrics_group_limit: usize,
+
     /// A TOML file of settings: one key per flag, named as the long flag
     /// (`shard-memory-bytes = "1GiB"`, `shards = 2`, `listener = ["A=…", "B=…"]`). A flag
     /// wins over its TIDEGATE_* environment variable, which wins over the file.

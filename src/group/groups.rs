@@ -9,6 +9,7 @@
 use super::consumer::ConsumerGroup;
 use super::state::{self, Group, GroupSettings};
 use crate::error::{Error, Result};
+use crate::metrics::labels::CappedLabels;
 use hashbrown::HashMap;
 use indexmap::IndexMap;
 use std::cell::RefCell;
@@ -43,6 +44,21 @@ impl AnyGroup {
         match self {
             AnyGroup::Classic(g) => g.state == state::GroupState::Empty && g.is_empty(),
             AnyGroup::Consumer(g) => g.members.is_empty(),
+        }
+    }
+
+    /// Bumped by every rebalance: a classic group's generation, a consumer group's epoch.
+    fn generation(&self) -> i32 {
+        match self {
+            AnyGroup::Classic(g) => g.generation,
+            AnyGroup::Consumer(g) => g.epoch,
+        }
+    }
+
+    fn members(&self) -> usize {
+        match self {
+            AnyGroup::Classic(g) => g.members.len(),
+            AnyGroup::Consumer(g) => g.members.len(),
         }
     }
 
@@ -83,15 +99,61 @@ struct Emptied {
     since: Instant,
 }
 
+/// A group's members and rebalances, as a scrape sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCounts {
+    pub members: u64,
+    pub rebalances: u64,
+}
+
 /// The groups one shard coordinates.
-#[derive(Default)]
 pub struct Groups {
     live: RefCell<HashMap<String, AnyGroup>>,
     /// Groups whose members have all gone, oldest first.
     emptied: RefCell<IndexMap<String, Emptied>>,
+    /// Rebalances completed, by group (`--metrics-group-limit` groups at most).
+    rebalances: RefCell<CappedLabels<u64>>,
 }
 
 impl Groups {
+    /// No groups yet; rebalances counted for `metrics_group_limit` groups at most.
+    pub fn new(metrics_group_limit: usize) -> Self {
+        Self {
+            live: RefCell::default(),
+            emptied: RefCell::default(),
+            rebalances: RefCell::new(CappedLabels::new(metrics_group_limit)),
+        }
+    }
+
+    /// Members and rebalances by group, within the same limit of groups: those that
+    /// rebalanced first, then live groups that have not.
+    pub fn counts(&self, metrics_group_limit: usize) -> Vec<(String, GroupCounts)> {
+        let mut counts = CappedLabels::<GroupCounts>::new(metrics_group_limit);
+        for (group, rebalances) in self.rebalances.borrow().snapshot() {
+            if let Some(counts) = counts.get_mut(&group) {
+                counts.rebalances += rebalances;
+            }
+        }
+        for (group, live) in self.live.borrow().iter() {
+            if let Some(counts) = counts.get_mut(group) {
+                counts.members += live.members() as u64;
+            }
+        }
+        counts.snapshot()
+    }
+
+    /// Runs `f` on a group, counting the rebalance it completes, if it does.
+    fn run<R>(&self, id: &str, group: &mut AnyGroup, f: impl FnOnce(&mut AnyGroup) -> R) -> R {
+        let generation = group.generation();
+        let result = f(group);
+        if group.generation() != generation {
+            if let Some(count) = self.rebalances.borrow_mut().get_mut(id) {
+                *count += 1;
+            }
+        }
+        result
+    }
+
     /// Runs `f` on the classic group, creating it if no group has the id; a consumer group
     /// of that id answers `refused`.
     pub fn classic_or_new<R>(
@@ -127,7 +189,7 @@ impl Groups {
     /// Runs `f` on the live group, if there is one.
     pub fn with<R>(&self, id: &str, f: impl FnOnce(&mut AnyGroup) -> R) -> Option<R> {
         let mut live = self.live.borrow_mut();
-        let result = f(live.get_mut(id)?);
+        let result = self.run(id, live.get_mut(id)?, f);
         self.settle(&mut live, id);
         Some(result)
     }
@@ -183,7 +245,7 @@ impl Groups {
         let now = Instant::now();
         let mut live = self.live.borrow_mut();
         live.retain(|id, group| {
-            group.tick(now);
+            self.run(id, group, |group| group.tick(now));
             let gone = group.is_gone();
             if gone {
                 self.remember_emptied(id, group, now);
@@ -210,7 +272,7 @@ impl Groups {
             self.emptied.borrow_mut().shift_remove(id);
             new()
         });
-        let result = f(group);
+        let result = self.run(id, group, f);
         self.settle(&mut live, id);
         result
     }

@@ -88,6 +88,8 @@ pub struct Coordinator {
     groups: Groups,
     offsets: OffsetCache,
     settings: GroupSettings,
+    /// Groups the metrics name, at most (`--metrics-group-limit`).
+    metrics_group_limit: usize,
     consumer_session_timeout: Duration,
     /// What ConsumerGroupHeartbeat tells members (`--group-consumer-heartbeat-interval-ms`).
     pub consumer_heartbeat_interval: Duration,
@@ -97,7 +99,8 @@ impl Coordinator {
     /// The coordinator of a shard, with `store` keeping its groups' committed offsets.
     pub fn new(config: &Config, store: OffsetStore) -> Self {
         Self {
-            groups: Groups::default(),
+            groups: Groups::new(config.metrics_group_limit),
+            metrics_group_limit: config.metrics_group_limit,
             offsets: OffsetCache::new(store, CACHED_GROUPS),
             consumer_session_timeout: Duration::from_millis(
                 config.group_consumer_session_timeout_ms,
@@ -113,6 +116,17 @@ impl Coordinator {
                 max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
             },
         }
+    }
+
+    /// Members and rebalances by group, for the metrics.
+    pub fn group_counts(&self) -> Vec<(String, groups::GroupCounts)> {
+        self.groups.counts(self.metrics_group_limit)
+    }
+
+    /// Committed offsets by group and partition, for the lag metric: those in the cache (every
+    /// commit since start, and groups read since), of `--metrics-group-limit` groups.
+    pub fn committed_offsets(&self) -> Vec<(String, TopicPartition, i64)> {
+        self.offsets.cached(self.metrics_group_limit)
     }
 
     /// Keeps the groups' clocks running: expires sessions and completes rebalances whose

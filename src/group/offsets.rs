@@ -79,6 +79,25 @@ impl OffsetCache {
         }
     }
 
+    /// The committed offsets this cache holds, of `max_groups` groups at most (the first by
+    /// name): what the lag metric compares with high-water marks.
+    pub fn cached(&self, max_groups: usize) -> Vec<(String, TopicPartition, i64)> {
+        let groups = self.groups.borrow();
+        let mut names: Vec<&String> = groups.keys().collect();
+        names.sort_unstable();
+        names.truncate(max_groups);
+        let mut committed = Vec::new();
+        for name in names {
+            let offsets = groups[name].offsets.borrow();
+            committed.extend(
+                offsets
+                    .iter()
+                    .map(|(tp, offset)| (name.clone(), tp.clone(), offset.offset)),
+            );
+        }
+        committed
+    }
+
     /// Stores a commit request's offsets (one backend write) and caches them.
     pub async fn commit(&self, group: &str, offsets: GroupOffsets) -> Result<()> {
         let entry = self.entry(group);

@@ -70,6 +70,7 @@ pub async fn handle(
         let now = Instant::now();
         let shutting_down = context.connection.shutdown.has_begun();
         if size >= min_bytes.max(1) || any_error || now >= deadline || shutting_down {
+            count_fetched(&shard, &wanted, &results);
             return Some(response(&request, &wanted, results));
         }
         // Too little: wait for an append to any partition, or the deadline.
@@ -153,6 +154,21 @@ fn trim_to(results: &mut [Option<Result<ReadResult>>], max_bytes: usize) -> usiz
         read.batches.truncate(kept);
     }
     size
+}
+
+/// Counts, per topic, the records and bytes the answer carries.
+fn count_fetched(shard: &Shard, wanted: &[Wanted], results: &[Option<Result<ReadResult>>]) {
+    for (w, result) in wanted.iter().zip(results) {
+        let (Ok(read), Some(Ok(result))) = (&w.read, result) else {
+            continue;
+        };
+        if result.batches.is_empty() {
+            continue;
+        }
+        let records = result.batches.iter().map(LogBatch::records_count).sum();
+        let bytes = result.batches.iter().map(|b| b.len() as u64).sum();
+        shard.metrics.fetched(&read.tp.topic, records, bytes);
+    }
 }
 
 fn response(

@@ -42,9 +42,7 @@ pub async fn handle_in_order(
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);
     }
-    // Per partition, in request order: the append's base offset (or why not) and its
-    // LogAppendTime (-1 for CreateTime topics).
-    let mut slots: Vec<(TopicPartition, Result<i64>, i64)> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     let mut appends = Vec::new();
     for topic in &request.topic_data {
         let meta = named_topic(&shard, &topic.name, topic.topic_id, Some(&context)).await;
@@ -70,6 +68,9 @@ pub async fn handle_in_order(
             });
             match checked {
                 Ok((tp, batches, log_append_time)) => {
+                    let records = batches.iter().map(|b| b.header.records_count.max(0) as u64);
+                    let bytes = batches.iter().map(|b| b.bytes.len() as u64);
+                    let size = (records.sum(), bytes.sum());
                     appends.push((
                         slots.len(),
                         PartitionAppend {
@@ -77,13 +78,18 @@ pub async fn handle_in_order(
                             batches,
                         },
                     ));
-                    slots.push((tp, Ok(-1), log_append_time));
+                    slots.push(Slot {
+                        tp,
+                        result: Ok(-1),
+                        log_append_time,
+                        size,
+                    });
                 }
                 Err(error) => {
                     let name = meta.as_ref().map_or(topic.name.as_str(), |m| &m.name);
                     let tp = TopicPartition::new(name, partition.index);
                     tracing::debug!(%tp, %error, "produce refused");
-                    slots.push((tp, Err(error), -1));
+                    slots.push(Slot::failed(tp, error));
                 }
             }
         }
@@ -99,11 +105,38 @@ pub async fn handle_in_order(
         )
         .await;
     for (index, result) in appended {
-        slots[index].1 = result;
+        let slot = &mut slots[index];
+        if result.is_ok() {
+            let (records, bytes) = slot.size;
+            shard.metrics.produced(&slot.tp.topic, records, bytes);
+        }
+        slot.result = result;
     }
     // Answered even with acks=0: dispatch sends nothing then, but closes the connection if
     // any partition failed.
     Some(response(&request, slots))
+}
+
+/// One partition of the request, in request order.
+struct Slot {
+    tp: TopicPartition,
+    /// The append's base offset, or why not.
+    result: Result<i64>,
+    /// The batches' LogAppendTime; -1 for CreateTime topics.
+    log_append_time: i64,
+    /// Records and bytes to append, counted per topic once stored.
+    size: (u64, u64),
+}
+
+impl Slot {
+    fn failed(tp: TopicPartition, error: Error) -> Self {
+        Self {
+            tp,
+            result: Err(error),
+            log_append_time: -1,
+            size: (0, 0),
+        }
+    }
 }
 
 /// Kafka's message.max.bytes: no batch above the topic's limit, compressed size counted.
@@ -117,10 +150,7 @@ fn check_batch_sizes(batches: &[RecordBatch], limit: usize) -> Result<()> {
     }
 }
 
-fn response(
-    request: &ProduceRequest,
-    slots: Vec<(TopicPartition, Result<i64>, i64)>,
-) -> ProduceResponse {
+fn response(request: &ProduceRequest, slots: Vec<Slot>) -> ProduceResponse {
     let mut slots = slots.into_iter();
     let responses = request
         .topic_data
@@ -130,8 +160,8 @@ fn response(
                 .partition_data
                 .iter()
                 .zip(slots.by_ref())
-                .map(|(partition, (_, result, log_append_time))| {
-                    partition_response(partition.index, result, log_append_time)
+                .map(|(partition, slot)| {
+                    partition_response(partition.index, slot.result, slot.log_append_time)
                 })
                 .collect();
             TopicProduceResponse::default()
@@ -169,11 +199,8 @@ fn respond_all(request: &ProduceRequest, error: Error) -> Reply<ProduceResponse>
         .iter()
         .flat_map(|t| {
             t.partition_data.iter().map(|p| {
-                (
-                    TopicPartition::new(t.name.0.to_string(), p.index),
-                    Err(error.clone()),
-                    -1,
-                )
+                let tp = TopicPartition::new(t.name.0.to_string(), p.index);
+                Slot::failed(tp, error.clone())
             })
         })
         .collect();

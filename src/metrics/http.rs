@@ -10,7 +10,9 @@
 //! executor adapter.
 
 use super::prometheus;
-use crate::shard::Shard;
+use super::Lag;
+use crate::shard::{group_by_owner, Shard};
+use crate::TopicPartition;
 use futures::future::{join_all, select, Either};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -89,10 +91,40 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-/// Every shard's counters, asked of each over the mesh.
+/// Every shard's counters, asked of each over the mesh, with the lag of the groups each
+/// coordinates.
 async fn snapshots(shard: &Rc<Shard>) -> Vec<super::Snapshot> {
     let asks = (0..shard.nr_shards())
         .map(|owner| shard.invoke(owner, move |shard| async move { shard.metrics_snapshot() }));
+    let mut snapshots: Vec<_> = join_all(asks).await.into_iter().flatten().collect();
+    for snapshot in &mut snapshots {
+        snapshot.lag = lag(shard, std::mem::take(&mut snapshot.committed)).await;
+    }
+    snapshots
+}
+
+/// Each committed offset's distance to its partition's high-water mark, as the partition's
+/// owner knows the mark (partitions it does not know one for are left out).
+async fn lag(shard: &Rc<Shard>, committed: Vec<(String, TopicPartition, i64)>) -> Vec<Lag> {
+    let committed = committed.into_iter().enumerate();
+    let owners = group_by_owner(shard, committed, |(_, tp, _)| tp);
+    let asks = owners.into_iter().map(|(owner, _, committed)| async move {
+        let partitions: Vec<_> = committed.iter().map(|(_, tp, _)| tp.clone()).collect();
+        let marks = shard
+            .invoke(owner, move |shard| async move {
+                shard.partitions.known_high_watermarks(&partitions)
+            })
+            .await
+            .unwrap_or_default();
+        committed
+            .into_iter()
+            .zip(marks)
+            .filter_map(|((group, tp, offset), mark)| {
+                let lag = (mark? - offset).max(0);
+                Some(Lag { group, tp, lag })
+            })
+            .collect::<Vec<_>>()
+    });
     join_all(asks).await.into_iter().flatten().collect()
 }
 

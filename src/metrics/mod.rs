@@ -4,12 +4,24 @@
 //! The counters are plain `Cell`s, written only by their shard's thread: counting a request
 //! costs a few unshared additions, no atomic and no lock. A scrape asks every shard over the
 //! mesh for a [`Snapshot`] (a copy it can send), so only the scrape crosses cores.
+//!
+//! Counts labelled by names clients choose (topics, groups) are capped per shard
+//! ([`labels`]). gRPC calls to SeaweedFS are counted where every call passes, in thread-local
+//! counters of the shard's thread ([`seaweedfs`]). What the shards hold anyway is read at the
+//! scrape instead of counted: group members and rebalances from the coordinator, and consumer
+//! lag, which joins a coordinator's committed offsets with the high-water marks the owning
+//! shards know ([`http`]).
 
 pub mod histogram;
 pub mod http;
+pub mod labels;
 pub mod prometheus;
+pub mod seaweedfs;
 
+use crate::TopicPartition;
 use histogram::{Histogram, LatencyBuckets};
+use labels::CappedLabels;
+use seaweedfs::RpcSnapshot;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
@@ -31,6 +43,28 @@ pub struct ShardMetrics {
     /// Connections closed because the client sent what tidegate cannot answer.
     protocol_errors: Cell<u64>,
     listening: Cell<bool>,
+    /// Records and bytes produced and fetched by topic (`--metrics-topic-limit` topics).
+    topics: RefCell<CappedLabels<TopicCounts>>,
+}
+
+/// Records and bytes of one topic through one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicCounts {
+    pub produced_records: u64,
+    pub produced_bytes: u64,
+    pub fetched_records: u64,
+    pub fetched_bytes: u64,
+}
+
+/// A consumer group's members and rebalances on its coordinator.
+pub use crate::group::groups::GroupCounts;
+
+/// How far a group's committed offset is behind a partition's high-water mark.
+#[derive(Debug, Clone)]
+pub struct Lag {
+    pub group: String,
+    pub tp: TopicPartition,
+    pub lag: i64,
 }
 
 /// A copy of a shard's counters, made on the shard and sent to the scrape.
@@ -56,6 +90,16 @@ pub struct Snapshot {
     pub reading_paused: Duration,
     /// Where the SMQ backend's reads were answered from (`None`: the memory backend).
     pub smq_reads: Option<SmqReads>,
+    /// By topic, sorted, `labels::OTHER` last.
+    pub topics: Vec<(String, TopicCounts)>,
+    /// The shard's gRPC calls to SeaweedFS, by RPC.
+    pub seaweedfs: Vec<RpcSnapshot>,
+    /// The groups the shard coordinates.
+    pub groups: Vec<(String, GroupCounts)>,
+    /// Their committed offsets: (group, partition, offset). Turned into `lag` at the scrape,
+    /// with the high-water marks of the partitions' owners.
+    pub committed: Vec<(String, TopicPartition, i64)>,
+    pub lag: Vec<Lag>,
 }
 
 /// Where the SMQ backend answered reads from, counted since start.
@@ -73,8 +117,18 @@ fn add(cell: &Cell<u64>, n: u64) {
     cell.set(cell.get().wrapping_add(n));
 }
 
+/// `--metrics-topic-limit`'s default, which [`ShardMetrics::default`] has too.
+const DEFAULT_TOPIC_LIMIT: usize = 1000;
+
 impl Default for ShardMetrics {
     fn default() -> Self {
+        Self::new(DEFAULT_TOPIC_LIMIT)
+    }
+}
+
+impl ShardMetrics {
+    /// Counters at 0, counting records per topic for `topic_limit` topics.
+    pub fn new(topic_limit: usize) -> Self {
         Self {
             requests: std::array::from_fn(|_| Cell::new(0)),
             latency: std::array::from_fn(|_| Histogram::default()),
@@ -86,11 +140,10 @@ impl Default for ShardMetrics {
             connections_refused: Cell::new(0),
             protocol_errors: Cell::new(0),
             listening: Cell::new(false),
+            topics: RefCell::new(CappedLabels::new(topic_limit)),
         }
     }
-}
 
-impl ShardMetrics {
     /// A request answered (or dropped, for acks=0) after `took`, its answer carrying
     /// `error_codes` (those that are not 0).
     pub fn answered(&self, api_key: i16, took: Duration, error_codes: &[i16]) {
@@ -104,6 +157,23 @@ impl ShardMetrics {
             for &code in error_codes {
                 *errors.entry((api_key, code)).or_insert(0) += 1;
             }
+        }
+    }
+
+    /// Records stored in a topic, and their batches' bytes (one call per partition and
+    /// request: a map look-up per partition, not per record).
+    pub fn produced(&self, topic: &str, records: u64, bytes: u64) {
+        if let Some(counts) = self.topics.borrow_mut().get_mut(topic) {
+            counts.produced_records += records;
+            counts.produced_bytes += bytes;
+        }
+    }
+
+    /// Records in batches a Fetch answered with, and their bytes (one call per partition).
+    pub fn fetched(&self, topic: &str, records: u64, bytes: u64) {
+        if let Some(counts) = self.topics.borrow_mut().get_mut(topic) {
+            counts.fetched_records += records;
+            counts.fetched_bytes += bytes;
         }
     }
 
@@ -167,6 +237,8 @@ impl ShardMetrics {
             connections_closed: self.connections_closed.get(),
             connections_refused: self.connections_refused.get(),
             protocol_errors: self.protocol_errors.get(),
+            topics: self.topics.borrow().snapshot(),
+            seaweedfs: seaweedfs::snapshot(),
             // Filled in by `Shard::metrics_snapshot`, which holds what they count.
             ..Snapshot::default()
         }

@@ -1,10 +1,12 @@
 //! The shards' snapshots in Prometheus's text exposition format (version 0.0.4), every
 //! series labelled by shard.
 
-use super::histogram::upper_bound_seconds;
-use super::Snapshot;
+use super::histogram::{upper_bound_seconds, LatencyBuckets};
+use super::seaweedfs::RpcSnapshot;
+use super::{GroupCounts, Snapshot, TopicCounts};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// The Content-Type of [`render`]'s text.
@@ -194,18 +196,186 @@ pub fn render(shards: &[Snapshot]) -> String {
     for shard in shards {
         for (key, count, latency) in &shard.requests {
             let labels = format!("shard=\"{}\",api=\"{}\"", shard.shard, api_name(*key));
-            let mut cumulative = 0;
-            for (index, in_bucket) in latency.counts.iter().enumerate() {
-                cumulative += in_bucket;
-                let le = upper_bound_seconds(index).map_or("+Inf".into(), |s| s.to_string());
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-            }
-            let sum = latency.sum_micros as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+            histogram(&mut out, name, &labels, latency, *count);
         }
     }
+    render_topics(&mut out, shards);
+    render_seaweedfs(&mut out, shards);
+    render_groups(&mut out, shards);
     out
+}
+
+/// Records and bytes by topic (`--metrics-topic-limit`); nothing when it is 0.
+fn render_topics(out: &mut String, shards: &[Snapshot]) {
+    type Count = fn(&TopicCounts) -> u64;
+    let families: [(&str, &str, Count); 4] = [
+        (
+            "tidegate_topic_produced_records_total",
+            "records stored, by topic",
+            |c| c.produced_records,
+        ),
+        (
+            "tidegate_topic_produced_bytes_total",
+            "bytes of record batches stored, by topic",
+            |c| c.produced_bytes,
+        ),
+        (
+            "tidegate_topic_fetched_records_total",
+            "records in the batches Fetch answers carried, by topic",
+            |c| c.fetched_records,
+        ),
+        (
+            "tidegate_topic_fetched_bytes_total",
+            "bytes of record batches Fetch answers carried, by topic",
+            |c| c.fetched_bytes,
+        ),
+    ];
+    if shards.iter().all(|s| s.topics.is_empty()) {
+        return;
+    }
+    for (name, help, count) in families {
+        family(out, name, "counter", help);
+        for shard in shards {
+            for (topic, counts) in &shard.topics {
+                let topic = escape(topic);
+                let labels = format!("shard=\"{}\",topic=\"{topic}\"", shard.shard);
+                let _ = writeln!(out, "{name}{{{labels}}} {}", count(counts));
+            }
+        }
+    }
+}
+
+/// gRPC calls to SeaweedFS by service and RPC: how many, how many failed, how long they took.
+fn render_seaweedfs(out: &mut String, shards: &[Snapshot]) {
+    if shards.iter().all(|s| s.seaweedfs.is_empty()) {
+        return;
+    }
+    let labels = |shard: &Snapshot, rpc: &RpcSnapshot| {
+        format!(
+            "shard=\"{}\",service=\"{}\",rpc=\"{}\"",
+            shard.shard, rpc.service, rpc.rpc
+        )
+    };
+    let name = "tidegate_seaweedfs_calls_total";
+    family(
+        out,
+        name,
+        "counter",
+        "gRPC calls to SeaweedFS (a stream counts once, opened)",
+    );
+    for shard in shards {
+        for rpc in &shard.seaweedfs {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(shard, rpc), rpc.calls);
+        }
+    }
+    let name = "tidegate_seaweedfs_errors_total";
+    family(
+        out,
+        name,
+        "counter",
+        "gRPC calls to SeaweedFS that failed, by gRPC status (transport: the connection failed)",
+    );
+    for shard in shards {
+        for rpc in &shard.seaweedfs {
+            for (code, count) in &rpc.errors {
+                let labels = labels(shard, rpc);
+                let _ = writeln!(out, "{name}{{{labels},code=\"{code}\"}} {count}");
+            }
+        }
+    }
+    let name = "tidegate_seaweedfs_call_duration_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "time from a gRPC call to SeaweedFS to its answer (a stream: to its opening)",
+    );
+    for shard in shards {
+        for rpc in &shard.seaweedfs {
+            let count = rpc.latency.counts.iter().sum();
+            histogram(out, name, &labels(shard, rpc), &rpc.latency, count);
+        }
+    }
+}
+
+/// Members, rebalances and lag of the groups each shard coordinates
+/// (`--metrics-group-limit`).
+fn render_groups(out: &mut String, shards: &[Snapshot]) {
+    type Count = fn(&GroupCounts) -> u64;
+    let families: [(&str, &str, &str, Count); 2] = [
+        (
+            "tidegate_group_members",
+            "gauge",
+            "members of the group",
+            |c| c.members,
+        ),
+        (
+            "tidegate_group_rebalances_total",
+            "counter",
+            "rebalances the group completed (new generations, or KIP-848 group epochs)",
+            |c| c.rebalances,
+        ),
+    ];
+    if shards.iter().any(|s| !s.groups.is_empty()) {
+        for (name, kind, help, count) in families {
+            family(out, name, kind, help);
+            for shard in shards {
+                for (group, counts) in &shard.groups {
+                    let group = escape(group);
+                    let labels = format!("shard=\"{}\",group=\"{group}\"", shard.shard);
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", count(counts));
+                }
+            }
+        }
+    }
+    if shards.iter().all(|s| s.lag.is_empty()) {
+        return;
+    }
+    let name = "tidegate_consumer_group_lag";
+    family(
+        out,
+        name,
+        "gauge",
+        "records between a group's committed offset and the partition's high-water mark",
+    );
+    for shard in shards {
+        for lag in &shard.lag {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\",group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                shard.shard,
+                escape(&lag.group),
+                escape(&lag.tp.topic),
+                lag.tp.partition,
+                lag.lag
+            );
+        }
+    }
+}
+
+/// A histogram's series: cumulative `le` buckets, sum and count.
+fn histogram(out: &mut String, name: &str, labels: &str, latency: &LatencyBuckets, count: u64) {
+    let mut cumulative = 0;
+    for (index, in_bucket) in latency.counts.iter().enumerate() {
+        cumulative += in_bucket;
+        let le = upper_bound_seconds(index).map_or("+Inf".into(), |s| s.to_string());
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let sum = latency.sum_micros as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+/// A label value as the text format quotes it: a group id may hold any character.
+fn escape(value: &str) -> Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(value);
+    }
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    Cow::Owned(escaped)
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -220,7 +390,7 @@ fn api_name(key: i16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{ShardMetrics, SmqReads};
+    use crate::metrics::{Lag, ShardMetrics, SmqReads};
     use std::time::Duration;
 
     #[test]
@@ -257,5 +427,33 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
         assert_eq!(text.matches("# TYPE tidegate_requests_total ").count(), 1);
+    }
+
+    #[test]
+    fn topics_groups_and_lag_with_label_values_escaped() {
+        let metrics = ShardMetrics::default();
+        metrics.produced("orders", 16, 1600);
+        let mut snapshot = metrics.snapshot(0);
+        let counts = GroupCounts {
+            members: 2,
+            rebalances: 3,
+        };
+        snapshot.groups = vec![("a \"quoted\" \\ group".into(), counts)];
+        snapshot.lag = vec![Lag {
+            group: "g".into(),
+            tp: crate::TopicPartition::new("orders", 1),
+            lag: 7,
+        }];
+        let text = render(&[snapshot]);
+        for line in [
+            "tidegate_topic_produced_records_total{shard=\"0\",topic=\"orders\"} 16",
+            "tidegate_topic_produced_bytes_total{shard=\"0\",topic=\"orders\"} 1600",
+            "tidegate_topic_fetched_records_total{shard=\"0\",topic=\"orders\"} 0",
+            "tidegate_group_members{shard=\"0\",group=\"a \\\"quoted\\\" \\\\ group\"} 2",
+            "tidegate_group_rebalances_total{shard=\"0\",group=\"a \\\"quoted\\\" \\\\ group\"} 3",
+            "tidegate_consumer_group_lag{shard=\"0\",group=\"g\",topic=\"orders\",partition=\"1\"} 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 }

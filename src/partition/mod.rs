@@ -165,6 +165,15 @@ impl Partitions {
         join_all(partitions.iter().map(|tp| self.log.size(tp))).await
     }
 
+    /// Each partition's high-water mark, if this shard knows it (SMQ: from its last read or
+    /// append), without asking the backend.
+    pub fn known_high_watermarks(&self, partitions: &[TopicPartition]) -> Vec<Option<i64>> {
+        partitions
+            .iter()
+            .map(|tp| self.log.high_watermark(tp))
+            .collect()
+    }
+
     /// Reads the backend answered from its batch cache, and not (`None`: it has none).
     pub fn smq_reads(&self) -> Option<crate::metrics::SmqReads> {
         self.log.smq_reads()

@@ -88,8 +88,8 @@ class Tidegate:
     extra_stdout: list = field(default_factory=list)
     # Each listener's bootstrap "host:port" by name (from the ready line's listeners=).
     listeners: dict = field(default_factory=dict)
-    # Where /metrics is served ("host:port", with --metrics-addr), else None.
-    metrics: str = None
+    # "host:port" of /metrics, /healthz and /readyz with --metrics-addr (the ready line's metrics=).
+    metrics: str = ""
 
 
 def _die_with_parent():
@@ -185,7 +185,7 @@ def start_tidegate(log_path: Path, shards=2, default_partitions=None, auto_creat
 
     named = dict(item.split("@", 1) for item in (m.group(3) or "").split(",") if "@" in item)
     tg = Tidegate(bootstrap=m.group(1), brokers=brokers, shards=shards, proc=proc, log_path=log_path, cmd=cmd,
-                  listeners=named, metrics=m.group(4))
+                  listeners=named, metrics=m.group(4) or "")
     if rest:
         tg.extra_stdout.append(rest.decode(errors="replace"))
     threading.Thread(target=_drain, args=(proc.stdout, tg.extra_stdout), daemon=True).start()

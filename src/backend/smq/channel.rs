@@ -9,6 +9,7 @@
 
 use super::proto::{SeaweedClient, SeaweedFilerClient, SeaweedMessagingClient};
 use super::tls::ClientTls;
+use crate::metrics::seaweedfs;
 use futures::channel::oneshot;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
@@ -19,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes read from the socket per call; hyper's HTTP/2 frames are at most 16 KiB by default.
 const READ_CHUNK: usize = 64 * 1024;
@@ -173,17 +174,18 @@ async fn first_word(
     )))
 }
 
-/// The tower service tonic's generated client calls: one HTTP/2 connection.
+/// The tower service tonic's generated client calls: one HTTP/2 connection. Every call is
+/// counted here (`metrics::seaweedfs`): made, answered after how long, failed with what.
 #[derive(Clone)]
 pub struct Http2Channel {
     sender: http2::SendRequest<tonic::body::Body>,
 }
 
 type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>>>>;
+    Pin<Box<dyn Future<Output = Result<http::Response<CountedBody>, hyper::Error>>>>;
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for Http2Channel {
-    type Response = http::Response<hyper::body::Incoming>;
+    type Response = http::Response<CountedBody>;
     type Error = hyper::Error;
     type Future = ResponseFuture;
 
@@ -192,7 +194,74 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Http2Channel {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(self.sender.send_request(request))
+        let rpc = seaweedfs::rpc(request.uri().path());
+        seaweedfs::called(rpc);
+        let started = Instant::now();
+        let response = self.sender.send_request(request);
+        Box::pin(async move {
+            let response = response
+                .await
+                .inspect_err(|_| seaweedfs::failed(rpc, "transport"))?;
+            seaweedfs::answered(rpc, started.elapsed());
+            // A failure answered at once comes as headers only (grpc-status among them);
+            // otherwise the status is in the trailers, which the body sees.
+            let failed = match response.headers().get("grpc-status") {
+                Some(status) => seaweedfs::status_name(status.as_bytes()),
+                None if response.status() != http::StatusCode::OK => Some("Unknown"),
+                None => None,
+            };
+            if let Some(code) = failed {
+                seaweedfs::failed(rpc, code);
+            }
+            let counted = failed.is_none().then_some(rpc);
+            Ok(response.map(|body| CountedBody { body, rpc: counted }))
+        })
+    }
+}
+
+/// A response body that counts the call as failed if its trailers carry a gRPC status other
+/// than OK, or the body breaks.
+pub struct CountedBody {
+    body: hyper::body::Incoming,
+    /// The RPC, until its outcome is counted.
+    rpc: Option<usize>,
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let (Poll::Ready(outcome), Some(rpc)) = (&frame, this.rpc) {
+            let failed = match outcome {
+                Some(Ok(received)) => match received.trailers_ref() {
+                    Some(trailers) => trailers
+                        .get("grpc-status")
+                        .map_or(Some("Unknown"), |s| seaweedfs::status_name(s.as_bytes())),
+                    None => return frame, // Data: the outcome is still to come.
+                },
+                Some(Err(_)) => Some("transport"),
+                None => None,
+            };
+            this.rpc = None;
+            if let Some(code) = failed {
+                seaweedfs::failed(rpc, code);
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
