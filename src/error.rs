@@ -97,6 +97,13 @@ pub enum Error {
     // The backend's fault: retrying later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    // The backend's: stored and acknowledged by it, then lost (SMQ restarted before
+    // flushing them); the producer sends them again.
+    #[error("lost by the storage: {0}")]
+    Lost(String),
+    // The backend's: stored, but not yet durable within the request's timeout (acks=all).
+    #[error("not durable in time: {0}")]
+    NotDurableInTime(String),
     // Ours: the partition's owner could not be reached; the client refreshes and retries.
     #[error("owning shard unreachable")]
     ShardUnreachable,
@@ -109,7 +116,7 @@ impl Error {
     /// Whose fault the error is.
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Unavailable(_) => Fault::Storage,
+            Error::Unavailable(_) | Error::NotDurableInTime(_) | Error::Lost(_) => Fault::Storage,
             Error::ShardUnreachable | Error::NotCoordinator => Fault::Gateway,
             // Retriable ones (REBALANCE_IN_PROGRESS) are the group's normal course, not a
             // failure of the storage or of this gateway.
@@ -171,7 +178,8 @@ impl Error {
             Error::TransactionalIdAuthorizationFailed => {
                 ResponseError::TransactionalIdAuthorizationFailed
             }
-            Error::Unavailable(_) => ResponseError::KafkaStorageError,
+            Error::Unavailable(_) | Error::Lost(_) => ResponseError::KafkaStorageError,
+            Error::NotDurableInTime(_) => ResponseError::RequestTimedOut,
             Error::ShardUnreachable => ResponseError::NotLeaderOrFollower,
             Error::NotCoordinator => ResponseError::NotCoordinator,
         };

@@ -271,5 +271,6 @@ fn settings(namespace: impl Into<String>) -> Settings {
         namespace: namespace.into(),
         decompressed_limit: 64 << 20,
         tls: None,
+        acks_all: tidegate::config::SmqAcksAll::Flushed,
     }
 }

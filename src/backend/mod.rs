@@ -157,6 +157,7 @@ pub fn open(
                 namespace: config.smq_namespace.clone(),
                 decompressed_limit: config.max_decompressed_batch_bytes,
                 tls,
+                acks_all: config.smq_acks_all,
             };
             Ok((Backend::Smq(endpoints, settings), producers))
         }
@@ -325,6 +326,21 @@ impl PartitionLog {
         match self {
             Self::Memory(b) => b.append(tp, batches),
             Self::Smq(b) => b.append(tp, batches).await,
+        }
+    }
+
+    /// Waits until the `batches` stored from `base` on survive the loss of the backend's process, at
+    /// most `within`. The memory backend keeps nothing beyond its process: at once.
+    pub async fn wait_durable(
+        &self,
+        tp: &TopicPartition,
+        base: i64,
+        batches: &[RecordBatch],
+        within: std::time::Duration,
+    ) -> Result<()> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Smq(b) => b.wait_durable(tp, base, batches, within).await,
         }
     }
 

@@ -198,6 +198,13 @@ pub struct Config {
     #[arg(long)]
     pub smq_filer: Option<String>,
 
+    /// What a producer's acks=all waits for on SeaweedMQ: `flushed`, until the broker has
+    /// written the records to the filer (they then survive the loss of the `weed` process;
+    /// up to its -mq.broker.logFlushInterval later), or `memory`, only the broker's
+    /// acknowledgement from memory, as acks=1 (lost if `weed` dies before its next flush).
+    #[arg(long, value_enum, default_value_t = SmqAcksAll::Flushed)]
+    pub smq_acks_all: SmqAcksAll,
+
     /// SeaweedMQ namespace of Kafka topics (SeaweedFS's own Kafka gateway uses "kafka").
     #[arg(long, default_value = "kafka")]
     pub smq_namespace: String,
@@ -388,6 +395,15 @@ pub struct Config {
     /// or name what is wrong and exit 2.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// What acks=all waits for on SeaweedMQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmqAcksAll {
+    /// The records are in a file the broker flushed to the filer.
+    Flushed,
+    /// The broker holds the records in memory (its acknowledgement).
+    Memory,
 }
 
 /// How log lines are written.

@@ -42,6 +42,10 @@ pub async fn handle_in_order(
     if request.transactional_id.is_some() {
         return respond_all(&request, Error::TransactionsUnsupported);
     }
+    // acks=all: answered once the records are as safe as the backend makes them, within the
+    // request's timeout, as a Kafka leader waits for its in-sync replicas.
+    let durable_within = (request.acks == -1)
+        .then(|| std::time::Duration::from_millis(request.timeout_ms.max(0) as u64));
     let mut slots: Vec<Slot> = Vec::new();
     let mut appends = Vec::new();
     for topic in &request.topic_data {
@@ -76,6 +80,7 @@ pub async fn handle_in_order(
                         PartitionAppend {
                             tp: tp.clone(),
                             batches,
+                            durable_within,
                         },
                     ));
                     slots.push(Slot {

@@ -52,6 +52,8 @@ use std::time::Duration;
 pub struct PartitionAppend {
     pub tp: TopicPartition,
     pub batches: Vec<RecordBatch>,
+    /// acks=all: how long the append may wait for the records to be durable.
+    pub durable_within: Option<std::time::Duration>,
 }
 
 /// A read of one partition from `offset`, up to about `max_bytes`.
@@ -104,6 +106,8 @@ impl Partitions {
         let headers: Vec<BatchHeader> = append.batches.iter().map(|b| b.header).collect();
         let check = self.producers.borrow().check(&append.tp, &headers)?;
         if let SequenceCheck::Duplicate { base_offset } = check {
+            // A retry of records acknowledged, or still waiting to be durable.
+            self.durable(&append, base_offset).await?;
             return Ok(base_offset);
         }
         self.producers.borrow_mut().record(&append.tp, &headers);
@@ -129,7 +133,28 @@ impl Partitions {
                 let _ = written.await;
             }
         }
+        self.durable(&append, base_offset).await?;
         Ok(base_offset)
+    }
+
+    /// With acks=all, waits until the backend keeps the batches stored at `base_offset`
+    /// durably (SMQ: flushed to the filer); retriable REQUEST_TIMED_OUT past the request's
+    /// timeout, as Kafka answers when its replicas are late.
+    async fn durable(&self, append: &PartitionAppend, base_offset: i64) -> Result<()> {
+        let Some(within) = append.durable_within else {
+            return Ok(());
+        };
+        let durable = self
+            .log
+            .wait_durable(&append.tp, base_offset, &append.batches, within)
+            .await;
+        if let Err(Error::Lost(_)) = &durable {
+            // Not stored after all: a retry must be appended again, not answered as a
+            // duplicate of what is gone.
+            let headers: Vec<BatchHeader> = append.batches.iter().map(|b| b.header).collect();
+            self.producers.borrow_mut().lost(&append.tp, &headers);
+        }
+        durable
     }
 
     /// Reads every partition, concurrently (SMQ: one broker round trip each).

@@ -261,6 +261,16 @@ impl ProducerStates {
         before - self.producers.len()
     }
 
+    /// The batches were stored, but the backend lost them: forget them, so a retry is
+    /// appended again.
+    pub fn lost(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
+        for header in headers {
+            if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
+                entry.batches.retain(|b| !b.is(header));
+            }
+        }
+    }
+
     /// The recorded batches were not stored: forget them, so a retry is in sequence.
     pub fn failed(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
         for header in headers {

@@ -112,6 +112,25 @@ impl BatchCache {
         }
     }
 
+    /// Drops the partition's batches holding offsets from `offset` on: SMQ lost them, and
+    /// may give their offsets to other records.
+    pub fn forget_from(&mut self, tp: &TopicPartition, offset: i64) {
+        let Some(batches) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        let doomed: Vec<i64> = batches
+            .iter()
+            .filter(|(_, b)| b.last_offset >= offset)
+            .map(|(base, _)| *base)
+            .collect();
+        for base in doomed {
+            if let Some(dropped) = batches.remove(&base) {
+                // Its entry in `order` stays behind and is skipped when it comes up.
+                self.bytes -= dropped.bytes.len();
+            }
+        }
+    }
+
     /// Consecutive cached batches from the one holding `offset`, up to about `max_bytes`
     /// (always the first), with the offset after the last; `None` if `offset` is not
     /// cached.
@@ -190,6 +209,21 @@ mod tests {
 
     fn served(bytes: impl Into<Bytes>) -> LogBatch {
         LogBatch::as_served(bytes.into())
+    }
+
+    #[test]
+    fn forgetting_drops_every_batch_reaching_the_offset() {
+        let mut cache = BatchCache::new(1 << 20);
+        cache.insert(&tp(), 0, 9, served(vec![0; 100]), Source::Appended);
+        cache.insert(&tp(), 10, 19, served(vec![1; 100]), Source::Appended);
+        cache.insert(&tp(), 20, 29, served(vec![2; 100]), Source::Appended);
+        cache.forget_from(&tp(), 15);
+        assert_eq!(cache.read(&tp(), 0, 1000).map(|r| r.1), Some(10));
+        assert!(cache.read(&tp(), 15, 1000).is_none());
+        assert!(cache.read(&tp(), 25, 1000).is_none());
+        // Its bytes are free again: as much as fits fits.
+        cache.insert(&tp(), 10, 19, served(vec![9; 100]), Source::Appended);
+        assert_eq!(cache.read(&tp(), 10, 1000).map(|r| r.1), Some(20));
     }
 
     #[test]

@@ -31,12 +31,19 @@ use hashbrown::HashMap;
 use prost::Message;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Least time between two listings of a partition for `flushed_end`: waiters for a flush
+/// share one.
+pub const FLUSH_POLL: Duration = Duration::from_millis(100);
 
 /// What a partition's directory held when last listed.
 #[derive(Default)]
 struct PartitionLog {
     files: Vec<LogFile>,
     listed: bool,
+    /// When `flushed_end` last listed the directory.
+    polled_at: Option<Instant>,
 }
 
 struct LogFile {
@@ -159,6 +166,37 @@ impl LogFiles {
             let last = log.files.iter().filter_map(|f| f.span.last()).max();
             last.map_or(0, |last| last + 1)
         })
+    }
+
+    /// The offset after the last one flushed to the filer (0 if none), listed afresh unless
+    /// a listing less than `FLUSH_POLL` old already said. A file whose span its attributes
+    /// do not give (a partition's first) is read to learn it.
+    pub async fn flushed_end(&self, tp: &TopicPartition, partition: &Partition) -> Result<i64> {
+        let log = self.partition(tp);
+        let due = log
+            .borrow()
+            .polled_at
+            .is_none_or(|at| at.elapsed() >= FLUSH_POLL);
+        if due {
+            log.borrow_mut().polled_at = Some(Instant::now());
+            let directory = self.directory(&tp.topic, partition);
+            self.refresh(&log, &directory).await?;
+            let unknown: Vec<(String, Vec<FileChunk>)> = log
+                .borrow()
+                .files
+                .iter()
+                .filter(|f| f.span == Span::Unknown)
+                .map(|f| (f.name.clone(), f.chunks.clone()))
+                .collect();
+            for (name, chunks) in unknown {
+                let records = self.read_file(&directory, &name, &chunks).await?;
+                let span = records.first().zip(records.last());
+                if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
+                    file.span = Span::Read(span.map(|(f, l)| (f.offset, l.offset)));
+                }
+            }
+        }
+        Ok(self.known_end(tp))
     }
 
     /// Lists the partition's files if this shard never has, so that `known_end` knows

@@ -33,6 +33,7 @@ pub mod topic_configs;
 pub mod volume;
 
 use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
+use crate::config::SmqAcksAll;
 use crate::error::{Error, Result};
 use crate::record_batch::{LogBatch, RecordBatch};
 use crate::records::{decode_records, encode_records, Record};
@@ -112,6 +113,15 @@ pub struct SmqBackend {
     log_files_warned: Cell<Option<std::time::Instant>>,
     /// Most bytes a produced batch may decompress to (`--max-decompressed-batch-bytes`).
     decompressed_limit: usize,
+    /// `--smq-acks-all`.
+    acks_all: SmqAcksAll,
+    /// Per partition, the offset after the last record a publish stream acknowledged.
+    acked_end: RefCell<HashMap<TopicPartition, i64>>,
+    /// Per partition, offsets (first, last) acknowledged from the broker's memory by a
+    /// publish stream that broke before they were known flushed: SMQ may have lost them
+    /// and given the offsets to other records, so what is stored there must be checked
+    /// before it is called durable.
+    in_doubt: RefCell<HashMap<TopicPartition, Vec<(i64, i64)>>>,
 }
 
 /// What every shard's SMQ backend is told at start-up.
@@ -123,6 +133,8 @@ pub struct Settings {
     pub decompressed_limit: usize,
     /// `--smq-tls-*`: how connections to SeaweedFS are made when its gRPC is TLS.
     pub tls: Option<Arc<ClientTls>>,
+    /// `--smq-acks-all`: what acks=all waits for.
+    pub acks_all: SmqAcksAll,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -137,6 +149,9 @@ impl SmqBackend {
         Self {
             bootstrap,
             decompressed_limit: settings.decompressed_limit,
+            acks_all: settings.acks_all,
+            acked_end: RefCell::default(),
+            in_doubt: RefCell::default(),
             topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
             log_files: LogFiles::new(filer.clone(), &namespace),
             in_memory_from: RefCell::default(),
@@ -424,6 +439,7 @@ impl SmqBackend {
             .await
             .map_err(|_| Error::Unavailable("publish stream dropped".into()))??;
         let next = acked.last + 1;
+        self.acked_end.borrow_mut().insert(tp.clone(), next);
         let mut high_watermarks = self.high_watermarks.borrow_mut();
         let known = high_watermarks.entry(tp.clone()).or_insert(next);
         *known = (*known).max(next);
@@ -441,13 +457,154 @@ impl SmqBackend {
         Ok(acked.first)
     }
 
+    /// Drops the partition's publish stream if it broke, and puts what it acknowledged
+    /// beyond the last offset known flushed in doubt (see `in_doubt`); the cache forgets
+    /// those batches, since SMQ may serve other records there.
+    fn doubt_broken_stream(&self, tp: &TopicPartition) {
+        let broken = self
+            .publishers
+            .borrow()
+            .get(tp)
+            .is_some_and(|p| !p.is_healthy());
+        if !broken {
+            return;
+        }
+        self.publishers.borrow_mut().remove(tp);
+        self.forget(&tp.topic);
+        let flushed_end = self.log_files.known_end(tp);
+        let acked_end = self.acked_end.borrow().get(tp).copied().unwrap_or(0);
+        if acked_end > flushed_end {
+            tracing::warn!(%tp, from = flushed_end, to = acked_end - 1,
+                "publish stream broke: records acknowledged from SeaweedMQ's memory and not yet known flushed are checked before they count as durable");
+            let mut in_doubt = self.in_doubt.borrow_mut();
+            in_doubt
+                .entry(tp.clone())
+                .or_default()
+                .push((flushed_end, acked_end - 1));
+            self.batch_cache.borrow_mut().forget_from(tp, flushed_end);
+        }
+    }
+
+    /// Whether the records stored at `base..=last` are the `batches` appended there: read
+    /// from the flushed files and compared record by record (key, value, headers,
+    /// timestamp).
+    async fn stored_as_appended(
+        &self,
+        tp: &TopicPartition,
+        partition: &proto::schema_pb::Partition,
+        base: i64,
+        batches: &[RecordBatch],
+    ) -> Result<bool> {
+        let mut appended = Vec::new();
+        let mut batch_base = base;
+        for batch in batches {
+            for mut record in decode_records(batch, self.decompressed_limit)? {
+                record.offset = batch_base + (record.offset - batch.header.base_offset);
+                appended.push(record);
+            }
+            batch_base += i64::from(batch.header.last_offset_delta) + 1;
+        }
+        let mut stored = Vec::new();
+        let mut next = base;
+        while next < batch_base {
+            let found = self.log_files.read(tp, partition, next).await?;
+            let Some(last) = found.last().map(|r| r.offset) else {
+                break;
+            };
+            stored.extend(found.into_iter().filter(|r| r.offset < batch_base));
+            next = last + 1;
+        }
+        Ok(stored == appended)
+    }
+
+    /// With `--smq-acks-all flushed`, waits until a file the broker flushed to the filer
+    /// holds offset `last`, listing the partition's files every `log_files::FLUSH_POLL`
+    /// meanwhile; NotDurableInTime past `within`. A listing that fails is tried again:
+    /// the filer may be back before the time is up.
+    pub async fn wait_durable(
+        &self,
+        tp: &TopicPartition,
+        base: i64,
+        batches: &[RecordBatch],
+        within: std::time::Duration,
+    ) -> Result<()> {
+        if self.acks_all == SmqAcksAll::Memory {
+            return Ok(());
+        }
+        let count: i64 = batches
+            .iter()
+            .map(|b| i64::from(b.header.last_offset_delta) + 1)
+            .sum();
+        let last = base + count - 1;
+        let deadline = std::time::Instant::now() + within;
+        let topic = self
+            .lookup(&tp.topic)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        let (_, partition) = leader_of(&topic.assignments, tp.partition)?;
+        let mut failure = None;
+        loop {
+            self.doubt_broken_stream(tp);
+            let flushed = match self.log_files.known_end(tp) {
+                end if end > last => Ok(end),
+                _ => self.log_files.flushed_end(tp, &partition).await,
+            };
+            match flushed {
+                Ok(end) if end > last => {
+                    return self
+                        .check_doubtful(tp, &partition, base, last, batches)
+                        .await
+                }
+                Ok(_) => {}
+                Err(error) => failure = Some(error),
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let why = failure.map_or_else(String::new, |e| format!(" (last listing: {e})"));
+                return Err(Error::NotDurableInTime(format!(
+                    "{tp}: offset {last} not flushed to the filer within {} ms{why}",
+                    within.as_millis()
+                )));
+            }
+            glommio::timer::sleep(log_files::FLUSH_POLL.min(left)).await;
+        }
+    }
+
+    /// Flushed records at `base..=last` that a broken stream had acknowledged are checked
+    /// against what was appended: `Lost` if SMQ holds other records there (logged once,
+    /// as a truncation of the partition), so that nothing lost is answered as stored.
+    async fn check_doubtful(
+        &self,
+        tp: &TopicPartition,
+        partition: &proto::schema_pb::Partition,
+        base: i64,
+        last: i64,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        let doubtful = self
+            .in_doubt
+            .borrow()
+            .get(tp)
+            .is_some_and(|ranges| ranges.iter().any(|&(from, to)| from <= last && base <= to));
+        if !doubtful
+            || self
+                .stored_as_appended(tp, partition, base, batches)
+                .await?
+        {
+            return Ok(());
+        }
+        tracing::error!(%tp, first = base, last,
+            "SeaweedMQ lost records it had acknowledged (it restarted before flushing them) and stored others at their offsets; the producer is told to send them again");
+        Err(Error::Lost(format!(
+            "{tp}: offsets {base}..={last} were lost by SeaweedMQ before it flushed them"
+        )))
+    }
+
     /// The partition's publisher, opened (in the background) if it has none or it broke.
     fn publisher(&self, tp: &TopicPartition) -> Rc<Publisher> {
+        self.doubt_broken_stream(tp);
         if let Some(publisher) = self.publishers.borrow().get(tp) {
-            if publisher.is_healthy() {
-                return publisher.clone();
-            }
-            self.forget(&tp.topic);
+            return publisher.clone();
         }
         let target = {
             // The stream's target is resolved by a task of its own; this backend outlives
