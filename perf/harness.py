@@ -1168,11 +1168,7 @@ def chart(results, path, title):
                 r = next((r for r in rows if r.label == lab and r.workload == wl), None)
                 if r is None:
                     continue
-                if metric == "cpu_us":
-                    cpu = (r.server_cpu_s or 0) + (r.smq_cpu_s or 0)
-                    v = cpu / r.records * 1e6 if r.records else None
-                else:
-                    v = getattr(r, metric)
+                v = cpu_per_record_us(r) if metric == "cpu_us" else getattr(r, metric)
                 if v:
                     xs.append(j + (i - (len(labels) - 1) / 2) * width)
                     ys.append(v)
