@@ -767,7 +767,9 @@ group.initial.rebalance.delay.ms=0
         # the same records, as many. The Go gateway reads tidegate's topics: both keep them in
         # SMQ namespace "kafka", Kafka partition i being the i-th range of SMQ's ring.
         writer = next((c for c in readers if c.key == "tidegate-smq"), readers[0])
-        readers.sort(key=lambda c: c is not writer)  # its restart makes SMQ unload the partitions
+        # The writer reads first: restarting it closes its publishers, so SMQ unloads the
+        # partitions before anyone reads them.
+        readers.sort(key=lambda c: c is not writer)
         records = a.catchup_records
         topic = self.topic(writer, "c")
         try:
@@ -786,7 +788,7 @@ group.initial.rebalance.delay.ms=0
         size, acks, comp, parts = wl
         create_topic(c.admin, topic, parts)
         props = [f"acks={acks}", f"compression.type={comp}", "linger.ms=5"]
-        before = [0] * parts
+        before = None  # each partition's end offset after the first half
         for half in (records // 2, records - records // 2):
             cmd = c.tools.producer(c.bootstrap, topic, half, size, props, c.client_config)
             run = subprocess.run(taskset(self.args.client_cpus) + cmd, capture_output=True, text=True,
@@ -798,7 +800,7 @@ group.initial.rebalance.delay.ms=0
             # Past the first half, a partition is flushed once a file's offset range reaches its
             # last record; a partition the second half did not write to has only its first file.
             wait_flushed(self.smq["FILER"], topic, {
-                p: ends[p] - 1 if before != [0] * parts and ends[p] > before[p] else None
+                p: ends[p] - 1 if before is not None and ends[p] > before[p] else None
                 for p in range(parts) if ends[p]})
             before = ends
 
