@@ -1208,7 +1208,9 @@ def parse_args(argv):
                    help="seconds, not minutes: tiny record counts, two workloads; SMQ contenders only if "
                         "SeaweedFS already runs in --smq-dir. Proves the pipeline works; numbers mean nothing")
     p.add_argument("--contenders", type=comma, default=ALL_CONTENDERS, help=f"default {','.join(ALL_CONTENDERS)}")
-    p.add_argument("--workloads", type=comma, default=ALL_WORKLOADS, help=f"default {','.join(ALL_WORKLOADS)}")
+    p.add_argument("--workloads", type=comma, default=ALL_WORKLOADS,
+                   help=f"default {','.join(ALL_WORKLOADS)}; consume reads right after producing, catchup "
+                        "(SMQ contenders) reads what SMQ flushed before the server started")
     p.add_argument("--records", type=int, help="records per produce run (default 300000; smoke 2000)")
     p.add_argument("--go-records", type=int,
                    help="records per Go gateway produce run: it does one SMQ round trip per record "
