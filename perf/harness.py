@@ -798,7 +798,7 @@ group.initial.rebalance.delay.ms=0
                 raise RuntimeError(f"the producer: {last_error(run.stdout + run.stderr)}")
             ends = end_offsets(c.bootstrap, topic, parts)
             # Past the first half, a partition is flushed once a file's offset range reaches its
-            # last record; a partition the second half did not write to has only its first file.
+            # last record; one the second half did not write to may have only its first file.
             wait_flushed(self.smq["FILER"], topic, {
                 p: ends[p] - 1 if before is not None and ends[p] > before[p] else None
                 for p in range(parts) if ends[p]})
