@@ -25,9 +25,13 @@ A/B of two builds, whose ratio column is A ÷ B.
 
 Workloads (--workloads): produce (kafka-producer-perf-test over the --sizes x --acks x
 --compression x --partitions matrix), consume (kafka-consumer-perf-test reading each topic
-back, once per size/compression/partitions: acks does not change what is stored), e2e
-(Kafka's EndToEndLatency tool), callgrind (instructions per produced record in tidegate,
-memory backend, 1 shard, under valgrind: a figure machine noise does not move).
+back right after producing it, once per size/compression/partitions: acks does not change
+what is stored; the tailing consumer), catchup (SMQ contenders: --catchup-records records
+written once, flushed by SMQ to the filer, then read from the start by every contender, each
+in a freshly started server process, so nothing but SMQ's files holds them: a consumer
+catching up on data written minutes earlier), e2e (Kafka's EndToEndLatency tool), callgrind
+(instructions per produced record in tidegate, memory backend, 1 shard, under valgrind: a
+figure machine noise does not move).
 
 Every Kafka contender is driven by the same Java tools: kafka-tools 3.9.1 by default, since
 the 4.x client cannot parse the Go gateway's ApiVersions answer (perf/RESULTS.md); with
@@ -48,6 +52,7 @@ import base64
 import csv
 import ctypes
 import datetime
+import functools
 import json
 import os
 import re
@@ -61,6 +66,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -80,7 +87,7 @@ TLS_USER, TLS_PASSWORD = "perf", "perf-secret"
 
 ALL_CONTENDERS = ["kafka", "go-gateway", "tidegate-smq", "tidegate-mem", "tidegate-mem-tls", "tidegate-mem-acl",
                   "smq-direct"]
-ALL_WORKLOADS = ["produce", "consume", "e2e", "callgrind"]
+ALL_WORKLOADS = ["produce", "consume", "catchup", "e2e", "callgrind"]
 SMQ_CONTENDERS = {"go-gateway", "tidegate-smq", "smq-direct"}
 
 PRODUCER_RE = re.compile(
@@ -117,7 +124,7 @@ class Server:
     def __init__(self, name, cmd, log_path, env=None):
         self.name, self.cmd, self.log_path = name, cmd, log_path
         self.stdout_lines = []
-        with open(log_path, "wb") as logf:
+        with open(log_path, "ab") as logf:  # a restarted server (catchup) logs on after its first life
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logf,
                                          env=dict(os.environ, NO_COLOR="1", **(env or {})),
                                          start_new_session=True, preexec_fn=_die_with_parent)
@@ -286,6 +293,64 @@ def create_topic(bootstrap, topic, partitions, timeout=60):
     futures[topic].result(timeout=timeout)
 
 
+def end_offsets(bootstrap, topic, partitions):
+    """Each partition's high-water mark (the offset its next record gets)."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"perf-offsets-{uuid.uuid4()}", "log_level": 0})
+    try:
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(partitions)]
+    finally:
+        consumer.close()
+
+
+def filer_list(filer, path):
+    """The entries of a directory in the filer (its HTTP listing), [] when there is none."""
+    req = urllib.request.Request(f"http://{filer}{path}/?limit=1000", headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp).get("Entries") or []
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+
+
+def flushed_offset_max(filer, topic):
+    """Per SMQ partition (Kafka partition order): the offset_max of each data file SMQ has
+    flushed to the filer, None for a file without one (a partition's first file)."""
+    versions = sorted(e["FullPath"] for e in filer_list(filer, f"/topics/kafka/{topic}")
+                      if e["FullPath"].rsplit("/", 1)[1].startswith("v"))
+    out = []
+    for part in sorted(e["FullPath"] for e in filer_list(filer, versions[-1])) if versions else []:
+        maxima = []
+        for e in filer_list(filer, part):
+            name = e["FullPath"].rsplit("/", 1)[1]
+            if name == "checkpoint.offset" or name.endswith(".parquet"):
+                continue
+            raw = (e.get("Extended") or {}).get("offset_max")
+            maxima.append(int.from_bytes(base64.b64decode(raw), "big") if raw else None)
+        out.append(maxima)
+    return out
+
+
+def wait_flushed(filer, topic, last_offsets, timeout=120):
+    """Waits until SMQ has flushed, for each partition p of last_offsets, a file whose offset
+    range reaches last_offsets[p] (None: any file)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        files = flushed_offset_max(filer, topic)
+
+        def flushed(p, last):
+            maxima = files[p] if p < len(files) else []
+            return bool(maxima) if last is None else any(m is not None and m >= last for m in maxima)
+        if all(flushed(p, last) for p, last in last_offsets.items()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"SMQ did not flush {topic} up to {last_offsets} within {timeout}s "
+                               f"(offset_max per file: {files})")
+        time.sleep(0.2)  # nothing to wait on but the filer's listing
+
+
 def delete_topics(bootstrap, topics):
     if not topics:
         return
@@ -313,6 +378,8 @@ class Contender:
     broker: str = ""    # SMQ broker, for smq-direct
     deletes_topics: bool = False
     expected_to_fail: bool = False  # failures are reported, not fatal (the Go gateway)
+    server: "Server" = None     # the process the harness started, if any
+    start: object = None        # starts it again and returns a new Contender (Harness.launch)
 
     @property
     def is_tidegate(self):
@@ -380,21 +447,35 @@ class Harness:
             self.notes.append(f"A/B: tidegate = {a.tidegate_bin}, tidegate B = {a.tidegate_bin_b}")
         for key in want:
             if key == "kafka":
-                self.contenders.append(self.start_kafka(tools))
+                self.contenders.append(self.launch(functools.partial(self.start_kafka, tools)))
             elif key == "go-gateway":
-                self.contenders.append(self.start_go_gateway())
+                self.contenders.append(self.launch(self.start_go_gateway))
             elif key in ("tidegate-smq", "tidegate-mem", "tidegate-mem-tls", "tidegate-mem-acl"):
                 tls = self.tls_files() if key == "tidegate-mem-tls" else None
                 acl = key == "tidegate-mem-acl"
                 for n in a.shards:
-                    self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools, tls=tls,
-                                                               acl=acl))
-                    if a.tidegate_bin_b:
-                        self.contenders.append(self.start_tidegate(n, smq=key == "tidegate-smq", tools=tools,
-                                                                   tls=tls, acl=acl, b=True))
-            elif key == "smq-direct":
+                    for b in [False, True] if a.tidegate_bin_b else [False]:
+                        self.contenders.append(self.launch(functools.partial(
+                            self.start_tidegate, n, smq=key == "tidegate-smq", tools=tools, tls=tls, acl=acl, b=b)))
+            elif key == "smq-direct":  # no server of its own: nothing to launch
                 self.contenders.append(Contender("smq-direct", "SMQ direct gRPC", "smq", broker=self.smq["BROKER"],
                                                  pids={"smq": self.smq["pid"]}))
+
+    def launch(self, start):
+        """start() starts a contender's server and returns the contender; it keeps start, so
+        restart() can do the same again."""
+        c = start()
+        c.start = start
+        return c
+
+    def restart(self, c):
+        """A fresh server process for c, started with the same command: nothing it read or wrote
+        before is cached in it. Returns the new contender, which also takes c's place in the run."""
+        c.server.stop()
+        self.servers.remove(c.server)
+        fresh = self.launch(c.start)
+        self.contenders[self.contenders.index(c)] = fresh
+        return fresh
 
     def seaweedfs(self, *cmd, env=None):
         return subprocess.run([str(REPO / "scripts" / "seaweedfs"), *cmd], capture_output=True, text=True,
@@ -483,7 +564,7 @@ group.initial.rebalance.delay.ms=0
                     raise RuntimeError(f"Kafka not ready after 120 s:\n{srv.log_tail()}")
                 time.sleep(0.3)
         return Contender("kafka", f"Kafka {version}", "kafka", bootstrap=bootstrap, tools=tools,
-                         pids={"server": srv.pid}, deletes_topics=True)
+                         pids={"server": srv.pid}, deletes_topics=True, server=srv)
 
     def start_go_gateway(self):
         a = self.args
@@ -495,7 +576,7 @@ group.initial.rebalance.delay.ms=0
         srv.wait_line(r"^go-gateway ready listen=", 60)
         # The 4.x Java client cannot parse its ApiVersions answer: always the 3.x tools.
         return Contender("go-gateway", "Go gateway", "smq", bootstrap=f"127.0.0.1:{port}", tools=client3(),
-                         pids={"server": srv.pid, "smq": self.smq["pid"]}, expected_to_fail=True)
+                         pids={"server": srv.pid, "smq": self.smq["pid"]}, expected_to_fail=True, server=srv)
 
     def tls_files(self):
         """tidegate-mem-tls's files in --out/tls, made with openssl as README.md's "Security" does:
@@ -554,7 +635,7 @@ group.initial.rebalance.delay.ms=0
         label = (f"tidegate {'smq' if smq else 'mem'}{' SASL_SSL' if tls else ''}{' ACLs' if acl else ''}"
                  f"{' B' if b else ''} ×{shards}")
         c = Contender(key, label, "smq" if smq else "mem", bootstrap=m.group(1), shards=shards, tools=tools,
-                      pids=pids, deletes_topics=not smq)
+                      pids=pids, deletes_topics=not smq, server=srv)
         if tls:
             listeners = dict(x.split("@", 1) for x in (m.group(2) or "").split(",") if "@" in x)
             c.bootstrap, c.admin_bootstrap = listeners["SECURE"], listeners["PLAIN"]
@@ -648,10 +729,12 @@ group.initial.rebalance.delay.ms=0
             res.status = f"FAILED: {sent} of {records} records acknowledged (logs/{logname})"
         return res, topic
 
-    def consume(self, c, wl, topic, records):
+    def consume(self, c, wl, topic, records, test="consume"):
+        """ConsumerPerformance reading topic from the start in a new group; test names the row."""
         size, acks, comp, parts = wl
-        res = Result("consume", wl_name(wl, acks=False), c.key, c.label, c.shards, size, "", comp, parts, records,
+        res = Result(test, wl_name(wl, acks=False), c.key, c.label, c.shards, size, "", comp, parts, records,
                      client=c.tools.version)
+        self.seq += 1  # catchup: several contenders read one topic, each in a group of its own
         group = f"perf-{os.getpid()}-{self.seq}"
         cmd = c.tools.consumer(c.bootstrap, topic, records, group, timeout_ms=15000, config=c.client_config)
         stdout, logname = self.measured(c, res, cmd, timeout=120 + records // 500)
@@ -670,6 +753,56 @@ group.initial.rebalance.delay.ms=0
         if got != records and res.status == "ok":
             res.status = f"FAILED: {got} of {records} records consumed (logs/{logname})"
         return res
+
+    def catchup(self, wl):
+        """Catch-up consume: --catchup-records records written once, flushed by SMQ, then read
+        from the start by each SMQ contender in a freshly started server process."""
+        a = self.args
+        size, acks, comp, parts = wl
+        readers = [c for c in self.contenders if c.family == "smq" and c.key != "smq-direct"]
+        if not readers:
+            return []
+        # One topic for every reader, written through tidegate (the Go gateway does one SMQ
+        # round trip per record: --catchup-records through it would take minutes), so all read
+        # the same records, as many. The Go gateway reads tidegate's topics: both keep them in
+        # SMQ namespace "kafka", Kafka partition i being the i-th range of SMQ's ring.
+        writer = next((c for c in readers if c.key == "tidegate-smq"), readers[0])
+        # The writer reads first: restarting it closes its publishers, so SMQ unloads the
+        # partitions before anyone reads them.
+        readers.sort(key=lambda c: c is not writer)
+        records = a.catchup_records
+        topic = self.topic(writer, "c")
+        try:
+            self.write_flushed(writer, topic, wl, records)
+        except Exception as e:
+            return [Result("catchup", wl_name(wl, acks=False), c.key, c.label, c.shards, size, "", comp, parts,
+                           records, client=c.tools.version, status=f"FAILED: writing the topic: {e}")
+                    for c in readers]
+        return [self.consume(self.restart(c), wl, topic, records, test="catchup") for c in readers]
+
+    def write_flushed(self, c, topic, wl, records):
+        """Writes records into a new topic through c and waits until SMQ has flushed them all to
+        the filer. In two halves, the second written once the first is flushed: a partition's
+        first file carries no offset range, and SMQ reloads a partition whose data all sits in it
+        as empty (proto/README.md, "Partition unloading")."""
+        size, acks, comp, parts = wl
+        create_topic(c.admin, topic, parts)
+        props = [f"acks={acks}", f"compression.type={comp}", "linger.ms=5"]
+        before = None  # each partition's end offset after the first half
+        for half in (records // 2, records - records // 2):
+            cmd = c.tools.producer(c.bootstrap, topic, half, size, props, c.client_config)
+            run = subprocess.run(taskset(self.args.client_cpus) + cmd, capture_output=True, text=True,
+                                 timeout=120 + half // 500)
+            sent = [int(m.group(1)) for m in PRODUCER_RE.finditer(run.stdout)]
+            if sent[-1:] != [half]:
+                raise RuntimeError(f"the producer: {last_error(run.stdout + run.stderr)}")
+            ends = end_offsets(c.bootstrap, topic, parts)
+            # Past the first half, a partition is flushed once a file's offset range reaches its
+            # last record; one the second half did not write to may have only its first file.
+            wait_flushed(self.smq["FILER"], topic, {
+                p: ends[p] - 1 if before is not None and ends[p] > before[p] else None
+                for p in range(parts) if ends[p]})
+            before = ends
 
     def e2e(self, c):
         a = self.args
@@ -755,14 +888,18 @@ group.initial.rebalance.delay.ms=0
             f"{res.extra.get('ir_per_record', 0):,.0f} Ir/record" if res.test == "callgrind" else "")
             + ("" if res.status == "ok" else f"  {res.status}"))
 
+    def kafka_speaking(self):
+        """The contenders Kafka clients talk to (as they are now: catchup restarts some)."""
+        return [c for c in self.contenders if c.key != "smq-direct"]
+
     def run(self):
         a = self.args
-        kafka_cs = [c for c in self.contenders if c.key != "smq-direct"]
         direct_done = set()
-        if "produce" in a.workloads or "consume" in a.workloads:
-            for wl in workloads(a):
-                size, acks, comp, parts = wl
-                consume_here = "consume" in a.workloads and acks == a.acks[0]
+        for wl in workloads(a) if {"produce", "consume", "catchup"} & set(a.workloads) else []:
+            size, acks, comp, parts = wl
+            # Reads do not depend on acks: the consumers run once, with the first.
+            consume_here = "consume" in a.workloads and acks == a.acks[0]
+            if "produce" in a.workloads or consume_here:
                 topics = {}
                 for c in self.contenders:
                     if c.key == "smq-direct":
@@ -775,14 +912,17 @@ group.initial.rebalance.delay.ms=0
                     if res.status == "ok" and topic:
                         topics[c.label] = (topic, res.records)
                 if consume_here:
-                    for c in kafka_cs:
+                    for c in self.kafka_speaking():
                         if c.label in topics:
                             self.add(self.consume(c, wl, *topics[c.label]))
-                for c in kafka_cs:
+                for c in self.kafka_speaking():
                     if c.deletes_topics and c.label in topics:
                         delete_topics(c.admin, [topics[c.label][0]])
+            if "catchup" in a.workloads and acks == a.acks[0]:  # next to the tailing consumer's rows
+                for res in self.catchup(wl):
+                    self.add(res)
         if "e2e" in a.workloads:
-            for c in kafka_cs:
+            for c in self.kafka_speaking():
                 self.add(self.e2e(c))
         if "callgrind" in a.workloads:
             self.add(self.callgrind())
@@ -872,11 +1012,13 @@ def ratios(results):
     return out
 
 
-def cpu_per_record_us(r):
-    """Server plus SMQ CPU per record, µs: what the run cost the machine's server side."""
-    if r.server_cpu_s is None and r.smq_cpu_s is None or not r.records or r.status != "ok":
+def cpu_per_record_us(r, roles=("server", "smq")):
+    """CPU per record, µs, of the processes in roles: by default server plus SMQ, what the run
+    cost the machine's server side; ("smq",) what it cost SMQ alone."""
+    cpu = [getattr(r, f"{role}_cpu_s") for role in roles]
+    if all(x is None for x in cpu) or not r.records or r.status != "ok":
         return None
-    return ((r.server_cpu_s or 0) + (r.smq_cpu_s or 0)) / r.records * 1e6
+    return sum(x or 0 for x in cpu) / r.records * 1e6
 
 
 def table(results, shards):
@@ -884,7 +1026,7 @@ def table(results, shards):
     rat = ratios(results)
     notes = []
     head = ["test", "workload", "contender", "records/s", "MB/s", "avg ms", "p50 ms", "p99 ms", "p99.9 ms",
-            "server CPU s", "SMQ CPU s", "µs CPU/rec", "server peak RSS MB", "SMQ peak RSS MB", "client CPU s",
+            "server CPU s", "SMQ CPU s", "µs CPU/rec", "SMQ µs/rec", "server peak RSS MB", "SMQ peak RSS MB", "client CPU s",
             f"tidegate ÷ this ({' / '.join(f'×{s}' for s in shards)})"]
     rows = []
     for r in results:
@@ -896,12 +1038,13 @@ def table(results, shards):
                      fmt(r.p99_ms, 0 if r.p99_ms is None or r.p99_ms >= 10 else 2),
                      fmt(r.p999_ms, 0 if r.p999_ms is None or r.p999_ms >= 10 else 2),
                      fmt(r.server_cpu_s, 2), fmt(r.smq_cpu_s, 2), fmt(cpu_per_record_us(r), 1),
+                     fmt(cpu_per_record_us(r, roles=("smq",)), 2),
                      fmt(r.server_rss_mb), fmt(r.smq_rss_mb),
                      fmt(r.client_cpu_s, 2), rat.get(id(r), "")])
         if r.status != "ok":
             notes.append(f"({len(notes) + 1}) {r.test} {r.workload}, {r.label}: {r.status}")
             rows[-1][3] = f"FAILED ({len(notes)})"
-            rows[-1][4:15] = ["" for _ in range(11)]
+            rows[-1][4:-1] = ["" for _ in head[4:-1]]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     right = set(range(3, len(head)))
 
@@ -957,6 +1100,37 @@ def targets(results):
             lines += [f"    {d}" for d in detail]
         else:
             lines.append(f"target: {what}: not measured (needs {key} and {other})")
+    return lines + catchup_targets(results)
+
+
+def catchup_targets(results):
+    """Issue 15's catch-up targets, per catchup workload and shard count of tidegate-smq."""
+    rows = [r for r in results if r.test == "catchup" and r.status == "ok" and r.records_s]
+    tidegate = [r for r in rows if r.contender == "tidegate-smq"]
+    checks = {"catch-up consume ≥ 100,000 records/s of 1 KB": [], "catch-up consume ≥ 2.5× the Go gateway": [],
+              "catch-up SMQ CPU per record read ≤ 3 µs": []}
+    for t in tidegate:
+        at = f"{t.workload} ×{t.shards}"
+        if t.size == 1024:
+            checks["catch-up consume ≥ 100,000 records/s of 1 KB"].append(
+                (f"{at}: {t.records_s:,.0f} records/s", t.records_s >= 100_000))
+        go = next((r for r in rows if r.contender == "go-gateway" and r.workload == t.workload), None)
+        if go is not None:
+            ratio = t.records_s / go.records_s
+            checks["catch-up consume ≥ 2.5× the Go gateway"].append(
+                (f"{at}: {ratio:.1f}× ({t.records_s:,.0f} vs {go.records_s:,.0f} records/s, {t.records:,} records "
+                 f"each)", ratio >= 2.5))
+        smq_us = cpu_per_record_us(t, roles=("smq",))
+        if smq_us is not None:
+            checks["catch-up SMQ CPU per record read ≤ 3 µs"].append((f"{at}: {smq_us:.2f} µs", smq_us <= 3))
+    lines = []
+    for what, found in checks.items():
+        if not found:
+            lines.append(f"target: {what}: not measured (needs the catchup workload of tidegate-smq"
+                         + (" and go-gateway)" if "Go gateway" in what else ")"))
+            continue
+        lines.append(f"target: {what}: met in {sum(good for _, good in found)} of {len(found)} runs")
+        lines += [f"    {detail}" + ("" if good else " ✗") for detail, good in found]
     return lines
 
 
@@ -980,8 +1154,10 @@ def chart(results, path, title):
     panels = [("produce", "records_s", "produce: records/s (log)", True),
               ("produce", "p99_ms", "produce: p99 latency ms (log)", True),
               ("consume", "records_s", "consume (fetch phase): records/s (log)", True),
+              ("catchup", "records_s", "catch-up consume of flushed data, fresh server (fetch phase): records/s (log)",
+               True),
               ("produce", "cpu_us", "produce: server + SMQ CPU µs per record (log)", True)]
-    labels = list(dict.fromkeys(r.label for r in results if r.test in ("produce", "consume")))
+    labels = list(dict.fromkeys(r.label for r in results if r.test in ("produce", "consume", "catchup")))
     fig, axes = plt.subplots(len(panels), 1, figsize=(16, 4.2 * len(panels)))
     cmap = plt.get_cmap("tab10")
     for ax, (test, metric, name, logy) in zip(axes, panels):
@@ -994,11 +1170,7 @@ def chart(results, path, title):
                 r = next((r for r in rows if r.label == lab and r.workload == wl), None)
                 if r is None:
                     continue
-                if metric == "cpu_us":
-                    cpu = (r.server_cpu_s or 0) + (r.smq_cpu_s or 0)
-                    v = cpu / r.records * 1e6 if r.records else None
-                else:
-                    v = getattr(r, metric)
+                v = cpu_per_record_us(r) if metric == "cpu_us" else getattr(r, metric)
                 if v:
                     xs.append(j + (i - (len(labels) - 1) / 2) * width)
                     ys.append(v)
@@ -1036,11 +1208,16 @@ def parse_args(argv):
                    help="seconds, not minutes: tiny record counts, two workloads; SMQ contenders only if "
                         "SeaweedFS already runs in --smq-dir. Proves the pipeline works; numbers mean nothing")
     p.add_argument("--contenders", type=comma, default=ALL_CONTENDERS, help=f"default {','.join(ALL_CONTENDERS)}")
-    p.add_argument("--workloads", type=comma, default=ALL_WORKLOADS, help=f"default {','.join(ALL_WORKLOADS)}")
+    p.add_argument("--workloads", type=comma, default=ALL_WORKLOADS,
+                   help=f"default {','.join(ALL_WORKLOADS)}; consume reads right after producing, catchup "
+                        "(SMQ contenders) reads what SMQ flushed before the server started")
     p.add_argument("--records", type=int, help="records per produce run (default 300000; smoke 2000)")
     p.add_argument("--go-records", type=int,
                    help="records per Go gateway produce run: it does one SMQ round trip per record "
                         "(default 20000; smoke 500); records/s stay comparable")
+    p.add_argument("--catchup-records", type=int,
+                   help="records every SMQ contender reads in the catchup workload, the Go gateway too "
+                        "(default 200000; smoke 2000)")
     p.add_argument("--sizes", type=lambda s: [int(x) for x in comma(s)], help="record sizes, bytes (default 100,1024)")
     p.add_argument("--acks", type=comma, help="producer acks (default 1,all)")
     p.add_argument("--compression", type=comma, help="compression.type values (default none,lz4)")
@@ -1076,6 +1253,7 @@ def parse_args(argv):
     smoke = a.smoke
     a.records = a.records or (2000 if smoke else 300_000)
     a.go_records = a.go_records or (500 if smoke else 20_000)
+    a.catchup_records = a.catchup_records or (2000 if smoke else 200_000)
     a.e2e_records = a.e2e_records or (50 if smoke else 2000)
     a.callgrind_records = a.callgrind_records or (2000 if smoke else 20_000)
     a.sizes = a.sizes or ([1024] if smoke else [100, 1024])
@@ -1120,6 +1298,8 @@ def render(meta, results, notes, shards):
         "records/s, MB/s, latencies: as kafka-producer-perf-test / kafka-consumer-perf-test (fetch phase, after the",
         "group join) / EndToEndLatency print them (EndToEndLatency: whole ms); Java tools 3.9.1 unless [4.4.0];",
         "µs CPU/rec = (server CPU + SMQ CPU) / records, the server side's cost whatever bounds the rate;",
+        "SMQ µs/rec = SMQ CPU / records. consume reads right after producing (a tailing consumer); catchup reads",
+        "records SMQ flushed before the server process started, the same topic and count for every contender;",
         "SMQ direct gRPC: tools/cmd/smq-publish, one pipelined stream per partition, <= 32 MiB in flight per stream.",
         "server = the Kafka JVM / the gateway process; SMQ = the `weed server` process (master, volume, filer,",
         "broker); CPU s over the run; peak RSS = VmHWM, reset before each run. tidegate ÷ this: records/s ratio",
