@@ -198,11 +198,12 @@ pub struct Config {
     #[arg(long)]
     pub smq_filer: Option<String>,
 
-    /// What a producer's acks=all waits for on SeaweedMQ: `flushed`, until the broker has
-    /// written the records to the filer (they then survive the loss of the `weed` process;
-    /// up to its -mq.broker.logFlushInterval later), or `memory`, only the broker's
-    /// acknowledgement from memory, as acks=1 (lost if `weed` dies before its next flush).
-    #[arg(long, value_enum, default_value_t = SmqAcksAll::Flushed)]
+    /// What a producer's acks=all waits for on SeaweedMQ: `memory`, the broker's
+    /// acknowledgement from memory, as acks=1 (lost if `weed` dies before its next flush),
+    /// or `flushed`, until the broker has written the records to the filer (they then
+    /// survive the loss of the `weed` process; up to its -mq.broker.logFlushInterval
+    /// later, which caps each producer connection at five requests per interval).
+    #[arg(long, value_enum, default_value_t = SmqAcksAll::Memory)]
     pub smq_acks_all: SmqAcksAll,
 
     /// SeaweedMQ namespace of Kafka topics (SeaweedFS's own Kafka gateway uses "kafka").

@@ -261,12 +261,15 @@ impl ProducerStates {
         before - self.producers.len()
     }
 
-    /// The batches were stored, but the backend lost them: forget them, so a retry is
-    /// appended again.
+    /// The batches were stored, but the backend lost them: forget them and the producer's
+    /// later batches there (lost with them, or out of sequence without them), so its
+    /// retries are appended again, in sequence.
     pub fn lost(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
         for header in headers {
             if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
-                entry.batches.retain(|b| !b.is(header));
+                if let Some(at) = entry.batches.iter().position(|b| b.is(header)) {
+                    entry.batches.truncate(at);
+                }
             }
         }
     }

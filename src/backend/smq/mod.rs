@@ -121,7 +121,7 @@ pub struct SmqBackend {
     /// publish stream that broke before they were known flushed: SMQ may have lost them
     /// and given the offsets to other records, so what is stored there must be checked
     /// before it is called durable.
-    in_doubt: RefCell<HashMap<TopicPartition, Vec<(i64, i64)>>>,
+    in_doubt: RefCell<HashMap<TopicPartition, Vec<Doubt>>>,
 }
 
 /// What every shard's SMQ backend is told at start-up.
@@ -477,10 +477,10 @@ impl SmqBackend {
             tracing::warn!(%tp, from = flushed_end, to = acked_end - 1,
                 "publish stream broke: records acknowledged from SeaweedMQ's memory and not yet known flushed are checked before they count as durable");
             let mut in_doubt = self.in_doubt.borrow_mut();
-            in_doubt
-                .entry(tp.clone())
-                .or_default()
-                .push((flushed_end, acked_end - 1));
+            in_doubt.entry(tp.clone()).or_default().push(Doubt {
+                first: flushed_end,
+                last: acked_end - 1,
+            });
             self.batch_cache.borrow_mut().forget_from(tp, flushed_end);
         }
     }
@@ -542,7 +542,7 @@ impl SmqBackend {
             .await?
             .ok_or(Error::UnknownTopicOrPartition)?;
         let (_, partition) = leader_of(&topic.assignments, tp.partition)?;
-        let mut failure = None;
+        let mut failure;
         loop {
             self.doubt_broken_stream(tp);
             let flushed = match self.log_files.known_end(tp) {
@@ -555,8 +555,17 @@ impl SmqBackend {
                         .check_doubtful(tp, &partition, base, last, batches)
                         .await
                 }
-                Ok(_) => {}
+                Ok(_) => failure = None,
                 Err(error) => failure = Some(error),
+            }
+            if failure.is_none() && self.doubt(tp, base, last).is_some() {
+                // Not in the files: if the broker, answering again, does not hold them in
+                // memory either (its mark is at or below `last`), it restarted without
+                // them. A broker that lived on through the broken stream holds them.
+                let held = self.broker_high_watermark(tp).await;
+                if held.is_ok_and(|end| end <= last) {
+                    return Err(self.lost(tp, base, last, "neither flushed nor in memory"));
+                }
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -581,23 +590,53 @@ impl SmqBackend {
         last: i64,
         batches: &[RecordBatch],
     ) -> Result<()> {
-        let doubtful = self
-            .in_doubt
-            .borrow()
-            .get(tp)
-            .is_some_and(|ranges| ranges.iter().any(|&(from, to)| from <= last && base <= to));
-        if !doubtful
+        if self.doubt(tp, base, last).is_none()
             || self
                 .stored_as_appended(tp, partition, base, batches)
                 .await?
         {
             return Ok(());
         }
-        tracing::error!(%tp, first = base, last,
-            "SeaweedMQ lost records it had acknowledged (it restarted before flushing them) and stored others at their offsets; the producer is told to send them again");
-        Err(Error::Lost(format!(
-            "{tp}: offsets {base}..={last} were lost by SeaweedMQ before it flushed them"
-        )))
+        Err(self.lost(tp, base, last, "stored others at their offsets"))
+    }
+
+    /// The offset after the last record the partition's broker holds (flushed or in
+    /// memory), as FetchMessage says it.
+    async fn broker_high_watermark(&self, tp: &TopicPartition) -> Result<i64> {
+        let (mut client, topic, partition) = self.target(tp).await?;
+        let request = FetchMessageRequest {
+            topic: Some(topic),
+            partition: Some(partition),
+            start_offset: i64::MAX,
+            max_messages: 1,
+            ..Default::default()
+        };
+        let response = client
+            .fetch_message(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        match response.error_code {
+            0 => Ok(response.high_water_mark),
+            _ => Err(Error::Unavailable(response.error)),
+        }
+    }
+
+    /// The doubt over offsets `first..=last` of the partition, if any.
+    fn doubt(&self, tp: &TopicPartition, first: i64, last: i64) -> Option<Doubt> {
+        let in_doubt = self.in_doubt.borrow();
+        let doubts = in_doubt.get(tp)?;
+        doubts.iter().find(|d| d.overlaps(first, last)).copied()
+    }
+
+    /// Logs the loss of offsets `first..=last` (an error: a truncation of the partition
+    /// by SMQ) and says so to the producer, which sends them again.
+    fn lost(&self, tp: &TopicPartition, first: i64, last: i64, how: &str) -> Error {
+        tracing::error!(%tp, first, last, how,
+            "SeaweedMQ lost records it had acknowledged (it stopped before flushing them); the producer is told to send them again");
+        Error::Lost(format!(
+            "{tp}: offsets {first}..={last} were lost by SeaweedMQ before it flushed them"
+        ))
     }
 
     /// The partition's publisher, opened (in the background) if it has none or it broke.
@@ -990,6 +1029,19 @@ fn leader_of(
         .ok_or(Error::UnknownTopicOrPartition)?;
     let range = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
     Ok((&assignment.leader_broker, range))
+}
+
+/// Offsets a broken publish stream had acknowledged from the broker's memory.
+#[derive(Debug, Clone, Copy)]
+struct Doubt {
+    first: i64,
+    last: i64,
+}
+
+impl Doubt {
+    fn overlaps(&self, first: i64, last: i64) -> bool {
+        self.first <= last && first <= self.last
+    }
 }
 
 /// The records split into runs of about `FETCHED_BATCH_BYTES` each, one batch apiece.
