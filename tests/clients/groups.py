@@ -278,6 +278,19 @@ def relaunch_tidegate(request, tg, log_path, between=None, timeout=30):
     return tg
 
 
+def produce_steadily(producer, topic, records, partitions, on_delivery, pause, flush_timeout):
+    """record-0 … record-(records-1), round robin over the partitions, with a pause every
+    100 records: a steady stream lasting a few seconds, so that a fault injected meanwhile
+    lands mid-run; then waits for every delivery report."""
+    for i in range(records):
+        producer.produce(topic, value=f"record-{i}".encode(), partition=i % partitions,
+                         on_delivery=on_delivery)
+        producer.poll(0)
+        if i % 100 == 0:
+            time.sleep(pause)
+    producer.flush(flush_timeout)
+
+
 def seaweedfs_dir(seaweedfs) -> Path:
     """The directory `scripts/seaweedfs start` ran in for this SeaweedFS: its own attribute if
     the harness records it, else the -dir of the weed process serving its broker port."""

@@ -5,13 +5,12 @@ acknowledged for, so no offset was used twice."""
 import os
 import signal
 import threading
-import time
 from collections import Counter
 
 import pytest
 from confluent_kafka import Producer
 
-from groups import seaweedfs_ports, wait_flushed
+from groups import produce_steadily, seaweedfs_ports, wait_flushed
 from harness import create_topic, free_port_pair, read_from_start, start_tidegate, stop, unique_topic
 
 PARTITIONS = 4
@@ -56,13 +55,7 @@ def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path, lead_in):
                          "linger.ms": 5})
 
     def produce_all():
-        for i in range(RECORDS):
-            producer.produce(topic, value=f"record-{i}".encode(), partition=i % PARTITIONS,
-                             on_delivery=delivered)
-            producer.poll(0)
-            if i % 100 == 0:
-                time.sleep(0.02)  # a steady stream for a few seconds, so the restart lands mid-run
-        producer.flush(120)
+        produce_steadily(producer, topic, RECORDS, PARTITIONS, delivered, pause=0.02, flush_timeout=120)
 
     if lead_in:
         for i in range(LEAD_IN):

@@ -15,7 +15,7 @@ from collections import Counter
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from groups import restart_seaweedfs, seaweedfs_dir
+from groups import produce_steadily, restart_seaweedfs, seaweedfs_dir
 from harness import create_topic, start_tidegate, stop, unique_topic
 
 PARTITIONS = 4
@@ -88,13 +88,7 @@ def test_acked_records_survive_weed_sigkill(seaweedfs, tmp_path):
         "message.timeout.ms": 240_000, "error_cb": client_errors.append})
 
     def produce_all():
-        for i in range(RECORDS):
-            producer.produce(topic, value=f"record-{i}".encode(), partition=i % PARTITIONS,
-                             on_delivery=delivered)
-            producer.poll(0)
-            if i % 100 == 0:
-                time.sleep(0.05)  # a steady stream for a few seconds, so the kill lands mid-run
-        producer.flush(240)
+        produce_steadily(producer, topic, RECORDS, PARTITIONS, delivered, pause=0.05, flush_timeout=240)
 
     producing = threading.Thread(target=produce_all)
     try:
