@@ -101,7 +101,7 @@ impl Shard {
         snapshot.memory_used = self.memory.used();
         snapshot.memory_limit = self.memory.capacity();
         snapshot.reading_paused = self.memory.waited();
-        snapshot.smq_reads = self.partitions.smq_reads();
+        snapshot.smq_counts = self.partitions.smq_counts();
         snapshot.groups = self.groups.group_counts();
         snapshot.committed = self.groups.committed_offsets();
         snapshot

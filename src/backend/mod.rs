@@ -386,10 +386,10 @@ impl PartitionLog {
 
     /// Where reads were answered from; `None` on the memory backend (it serves every read
     /// from memory).
-    pub fn smq_reads(&self) -> Option<crate::metrics::SmqReads> {
+    pub fn smq_counts(&self) -> Option<crate::metrics::SmqCounts> {
         match self {
             Self::Memory(_) => None,
-            Self::Smq(b) => Some(b.reads()),
+            Self::Smq(b) => Some(b.counts()),
         }
     }
 

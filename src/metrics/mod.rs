@@ -88,8 +88,8 @@ pub struct Snapshot {
     pub memory_limit: usize,
     /// Time the shard's connections waited for budget before reading, summed.
     pub reading_paused: Duration,
-    /// Where the SMQ backend's reads were answered from (`None`: the memory backend).
-    pub smq_reads: Option<SmqReads>,
+    /// What the SMQ backend counts (`None`: the memory backend).
+    pub smq_counts: Option<SmqCounts>,
     /// By topic, sorted, `labels::OTHER` last.
     pub topics: Vec<(String, TopicCounts)>,
     /// The shard's gRPC calls to SeaweedFS, by RPC.
@@ -102,15 +102,19 @@ pub struct Snapshot {
     pub lag: Vec<Lag>,
 }
 
-/// Where the SMQ backend answered reads from, counted since start.
+/// What the SMQ backend counts since start: where it answered reads from, and the
+/// truncations it found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SmqReads {
+pub struct SmqCounts {
     /// From the shard's cache of recent batches.
     pub cache_hits: u64,
     /// Not from the cache: from the broker or the files.
     pub cache_misses: u64,
     /// Of the misses, those answered from the log files SMQ flushed to the filer.
     pub from_files: u64,
+    /// Acknowledged offset ranges SMQ was found to have lost (it stopped before flushing
+    /// them): truncations of the partition's log.
+    pub truncations: u64,
 }
 
 fn add(cell: &Cell<u64>, n: u64) {

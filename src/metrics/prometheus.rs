@@ -116,7 +116,7 @@ pub fn render(shards: &[Snapshot]) -> String {
         let paused = shard.reading_paused.as_secs_f64();
         let _ = writeln!(out, "{name}{{shard=\"{}\"}} {paused}", shard.shard);
     }
-    if shards.iter().any(|s| s.smq_reads.is_some()) {
+    if shards.iter().any(|s| s.smq_counts.is_some()) {
         let name = "tidegate_batch_cache_reads_total";
         family(
             &mut out,
@@ -126,7 +126,7 @@ pub fn render(shards: &[Snapshot]) -> String {
              sent to the broker (miss)",
         );
         for shard in shards {
-            if let Some(reads) = shard.smq_reads {
+            if let Some(reads) = shard.smq_counts {
                 for (result, count) in [("hit", reads.cache_hits), ("miss", reads.cache_misses)] {
                     let labels = format!("shard=\"{}\",result=\"{result}\"", shard.shard);
                     let _ = writeln!(out, "{name}{{{labels}}} {count}");
@@ -142,12 +142,27 @@ pub fn render(shards: &[Snapshot]) -> String {
              the filer rather than by the broker",
         );
         for shard in shards {
-            if let Some(reads) = shard.smq_reads {
+            if let Some(reads) = shard.smq_counts {
                 let _ = writeln!(
                     out,
                     "{name}{{shard=\"{}\"}} {}",
                     shard.shard, reads.from_files
                 );
+            }
+        }
+        let name = "tidegate_truncations_detected_total";
+        family(
+            &mut out,
+            name,
+            "counter",
+            "SeaweedMQ: acknowledged offset ranges the broker was found to have lost (it \
+             stopped before flushing them), each logged as an error; their producers were told \
+             to send them again",
+        );
+        for shard in shards {
+            if let Some(counts) = shard.smq_counts {
+                let truncations = counts.truncations;
+                let _ = writeln!(out, "{name}{{shard=\"{}\"}} {truncations}", shard.shard);
             }
         }
     }
@@ -390,7 +405,7 @@ fn api_name(key: i16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{Lag, ShardMetrics, SmqReads};
+    use crate::metrics::{Lag, ShardMetrics, SmqCounts};
     use std::time::Duration;
 
     #[test]
@@ -402,10 +417,11 @@ mod tests {
         let mut busy = ShardMetrics::default().snapshot(1);
         busy.memory_used = 4096;
         busy.reading_paused = Duration::from_millis(1500);
-        busy.smq_reads = Some(SmqReads {
+        busy.smq_counts = Some(SmqCounts {
             cache_hits: 7,
             cache_misses: 2,
             from_files: 1,
+            truncations: 3,
         });
         let text = render(&[metrics.snapshot(0), busy]);
         for line in [
@@ -423,6 +439,7 @@ mod tests {
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"hit\"} 7",
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"miss\"} 2",
             "tidegate_flushed_file_reads_total{shard=\"1\"} 1",
+            "tidegate_truncations_detected_total{shard=\"1\"} 3",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

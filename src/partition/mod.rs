@@ -200,8 +200,8 @@ impl Partitions {
     }
 
     /// Reads the backend answered from its batch cache, and not (`None`: it has none).
-    pub fn smq_reads(&self) -> Option<crate::metrics::SmqReads> {
-        self.log.smq_reads()
+    pub fn smq_counts(&self) -> Option<crate::metrics::SmqCounts> {
+        self.log.smq_counts()
     }
 
     /// The idempotent producers each partition knows.

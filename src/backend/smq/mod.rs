@@ -46,8 +46,9 @@ use hashbrown::HashMap;
 use log_files::LogFiles;
 use producers::ProducerStore;
 use proto::messaging_pb::{
-    BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FindBrokerLeaderRequest,
-    GetPartitionRangeInfoRequest, ListTopicsRequest, LookupTopicBrokersRequest,
+    BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FetchMessageResponse,
+    FindBrokerLeaderRequest, GetPartitionRangeInfoRequest, ListTopicsRequest,
+    LookupTopicBrokersRequest,
 };
 use proto::schema_pb::Topic;
 use publisher::{Publisher, Target};
@@ -99,6 +100,8 @@ pub struct SmqBackend {
     batch_cache_hits: Cell<u64>,
     batch_cache_misses: Cell<u64>,
     reads_from_files: Cell<u64>,
+    /// Acknowledged offset ranges found lost (`lost`).
+    truncations: Cell<u64>,
     timestamps: RefCell<TimestampIndex>,
     /// Kafka topic configs, in the filer.
     topic_configs: TopicConfigStore,
@@ -168,6 +171,7 @@ impl SmqBackend {
             batch_cache_hits: Cell::new(0),
             batch_cache_misses: Cell::new(0),
             reads_from_files: Cell::new(0),
+            truncations: Cell::new(0),
             timestamps: RefCell::new(TimestampIndex::new(TIMESTAMP_POINTS)),
         }
     }
@@ -410,12 +414,13 @@ impl SmqBackend {
         Ok(topics)
     }
 
-    /// Where reads were answered from.
-    pub fn reads(&self) -> crate::metrics::SmqReads {
-        crate::metrics::SmqReads {
+    /// Where reads were answered from, and the truncations found.
+    pub fn counts(&self) -> crate::metrics::SmqCounts {
+        crate::metrics::SmqCounts {
             cache_hits: self.batch_cache_hits.get(),
             cache_misses: self.batch_cache_misses.get(),
             from_files: self.reads_from_files.get(),
+            truncations: self.truncations.get(),
         }
     }
 
@@ -603,19 +608,8 @@ impl SmqBackend {
     /// The offset after the last record the partition's broker holds (flushed or in
     /// memory), as FetchMessage says it.
     async fn broker_high_watermark(&self, tp: &TopicPartition) -> Result<i64> {
-        let (mut client, topic, partition) = self.target(tp).await?;
-        let request = FetchMessageRequest {
-            topic: Some(topic),
-            partition: Some(partition),
-            start_offset: i64::MAX,
-            max_messages: 1,
-            ..Default::default()
-        };
-        let response = client
-            .fetch_message(request)
-            .await
-            .map_err(unavailable)?
-            .into_inner();
+        let target = self.target(tp).await?;
+        let response = fetch_message(target, i64::MAX, 1, 1).await?;
         match response.error_code {
             0 => Ok(response.high_water_mark),
             _ => Err(Error::Unavailable(response.error)),
@@ -632,6 +626,7 @@ impl SmqBackend {
     /// Logs the loss of offsets `first..=last` (an error: a truncation of the partition
     /// by SMQ) and says so to the producer, which sends them again.
     fn lost(&self, tp: &TopicPartition, first: i64, last: i64, how: &str) -> Error {
+        self.truncations.set(self.truncations.get() + 1);
         tracing::error!(%tp, first, last, how,
             "SeaweedMQ lost records it had acknowledged (it stopped before flushing them); the producer is told to send them again");
         Error::Lost(format!(
@@ -752,7 +747,7 @@ impl SmqBackend {
         offset: i64,
         max_bytes: usize,
     ) -> Result<(Vec<Record>, i64)> {
-        let (mut client, topic, partition) = self.target(tp).await?;
+        let (client, topic, partition) = self.target(tp).await?;
         if let Err(error) = self.log_files.list_once(tp, &partition).await {
             self.warn_log_files(tp, offset, &error);
         }
@@ -763,19 +758,8 @@ impl SmqBackend {
                 return Ok(found);
             }
         }
-        let request = FetchMessageRequest {
-            topic: Some(topic),
-            partition: Some(partition),
-            start_offset: offset,
-            max_bytes: max_bytes.min(i32::MAX as usize) as i32,
-            max_messages: MAX_FETCH_MESSAGES,
-            ..Default::default()
-        };
-        let response = client
-            .fetch_message(request)
-            .await
-            .map_err(unavailable)?
-            .into_inner();
+        let target = (client, topic, partition);
+        let response = fetch_message(target, offset, max_bytes, MAX_FETCH_MESSAGES).await?;
         if response.error_code == 1 {
             // Not the leader (or not loaded there): look the assignments up again.
             self.forget(&tp.topic);
@@ -966,6 +950,26 @@ impl SmqLookup {
         let client = live_client(&self.clients, leader, self.tls.as_deref()).await?;
         Ok((client, topic, partition))
     }
+}
+
+/// One FetchMessage to the partition's leader: up to `max_messages` records from
+/// `start_offset`, about `max_bytes` of them (proto/README.md, "FetchMessage").
+async fn fetch_message(
+    (mut client, topic, partition): Target,
+    start_offset: i64,
+    max_bytes: usize,
+    max_messages: i32,
+) -> Result<FetchMessageResponse> {
+    let request = FetchMessageRequest {
+        topic: Some(topic),
+        partition: Some(partition),
+        start_offset,
+        max_bytes: max_bytes.min(i32::MAX as usize) as i32,
+        max_messages,
+        ..Default::default()
+    };
+    let response = client.fetch_message(request).await.map_err(unavailable)?;
+    Ok(response.into_inner())
 }
 
 /// A connection to a broker that is ready for control-plane calls. A restarted SeaweedFS
