@@ -124,14 +124,11 @@ impl LogFiles {
                     log.files[index].chunks.clone(),
                 )
             };
-            let records = self.read_file(&directory, &name, &chunks).await?;
+            let records = self.read_span(&log, &directory, &name, &chunks).await?;
             let span = records
                 .first()
                 .zip(records.last())
                 .map(|(f, l)| (f.offset, l.offset));
-            if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
-                file.span = Span::Read(span);
-            }
             let Some((first, _)) = span.filter(|&(_, last)| last >= offset) else {
                 continue;
             };
@@ -189,11 +186,7 @@ impl LogFiles {
                 .map(|f| (f.name.clone(), f.chunks.clone()))
                 .collect();
             for (name, chunks) in unknown {
-                let records = self.read_file(&directory, &name, &chunks).await?;
-                let span = records.first().zip(records.last());
-                if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
-                    file.span = Span::Read(span.map(|(f, l)| (f.offset, l.offset)));
-                }
+                self.read_span(&log, &directory, &name, &chunks).await?;
             }
         }
         Ok(self.known_end(tp))
@@ -255,6 +248,22 @@ impl LogFiles {
             }
         }
         Ok(())
+    }
+
+    /// Every record of the file, in stored order, its span noted in the listing.
+    async fn read_span(
+        &self,
+        log: &RefCell<PartitionLog>,
+        directory: &str,
+        name: &str,
+        chunks: &[FileChunk],
+    ) -> Result<Vec<Record>> {
+        let records = self.read_file(directory, name, chunks).await?;
+        let span = records.first().zip(records.last());
+        if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
+            file.span = Span::Read(span.map(|(first, last)| (first.offset, last.offset)));
+        }
+        Ok(records)
     }
 
     /// Every record of the file, in stored order.

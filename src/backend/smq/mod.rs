@@ -507,7 +507,7 @@ impl SmqBackend {
                 record.offset = batch_base + (record.offset - batch.header.base_offset);
                 appended.push(record);
             }
-            batch_base += i64::from(batch.header.last_offset_delta) + 1;
+            batch_base += batch.header.offset_count();
         }
         let mut stored = Vec::new();
         let mut next = base;
@@ -536,10 +536,7 @@ impl SmqBackend {
         if self.acks_all == SmqAcksAll::Memory {
             return Ok(());
         }
-        let count: i64 = batches
-            .iter()
-            .map(|b| i64::from(b.header.last_offset_delta) + 1)
-            .sum();
+        let count: i64 = batches.iter().map(|b| b.header.offset_count()).sum();
         let last = base + count - 1;
         let deadline = std::time::Instant::now() + within;
         let topic = self
