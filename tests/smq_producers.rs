@@ -7,33 +7,17 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::{
-    create_topic, encode_batch, fetch, produce, records, seaweedfs, visible, wait_first_flush,
-    Client, Server,
+    create_topic, encode_batch, fetch, produce, produce_retrying, records, seaweedfs, visible,
+    wait_first_flush, Server,
 };
 use kafka_protocol::messages::InitProducerIdRequest;
 use kafka_protocol::records::{Compression, Record};
-use std::time::Duration;
 
 const PARTITIONS: i32 = 4;
 
 fn start(master: &str) -> Server {
     Server::start(&["--backend", "smq", "--smq-master", master, "--shards", "2"])
-}
-
-/// Produces as a client does: a retriable error (here KAFKA_STORAGE_ERROR while SMQ still
-/// unloads the partition the old process published to) is retried after a backoff.
-fn produce_retrying(client: &mut Client, topic: &str, partition: i32, batch: Bytes) -> i64 {
-    const KAFKA_STORAGE_ERROR: i16 = 56;
-    for _ in 0..100 {
-        match produce(client, topic, partition, batch.clone()) {
-            (0, offset) => return offset,
-            (KAFKA_STORAGE_ERROR, _) => std::thread::sleep(Duration::from_millis(100)),
-            (error, _) => panic!("produce to {topic}/{partition}: error {error}"),
-        }
-    }
-    panic!("produce to {topic}/{partition}: still failing after 100 retries");
 }
 
 #[test]
@@ -113,5 +97,52 @@ fn a_batch_retried_across_a_restart_is_answered_with_its_offset_not_stored_twice
             visible(&expected),
             "every record once, in order, byte for byte"
         );
+    }
+}
+
+#[test]
+fn records_appended_after_a_gateway_died_are_read_from_the_offset_before_them() {
+    let Some(ports) = seaweedfs() else { return };
+    let topic = format!("after-death-{}", uuid::Uuid::new_v4().simple());
+    let server = start(&ports["MASTER"]);
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 1);
+    let lead_in = encode_batch(&records(0, 10, None), Compression::None);
+    assert_eq!(produce(&mut client, &topic, 0, lead_in), (0, 0));
+    // Killed with its publish stream open: SeaweedMQ unloads the partition, and the next
+    // publish may meet the stopping buffer and leave an offset unused.
+    drop(server);
+    let other = start(&ports["MASTER"]);
+    let sent = records(0, 5, None);
+    let at = produce_retrying(
+        &mut other.client(),
+        &topic,
+        0,
+        encode_batch(&sent, Compression::None),
+    );
+    assert!(at >= 10, "appended at {at}, before what was acknowledged");
+    let expected: Vec<Record> = sent
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            offset: at + i as i64,
+            ..r
+        })
+        .collect();
+    // A consumer that had read the first ten asks for offset 10, through the gateway that
+    // appended and through one that never saw the partition; either reads them once SMQ
+    // has them in a file at the latest.
+    let fresh = start(&ports["MASTER"]);
+    for gateway in [&other, &fresh] {
+        let mut client = gateway.client();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let read = loop {
+            let (error, read) = fetch(&mut client, &topic, 0, 10, 500);
+            assert_eq!(error, 0);
+            if !read.is_empty() || std::time::Instant::now() > deadline {
+                break read;
+            }
+        };
+        assert_eq!(visible(&read), visible(&expected));
     }
 }

@@ -366,6 +366,20 @@ pub fn produce(client: &mut Client, topic: &str, partition: i32, batch: Bytes) -
     (partition.error_code, partition.base_offset)
 }
 
+/// Produces as a client does: a retriable error (here KAFKA_STORAGE_ERROR while SMQ still
+/// unloads the partition the old process published to) is retried after a backoff.
+pub fn produce_retrying(client: &mut Client, topic: &str, partition: i32, batch: Bytes) -> i64 {
+    const KAFKA_STORAGE_ERROR: i16 = 56;
+    for _ in 0..100 {
+        match produce(client, topic, partition, batch.clone()) {
+            (0, offset) => return offset,
+            (KAFKA_STORAGE_ERROR, _) => std::thread::sleep(Duration::from_millis(100)),
+            (error, _) => panic!("produce to {topic}/{partition}: error {error}"),
+        }
+    }
+    panic!("produce to {topic}/{partition}: still failing after 100 retries");
+}
+
 pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id((-1).into())

@@ -770,8 +770,11 @@ impl SmqBackend {
             return Err(Error::Unavailable(response.error));
         }
         // A reloaded partition's broker may count from the end of a flush window it lost
-        // track of: the files prove where the log really ends.
-        let high_watermark = response.high_water_mark.max(self.log_files.known_end(tp));
+        // track of: the files prove where the log really ends, and past what they prove
+        // such a broker cannot be asked by offset (it answers nothing there).
+        let known_end = self.log_files.known_end(tp);
+        let broker_lost_count = response.high_water_mark < known_end;
+        let high_watermark = response.high_water_mark.max(known_end);
         self.high_watermarks
             .borrow_mut()
             .insert(tp.clone(), high_watermark);
@@ -789,10 +792,11 @@ impl SmqBackend {
         // the records (a gap in them shifts every later record), or nothing where the
         // broker says there is something, a gap, or a mark at or below `offset` (a
         // reloaded partition forgets its first flush window): what the files hold there
-        // wins. At the mark, with nothing, is a consumer waiting for more.
+        // wins. At the mark, with nothing, is a consumer waiting for more, unless the
+        // broker lost count: then the files are listed again for what it flushed since.
         let from_disk = offset < response.log_start_offset;
-        let files_may_hold =
-            offset >= 0 && (from_disk || nothing_at_offset && offset != high_watermark);
+        let files_may_hold = offset >= 0
+            && (from_disk || broker_lost_count || nothing_at_offset && offset != high_watermark);
         if files_may_hold {
             if let Some(found) = self.read_flushed(tp, &partition, offset).await {
                 return Ok(found);
@@ -801,6 +805,10 @@ impl SmqBackend {
         let high_watermark = high_watermark.max(self.log_files.known_end(tp));
         if offset < 0 || offset > high_watermark {
             return Err(Error::OffsetOutOfRange);
+        }
+        if broker_lost_count {
+            // Its messages are counted from the wrong place: they wait for their flush.
+            return Ok((Vec::new(), high_watermark));
         }
         if count > 0 && first > offset {
             // Neither the broker nor the files have the records in between (see
