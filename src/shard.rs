@@ -103,8 +103,14 @@ impl Shard {
         snapshot.reading_paused = self.memory.waited();
         snapshot.smq_counts = self.partitions.smq_counts();
         snapshot.groups = self.groups.group_counts();
-        snapshot.committed = self.groups.committed_offsets();
         snapshot
+    }
+
+    /// The committed offsets of the groups this shard coordinates, for the lag metric.
+    pub async fn committed_offsets(&self) -> Vec<(String, TopicPartition, i64)> {
+        self.groups
+            .committed_offsets(|group| self.coordinates(group))
+            .await
     }
 
     pub fn nr_shards(&self) -> usize {

@@ -123,10 +123,33 @@ impl Coordinator {
         self.groups.counts(self.metrics_group_limit)
     }
 
-    /// Committed offsets by group and partition, for the lag metric: those in the cache (every
-    /// commit since start, and groups read since), of `--metrics-group-limit` groups.
-    pub fn committed_offsets(&self) -> Vec<(String, TopicPartition, i64)> {
-        self.offsets.cached(self.metrics_group_limit)
+    /// Committed offsets by group and partition, for the lag metric: of every group this shard
+    /// coordinates with offsets in the store (the first `--metrics-group-limit` by name), so a
+    /// consumer that died before this process started still shows its lag. If the store does
+    /// not answer, of the groups in the cache.
+    pub async fn committed_offsets(
+        &self,
+        coordinated: impl Fn(&str) -> bool,
+    ) -> Vec<(String, TopicPartition, i64)> {
+        let mut names: Vec<String> = match self.offsets.stored_groups().await {
+            Ok(stored) => stored.into_iter().filter(|g| coordinated(g)).collect(),
+            Err(_) => self.offsets.cached_groups(),
+        };
+        names.sort_unstable();
+        names.dedup();
+        names.truncate(self.metrics_group_limit);
+        let mut committed = Vec::new();
+        for name in names {
+            let Ok(offsets) = self.offsets.fetch(&name).await else {
+                continue;
+            };
+            committed.extend(
+                offsets
+                    .into_iter()
+                    .map(|(tp, offset)| (name.clone(), tp, offset.offset)),
+            );
+        }
+        committed
     }
 
     /// Keeps the groups' clocks running: expires sessions and completes rebalances whose

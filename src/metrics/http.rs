@@ -11,6 +11,7 @@
 
 use super::prometheus;
 use super::Lag;
+use crate::backend::OffsetSpec;
 use crate::shard::{group_by_owner, Shard};
 use crate::TopicPartition;
 use futures::future::{join_all, select, Either};
@@ -94,8 +95,16 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 /// Every shard's counters, asked of each over the mesh, with the lag of the groups each
 /// coordinates.
 async fn snapshots(shard: &Rc<Shard>) -> Vec<super::Snapshot> {
-    let asks = (0..shard.nr_shards())
-        .map(|owner| shard.invoke(owner, move |shard| async move { shard.metrics_snapshot() }));
+    let asks = (0..shard.nr_shards()).map(|owner| {
+        shard.invoke(owner, move |shard| async move {
+            let mut snapshot = shard.metrics_snapshot();
+            // Groups not yet cached are loaded from the store, a few per scrape if it is slow
+            // (those loaded stay cached for the next scrape).
+            let committed = shard.committed_offsets();
+            snapshot.committed = within(DEADLINE, committed).await.unwrap_or_default();
+            snapshot
+        })
+    });
     let mut snapshots: Vec<_> = join_all(asks).await.into_iter().flatten().collect();
     for snapshot in &mut snapshots {
         snapshot.lag = lag(shard, std::mem::take(&mut snapshot.committed)).await;
@@ -103,24 +112,31 @@ async fn snapshots(shard: &Rc<Shard>) -> Vec<super::Snapshot> {
     snapshots
 }
 
-/// Each committed offset's distance to its partition's high-water mark, as the partition's
-/// owner knows the mark (partitions it does not know one for are left out).
+/// Each committed offset's distance to its partition's high-water mark, as ListOffsets
+/// (latest) gives it, so the figure is `kafka-consumer-groups --describe`'s, fresh even when
+/// other gateways append (partitions whose mark cannot be had are left out).
 async fn lag(shard: &Rc<Shard>, committed: Vec<(String, TopicPartition, i64)>) -> Vec<Lag> {
     let committed = committed.into_iter().enumerate();
     let owners = group_by_owner(shard, committed, |(_, tp, _)| tp);
     let asks = owners.into_iter().map(|(owner, _, committed)| async move {
         let partitions: Vec<_> = committed.iter().map(|(_, tp, _)| tp.clone()).collect();
+        let queries = partitions
+            .into_iter()
+            .map(|tp| (tp, OffsetSpec::Latest))
+            .collect();
         let marks = shard
             .invoke(owner, move |shard| async move {
-                shard.partitions.known_high_watermarks(&partitions)
+                within(DEADLINE, shard.partitions.list_offsets(queries)).await
             })
             .await
+            .ok()
+            .flatten()
             .unwrap_or_default();
         committed
             .into_iter()
             .zip(marks)
             .filter_map(|((group, tp, offset), mark)| {
-                let lag = (mark? - offset).max(0);
+                let lag = (mark.ok()?.offset - offset).max(0);
                 Some(Lag { group, tp, lag })
             })
             .collect::<Vec<_>>()

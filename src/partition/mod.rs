@@ -190,15 +190,6 @@ impl Partitions {
         join_all(partitions.iter().map(|tp| self.log.size(tp))).await
     }
 
-    /// Each partition's high-water mark, if this shard knows it (SMQ: from its last read or
-    /// append), without asking the backend.
-    pub fn known_high_watermarks(&self, partitions: &[TopicPartition]) -> Vec<Option<i64>> {
-        partitions
-            .iter()
-            .map(|tp| self.log.high_watermark(tp))
-            .collect()
-    }
-
     /// Reads the backend answered from its batch cache, and not (`None`: it has none).
     pub fn smq_counts(&self) -> Option<crate::metrics::SmqCounts> {
         self.log.smq_counts()
