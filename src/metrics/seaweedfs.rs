@@ -1,4 +1,5 @@
-//! gRPC calls to SeaweedFS (broker, filer, master), counted by the shard that makes them.
+//! Calls to SeaweedFS (gRPC to the broker, filer and master; HTTP chunk reads from the volume
+//! servers), counted by the shard that makes them.
 //!
 //! Counted where every call passes, the HTTP/2 channel under tonic's generated clients
 //! (`backend::smq::channel`), keyed by the request's path

@@ -5,13 +5,17 @@
 //! connection is left to break.
 
 use super::channel::{GlommioIo, Stream};
+use crate::metrics::seaweedfs;
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either};
 use glommio::net::TcpStream;
 use hyper::body::Body;
 use std::pin::{pin, Pin};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// How the metrics name a chunk read among SeaweedFS's gRPC calls (service, then call): it
+/// is plain HTTP, but an operator looks for every call to SeaweedFS in one place.
+const CALL_PATH: &str = "/volume_server.HTTP/GetChunk";
 /// Longest one chunk may take to arrive.
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest chunk read: the broker flushes its 8 MiB buffer, larger only for a single
@@ -75,11 +79,22 @@ pub async fn read_chunk(address: &str, file_id: &str, size: u64) -> Result<Bytes
         }
         Ok(data.freeze())
     };
-    match select(pin!(read), pin!(glommio::timer::sleep(CHUNK_TIMEOUT))).await {
+    let rpc = seaweedfs::rpc(CALL_PATH);
+    seaweedfs::called(rpc);
+    let started = Instant::now();
+    let outcome = match select(pin!(read), pin!(glommio::timer::sleep(CHUNK_TIMEOUT))).await {
         Either::Left((outcome, _)) => outcome,
-        Either::Right(_) => Err(format!(
-            "/{file_id} from {address}: no answer in {}s",
-            CHUNK_TIMEOUT.as_secs()
-        )),
+        Either::Right(_) => {
+            seaweedfs::failed(rpc, "DeadlineExceeded");
+            return Err(format!(
+                "/{file_id} from {address}: no answer in {}s",
+                CHUNK_TIMEOUT.as_secs()
+            ));
+        }
+    };
+    match &outcome {
+        Ok(_) => seaweedfs::answered(rpc, started.elapsed()),
+        Err(_) => seaweedfs::failed(rpc, "transport"),
     }
+    outcome
 }
