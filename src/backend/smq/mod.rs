@@ -52,7 +52,7 @@ use producers::ProducerStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FetchMessageResponse,
     FindBrokerLeaderRequest, GetPartitionRangeInfoRequest, ListTopicsRequest,
-    LookupTopicBrokersRequest,
+    LookupTopicBrokersRequest, OffsetRangeInfo,
 };
 use proto::schema_pb::Topic;
 use publisher::{Publisher, Target};
@@ -309,9 +309,11 @@ impl SmqBackend {
     }
 
     /// A high-water mark below what was acknowledged, from the broker: a truncation unless
-    /// the flushed files hold more (a reloaded partition's broker may count from the end of
-    /// a flush window it lost track of, proto/README.md "Partition unloading"). When the
-    /// files cannot be listed, nothing is concluded: the next answer is checked again.
+    /// the flushed files or the broker's offset manager (GetPartitionRangeInfo) account
+    /// for more. A reloaded partition's FetchMessage may count from the end of a flush
+    /// window it lost track of while its offset manager hands out the right offsets
+    /// (proto/README.md "Partition unloading"): nothing was lost there. When either cannot
+    /// be asked, nothing is concluded: the next answer is checked again.
     async fn check_high_watermark(
         &self,
         tp: &TopicPartition,
@@ -323,9 +325,33 @@ impl SmqBackend {
         if high_watermark >= seen.acked_end {
             return;
         }
-        if let Ok(flushed) = self.log_files.flushed_end(tp, partition).await {
-            self.truncated(tp, high_watermark.max(flushed), seen, how);
+        let Ok(flushed) = self.log_files.flushed_end(tp, partition).await else {
+            return;
+        };
+        let Ok(range) = self.partition_range(tp).await else {
+            return;
+        };
+        let held = high_watermark.max(flushed).max(range.high_water_mark);
+        self.truncated(tp, held, seen, how);
+    }
+
+    /// The partition's offset range as its broker's offset manager says it
+    /// (GetPartitionRangeInfo).
+    async fn partition_range(&self, tp: &TopicPartition) -> Result<OffsetRangeInfo> {
+        let (mut client, topic, partition) = self.target(tp).await?;
+        let request = GetPartitionRangeInfoRequest {
+            topic: Some(topic),
+            partition: Some(partition),
+        };
+        let info = client
+            .get_partition_range_info(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        if !info.error.is_empty() {
+            return Err(Error::Unavailable(info.error));
         }
+        Ok(info.offset_range.unwrap_or_default())
     }
 
     /// The one place a truncation is noted: SMQ no longer holds the records it acknowledged
@@ -1033,21 +1059,9 @@ impl SmqBackend {
     }
 
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
-        let (mut client, topic, partition) = self.target(tp).await?;
+        let (_, _, partition) = self.target(tp).await?;
         let seen = self.seen(tp);
-        let request = GetPartitionRangeInfoRequest {
-            topic: Some(topic),
-            partition: Some(partition),
-        };
-        let info = client
-            .get_partition_range_info(request)
-            .await
-            .map_err(unavailable)?
-            .into_inner();
-        if !info.error.is_empty() {
-            return Err(Error::Unavailable(info.error));
-        }
-        let range = info.offset_range.unwrap_or_default();
+        let range = self.partition_range(tp).await?;
         let end = range.high_water_mark;
         let how = "GetPartitionRangeInfo's high-water mark is below them";
         self.check_high_watermark(tp, &partition, end, seen, how)
