@@ -62,6 +62,12 @@ pub enum Error {
     TransactionsUnsupported,
     #[error("unknown fetch session")]
     FetchSessionIdNotFound,
+    /// The client's leader epoch is older than the partition's: it refreshes its metadata.
+    #[error("the client's leader epoch is older than the partition's")]
+    FencedLeaderEpoch,
+    /// The client's leader epoch is newer than any the partition has had.
+    #[error("the client's leader epoch is newer than the partition's")]
+    UnknownLeaderEpoch,
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("record batch too large: {0}")]
@@ -161,6 +167,8 @@ impl Error {
             Error::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
             Error::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
             Error::FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
+            Error::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+            Error::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
             Error::InvalidConfig(_) => ResponseError::InvalidConfig,
             Error::MessageTooLarge(_) => ResponseError::MessageTooLarge,
             Error::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,

@@ -1,9 +1,10 @@
 //! Kafka record batches (magic v2) as they cross the gateway: read the 61-byte header,
 //! check the CRC, and otherwise leave the records alone. The produce path validates headers
 //! only; the memory backend stores and serves batches as the client sent them, compressed
-//! or not (SMQ decodes them into its own messages, `backend::smq::codec`). The one change
-//! the gateway makes to a batch is Kafka's: a LogAppendTime topic's batches get the append
-//! time in their header.
+//! or not (SMQ decodes them into its own messages, `backend::smq::codec`). The changes the
+//! gateway makes to a batch are Kafka's: a LogAppendTime topic's batches get the append
+//! time in their header, and a served batch carries its base offset and the leader epoch
+//! it was written in (`partition::leader_epochs`), both outside the CRC.
 //!
 //! Layout of the header (big-endian):
 //! ```text
@@ -27,6 +28,7 @@ const ATTR_CONTROL: i16 = 0x20;
 const ATTR_COMPRESSION: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTRIBUTES_AT: usize = 21;
+const LEADER_EPOCH_AT: usize = 12;
 const MAX_TIMESTAMP_AT: usize = 35;
 const RECORDS_COUNT_AT: usize = 57;
 
@@ -110,7 +112,7 @@ impl RecordBatch {
     /// The batch re-based at `base_offset`, in an allocation of its own.
     pub fn rebased(&self, base_offset: i64) -> Bytes {
         let mut out = BytesMut::with_capacity(self.bytes.len());
-        write_rebased(&self.bytes, base_offset, &mut out);
+        write_rebased(&self.bytes, base_offset, 0, &mut out);
         out.freeze()
     }
 
@@ -120,20 +122,30 @@ impl RecordBatch {
         match self.most_of_its_frame {
             true => LogBatch {
                 bytes: self.bytes.clone(),
-                rebase_to: Some(base_offset),
+                rebase_to: Some(Rebase {
+                    base_offset,
+                    leader_epoch: 0,
+                }),
             },
             false => LogBatch::as_served(self.rebased(base_offset)),
         }
     }
 }
 
-/// `batch` with `base_offset` written over its own. The CRC does not cover the first 21
-/// bytes, so it stays valid; the leader epoch is zeroed as the gateway has no leader epochs.
-fn write_rebased(batch: &[u8], base_offset: i64, out: &mut BytesMut) {
+/// `batch` with `base_offset` and `leader_epoch` written over its own. The CRC does not
+/// cover the first 21 bytes, so it stays valid.
+fn write_rebased(batch: &[u8], base_offset: i64, leader_epoch: i32, out: &mut BytesMut) {
     out.put_i64(base_offset);
-    out.extend_from_slice(&batch[8..12]);
-    out.put_i32(0);
-    out.extend_from_slice(&batch[16..]);
+    out.extend_from_slice(&batch[8..LEADER_EPOCH_AT]);
+    out.put_i32(leader_epoch);
+    out.extend_from_slice(&batch[LEADER_EPOCH_AT + 4..]);
+}
+
+/// What is written over a kept batch's header as it is served.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rebase {
+    base_offset: i64,
+    leader_epoch: i32,
 }
 
 /// A batch as a log serves it. The memory backend keeps a produced batch as the client sent
@@ -142,9 +154,9 @@ fn write_rebased(batch: &[u8], base_offset: i64, out: &mut BytesMut) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogBatch {
     bytes: Bytes,
-    /// The base offset to write over the batch's own as it is served; `None`: the bytes
-    /// are served as they are.
-    rebase_to: Option<i64>,
+    /// The base offset and leader epoch to write over the batch's own as it is served;
+    /// `None`: the bytes are served as they are.
+    rebase_to: Option<Rebase>,
 }
 
 impl LogBatch {
@@ -158,6 +170,28 @@ impl LogBatch {
 
     pub fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// The batch served with `leader_epoch` as its partitionLeaderEpoch (the epoch its base
+    /// offset was written in). Kept batches get it as they are served; a batch served as it
+    /// is is copied once, here, and only if its epoch differs (after a truncation).
+    pub fn in_epoch(self, leader_epoch: i32) -> Self {
+        if let Some(rebase) = self.rebase_to {
+            let rebase_to = Some(Rebase {
+                leader_epoch,
+                ..rebase
+            });
+            return Self { rebase_to, ..self };
+        }
+        let field = LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4;
+        match self.bytes.get(field.clone()) {
+            Some(epoch) if epoch != leader_epoch.to_be_bytes() => {
+                let mut bytes = BytesMut::from(&self.bytes[..]);
+                bytes[field].copy_from_slice(&leader_epoch.to_be_bytes());
+                Self::as_served(bytes.freeze())
+            }
+            _ => self,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,7 +209,7 @@ impl LogBatch {
     /// Appends the batch, as served, to `out`.
     pub fn write_to(&self, out: &mut BytesMut) {
         match self.rebase_to {
-            Some(base_offset) => write_rebased(&self.bytes, base_offset, out),
+            Some(r) => write_rebased(&self.bytes, r.base_offset, r.leader_epoch, out),
             None => out.extend_from_slice(&self.bytes),
         }
     }
@@ -424,6 +458,32 @@ pub(crate) mod tests {
         assert_eq!(served[0].header.base_offset, 77);
         assert_eq!(kept.into_bytes(), batch.rebased(77));
         assert_eq!(copied.into_bytes(), batch.rebased(77));
+    }
+
+    #[test]
+    fn a_served_batch_carries_the_leader_epoch_it_was_written_in() {
+        let bytes = client_batch(3, Compression::None, -1);
+        let mut batch = parse_produce_batches(&bytes).expect("valid").remove(0);
+        let epoch_of = |served: Bytes| {
+            let again = parse_produce_batches(&served).expect("CRC still valid");
+            (
+                again[0].header.base_offset,
+                i32::from_be_bytes([served[12], served[13], served[14], served[15]]),
+            )
+        };
+        let copied = batch.kept_at(5).in_epoch(2);
+        batch.most_of_its_frame = true;
+        let kept = batch.kept_at(5).in_epoch(2);
+        assert_eq!(epoch_of(copied.into_bytes()), (5, 2));
+        assert_eq!(epoch_of(kept.into_bytes()), (5, 2));
+        // Served as it is: in epoch 0 it stays the same bytes, no copy.
+        let plain = LogBatch::as_served(batch.rebased(9));
+        let same = plain.clone().in_epoch(0);
+        assert_eq!(
+            same.into_bytes().as_ptr(),
+            plain.clone().into_bytes().as_ptr()
+        );
+        assert_eq!(epoch_of(plain.in_epoch(1).into_bytes()), (9, 1));
     }
 
     #[test]

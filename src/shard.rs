@@ -174,6 +174,16 @@ impl Shard {
         let interval =
             std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
         self.partitions.start_background(interval);
+        // A truncation bumps a partition's leader epoch, which Metadata answers on every
+        // shard from what each looked up: all look the topic up again.
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let topic = shard.partitions.leader_epoch_changed().await;
+                shard.topic_changed(&topic).await;
+            }
+        })
+        .detach();
         // One shard reads what other gateways stored, for all: the state is shared.
         let refresh = self.config.security_refresh_ms;
         if self.id == 0 && refresh > 0 && self.security_store.keeps_security() {

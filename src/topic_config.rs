@@ -692,6 +692,7 @@ mod tests {
             id: uuid::Uuid::nil(),
             partitions: 1,
             configs: BTreeMap::from([("max.message.bytes".to_string(), "51200".to_string())]),
+            leader_epochs: BTreeMap::new(),
         };
         let described = of_topic(&topic, &config());
         let max = described

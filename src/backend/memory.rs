@@ -172,6 +172,8 @@ impl MemoryBackend {
             id: Uuid::new_v4(),
             partitions,
             configs,
+            // The memory log is never truncated: epoch 0 forever.
+            leader_epochs: BTreeMap::new(),
         });
         if validate_only {
             return match self.catalog().by_name.contains_key(name) {

@@ -26,6 +26,7 @@ pub mod smq;
 
 use crate::config::{BackendKind, Config};
 use crate::error::Result;
+use crate::partition::leader_epochs::LeaderEpochs;
 use crate::partition::producer_state::ProducerSnapshot;
 use crate::record_batch::{LogBatch, RecordBatch};
 use crate::security::Security;
@@ -45,12 +46,23 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Topic-level configs set at creation (name → value).
     pub configs: BTreeMap<String, String>,
+    /// The leader-epoch histories of partitions whose log was ever truncated (SMQ lost
+    /// records); the others are in epoch 0. Metadata answers from here on every shard, so
+    /// the owner tells every shard to look the topic up again when it changes.
+    pub leader_epochs: BTreeMap<i32, LeaderEpochs>,
 }
 
 impl TopicMeta {
     /// Whether the topic has partition `index`.
     pub fn has_partition(&self, index: i32) -> bool {
         (0..self.partitions).contains(&index)
+    }
+
+    /// The leader epoch partition `index` is in, as Metadata reports it.
+    pub fn leader_epoch(&self, index: i32) -> i32 {
+        self.leader_epochs
+            .get(&index)
+            .map_or(0, LeaderEpochs::current)
     }
 
     /// Partition `index` of the topic; UNKNOWN_TOPIC_OR_PARTITION if it has none.
@@ -80,6 +92,9 @@ pub struct FoundOffset {
     pub offset: i64,
     /// The record's timestamp (ms since the epoch); -1 when no record matches.
     pub timestamp: i64,
+    /// The leader epoch the offset lies in (the current one for the log's end); -1 when
+    /// no record matches.
+    pub leader_epoch: i32,
 }
 
 /// A range of the log, as stored batches.
@@ -364,7 +379,36 @@ impl PartitionLog {
             Self::Memory(b) => b.list_offset(tp, spec)?,
             Self::Smq(b) => b.list_offset(tp, spec).await?,
         };
-        Ok(FoundOffset { offset, timestamp })
+        // Asked after the offset: looking it up may have found a truncation.
+        let epochs = self.leader_epochs(tp).await?;
+        let leader_epoch = match (offset, spec) {
+            (-1, _) => -1,
+            (_, OffsetSpec::Latest) => epochs.current(),
+            (offset, _) => epochs.epoch_at(offset),
+        };
+        Ok(FoundOffset {
+            offset,
+            timestamp,
+            leader_epoch,
+        })
+    }
+
+    /// The partition's leader-epoch history. The memory log is never truncated: epoch 0.
+    pub async fn leader_epochs(&self, tp: &TopicPartition) -> Result<LeaderEpochs> {
+        match self {
+            Self::Memory(_) => Ok(LeaderEpochs::default()),
+            Self::Smq(b) => b.leader_epochs(tp).await,
+        }
+    }
+
+    /// Returns the topic of the next partition whose leader epoch changed (SMQ: a
+    /// truncation), once its history is stored: every shard must look the topic up again.
+    /// Never, on the memory backend.
+    pub async fn leader_epoch_changed(&self) -> Arc<str> {
+        match self {
+            Self::Memory(_) => futures::future::pending().await,
+            Self::Smq(b) => b.leader_epoch_changed().await,
+        }
     }
 
     /// DeleteRecords: moves the partition's log start to `offset` (-1: the high watermark)

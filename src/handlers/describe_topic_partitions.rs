@@ -88,7 +88,7 @@ pub async fn handle(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
                     .with_leader_id(leader)
-                    .with_leader_epoch(0)
+                    .with_leader_epoch(meta.leader_epoch(p))
                     .with_replica_nodes(vec![leader])
                     .with_isr_nodes(vec![leader])
                     // Kafka always sends lists here (the Java admin client cannot take null).

@@ -106,6 +106,7 @@ async fn resolve(shard: &Shard, request: &FetchRequest) -> Vec<Wanted> {
                     tp: meta.partition(partition.partition)?,
                     offset: partition.fetch_offset,
                     max_bytes: partition.partition_max_bytes.max(1) as usize,
+                    current_leader_epoch: partition.current_leader_epoch,
                 })
             });
             wanted.push(Wanted {

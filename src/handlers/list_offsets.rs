@@ -36,8 +36,6 @@ pub async fn handle(
     })
     .await;
 
-    // leader_epoch exists from v4; a field set that the version lacks cannot be encoded.
-    let leader_epoch = if context.version >= 4 { 0 } else { -1 };
     let mut answers = answers.into_iter();
     let topics = request
         .topics
@@ -51,10 +49,15 @@ pub async fn handle(
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(partition.partition_index);
                     match answer {
+                        // leader_epoch exists from v4; a field set that the version
+                        // lacks cannot be encoded.
                         Ok(found) => response
                             .with_offset(found.offset)
                             .with_timestamp(found.timestamp)
-                            .with_leader_epoch(leader_epoch),
+                            .with_leader_epoch(match context.version {
+                                4.. => found.leader_epoch,
+                                _ => -1,
+                            }),
                         Err(error) => response
                             .with_error_code(error.code())
                             .with_offset(-1)

@@ -93,7 +93,7 @@ fn describe(shard: &Shard, topic: &TopicMeta, operations: i32) -> MetadataRespon
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(leader)
-                .with_leader_epoch(0)
+                .with_leader_epoch(topic.leader_epoch(index))
                 .with_replica_nodes(vec![leader])
                 .with_isr_nodes(vec![leader])
         })

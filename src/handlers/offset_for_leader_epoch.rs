@@ -1,24 +1,19 @@
-//! OffsetForLeaderEpoch: where a leader epoch ends. Every partition has had one leader
-//! epoch, 0, since it was created (tidegate reports 0 in Metadata), so epoch 0 ends at the
-//! high watermark; a later epoch than the current one is unknown to this leader.
+//! OffsetForLeaderEpoch (KIP-101, KIP-320): where a leader epoch ends. A consumer asks it
+//! after its partition's epoch moved on, with the epoch of the last record it read; an end
+//! offset below its position means the log was truncated under it (tidegate bumps the
+//! epoch when SMQ lost acknowledged records: `partition::leader_epochs`).
 
 use super::{named, on_partitions};
 use super::{Reply, RequestContext};
-use crate::backend::OffsetSpec;
+use crate::partition::EpochQuery;
 use crate::shard::Shard;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
-use kafka_protocol::ResponseError;
 use std::rc::Rc;
 
 pub const VERSIONS: (i16, i16) = (2, 4);
-
-/// The one leader epoch every partition has.
-const LEADER_EPOCH: i32 = 0;
-/// "Not given" in `current_leader_epoch`.
-const NO_EPOCH: i32 = -1;
 
 pub async fn handle(
     shard: Rc<Shard>,
@@ -29,10 +24,16 @@ pub async fn handle(
         &request.topics,
         |t| &t.topic,
         |t| &t.partitions,
-        |p| (p.partition, Ok(OffsetSpec::Latest)),
+        |p| {
+            let query = EpochQuery {
+                current_leader_epoch: p.current_leader_epoch,
+                leader_epoch: p.leader_epoch,
+            };
+            (p.partition, Ok(query))
+        },
     );
     let ends = on_partitions(&shard, named, |partitions, queries| {
-        Box::pin(async move { partitions.list_offsets(queries).await })
+        Box::pin(async move { partitions.epoch_end_offsets(queries).await })
     })
     .await;
     let mut ends = ends.into_iter();
@@ -46,21 +47,14 @@ pub async fn handle(
                 .zip(ends.by_ref())
                 .map(|(asked, end)| {
                     let answer = EpochEndOffset::default().with_partition(asked.partition);
-                    // The client's view of the current epoch is checked first, as in Kafka.
-                    let fenced = match asked.current_leader_epoch {
-                        NO_EPOCH | LEADER_EPOCH => None,
-                        newer if newer > LEADER_EPOCH => Some(ResponseError::UnknownLeaderEpoch),
-                        _ => Some(ResponseError::FencedLeaderEpoch),
-                    };
-                    match (fenced, end) {
-                        (Some(error), _) => failed(answer, error.code()),
-                        (None, Err(error)) => failed(answer, error.code()),
-                        (None, Ok(_)) if asked.leader_epoch > LEADER_EPOCH => {
-                            answer.with_leader_epoch(-1).with_end_offset(-1)
+                    match end {
+                        Ok((epoch, end_offset)) => {
+                            answer.with_leader_epoch(epoch).with_end_offset(end_offset)
                         }
-                        (None, Ok(high_watermark)) => answer
-                            .with_leader_epoch(LEADER_EPOCH)
-                            .with_end_offset(high_watermark.offset),
+                        Err(error) => answer
+                            .with_error_code(error.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1),
                     }
                 })
                 .collect();
@@ -70,11 +64,4 @@ pub async fn handle(
         })
         .collect();
     Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
-}
-
-fn failed(answer: EpochEndOffset, code: i16) -> EpochEndOffset {
-    answer
-        .with_error_code(code)
-        .with_leader_epoch(-1)
-        .with_end_offset(-1)
 }

@@ -31,6 +31,7 @@
 //! checks each batch is stored and acknowledged at the offset its place in the pipeline
 //! gives it.
 
+pub mod leader_epochs;
 pub mod producer_state;
 
 use crate::backend::{
@@ -42,6 +43,7 @@ use crate::TopicPartition;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all};
 use hashbrown::HashMap;
+use leader_epochs::{EndOffset, NO_EPOCH};
 use producer_state::{ActiveProducer, PendingWrites, ProducerIds, ProducerStates, SequenceCheck};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -62,6 +64,18 @@ pub struct PartitionRead {
     pub tp: TopicPartition,
     pub offset: i64,
     pub max_bytes: usize,
+    /// The leader epoch the client believes current (Fetch v9+), checked before reading;
+    /// -1: not checked.
+    pub current_leader_epoch: i32,
+}
+
+/// An OffsetForLeaderEpoch query of one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochQuery {
+    /// The epoch the client believes current, checked first; -1: not checked.
+    pub current_leader_epoch: i32,
+    /// The epoch whose end offset is asked for.
+    pub leader_epoch: i32,
 }
 
 /// The partitions one shard owns.
@@ -159,10 +173,44 @@ impl Partitions {
 
     /// Reads every partition, concurrently (SMQ: one broker round trip each).
     pub async fn read_all(&self, reads: Vec<PartitionRead>) -> Vec<Result<ReadResult>> {
-        let reads = reads
-            .iter()
-            .map(|r| self.log.read(&r.tp, r.offset, r.max_bytes));
-        join_all(reads).await
+        join_all(reads.iter().map(|r| self.read(r))).await
+    }
+
+    async fn read(&self, read: &PartitionRead) -> Result<ReadResult> {
+        if read.current_leader_epoch != NO_EPOCH {
+            let epochs = self.log.leader_epochs(&read.tp).await?;
+            epochs.check_current(read.current_leader_epoch)?;
+        }
+        self.log.read(&read.tp, read.offset, read.max_bytes).await
+    }
+
+    /// OffsetForLeaderEpoch: for each partition, the largest epoch at or below the one
+    /// asked for and the offset where it ends (`LeaderEpochs::end_offset`), concurrently.
+    pub async fn epoch_end_offsets(
+        &self,
+        queries: Vec<(TopicPartition, EpochQuery)>,
+    ) -> Vec<Result<(i32, i64)>> {
+        join_all(queries.iter().map(|(tp, q)| self.epoch_end_offset(tp, *q))).await
+    }
+
+    async fn epoch_end_offset(&self, tp: &TopicPartition, query: EpochQuery) -> Result<(i32, i64)> {
+        let epochs = self.log.leader_epochs(tp).await?;
+        epochs.check_current(query.current_leader_epoch)?;
+        if let EndOffset::Known(epoch, end) = epochs.end_offset(query.leader_epoch) {
+            return Ok((epoch, end));
+        }
+        // The current epoch ends at the log's end. Asking for it may find a truncation,
+        // which ends that epoch: the history is read again.
+        let log_end = self.log.list_offset(tp, OffsetSpec::Latest).await?.offset;
+        match self
+            .log
+            .leader_epochs(tp)
+            .await?
+            .end_offset(query.leader_epoch)
+        {
+            EndOffset::Known(epoch, end) => Ok((epoch, end)),
+            EndOffset::LogEnd(epoch) => Ok((epoch, log_end)),
+        }
     }
 
     /// The offset each ListOffsets query names, concurrently.
@@ -188,6 +236,12 @@ impl Partitions {
     /// Bytes the backend holds for each partition, concurrently.
     pub async fn sizes(&self, partitions: Vec<TopicPartition>) -> Vec<Result<i64>> {
         join_all(partitions.iter().map(|tp| self.log.size(tp))).await
+    }
+
+    /// Returns the topic of the next partition here whose leader epoch changed, once its
+    /// history is stored (see `PartitionLog::leader_epoch_changed`).
+    pub async fn leader_epoch_changed(&self) -> std::sync::Arc<str> {
+        self.log.leader_epoch_changed().await
     }
 
     /// Reads the backend answered from its batch cache, and not (`None`: it has none).

@@ -22,6 +22,7 @@ pub mod channel;
 pub mod codec;
 pub mod discovery;
 pub mod filer;
+pub mod leader_epochs;
 pub mod log_files;
 pub mod offsets;
 pub mod producers;
@@ -35,6 +36,7 @@ pub mod volume;
 use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
 use crate::config::SmqAcksAll;
 use crate::error::{Error, Result};
+use crate::partition::leader_epochs::LeaderEpochs;
 use crate::record_batch::{LogBatch, RecordBatch};
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
@@ -42,18 +44,20 @@ use cache::{BatchCache, Source, TimestampIndex};
 use channel::{ConnectError, GrpcChannel, SmqClient};
 pub use discovery::Endpoints;
 use filer::Filer;
+use futures::channel::oneshot;
 use hashbrown::HashMap;
+use leader_epochs::LeaderEpochStore;
 use log_files::LogFiles;
 use producers::ProducerStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FetchMessageResponse,
     FindBrokerLeaderRequest, GetPartitionRangeInfoRequest, ListTopicsRequest,
-    LookupTopicBrokersRequest,
+    LookupTopicBrokersRequest, OffsetRangeInfo,
 };
 use proto::schema_pb::Topic;
 use publisher::{Publisher, Target};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use tls::ClientTls;
@@ -100,7 +104,7 @@ pub struct SmqBackend {
     batch_cache_hits: Cell<u64>,
     batch_cache_misses: Cell<u64>,
     reads_from_files: Cell<u64>,
-    /// Acknowledged offset ranges found lost (`lost`).
+    /// Truncations found (`truncated`).
     truncations: Cell<u64>,
     timestamps: RefCell<TimestampIndex>,
     /// Kafka topic configs, in the filer.
@@ -118,8 +122,16 @@ pub struct SmqBackend {
     decompressed_limit: usize,
     /// `--smq-acks-all`.
     acks_all: SmqAcksAll,
-    /// Per partition, the offset after the last record a publish stream acknowledged.
+    /// Per partition, the offset after the last record a publish stream acknowledged
+    /// (lowered to the truncation point when SMQ lost some).
     acked_end: RefCell<HashMap<TopicPartition, i64>>,
+    /// Leader-epoch histories of the truncated partitions this shard knows of: its own,
+    /// authoritative (kept here even if storing them failed), and others' as stored.
+    leader_epochs: RefCell<HashMap<TopicPartition, LeaderEpochs>>,
+    /// Where the histories outlive tidegate.
+    epoch_store: LeaderEpochStore,
+    /// Partitions whose history changed and is still to be stored (`leader_epoch_changed`).
+    epoch_writes: RefCell<EpochWrites>,
     /// Per partition, offsets (first, last) acknowledged from the broker's memory by a
     /// publish stream that broke before they were known flushed: SMQ may have lost them
     /// and given the offsets to other records, so what is stored there must be checked
@@ -156,6 +168,9 @@ impl SmqBackend {
             acked_end: RefCell::default(),
             in_doubt: RefCell::default(),
             topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
+            leader_epochs: RefCell::default(),
+            epoch_store: LeaderEpochStore::new(filer.clone(), &namespace),
+            epoch_writes: RefCell::default(),
             log_files: LogFiles::new(filer.clone(), &namespace),
             in_memory_from: RefCell::default(),
             log_files_warned: Cell::new(None),
@@ -214,6 +229,7 @@ impl SmqBackend {
             id: topic_id(name, generation),
             partitions: assignments.len() as i32,
             configs: self.topic_configs.load(name).await?,
+            leader_epochs: self.merge_leader_epochs(name, self.epoch_store.load(name).await?),
         });
         let topic = Rc::new(SmqTopic { meta, assignments });
         self.topics
@@ -238,6 +254,160 @@ impl SmqBackend {
         self.topics.borrow_mut().remove(name);
     }
 
+    /// The topic's leader-epoch histories: `stored` ones merged into what this shard knows
+    /// (a history of its own that is ahead of the stored one wins: storing it may have
+    /// failed, or be under way).
+    fn merge_leader_epochs(
+        &self,
+        topic: &str,
+        stored: BTreeMap<i32, LeaderEpochs>,
+    ) -> BTreeMap<i32, LeaderEpochs> {
+        let mut known = self.leader_epochs.borrow_mut();
+        for (partition, epochs) in stored {
+            let mine = known
+                .entry(TopicPartition::new(topic, partition))
+                .or_insert_with(|| epochs.clone());
+            if epochs.current() > mine.current() {
+                *mine = epochs;
+            }
+        }
+        known
+            .iter()
+            .filter(|(tp, _)| &*tp.topic == topic)
+            .map(|(tp, epochs)| (tp.partition, epochs.clone()))
+            .collect()
+    }
+
+    /// The partition's leader-epoch history (the topic looked up first, so that what
+    /// earlier runs stored is known).
+    pub async fn leader_epochs(&self, tp: &TopicPartition) -> Result<LeaderEpochs> {
+        self.lookup(&tp.topic)
+            .await?
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        Ok(self.epochs_of(tp))
+    }
+
+    fn epochs_of(&self, tp: &TopicPartition) -> LeaderEpochs {
+        let known = self.leader_epochs.borrow();
+        known.get(tp).cloned().unwrap_or_default()
+    }
+
+    /// The epoch the record at `offset` was written in.
+    fn epoch_at(&self, tp: &TopicPartition, offset: i64) -> i32 {
+        let known = self.leader_epochs.borrow();
+        known.get(tp).map_or(0, |epochs| epochs.epoch_at(offset))
+    }
+
+    /// What was acknowledged of the partition, and in which epoch, before a call to the
+    /// broker: a high-water mark it answers is compared with this (acks that arrive while
+    /// the call is under way are not a truncation the answer could show).
+    fn seen(&self, tp: &TopicPartition) -> Seen {
+        Seen {
+            acked_end: self.acked_end.borrow().get(tp).copied().unwrap_or(0),
+            epoch: self.epoch_at(tp, i64::MAX),
+        }
+    }
+
+    /// A high-water mark below what was acknowledged, from the broker: a truncation unless
+    /// the flushed files or the broker's offset manager (GetPartitionRangeInfo) account
+    /// for more. A reloaded partition's FetchMessage may count from the end of a flush
+    /// window it lost track of while its offset manager hands out the right offsets
+    /// (proto/README.md "Partition unloading"): nothing was lost there. When either cannot
+    /// be asked, nothing is concluded: the next answer is checked again.
+    async fn check_high_watermark(
+        &self,
+        tp: &TopicPartition,
+        partition: &proto::schema_pb::Partition,
+        high_watermark: i64,
+        seen: Seen,
+        how: &str,
+    ) {
+        if high_watermark >= seen.acked_end {
+            return;
+        }
+        let Ok(flushed) = self.log_files.flushed_end(tp, partition).await else {
+            return;
+        };
+        let Ok(range) = self.partition_range(tp).await else {
+            return;
+        };
+        let held = high_watermark.max(flushed).max(range.high_water_mark);
+        self.truncated(tp, held, seen, how);
+    }
+
+    /// The partition's offset range as its broker's offset manager says it
+    /// (GetPartitionRangeInfo).
+    async fn partition_range(&self, tp: &TopicPartition) -> Result<OffsetRangeInfo> {
+        let (mut client, topic, partition) = self.target(tp).await?;
+        let request = GetPartitionRangeInfoRequest {
+            topic: Some(topic),
+            partition: Some(partition),
+        };
+        let info = client
+            .get_partition_range_info(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        if !info.error.is_empty() {
+            return Err(Error::Unavailable(info.error));
+        }
+        Ok(info.offset_range.unwrap_or_default())
+    }
+
+    /// The one place a truncation is noted: SMQ no longer holds the records it acknowledged
+    /// from `at` to `seen.acked_end` (it stopped before flushing them, and hands their
+    /// offsets out again). Unless an earlier truncation was noted since `seen`, the
+    /// partition's next leader epoch starts at `at` (stored, and every shard told, by
+    /// `leader_epoch_changed`), the loss is logged once as an error and counted, and what
+    /// this shard cached from `at` on is dropped. Returns whether it was noted.
+    fn truncated(&self, tp: &TopicPartition, at: i64, seen: Seen, how: &str) -> bool {
+        if at >= seen.acked_end || self.epoch_at(tp, i64::MAX) != seen.epoch {
+            return false;
+        }
+        let epoch = self
+            .leader_epochs
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_default()
+            .truncate_at(at);
+        self.truncations.set(self.truncations.get() + 1);
+        tracing::error!(%tp, first = at, last = seen.acked_end - 1, leader_epoch = epoch, how,
+            "SeaweedMQ lost records it had acknowledged (it stopped before flushing them): the partition's log is truncated there, and its leader epoch bumped so that consumers that check epochs detect it");
+        let mut acked_end = self.acked_end.borrow_mut();
+        let end = acked_end.entry(tp.clone()).or_insert(at);
+        *end = (*end).min(at);
+        self.high_watermarks.borrow_mut().insert(tp.clone(), at);
+        self.batch_cache.borrow_mut().forget_from(tp, at);
+        self.forget(&tp.topic);
+        self.epoch_writes.borrow_mut().push(tp.clone());
+        true
+    }
+
+    /// Waits for a partition's leader epoch to change (a truncation), stores its history in
+    /// the filer (trying again every second while that fails) and returns its topic, which
+    /// every shard must then look up again. One caller per shard.
+    pub async fn leader_epoch_changed(&self) -> Arc<str> {
+        loop {
+            let next = self.epoch_writes.borrow_mut().next();
+            let tp = match next {
+                Ok(tp) => tp,
+                Err(wake) => {
+                    let _ = wake.await;
+                    continue;
+                }
+            };
+            let epochs = self.epochs_of(&tp);
+            match self.epoch_store.store(&tp, &epochs).await {
+                Ok(()) => return tp.topic,
+                Err(error) => {
+                    tracing::warn!(%tp, %error, "leader epochs not stored in the filer; retrying");
+                    glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+                    self.epoch_writes.borrow_mut().push(tp);
+                }
+            }
+        }
+    }
+
     pub async fn create_topic(
         &self,
         name: &str,
@@ -255,6 +425,7 @@ impl SmqBackend {
                 id: Uuid::nil(),
                 partitions,
                 configs,
+                leader_epochs: BTreeMap::new(),
             }));
         }
         // Configs first: once the topic exists, every shard that looks it up reads them.
@@ -432,6 +603,7 @@ impl SmqBackend {
             records.extend(decode_records(batch, self.decompressed_limit)?);
         }
         let publisher = self.publisher(tp);
+        let seen = self.seen(tp);
         let now_ms = crate::unix_time().as_millis() as i64;
         let mut last_ts_ns = publisher.last_ts_ns.get();
         let messages = records
@@ -443,8 +615,24 @@ impl SmqBackend {
         let acked = acked
             .await
             .map_err(|_| Error::Unavailable("publish stream dropped".into()))??;
+        // Offsets only grow on a partition: a new stream given offsets already acknowledged
+        // (SMQ restarted) is a truncation where they start.
+        let noted = acked.first < seen.acked_end
+            && self.truncated(
+                tp,
+                acked.first,
+                seen,
+                "offsets acknowledged before were given again",
+            );
+        // Acks of a stream older than a truncation noted meanwhile do not count.
+        if noted || self.epoch_at(tp, i64::MAX) == seen.epoch {
+            let next = acked.last + 1;
+            let mut acked_end = self.acked_end.borrow_mut();
+            let end = acked_end.entry(tp.clone()).or_insert(next);
+            *end = (*end).max(next);
+        }
         let next = acked.last + 1;
-        self.acked_end.borrow_mut().insert(tp.clone(), next);
+        let epoch = self.epoch_at(tp, acked.first);
         let mut high_watermarks = self.high_watermarks.borrow_mut();
         let known = high_watermarks.entry(tp.clone()).or_insert(next);
         *known = (*known).max(next);
@@ -455,7 +643,8 @@ impl SmqBackend {
             let mut base = acked.first;
             for batch in batches {
                 let last = base + i64::from(batch.header.last_offset_delta);
-                cache.insert(tp, base, last, batch.kept_at(base), Source::Appended);
+                let kept = batch.kept_at(base).in_epoch(epoch);
+                cache.insert(tp, base, last, kept, Source::Appended);
                 base = last + 1;
             }
         }
@@ -485,6 +674,7 @@ impl SmqBackend {
             in_doubt.entry(tp.clone()).or_default().push(Doubt {
                 first: flushed_end,
                 last: acked_end - 1,
+                epoch: self.epoch_at(tp, i64::MAX),
             });
             self.batch_cache.borrow_mut().forget_from(tp, flushed_end);
         }
@@ -560,13 +750,13 @@ impl SmqBackend {
                 Ok(_) => failure = None,
                 Err(error) => failure = Some(error),
             }
-            if failure.is_none() && self.doubt(tp, base, last).is_some() {
+            if let (None, Some(doubt)) = (&failure, self.doubt(tp, base, last)) {
                 // Not in the files: if the broker, answering again, does not hold them in
                 // memory either (its mark is at or below `last`), it restarted without
                 // them. A broker that lived on through the broken stream holds them.
                 let held = self.broker_high_watermark(tp).await;
                 if held.is_ok_and(|end| end <= last) {
-                    return Err(self.lost(tp, base, last, "neither flushed nor in memory"));
+                    return Err(self.lost(tp, base, last, doubt, "neither flushed nor in memory"));
                 }
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -592,25 +782,32 @@ impl SmqBackend {
         last: i64,
         batches: &[RecordBatch],
     ) -> Result<()> {
-        if self.doubt(tp, base, last).is_none()
-            || self
-                .stored_as_appended(tp, partition, base, batches)
-                .await?
+        let Some(doubt) = self.doubt(tp, base, last) else {
+            return Ok(());
+        };
+        if self
+            .stored_as_appended(tp, partition, base, batches)
+            .await?
         {
             return Ok(());
         }
-        Err(self.lost(tp, base, last, "stored others at their offsets"))
+        Err(self.lost(tp, base, last, doubt, "stored others at their offsets"))
     }
 
     /// The offset after the last record the partition's broker holds (flushed or in
     /// memory), as FetchMessage says it.
     async fn broker_high_watermark(&self, tp: &TopicPartition) -> Result<i64> {
         let target = self.target(tp).await?;
+        let partition = target.2;
+        let seen = self.seen(tp);
         let response = fetch_message(target, i64::MAX, 1, 1).await?;
-        match response.error_code {
-            0 => Ok(response.high_water_mark),
-            _ => Err(Error::Unavailable(response.error)),
+        if response.error_code != 0 {
+            return Err(Error::Unavailable(response.error));
         }
+        let how = "FetchMessage's high-water mark is below them";
+        self.check_high_watermark(tp, &partition, response.high_water_mark, seen, how)
+            .await;
+        Ok(response.high_water_mark)
     }
 
     /// The doubt over offsets `first..=last` of the partition, if any.
@@ -620,12 +817,15 @@ impl SmqBackend {
         doubts.iter().find(|d| d.overlaps(first, last)).copied()
     }
 
-    /// Logs the loss of offsets `first..=last` (an error: a truncation of the partition
-    /// by SMQ) and says so to the producer, which sends them again.
-    fn lost(&self, tp: &TopicPartition, first: i64, last: i64, how: &str) -> Error {
-        self.truncations.set(self.truncations.get() + 1);
-        tracing::error!(%tp, first, last, how,
-            "SeaweedMQ lost records it had acknowledged (it stopped before flushing them); the producer is told to send them again");
+    /// The records at `first..=last`, put in `doubt` by a broken stream, were lost: a
+    /// truncation there unless one was noted since the stream broke; the producer is told,
+    /// and sends them again.
+    fn lost(&self, tp: &TopicPartition, first: i64, last: i64, doubt: Doubt, how: &str) -> Error {
+        let seen = Seen {
+            acked_end: last + 1,
+            epoch: doubt.epoch,
+        };
+        self.truncated(tp, first, seen, how);
         Error::Lost(format!(
             "{tp}: offsets {first}..={last} were lost by SeaweedMQ before it flushed them"
         ))
@@ -720,7 +920,7 @@ impl SmqBackend {
         let mut cache = self.batch_cache.borrow_mut();
         for run in fetched_batches(&records) {
             let (first, last) = (run[0].offset, run[run.len() - 1].offset);
-            let batch = LogBatch::as_served(encode_records(run));
+            let batch = LogBatch::as_served(encode_records(run)).in_epoch(self.epoch_at(tp, first));
             first_batch.get_or_insert_with(|| batch.clone());
             cache.insert(tp, first, last, batch, Source::Fetched);
         }
@@ -756,6 +956,7 @@ impl SmqBackend {
             }
         }
         let target = (client, topic, partition);
+        let seen = self.seen(tp);
         let response = fetch_message(target, offset, max_bytes, MAX_FETCH_MESSAGES).await?;
         if response.error_code == 1 {
             // Not the leader (or not loaded there): look the assignments up again.
@@ -775,6 +976,9 @@ impl SmqBackend {
         let known_end = self.log_files.known_end(tp);
         let broker_lost_count = response.high_water_mark < known_end;
         let high_watermark = response.high_water_mark.max(known_end);
+        let how = "FetchMessage's high-water mark is below them";
+        self.check_high_watermark(tp, &partition, high_watermark, seen, how)
+            .await;
         self.high_watermarks
             .borrow_mut()
             .insert(tp.clone(), high_watermark);
@@ -863,21 +1067,13 @@ impl SmqBackend {
     }
 
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
-        let (mut client, topic, partition) = self.target(tp).await?;
-        let request = GetPartitionRangeInfoRequest {
-            topic: Some(topic),
-            partition: Some(partition),
-        };
-        let info = client
-            .get_partition_range_info(request)
-            .await
-            .map_err(unavailable)?
-            .into_inner();
-        if !info.error.is_empty() {
-            return Err(Error::Unavailable(info.error));
-        }
-        let range = info.offset_range.unwrap_or_default();
+        let (_, _, partition) = self.target(tp).await?;
+        let seen = self.seen(tp);
+        let range = self.partition_range(tp).await?;
         let end = range.high_water_mark;
+        let how = "GetPartitionRangeInfo's high-water mark is below them";
+        self.check_high_watermark(tp, &partition, end, seen, how)
+            .await;
         match spec {
             OffsetSpec::Earliest => Ok((range.earliest_offset, -1)),
             OffsetSpec::Latest => Ok((end, -1)),
@@ -1045,6 +1241,44 @@ fn leader_of(
 struct Doubt {
     first: i64,
     last: i64,
+    /// The partition's leader epoch when the stream broke.
+    epoch: i32,
+}
+
+/// What was acknowledged of a partition (the offset after the last record), and its leader
+/// epoch, at some moment: see `SmqBackend::seen`.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    acked_end: i64,
+    epoch: i32,
+}
+
+/// Partitions whose leader-epoch history is still to be stored, and the waiting writer.
+#[derive(Default)]
+struct EpochWrites {
+    pending: VecDeque<TopicPartition>,
+    wake: Option<oneshot::Sender<()>>,
+}
+
+impl EpochWrites {
+    fn push(&mut self, tp: TopicPartition) {
+        if !self.pending.contains(&tp) {
+            self.pending.push_back(tp);
+        }
+        if let Some(wake) = self.wake.take() {
+            let _ = wake.send(());
+        }
+    }
+
+    /// The next partition to store, or what wakes the writer when there is one.
+    fn next(&mut self) -> Result<TopicPartition, oneshot::Receiver<()>> {
+        if let Some(tp) = self.pending.pop_front() {
+            return Ok(tp);
+        }
+        let (wake, woken) = oneshot::channel();
+        self.wake = Some(wake);
+        Err(woken)
+    }
 }
 
 impl Doubt {

@@ -1,0 +1,236 @@
+//! SMQ losing records it acknowledged, seen as Kafka clients see a log truncation (KIP-320):
+//! records produced with acks=1 sit in the broker's memory, `weed` is SIGKILLed before it
+//! flushes them and started again, and new records get the lost offsets. tidegate must bump
+//! the partition's leader epoch, say where epoch 0 ended (OffsetForLeaderEpoch), fence
+//! fetches in the old epoch, log it once and count it, and remember it across its own
+//! restart.
+//!
+//! It kills and restarts SeaweedFS, so it runs only on one of its own:
+//! `TIDEGATE_SEAWEEDFS_KILLABLE=DIR`, a directory `SEAWEEDFS_PORT_OFFSET=600
+//! scripts/seaweedfs start DIR` runs in (never one another test or person uses).
+
+mod common;
+
+use bytes::Bytes;
+use common::{
+    create_topic, encode_batch, fetch_request, http_get, produce_request, records, topic_name,
+    wait_first_flush, Client, Server, PRODUCE_VERSION,
+};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, ProduceResponse,
+};
+use kafka_protocol::records::Compression;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FENCED_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+const LOST_LINE: &str = "SeaweedMQ lost records it had acknowledged";
+
+fn killable_seaweedfs() -> Option<(PathBuf, HashMap<String, String>)> {
+    let dir = PathBuf::from(std::env::var_os("TIDEGATE_SEAWEEDFS_KILLABLE")?);
+    let ports = std::fs::read_to_string(dir.join("ports.env")).expect("ports.env");
+    let ports = ports
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some((dir, ports))
+}
+
+/// SIGKILL, as a crash would (nothing is flushed), then `scripts/seaweedfs start` on the
+/// same ports, which returns once a topic can be configured again (~30 s).
+fn kill_and_restart(dir: &PathBuf, ports: &HashMap<String, String>) {
+    let pid = std::fs::read_to_string(dir.join("weed.pid")).expect("weed.pid");
+    let pid = pid.trim();
+    let killed = Command::new("kill").args(["-KILL", pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill weed {pid}");
+    let gone = Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < gone, "weed {pid} alive 30 s after SIGKILL");
+        // Another process's death can only be polled for.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/seaweedfs");
+    let status = Command::new(script)
+        .arg("start")
+        .arg(dir)
+        .env("SEAWEEDFS_MASTER_PORT", &ports["MASTER_PORT"])
+        .env("SEAWEEDFS_VOLUME_PORT", &ports["VOLUME_PORT"])
+        .env("SEAWEEDFS_FILER_PORT", &ports["FILER_PORT"])
+        .env("SEAWEEDFS_BROKER_PORT", &ports["BROKER_PORT"])
+        .status()
+        .expect("run scripts/seaweedfs");
+    assert!(status.success(), "SeaweedFS did not come back");
+}
+
+fn start(master: &str) -> Server {
+    Server::start_logged(&[
+        "--backend",
+        "smq",
+        "--smq-master",
+        master,
+        "--shards",
+        "2",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+}
+
+/// Produces one batch with acks=1: (error code, base offset).
+fn produce(client: &mut Client, topic: &str, batch: Bytes) -> (i16, i64) {
+    let response: ProduceResponse =
+        client.call(&produce_request(topic, 0, batch, 1), PRODUCE_VERSION);
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+fn leader_epoch(client: &mut Client, topic: &str) -> i32 {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    let response: MetadataResponse = client.call(&request, 12);
+    response.topics[0].partitions[0].leader_epoch
+}
+
+/// (error code, partitionLeaderEpoch and base offset of each batch) of a Fetch v12 from
+/// `offset` by a client that believes `current_leader_epoch` current.
+fn fetch_in(
+    client: &mut Client,
+    topic: &str,
+    offset: i64,
+    current_leader_epoch: i32,
+) -> (i16, Vec<(i32, i64)>) {
+    let mut request: FetchRequest = fetch_request(topic, 0, offset, 0);
+    request.topics[0].partitions[0].current_leader_epoch = current_leader_epoch;
+    let response: FetchResponse = client.call(&request, 12);
+    let data = &response.responses[0].partitions[0];
+    let mut batches = Vec::new();
+    let mut bytes = data.records.clone().unwrap_or_default();
+    while bytes.len() >= 61 {
+        let length = i32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        let base = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let epoch = i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        batches.push((epoch, base));
+        if bytes.len() < 12 + length {
+            break;
+        }
+        let _ = bytes.split_to(12 + length);
+    }
+    (data.error_code, batches)
+}
+
+/// OffsetForLeaderEpoch of partition 0: (error code, epoch, end offset).
+fn epoch_end(client: &mut Client, topic: &str, current: i32, epoch: i32) -> (i16, i32, i64) {
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)])]);
+    let response: OffsetForLeaderEpochResponse = client.call(&request, 4);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+fn truncations_counted(server: &Server) -> f64 {
+    let port = server.metrics.expect("metrics address").port().to_string();
+    let (_, body) = http_get(&port, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("tidegate_truncations_detected_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
+    let Some((dir, ports)) = killable_seaweedfs() else {
+        return;
+    };
+    let topic = format!("truncated-{}", uuid::Uuid::new_v4().simple());
+    let server = start(&ports["MASTER"]);
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 1);
+    // A first flushed file, so that what SMQ loses is only what the kill takes.
+    let flushed = encode_batch(&records(0, 20, None), Compression::None);
+    assert_eq!(produce(&mut client, &topic, flushed), (0, 0));
+    wait_first_flush(&ports["FILER_PORT"], &topic, 1);
+    // acks=1 (the default `--smq-acks-all memory` answers from SMQ's memory too): these
+    // sit in the broker's memory until its next flush, which the kill comes before.
+    let doomed = encode_batch(&records(0, 30, None), Compression::None);
+    assert_eq!(produce(&mut client, &topic, doomed), (0, 20));
+    // A consumer reads them: epoch 0, and its position is 50.
+    let (error, batches) = fetch_in(&mut client, &topic, 20, 0);
+    assert_eq!((error, batches.first().copied()), (0, Some((0, 20))));
+    kill_and_restart(&dir, &ports);
+
+    // New records, fewer than were lost, produced as a client does (retrying while
+    // tidegate's connections to SeaweedFS come back).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let fresh = encode_batch(&records(0, 5, None), Compression::None);
+    let reused_from = loop {
+        match produce(&mut client, &topic, fresh.clone()) {
+            (0, offset) => break offset,
+            (error, _) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "produce after the restart: error {error}"
+                );
+                std::thread::sleep(Duration::from_millis(200)); // the client's retry backoff
+            }
+        }
+    };
+    // Detected on the produce (offsets handed out again) or on the next read of the
+    // high-water mark; every shard learns the epoch once it is stored.
+    let epoch_deadline = Instant::now() + Duration::from_secs(60);
+    while leader_epoch(&mut client, &topic) != 1 {
+        assert!(
+            Instant::now() < epoch_deadline,
+            "metadata still says epoch {} (new records at {reused_from})\n{}",
+            leader_epoch(&mut client, &topic),
+            server.log()
+        );
+        let _ = fetch_in(&mut client, &topic, 50, -1);
+        std::thread::sleep(Duration::from_millis(100)); // nothing to wait on but metadata
+    }
+
+    // Where epoch 0 ended: at or after the flushed 20, before the 50 acknowledged.
+    let (error, epoch, end) = epoch_end(&mut client, &topic, 1, 0);
+    assert_eq!((error, epoch), (0, 0), "OffsetForLeaderEpoch(0)");
+    assert!((20..50).contains(&end), "epoch 0 ends at {end}");
+    assert!(reused_from <= 50, "new records at {reused_from}");
+    // The consumer at 50 in epoch 0 is fenced, then learns its records past `end` are gone.
+    assert_eq!(fetch_in(&mut client, &topic, 50, 0).0, FENCED_LEADER_EPOCH);
+    assert_eq!(fetch_in(&mut client, &topic, 0, 2).0, UNKNOWN_LEADER_EPOCH);
+    assert_eq!(epoch_end(&mut client, &topic, 0, 0).0, FENCED_LEADER_EPOCH);
+    // Records kept are served in epoch 0, the new ones in epoch 1.
+    let (error, kept) = fetch_in(&mut client, &topic, 0, 1);
+    assert_eq!((error, kept.first().map(|b| b.0)), (0, Some(0)));
+    if reused_from >= end {
+        let (error, new) = fetch_in(&mut client, &topic, reused_from, 1);
+        assert_eq!(error, 0);
+        assert!(new.iter().all(|b| b.0 == 1), "new batches {new:?}");
+    }
+
+    let log = server.log();
+    let lines: Vec<_> = log.lines().filter(|l| l.contains(LOST_LINE)).collect();
+    assert_eq!(lines.len(), 1, "one error line per truncation:\n{log}");
+    assert!(lines[0].contains(&topic) && lines[0].contains(&format!("first={end}")));
+    assert_eq!(truncations_counted(&server), 1.0);
+
+    // A restarted tidegate still knows: epoch 0 ended at `end`.
+    drop(server);
+    let server = start(&ports["MASTER"]);
+    let mut client = server.client();
+    assert_eq!(leader_epoch(&mut client, &topic), 1);
+    assert_eq!(epoch_end(&mut client, &topic, -1, 0), (0, 0, end));
+}
