@@ -193,9 +193,17 @@ def cpu_seconds(pid):
 
 
 def peak_rss_mb(pid):
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid):
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid, field):
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -301,6 +309,39 @@ def end_offsets(bootstrap, topic, partitions):
         return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(partitions)]
     finally:
         consumer.close()
+
+
+def _seaweedfs_script(*cmd, env=None):
+    return subprocess.run([str(REPO / "scripts" / "seaweedfs"), *cmd], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})), timeout=900)
+
+
+def seaweedfs_running(directory):
+    return _seaweedfs_script("status", str(directory)).returncode == 0
+
+
+def stop_seaweedfs(directory):
+    _seaweedfs_script("stop", str(directory))
+
+
+def seaweedfs(directory, port_offset):
+    """The SeaweedFS (with its MQ broker) running in `directory`, started there if none is:
+    (its ports.env as a dict, with its "pid"; whether this call started it)."""
+    started = False
+    if not seaweedfs_running(directory):
+        log(f"starting SeaweedFS in {directory} (port offset {port_offset}; ~30 s)")
+        res = _seaweedfs_script("start", str(directory), env={"SEAWEEDFS_PORT_OFFSET": str(port_offset)})
+        if res.returncode != 0:
+            raise RuntimeError(f"SeaweedFS did not start:\n{res.stderr[-3000:]}")
+        started = True
+    else:
+        log(f"using the SeaweedFS running in {directory}")
+    res = _seaweedfs_script("build")
+    if res.returncode != 0:
+        raise RuntimeError(f"scripts/seaweedfs build failed:\n{res.stderr[-3000:]}")
+    ports = dict(line.split("=", 1) for line in (directory / "ports.env").read_text().splitlines() if "=" in line)
+    ports["pid"] = int((directory / "weed.pid").read_text().strip())
+    return ports, started
 
 
 def filer_list(filer, path):
@@ -477,33 +518,16 @@ class Harness:
         self.contenders[self.contenders.index(c)] = fresh
         return fresh
 
-    def seaweedfs(self, *cmd, env=None):
-        return subprocess.run([str(REPO / "scripts" / "seaweedfs"), *cmd], capture_output=True, text=True,
-                              env=dict(os.environ, **(env or {})), timeout=900)
-
     def start_smq(self):
         a = self.args
         d = a.smq_dir
-        st = self.seaweedfs("status", str(d))
-        if st.returncode != 0:
-            if a.smoke:
-                note = (f"SMQ contenders skipped: no SeaweedFS running in {d} (smoke mode starts none; "
-                        f"`SEAWEEDFS_PORT_OFFSET={a.smq_port_offset} scripts/seaweedfs start {d}` starts one)")
-                log(note)
-                self.notes.append(note)
-                return
-            log(f"starting SeaweedFS in {d} (port offset {a.smq_port_offset}; ~30 s)")
-            res = self.seaweedfs("start", str(d), env={"SEAWEEDFS_PORT_OFFSET": str(a.smq_port_offset)})
-            if res.returncode != 0:
-                raise RuntimeError(f"SeaweedFS did not start:\n{res.stderr[-3000:]}")
-            self.smq_started = True
-        else:
-            log(f"using the SeaweedFS running in {d}")
-        res = self.seaweedfs("build")
-        if res.returncode != 0:
-            raise RuntimeError(f"scripts/seaweedfs build failed:\n{res.stderr[-3000:]}")
-        ports = dict(line.split("=", 1) for line in (d / "ports.env").read_text().splitlines() if "=" in line)
-        ports["pid"] = int((d / "weed.pid").read_text().strip())
+        if not seaweedfs_running(d) and a.smoke:
+            note = (f"SMQ contenders skipped: no SeaweedFS running in {d} (smoke mode starts none; "
+                    f"`SEAWEEDFS_PORT_OFFSET={a.smq_port_offset} scripts/seaweedfs start {d}` starts one)")
+            log(note)
+            self.notes.append(note)
+            return
+        ports, self.smq_started = seaweedfs(d, a.smq_port_offset)
         if a.server_cpus:
             subprocess.run(["taskset", "-a", "-p", "-c", a.server_cpus, str(ports["pid"])], capture_output=True)
         self.smq = ports
@@ -656,7 +680,7 @@ group.initial.rebalance.delay.ms=0
             srv.stop()
         if self.smq_started and not self.args.keep_smq:
             log("stopping SeaweedFS")
-            self.seaweedfs("stop", str(self.args.smq_dir))
+            stop_seaweedfs(self.args.smq_dir)
 
     # -------------------------------------------------------------- measuring
 
