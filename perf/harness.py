@@ -485,7 +485,8 @@ class Harness:
                 want = [c for c in want if c not in SMQ_CONTENDERS]
         tools = client4() if a.client == "4" else client3()
         if a.tidegate_bin_b:
-            self.notes.append(f"A/B: tidegate = {a.tidegate_bin}, tidegate B = {a.tidegate_bin_b}")
+            self.notes.append(f"A/B: tidegate = {a.tidegate_bin} {a.tidegate_args}".rstrip()
+                              + f", tidegate B = {a.tidegate_bin_b} {a.tidegate_args_b}".rstrip())
         for key in want:
             if key == "kafka":
                 self.contenders.append(self.launch(functools.partial(self.start_kafka, tools)))
@@ -647,6 +648,7 @@ group.initial.rebalance.delay.ms=0
                 cmd += ["--smq-filer", f"127.0.0.1:{self.smq['FILER_GRPC_PORT']}"]
         else:
             cmd += ["--backend", "memory"]
+        cmd += shlex.split(a.tidegate_args_b if b else a.tidegate_args)
         key = f"tidegate-{'smq' if smq else 'mem'}" + ("-tls" if tls else "") + ("-acl" if acl else "") \
             + ("-b" if b else "")
         name = f"{key}-{shards}"
@@ -1270,6 +1272,11 @@ def parse_args(argv):
     p.add_argument("--tidegate-bin-b", type=Path, metavar="PATH",
                    help="a second tidegate build: every tidegate contender also runs with it, right after "
                         "the first (rows marked B, ratio A ÷ B); for an interleaved A/B of two builds")
+    p.add_argument("--tidegate-args", default="", metavar="FLAGS",
+                   help="more flags for every tidegate contender, as one string ('--smq-acks-all flushed')")
+    p.add_argument("--tidegate-args-b", default="", metavar="FLAGS",
+                   help="the same for the B runs: with --tidegate-bin-b naming the same binary, an A/B of "
+                        "two settings (durable acks=all against memory acks, for instance)")
     p.add_argument("--out", type=Path, help="output directory (default perf/out/run-DATE-TIME)")
     p.add_argument("--record", action="store_true",
                    help="also add the report to the top of perf/RESULTS.md, its chart copied to perf/results/")
