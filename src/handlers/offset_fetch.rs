@@ -4,6 +4,7 @@
 use super::str_bytes;
 use super::{Reply, RequestContext};
 use crate::backend::CommittedOffset;
+use crate::error::Fault;
 use crate::shard::Shard;
 use crate::TopicPartition;
 use hashbrown::HashMap;
@@ -61,7 +62,13 @@ async fn fetch_group(
     let groups = shard.coordinator(group).map_err(|e| e.group_error())?;
     let committed = groups.committed(group).await.map_err(|error| {
         tracing::warn!(group, %error, "could not load committed offsets");
-        error.group_error()
+        match error.fault() {
+            // What Kafka answers while a coordinator loads a group's offsets, which every
+            // client retries; librdkafka's consumer gives up on COORDINATOR_NOT_AVAILABLE
+            // here and never fetches, even once SeaweedFS is back.
+            Fault::Storage => ResponseError::CoordinatorLoadInProgress,
+            _ => error.group_error(),
+        }
     })?;
     Ok(select(&committed, wanted))
 }
