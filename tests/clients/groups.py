@@ -330,6 +330,8 @@ def restart_seaweedfs(seaweedfs, timeout=300, between=None):
         between()
     env = dict(os.environ, SEAWEEDFS_MASTER_PORT=ports["MASTER_PORT"], SEAWEEDFS_VOLUME_PORT=ports["VOLUME_PORT"],
                SEAWEEDFS_FILER_PORT=ports["FILER_PORT"], SEAWEEDFS_BROKER_PORT=ports["BROKER_PORT"])
+    if getattr(seaweedfs, "extra_args", None) is not None:
+        env["SEAWEEDFS_EXTRA_ARGS"] = seaweedfs.extra_args  # the same weed as before the restart
     res = run([script, "start", str(directory)], timeout=timeout, env=env)
     if res.returncode != 0:
         pytest.fail(f"SeaweedFS did not come back after the restart\n{describe(res)}", pytrace=False)

@@ -199,16 +199,22 @@ class SeaweedFS:
     filer: str = ""  # filer HTTP host:port (where committed offsets can be read with GET)
     filer_grpc: str = ""  # filer gRPC host:port (tidegate's --smq-filer)
     directory: Path = None  # where `scripts/seaweedfs start` runs it (ports.env, weed.log)
+    extra_args: str = ""  # SEAWEEDFS_EXTRA_ARGS it was started with (a restart passes them again)
 
 
 # Every SeaweedFS started here, so a broker address can be traced to its master.
 _started_seaweedfs: list = []
 
 
-def start_seaweedfs(directory: Path) -> SeaweedFS:
+def start_seaweedfs(directory: Path, port_offset=None, extra_args=None) -> SeaweedFS:
     """Starts SeaweedFS with its MQ broker (scripts/seaweedfs waits until a topic can really
-    be configured)."""
-    env = dict(os.environ, SEAWEEDFS_PORT_OFFSET=os.environ.get("SEAWEEDFS_PORT_OFFSET", "400"))
+    be configured). `port_offset` and `extra_args` (`weed server` flags, one string) default
+    to SEAWEEDFS_PORT_OFFSET (else 400) and SEAWEEDFS_EXTRA_ARGS."""
+    if port_offset is None:
+        port_offset = os.environ.get("SEAWEEDFS_PORT_OFFSET", "400")
+    if extra_args is None:
+        extra_args = os.environ.get("SEAWEEDFS_EXTRA_ARGS", "")
+    env = dict(os.environ, SEAWEEDFS_PORT_OFFSET=str(port_offset), SEAWEEDFS_EXTRA_ARGS=extra_args)
     res = subprocess.run([str(REPO / "scripts" / "seaweedfs"), "start", str(directory)],
                          capture_output=True, text=True, env=env, timeout=900)
     if res.returncode != 0:
@@ -216,7 +222,8 @@ def start_seaweedfs(directory: Path) -> SeaweedFS:
     ports = dict(line.split("=", 1) for line in (directory / "ports.env").read_text().splitlines()
                  if "=" in line)
     seaweedfs = SeaweedFS(broker=ports["BROKER"], master=ports["MASTER"], filer=ports["FILER"],
-                          filer_grpc=f"127.0.0.1:{ports['FILER_GRPC_PORT']}", directory=directory)
+                          filer_grpc=f"127.0.0.1:{ports['FILER_GRPC_PORT']}", directory=directory,
+                          extra_args=extra_args)
     _started_seaweedfs[:] = [s for s in _started_seaweedfs if s.broker != seaweedfs.broker]
     _started_seaweedfs.append(seaweedfs)
     return seaweedfs

@@ -27,11 +27,9 @@ PER_PARTITION = 50
 
 
 @pytest.fixture
-def two_brokers(tmp_path, monkeypatch):
-    offset = int(os.environ.get("SEAWEEDFS_PORT_OFFSET", "400")) + 70
-    monkeypatch.setenv("SEAWEEDFS_PORT_OFFSET", str(offset))
+def two_brokers(tmp_path):
     directory = tmp_path / "seaweedfs"
-    seaweedfs = start_seaweedfs(directory)
+    seaweedfs = start_seaweedfs(directory, port_offset=int(os.environ.get("SEAWEEDFS_PORT_OFFSET", "400")) + 70)
     try:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
