@@ -14,7 +14,7 @@ RSS within 20 % of its level after warm-up (the first fifth of the run), no lost
 KAFKA_STORAGE_ERROR. Output: a table on stdout, samples.csv and summary.json in --out.
 
   perf/soak                      2,000,000 records, 100 producers, 50 groups, 10 minutes
-  perf/soak --smoke              a minute of a tenth of that: proves the harness works
+  perf/soak --smoke              half a minute of a hundredth of it: proves the harness works
   perf/soak --gateway go-gateway the same load through SeaweedFS's own Kafka gateway, to tell
                                  SeaweedFS's own behaviour from what tidegate asks of it
 """
@@ -61,8 +61,8 @@ def parse_args(argv):
     p.add_argument("--smoke", action="store_true")
     a = p.parse_args(argv)
     if a.smoke:
-        a.records, a.producers, a.groups, a.topics = 20_000, 10, 5, 2
-        a.minutes, a.producer_life, a.sample = 1.0, 10.0, 2.0
+        a.records, a.producers, a.groups, a.topics = 10_000, 10, 5, 2
+        a.minutes, a.producer_life, a.sample = 0.5, 10.0, 2.0
     a.out = a.out or REPO / "perf" / "out" / f"soak-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     return a
 

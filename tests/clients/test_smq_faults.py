@@ -305,8 +305,12 @@ def run_through_fault(tidegate, topic, inject_fault):
 # but the truncation of the in-doubt offsets (a run of 2026-12-01). OffsetFetch answering
 # COORDINATOR_NOT_AVAILABLE while SeaweedFS is down, which librdkafka never retries, was one
 # cause (now COORDINATOR_LOAD_IN_PROGRESS); the SIGSTOP test passes since.
-WEED_KILL_READS = pytest.mark.xfail(
-    reason="after weed's SIGKILL the group member reads nothing (under investigation)", strict=False)
+# Until it is understood the test runs only when asked for (TIDEGATE_FAULT_TESTS=1): as an
+# expected failure it would cost the suite 2.5 minutes and tell nothing.
+WEED_KILL_READS = pytest.mark.skipif(
+    os.environ.get("TIDEGATE_FAULT_TESTS") != "1",
+    reason="after weed's SIGKILL the group member reads nothing (under investigation); "
+           "TIDEGATE_FAULT_TESTS=1 runs it")
 
 
 @WEED_KILL_READS
