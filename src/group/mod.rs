@@ -136,7 +136,6 @@ impl Coordinator {
             Err(_) => self.offsets.cached_groups(),
         };
         names.sort_unstable();
-        names.dedup();
         names.truncate(self.metrics_group_limit);
         let mut committed = Vec::new();
         for name in names {
