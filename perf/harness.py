@@ -344,11 +344,11 @@ def seaweedfs(directory, port_offset):
     return ports, started
 
 
-def filer_list(filer, path):
+def filer_list(filer, path, limit=1000, timeout=10):
     """The entries of a directory in the filer (its HTTP listing), [] when there is none."""
-    req = urllib.request.Request(f"http://{filer}{path}/?limit=1000", headers={"Accept": "application/json"})
+    req = urllib.request.Request(f"http://{filer}{path}/?limit={limit}", headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.load(resp).get("Entries") or []
     except urllib.error.HTTPError as e:
         if e.code == 404:

@@ -30,13 +30,12 @@ import statistics
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import CACHE, REPO, Server, free_port, log, rss_mb, seaweedfs, stop_seaweedfs
+from harness import CACHE, REPO, Server, filer_list, free_port, log, rss_mb, seaweedfs, stop_seaweedfs
 
 LOCK_LOST = re.compile(r"Lost lock|lock renewal failed")
 PARTITIONS = 4
@@ -183,11 +182,10 @@ class Load:
 
 
 def filer_ms(filer, path):
+    """How long the filer takes to list `path`, in ms; None if it fails."""
     started = time.monotonic()
-    request = urllib.request.Request(f"http://{filer}{path}/?limit=1000", headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
+        filer_list(filer, path, timeout=30)
     except OSError:
         return None
     return (time.monotonic() - started) * 1000
@@ -195,10 +193,8 @@ def filer_ms(filer, path):
 
 def count_entries(filer, path, depth=4):
     """Files under `path`, `depth` directories down at most (tidegate's .meta tree is shallow)."""
-    request = urllib.request.Request(f"http://{filer}{path}/?limit=10000", headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            entries = json.load(response).get("Entries") or []
+        entries = filer_list(filer, path, limit=10000, timeout=30)
     except OSError:
         return 0
     total = 0
