@@ -17,6 +17,10 @@
 //! null), header count u32, per header: key length u32 + key, value length i32 (-1 = null)
 //! + value; then the value bytes to the end.
 //!
+//! A filler (`filler`) is a message tidegate publishes only to use up an offset: empty key,
+//! `MAGIC` alone as value, which no record encodes to (a value starting with `MAGIC` is
+//! always enveloped, and an envelope is longer). Readers skip it.
+//!
 //! Not kept here: producer id, epoch and sequence (records read back from SMQ come back as
 //! from a plain producer). What a retry needs of them is kept in the filer (`producers`).
 
@@ -99,6 +103,21 @@ fn envelope(record: &Record) -> Bytes {
     }
     out.put_slice(value);
     out.freeze()
+}
+
+/// A message that only takes an offset (see the module comment), stamped `ts_ns`: the
+/// broker stamps it later if that is not after its last one, which is all a filler needs.
+pub fn filler(ts_ns: i64) -> SmqMessage {
+    SmqMessage {
+        key: Bytes::new(),
+        value: Bytes::from_static(&MAGIC),
+        ts_ns,
+    }
+}
+
+/// Whether a stored message is a filler, not a record.
+pub fn is_filler(key: &[u8], value: &[u8]) -> bool {
+    key.is_empty() && value == MAGIC
 }
 
 /// The Kafka record stored at `offset`.

@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 /// Least time between two listings of a partition for `flushed_end`: waiters for a flush
 /// share one.
 pub const FLUSH_POLL: Duration = Duration::from_millis(100);
+/// How far before the last known file a listing starts (see `refresh`).
+const RELIST_SECONDS: i64 = 10;
+/// The broker's offset-manager checkpoint in a partition's directory: 8 bytes, big-endian.
+const CHECKPOINT: &str = "checkpoint.offset";
 
 /// What a partition's directory held when last listed.
 #[derive(Default)]
@@ -44,6 +48,11 @@ struct PartitionLog {
     listed: bool,
     /// When `flushed_end` last listed the directory.
     polled_at: Option<Instant>,
+    /// The last offset the broker's offset manager checkpointed (`checkpoint.offset`), as
+    /// last listed.
+    checkpoint: Option<i64>,
+    /// The offset after the largest `offset_max` the files' attributes claim.
+    claimed_end: i64,
 }
 
 struct LogFile {
@@ -155,6 +164,21 @@ impl LogFiles {
         }
     }
 
+    /// Where a broker that loads the partition counts its buffer from: the offset after the
+    /// largest `offset_max` the files' attributes claim, as last listed.
+    pub fn claimed_end(&self, tp: &TopicPartition) -> i64 {
+        let partitions = self.partitions.borrow();
+        partitions.get(tp).map_or(0, |log| log.borrow().claimed_end)
+    }
+
+    /// The offset the broker's offset manager counts on from when it loads the partition:
+    /// one after its last checkpoint (`mq/offset/manager.go`), as last listed.
+    pub fn counted_from(&self, tp: &TopicPartition) -> i64 {
+        let partitions = self.partitions.borrow();
+        let checkpoint = partitions.get(tp).and_then(|log| log.borrow().checkpoint);
+        checkpoint.map_or(0, |last| last + 1)
+    }
+
     /// The offset after the last one this shard knows flushed (0 if none), as the files'
     /// attributes and what was read of them say when last listed.
     pub fn known_end(&self, tp: &TopicPartition) -> i64 {
@@ -221,19 +245,30 @@ impl LogFiles {
         )
     }
 
-    /// Lists the directory from its last known file on (which may have grown a chunk).
+    /// Lists the directory from a little before its last known file on (which may have
+    /// grown a chunk): a file is named by its first record's time, and a broker that
+    /// reloaded a partition takes a new buffer's first timestamp as it comes, so a file
+    /// flushed later can be named a moment earlier.
     async fn refresh(&self, log: &RefCell<PartitionLog>, directory: &str) -> Result<()> {
         let from = log
             .borrow()
             .files
             .last()
-            .map(|f| f.name.clone())
+            .map(|f| file_name_before(&f.name, RELIST_SECONDS))
             .unwrap_or_default();
         let entries = self.filer.list_files_from(directory, &from).await?;
         let mut log = log.borrow_mut();
         log.listed = true;
+        if let Some(checkpoint) = entries.iter().find(|e| e.name == CHECKPOINT) {
+            log.checkpoint = <[u8; 8]>::try_from(&checkpoint.content[..])
+                .ok()
+                .map(i64::from_be_bytes);
+        }
         for entry in entries.into_iter().filter(is_log_file) {
             let span = claimed_span(&entry);
+            if let Span::Claimed { last } = span {
+                log.claimed_end = log.claimed_end.max(last + 1);
+            }
             match log.files.iter_mut().find(|f| f.name == entry.name) {
                 Some(known) if known.chunks.len() == entry.chunks.len() => {}
                 Some(known) => {
@@ -247,6 +282,7 @@ impl LogFiles {
                 }),
             }
         }
+        log.files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(())
     }
 
@@ -373,6 +409,9 @@ fn decode_entries(mut data: Bytes, records: &mut Vec<Record>) -> std::result::Re
             ));
         }
         let entry = LogEntry::decode(data.split_to(size)).map_err(|e| e.to_string())?;
+        if codec::is_filler(&entry.key, &entry.data) {
+            continue;
+        }
         records.push(codec::decode(
             entry.key,
             entry.data,
@@ -386,7 +425,11 @@ fn decode_entries(mut data: Bytes, records: &mut Vec<Record>) -> std::result::Re
 /// The directory name of the partition generation created at `unix_time_ns`:
 /// `v2006-01-02-15-04-05` in UTC (`mq/topic/local_partition.go`, PartitionGenerationFormat).
 fn generation_name(unix_time_ns: i64) -> String {
-    let seconds = unix_time_ns.div_euclid(1_000_000_000);
+    format!("v{}", time_name(unix_time_ns.div_euclid(1_000_000_000)))
+}
+
+/// `2006-01-02-15-04-05` in UTC, as SMQ names generations and log files.
+fn time_name(seconds: i64) -> String {
     let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -404,17 +447,51 @@ fn generation_name(unix_time_ns: i64) -> String {
     };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
-        "v{year:04}-{month:02}-{day:02}-{:02}-{:02}-{:02}",
+        "{year:04}-{month:02}-{day:02}-{:02}-{:02}-{:02}",
         second_of_day / 3600,
         second_of_day / 60 % 60,
         second_of_day % 60
     )
 }
 
+/// The name of a time `seconds` before the one `name` gives; empty (the directory's
+/// start) if `name` is not a time.
+fn file_name_before(name: &str, seconds: i64) -> String {
+    let parts: Vec<i64> = name.split('-').map_while(|p| p.parse().ok()).collect();
+    let [year, month, day, hour, minute, second] = parts[..] else {
+        return String::new();
+    };
+    // Howard Hinnant's days_from_civil.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    time_name(days * 86_400 + hour * 3600 + minute * 60 + second - seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::BufMut;
+
+    #[test]
+    fn a_listing_starts_seconds_before_the_last_file_across_days() {
+        assert_eq!(
+            file_name_before("2026-03-01-00-00-05", 10),
+            "2026-02-28-23-59-55"
+        );
+        assert_eq!(
+            file_name_before("2000-03-01-00-00-00", 1),
+            "2000-02-29-23-59-59"
+        );
+        assert_eq!(
+            file_name_before("2026-11-29-13-05-09", 0),
+            "2026-11-29-13-05-09"
+        );
+        assert_eq!(file_name_before("checkpoint.offset", 10), "");
+    }
 
     #[test]
     fn generation_names_are_utc_times() {

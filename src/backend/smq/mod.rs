@@ -55,7 +55,7 @@ use proto::messaging_pb::{
     LookupTopicBrokersRequest, OffsetRangeInfo,
 };
 use proto::schema_pb::Topic;
-use publisher::{Publisher, Target};
+use publisher::{FilesEnd, Publisher, Target};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
@@ -96,6 +96,11 @@ pub struct SmqBackend {
     /// `--smq-tls-*`, when SeaweedFS's gRPC is TLS.
     tls: Option<Arc<ClientTls>>,
     topics: RefCell<HashMap<Arc<str>, Rc<SmqTopic>>>,
+    /// Topics forgotten since they were looked up (to be asked again), as last known: while
+    /// SeaweedMQ cannot be asked they are answered from here, as Kafka answers Metadata from
+    /// its cache whatever its disks do. A consumer group told "no partitions" in an outage
+    /// would assign none and not look again for minutes.
+    last_known: RefCell<HashMap<Arc<str>, Rc<SmqTopic>>>,
     publishers: RefCell<HashMap<TopicPartition, Rc<Publisher>>>,
     high_watermarks: RefCell<HashMap<TopicPartition, i64>>,
     batch_cache: RefCell<BatchCache>,
@@ -112,7 +117,7 @@ pub struct SmqBackend {
     /// For what SMQ itself keeps there (partition sizes).
     filer: Rc<Filer>,
     /// The records SMQ has flushed, read where it stores them.
-    log_files: LogFiles,
+    log_files: Rc<LogFiles>,
     /// Per partition, the first offset the broker last said it still holds in memory
     /// (FetchMessage's `log_start_offset`): offsets before it are read from `log_files`.
     in_memory_from: RefCell<HashMap<TopicPartition, i64>>,
@@ -171,7 +176,7 @@ impl SmqBackend {
             leader_epochs: RefCell::default(),
             epoch_store: LeaderEpochStore::new(filer.clone(), &namespace),
             epoch_writes: RefCell::default(),
-            log_files: LogFiles::new(filer.clone(), &namespace),
+            log_files: Rc::new(LogFiles::new(filer.clone(), &namespace)),
             in_memory_from: RefCell::default(),
             log_files_warned: Cell::new(None),
             filer,
@@ -180,6 +185,7 @@ impl SmqBackend {
             clients: RefCell::default(),
             tls: settings.tls.clone(),
             topics: RefCell::default(),
+            last_known: RefCell::default(),
             publishers: RefCell::default(),
             high_watermarks: RefCell::default(),
             batch_cache: RefCell::new(BatchCache::new(BATCH_CACHE_BYTES)),
@@ -211,10 +217,45 @@ impl SmqBackend {
     }
 
     /// The topic's assignments, from the cache or the broker; `None` if it does not exist.
+    /// While the broker or filer cannot be asked, a topic known before is answered as last
+    /// known, with the leader epochs this shard knows now.
     async fn lookup(&self, name: &str) -> Result<Option<Rc<SmqTopic>>> {
         if let Some(topic) = self.topics.borrow().get(name) {
             return Ok(Some(topic.clone()));
         }
+        let looked_up = match self.look_up_in_seaweedfs(name).await {
+            Err(error) => {
+                let last_known = self.last_known.borrow().get(name).cloned();
+                let Some(last_known) = last_known else {
+                    return Err(error);
+                };
+                let meta = TopicMeta {
+                    leader_epochs: self.merge_leader_epochs(name, BTreeMap::new()),
+                    ..(*last_known.meta).clone()
+                };
+                return Ok(Some(Rc::new(SmqTopic {
+                    meta: Arc::new(meta),
+                    assignments: last_known.assignments.clone(),
+                })));
+            }
+            Ok(looked_up) => looked_up,
+        };
+        self.last_known.borrow_mut().remove(name);
+        if let Some(topic) = &looked_up {
+            // A restarted SeaweedFS answers partitions without a leader until its balancer
+            // assigns them: asked again next time, not kept.
+            let leaderless = topic.assignments.iter().any(|a| a.leader_broker.is_empty());
+            let known = if leaderless {
+                &self.last_known
+            } else {
+                &self.topics
+            };
+            known.borrow_mut().insert(Arc::from(name), topic.clone());
+        }
+        Ok(looked_up)
+    }
+
+    async fn look_up_in_seaweedfs(&self, name: &str) -> Result<Option<Rc<SmqTopic>>> {
         let mut client = self.client(&self.bootstrap).await?;
         let assignments = lookup_assignments(&mut client, self.smq_topic(name)).await?;
         if assignments.is_empty() {
@@ -231,11 +272,7 @@ impl SmqBackend {
             configs: self.topic_configs.load(name).await?,
             leader_epochs: self.merge_leader_epochs(name, self.epoch_store.load(name).await?),
         });
-        let topic = Rc::new(SmqTopic { meta, assignments });
-        self.topics
-            .borrow_mut()
-            .insert(Arc::from(name), topic.clone());
-        Ok(Some(topic))
+        Ok(Some(Rc::new(SmqTopic { meta, assignments })))
     }
 
     /// Leader client and full partition of a Kafka partition.
@@ -245,13 +282,15 @@ impl SmqBackend {
             .await?
             .ok_or(Error::UnknownTopicOrPartition)?;
         let (leader, partition) = leader_of(&topic.assignments, tp.partition)?;
-        let client = self.client(leader).await?;
+        let client = self.client(named_leader(tp, leader)?).await?;
         Ok((client, self.smq_topic(&tp.topic), partition))
     }
 
     /// Forgets a topic's assignments and configs, so the next call looks them up again.
     pub fn forget(&self, name: &str) {
-        self.topics.borrow_mut().remove(name);
+        if let Some(topic) = self.topics.borrow_mut().remove(name) {
+            self.last_known.borrow_mut().insert(Arc::from(name), topic);
+        }
     }
 
     /// The topic's leader-epoch histories: `stored` ones merged into what this shard knows
@@ -810,6 +849,15 @@ impl SmqBackend {
         Ok(response.high_water_mark)
     }
 
+    /// How far the broker's high-water mark runs ahead of the partition's records, as its
+    /// publish stream learned when it filled offsets (`Publisher::overcount`).
+    fn overcount(&self, tp: &TopicPartition) -> i64 {
+        self.publishers
+            .borrow()
+            .get(tp)
+            .map_or(0, |publisher| publisher.overcount())
+    }
+
     /// The doubt over offsets `first..=last` of the partition, if any.
     fn doubt(&self, tp: &TopicPartition, first: i64, last: i64) -> Option<Doubt> {
         let in_doubt = self.in_doubt.borrow();
@@ -847,6 +895,7 @@ impl SmqBackend {
                 tp: tp.clone(),
                 cached: self.topics.borrow().get(&*tp.topic).cloned(),
                 clients: self.clients.borrow().clone(),
+                log_files: self.log_files.clone(),
                 tls: self.tls.clone(),
             };
             Box::pin(lookup.resolve())
@@ -974,8 +1023,9 @@ impl SmqBackend {
         // track of: the files prove where the log really ends, and past what they prove
         // such a broker cannot be asked by offset (it answers nothing there).
         let known_end = self.log_files.known_end(tp);
-        let broker_lost_count = response.high_water_mark < known_end;
-        let high_watermark = response.high_water_mark.max(known_end);
+        let broker_mark = response.high_water_mark - self.overcount(tp);
+        let broker_lost_count = broker_mark < known_end;
+        let high_watermark = broker_mark.max(known_end);
         let how = "FetchMessage's high-water mark is below them";
         self.check_high_watermark(tp, &partition, high_watermark, seen, how)
             .await;
@@ -1023,6 +1073,7 @@ impl SmqBackend {
             .messages
             .into_iter()
             .enumerate()
+            .filter(|(_, m)| !codec::is_filler(&m.key, &m.value))
             .map(|(i, m)| codec::decode(m.key, m.value, m.ts_ns, first + i as i64))
             .collect();
         Ok((records, high_watermark))
@@ -1070,7 +1121,7 @@ impl SmqBackend {
         let (_, _, partition) = self.target(tp).await?;
         let seen = self.seen(tp);
         let range = self.partition_range(tp).await?;
-        let end = range.high_water_mark;
+        let end = range.high_water_mark - self.overcount(tp);
         let how = "GetPartitionRangeInfo's high-water mark is below them";
         self.check_high_watermark(tp, &partition, end, seen, how)
             .await;
@@ -1131,10 +1182,14 @@ struct SmqLookup {
     cached: Option<Rc<SmqTopic>>,
     clients: HashMap<String, GrpcChannel>,
     tls: Option<Arc<ClientTls>>,
+    log_files: Rc<LogFiles>,
 }
 
 impl SmqLookup {
-    async fn resolve(self) -> Result<Target> {
+    /// The stream's target, and what the partition's files hold if the broker may count
+    /// from below their end (see publisher.rs): its offset manager counts from its last
+    /// checkpoint when it loads the partition.
+    async fn resolve(self) -> Result<(Target, Option<FilesEnd>)> {
         let topic = Topic {
             namespace: self.namespace,
             name: self.tp.topic.to_string(),
@@ -1148,8 +1203,15 @@ impl SmqLookup {
             }
         };
         let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
+        let leader = named_leader(&self.tp, leader)?;
         let client = live_client(&self.clients, leader, self.tls.as_deref()).await?;
-        Ok((client, topic, partition))
+        let files_end = self.log_files.flushed_end(&self.tp, &partition).await?;
+        let behind = files_end > self.log_files.counted_from(&self.tp);
+        let files = FilesEnd {
+            end: files_end,
+            claimed_end: self.log_files.claimed_end(&self.tp),
+        };
+        Ok(((client, topic, partition), behind.then_some(files)))
     }
 }
 
@@ -1234,6 +1296,17 @@ fn leader_of(
         .ok_or(Error::UnknownTopicOrPartition)?;
     let range = assignment.partition.ok_or(Error::UnknownTopicOrPartition)?;
     Ok((&assignment.leader_broker, range))
+}
+
+/// The partition's leader, or Unavailable while SeaweedMQ names none (a restarted broker
+/// before its balancer assigned the partition).
+fn named_leader<'a>(tp: &TopicPartition, leader: &'a str) -> Result<&'a str> {
+    if leader.is_empty() {
+        return Err(Error::Unavailable(format!(
+            "{tp}: SeaweedMQ names no leader for it yet"
+        )));
+    }
+    Ok(leader)
 }
 
 /// Offsets a broken publish stream had acknowledged from the broker's memory.

@@ -5,11 +5,19 @@
 //! assigned offset, and a background task matches answers to the waiting requests. One
 //! stream per partition because two streams on one partition can store records out of
 //! offset order, and an open stream keeps the broker from unloading the partition.
+//!
+//! A stream may start with a probe: SMQ's offset manager restarts from a checkpoint up to
+//! 2 s old, not from its files (proto/README.md, "PublishMessage"), so after a crash it can
+//! hand out offsets its files already hold, and a record given one would be hidden behind
+//! the one stored there first. When the partition's files end past the last checkpoint,
+//! the stream publishes one filler (`codec::filler`, which readers skip) before any
+//! request's records and, if the broker gave it an offset below the files' end, fillers
+//! up to that end.
 
 use super::channel::SmqClient;
-use super::codec::SmqMessage;
+use super::codec::{self, SmqMessage};
 use super::proto::messaging_pb::publish_message_request::{InitMessage, Message};
-use super::proto::messaging_pb::{DataMessage, PublishMessageRequest};
+use super::proto::messaging_pb::{DataMessage, PublishMessageRequest, PublishMessageResponse};
 use super::proto::schema_pb::{Partition, Topic};
 use crate::error::{Error, Result};
 use futures::channel::{mpsc, oneshot};
@@ -20,6 +28,20 @@ use std::rc::Rc;
 
 /// Where a partition's stream goes: its leader's client, the topic, the full partition.
 pub type Target = (SmqClient, Topic, Partition);
+
+/// What a partition's files hold, for a stream that must publish past them.
+#[derive(Debug, Clone, Copy)]
+pub struct FilesEnd {
+    /// The offset after the last record in them.
+    pub end: i64,
+    /// The offset after the largest `offset_max` their attributes claim: where a broker
+    /// that loads the partition counts its buffer from.
+    pub claimed_end: i64,
+}
+
+/// Most fillers a stream publishes to get past its partition's files: a broker that lags
+/// further than this behind them is not followed (the stream fails, and is opened again).
+const MAX_FILLERS: i64 = 10_000_000;
 
 pub struct Publisher {
     requests: mpsc::UnboundedSender<PublishMessageRequest>,
@@ -36,6 +58,8 @@ struct State {
     failed: Option<String>,
     /// Set by `close`: the stream's end is expected, not a failure to report.
     closing: bool,
+    /// How far the broker's high-water mark runs ahead of the records (see `overcount`).
+    overcount: i64,
 }
 
 struct Waiting {
@@ -54,8 +78,10 @@ pub struct Acked {
 impl Publisher {
     /// Opens the stream in the background once `target` resolves; messages published
     /// before that wait in the queue.
+    /// `target` also resolves to the end of what the partition's files hold, if the
+    /// broker may hand out offsets below it.
     pub fn open(
-        target: LocalBoxFuture<'static, Result<Target>>,
+        target: LocalBoxFuture<'static, Result<(Target, Option<FilesEnd>)>>,
         name: String,
         now_ns: i64,
     ) -> Self {
@@ -64,7 +90,7 @@ impl Publisher {
         let task_state = state.clone();
         let (end, ended) = oneshot::channel();
         glommio::spawn_local(async move {
-            let reason = run(target, queued, name, task_state.clone()).await;
+            let reason = run(target, queued, name, now_ns, task_state.clone()).await;
             fail_all(&task_state, reason);
             let _ = end.send(());
         })
@@ -83,6 +109,14 @@ impl Publisher {
         self.state.borrow_mut().closing = true;
         drop(self.requests);
         let _ = self.ended.await;
+    }
+
+    /// How far the partition's high-water mark, as the broker counts it, runs ahead of its
+    /// records. A broker that loads a partition counts its buffer on from where its files'
+    /// attributes end but hands out offsets from its offset manager's older checkpoint:
+    /// every filler is counted twice, for as long as it keeps the partition loaded.
+    pub fn overcount(&self) -> i64 {
+        self.state.borrow().overcount
     }
 
     /// False once the stream broke; the owner opens a new one.
@@ -104,15 +138,7 @@ impl Publisher {
             done,
         });
         for message in messages {
-            let data = DataMessage {
-                key: message.key,
-                value: message.value,
-                ts_ns: message.ts_ns,
-                ctrl: None,
-            };
-            let _ = self.requests.unbounded_send(PublishMessageRequest {
-                message: Some(Message::Data(data)),
-            });
+            let _ = self.requests.unbounded_send(request(message));
         }
         answer
     }
@@ -120,12 +146,13 @@ impl Publisher {
 
 /// Runs the stream until it ends; returns why it ended.
 async fn run(
-    target: LocalBoxFuture<'static, Result<Target>>,
+    target: LocalBoxFuture<'static, Result<(Target, Option<FilesEnd>)>>,
     queued: mpsc::UnboundedReceiver<PublishMessageRequest>,
     name: String,
+    since_ns: i64,
     state: Rc<RefCell<State>>,
 ) -> String {
-    let (mut client, topic, partition) = match target.await {
+    let ((mut client, topic, partition), files_end) = match target.await {
         Ok(target) => target,
         Err(error) => return error.to_string(),
     };
@@ -138,7 +165,12 @@ async fn run(
             publisher_name: name,
         })),
     };
-    let outbound = futures::stream::StreamExt::chain(futures::stream::iter([init]), queued);
+    // The probe and fillers go out first; requests' records follow once `prelude` ends.
+    let (prelude, prelude_out) = mpsc::unbounded();
+    let outbound = futures::stream::StreamExt::chain(
+        futures::stream::iter([init]),
+        futures::stream::StreamExt::chain(prelude_out, queued),
+    );
     let mut responses = match client.publish_message(outbound).await {
         Ok(response) => response.into_inner(),
         Err(status) => return format!("publish stream refused: {}", status.message()),
@@ -150,16 +182,81 @@ async fn run(
         Ok(None) => return "publish stream closed at init".into(),
         Err(status) => return format!("publish init failed: {}", status.message()),
     }
-    loop {
-        let ack = match responses.message().await {
-            Ok(Some(ack)) => ack,
-            Ok(None) => return "publish stream closed by the broker".into(),
-            Err(status) => return format!("publish stream failed: {}", status.message()),
-        };
-        if !ack.error.is_empty() {
-            return format!("publish failed: {}", ack.error);
+    let send_fillers = |count: i64| {
+        for _ in 0..count {
+            let _ = prelude.unbounded_send(request(codec::filler(since_ns)));
         }
-        acknowledge(&state, ack.assigned_offset);
+    };
+    if let Some(files) = files_end {
+        match fill_to(&mut responses, &send_fillers, files).await {
+            Ok(overcount) => state.borrow_mut().overcount = overcount,
+            Err(reason) => return reason,
+        }
+    }
+    drop(prelude);
+    loop {
+        match next_ack(&mut responses).await {
+            Ok(offset) => acknowledge(&state, offset),
+            Err(reason) => return reason,
+        }
+    }
+}
+
+/// Publishes a filler, and fillers up to the files' end if the broker gave it an offset
+/// below; returns once all are acknowledged with how far the broker's mark then runs
+/// ahead of the records (`Publisher::overcount`), or why the stream ended.
+async fn fill_to(
+    responses: &mut tonic::Streaming<PublishMessageResponse>,
+    send_fillers: &impl Fn(i64),
+    files: FilesEnd,
+) -> Result<i64, String> {
+    let files_end = files.end;
+    send_fillers(1);
+    let probed = next_ack(responses).await?;
+    let behind = files_end - 1 - probed;
+    if behind <= 0 {
+        return Ok(0);
+    }
+    if behind > MAX_FILLERS {
+        return Err(format!(
+            "SeaweedMQ hands out offset {probed}, {behind} below what its files hold"
+        ));
+    }
+    tracing::warn!(offset = probed, files_end,
+        "SeaweedMQ hands out offsets its files already hold (it restarted from an older checkpoint): filling them before publishing");
+    send_fillers(behind);
+    let mut last = probed;
+    for _ in 0..behind {
+        last = next_ack(responses).await?;
+    }
+    if last < files_end - 1 {
+        return Err(format!(
+            "SeaweedMQ gave filler offsets up to {last}, not past {files_end}"
+        ));
+    }
+    // Its buffer counted from `claimed_end` when the manager counted from `probed` at the
+    // latest (earlier if others published since it loaded the partition).
+    Ok((files.claimed_end - probed).max(0))
+}
+
+/// The offset the broker gave the next message, or why the stream ended.
+async fn next_ack(responses: &mut tonic::Streaming<PublishMessageResponse>) -> Result<i64, String> {
+    match responses.message().await {
+        Ok(Some(ack)) if ack.error.is_empty() => Ok(ack.assigned_offset),
+        Ok(Some(ack)) => Err(format!("publish failed: {}", ack.error)),
+        Ok(None) => Err("publish stream closed by the broker".to_string()),
+        Err(status) => Err(format!("publish stream failed: {}", status.message())),
+    }
+}
+
+fn request(message: SmqMessage) -> PublishMessageRequest {
+    PublishMessageRequest {
+        message: Some(Message::Data(DataMessage {
+            key: message.key,
+            value: message.value,
+            ts_ns: message.ts_ns,
+            ctrl: None,
+        })),
     }
 }
 
