@@ -5,6 +5,9 @@
 //! fetches in the old epoch, log it once and count it, and remember it across its own
 //! restart.
 //!
+//! And SMQ handing out offsets its flushed files hold (its offset manager restarts from an
+//! older checkpoint): tidegate fills them, and nothing is lost or moved.
+//!
 //! It kills and restarts SeaweedFS, so it runs only on one of its own:
 //! `TIDEGATE_SEAWEEDFS_KILLABLE=DIR`, a directory `SEAWEEDFS_PORT_OFFSET=600
 //! scripts/seaweedfs start DIR` runs in (never one another test or person uses).
@@ -13,8 +16,9 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    create_topic, encode_batch, fetch_request, http_get, produce_request, records, topic_name,
-    wait_first_flush, Client, Server, PRODUCE_VERSION,
+    create_topic, encode_batch, fetch, fetch_request, filer_list, http_delete, http_get,
+    produce_request, records, topic_name, visible, wait_first_flush, Client, Server,
+    PRODUCE_VERSION,
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -24,7 +28,7 @@ use kafka_protocol::messages::{
     FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
     OffsetForLeaderEpochResponse, ProduceResponse,
 };
-use kafka_protocol::records::Compression;
+use kafka_protocol::records::{Compression, Record};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +37,10 @@ use std::time::{Duration, Instant};
 const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
 const LOST_LINE: &str = "SeaweedMQ lost records it had acknowledged";
+const FILLED_LINE: &str = "SeaweedMQ hands out offsets its files already hold";
+
+/// The tests here kill the same SeaweedFS: one at a time.
+static KILLABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn killable_seaweedfs() -> Option<(PathBuf, HashMap<String, String>)> {
     let dir = PathBuf::from(std::env::var_os("TIDEGATE_SEAWEEDFS_KILLABLE")?);
@@ -156,6 +164,10 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
     let Some((dir, ports)) = killable_seaweedfs() else {
         return;
     };
+    // A test that failed holding it must not fail the other for that.
+    let _only_user = KILLABLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let topic = format!("truncated-{}", uuid::Uuid::new_v4().simple());
     let server = start(&ports["MASTER"]);
     let mut client = server.client();
@@ -233,4 +245,107 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
     let mut client = server.client();
     assert_eq!(leader_epoch(&mut client, &topic), 1);
     assert_eq!(epoch_end(&mut client, &topic, -1, 0), (0, 0, end));
+}
+
+/// SMQ's offset manager recovers from `checkpoint.offset` alone, so a `weed` killed after a
+/// flush and before its next checkpoint (every 2 s) hands out flushed offsets again. Made
+/// certain here: the checkpoint is removed before the kill, and the restarted broker counts
+/// from 0 over a file holding 0..19. New records must land past the file, be read at the
+/// offsets they were acknowledged at, leave the flushed ones as they were, and the mark must
+/// be the true one; nothing was lost, so no truncation.
+#[test]
+fn offsets_smq_hands_out_again_over_flushed_records_are_filled_not_reused() {
+    let Some((dir, ports)) = killable_seaweedfs() else {
+        return;
+    };
+    // A test that failed holding it must not fail the other for that.
+    let _only_user = KILLABLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let filer = &ports["FILER_PORT"];
+    let topic = format!("refilled-{}", uuid::Uuid::new_v4().simple());
+    let server = start(&ports["MASTER"]);
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 1);
+    let flushed = records(0, 20, None);
+    let batch = encode_batch(&flushed, Compression::None);
+    assert_eq!(produce(&mut client, &topic, batch), (0, 0));
+    wait_first_flush(filer, &topic, 1);
+    let checkpoint = loop {
+        let versions = filer_list(filer, &format!("/topics/kafka/{topic}"));
+        let ranges = versions.iter().max().map(|v| filer_list(filer, v));
+        let found = ranges.into_iter().flatten().flat_map(|range| {
+            let files = filer_list(filer, &range);
+            files
+                .into_iter()
+                .filter(|f| f.ends_with("checkpoint.offset"))
+        });
+        if let Some(found) = found.max() {
+            break found;
+        }
+        // The offset manager checkpoints every 2 s; nothing to wait on but the listing.
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let status = http_delete(filer, &checkpoint);
+    assert!(
+        (200..300).contains(&status),
+        "delete {checkpoint}: {status}"
+    );
+    kill_and_restart(&dir, &ports);
+
+    let fresh = records(0, 5, None);
+    let batch = encode_batch(&fresh, Compression::None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at = loop {
+        match produce(&mut client, &topic, batch.clone()) {
+            (0, offset) => break offset,
+            (error, _) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "produce after the restart: error {error}"
+                );
+                std::thread::sleep(Duration::from_millis(200)); // the client's retry backoff
+            }
+        }
+    };
+    assert!(
+        at >= 20,
+        "new records at {at}, over the flushed 0..19\n{}",
+        server.log()
+    );
+    let placed = |sent: &[Record], from: i64| -> Vec<Record> {
+        let offsets = from..;
+        let placed = sent.iter().zip(offsets);
+        placed
+            .map(|(r, offset)| Record {
+                offset,
+                ..r.clone()
+            })
+            .collect()
+    };
+    let mut expected = placed(&flushed, 0);
+    expected.extend(placed(&fresh, at));
+    let mut read: Vec<Record> = Vec::new();
+    while read.len() < expected.len() {
+        let next = read.last().map_or(0, |r| r.offset + 1);
+        let (error, more) = fetch(&mut client, &topic, 0, next, 1_000);
+        assert_eq!(error, 0);
+        assert!(!more.is_empty(), "nothing at {next}, read {}", read.len());
+        read.extend(more);
+    }
+    assert_eq!(
+        visible(&read),
+        visible(&expected),
+        "every record once, at its offset"
+    );
+    let response: kafka_protocol::messages::FetchResponse =
+        client.call(&fetch_request(&topic, 0, at + 5, 0), 12);
+    assert_eq!(response.responses[0].partitions[0].high_watermark, at + 5);
+    let log = server.log();
+    assert!(!log.contains(LOST_LINE), "nothing was lost:\n{log}");
+    // The case itself happened: the broker handed out offsets the file holds.
+    assert!(
+        log.contains(FILLED_LINE),
+        "no offsets were handed out again:\n{log}"
+    );
 }

@@ -497,13 +497,22 @@ fn ports_env(variable: &str, start: &str) -> Option<HashMap<String, String>> {
 /// GET on a local HTTP port (the filer's, where directories are listed as JSON, or
 /// tidegate's --metrics-addr): (status, body).
 pub fn http_get(port: &str, path: &str) -> (u16, String) {
+    http(port, "GET", path)
+}
+
+/// A DELETE of `path` (the filer removes the file there): its status.
+pub fn http_delete(port: &str, path: &str) -> u16 {
+    http(port, "DELETE", path).0
+}
+
+fn http(port: &str, method: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("http connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
     )
     .expect("send");
     let mut response = String::new();
