@@ -32,6 +32,7 @@ use kafka_protocol::records::{Compression, Record};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const FENCED_LEADER_EPOCH: i16 = 74;
@@ -40,17 +41,22 @@ const LOST_LINE: &str = "SeaweedMQ lost records it had acknowledged";
 const FILLED_LINE: &str = "SeaweedMQ hands out offsets its files already hold";
 
 /// The tests here kill the same SeaweedFS: one at a time.
-static KILLABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static KILLABLE: Mutex<()> = Mutex::new(());
 
-fn killable_seaweedfs() -> Option<(PathBuf, HashMap<String, String>)> {
+/// The SeaweedFS the caller may kill (its directory and ports), held until the guard drops.
+fn killable_seaweedfs() -> Option<(MutexGuard<'static, ()>, PathBuf, HashMap<String, String>)> {
     let dir = PathBuf::from(std::env::var_os("TIDEGATE_SEAWEEDFS_KILLABLE")?);
+    // A test that failed holding it must not fail the other for that.
+    let only_user = KILLABLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let ports = std::fs::read_to_string(dir.join("ports.env")).expect("ports.env");
     let ports = ports
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Some((dir, ports))
+    Some((only_user, dir, ports))
 }
 
 /// SIGKILL, as a crash would (nothing is flushed), then `scripts/seaweedfs start` on the
@@ -98,6 +104,24 @@ fn produce(client: &mut Client, topic: &str, batch: Bytes) -> (i16, i64) {
         client.call(&produce_request(topic, 0, batch, 1), PRODUCE_VERSION);
     let partition = &response.responses[0].partition_responses[0];
     (partition.error_code, partition.base_offset)
+}
+
+/// Produces with acks=1 as a client does after SeaweedFS restarted: retrying while
+/// tidegate's connections come back, for up to two minutes. The base offset.
+fn produce_after_restart(client: &mut Client, topic: &str, batch: Bytes) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match produce(client, topic, batch.clone()) {
+            (0, offset) => return offset,
+            (error, _) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "produce after the restart: error {error}"
+                );
+                std::thread::sleep(Duration::from_millis(200)); // the client's retry backoff
+            }
+        }
+    }
 }
 
 fn leader_epoch(client: &mut Client, topic: &str) -> i32 {
@@ -161,13 +185,9 @@ fn truncations_counted(server: &Server) -> f64 {
 
 #[test]
 fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
-    let Some((dir, ports)) = killable_seaweedfs() else {
+    let Some((_only_user, dir, ports)) = killable_seaweedfs() else {
         return;
     };
-    // A test that failed holding it must not fail the other for that.
-    let _only_user = KILLABLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let topic = format!("truncated-{}", uuid::Uuid::new_v4().simple());
     let server = start(&ports["MASTER"]);
     let mut client = server.client();
@@ -187,20 +207,8 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
 
     // New records, fewer than were lost, produced as a client does (retrying while
     // tidegate's connections to SeaweedFS come back).
-    let deadline = Instant::now() + Duration::from_secs(120);
     let fresh = encode_batch(&records(0, 5, None), Compression::None);
-    let reused_from = loop {
-        match produce(&mut client, &topic, fresh.clone()) {
-            (0, offset) => break offset,
-            (error, _) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "produce after the restart: error {error}"
-                );
-                std::thread::sleep(Duration::from_millis(200)); // the client's retry backoff
-            }
-        }
-    };
+    let reused_from = produce_after_restart(&mut client, &topic, fresh);
     // Detected on the produce (offsets handed out again) or on the next read of the
     // high-water mark; every shard learns the epoch once it is stored.
     let epoch_deadline = Instant::now() + Duration::from_secs(60);
@@ -255,13 +263,9 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
 /// be the true one; nothing was lost, so no truncation.
 #[test]
 fn offsets_smq_hands_out_again_over_flushed_records_are_filled_not_reused() {
-    let Some((dir, ports)) = killable_seaweedfs() else {
+    let Some((_only_user, dir, ports)) = killable_seaweedfs() else {
         return;
     };
-    // A test that failed holding it must not fail the other for that.
-    let _only_user = KILLABLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let filer = &ports["FILER_PORT"];
     let topic = format!("refilled-{}", uuid::Uuid::new_v4().simple());
     let server = start(&ports["MASTER"]);
@@ -295,19 +299,7 @@ fn offsets_smq_hands_out_again_over_flushed_records_are_filled_not_reused() {
 
     let fresh = records(0, 5, None);
     let batch = encode_batch(&fresh, Compression::None);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let at = loop {
-        match produce(&mut client, &topic, batch.clone()) {
-            (0, offset) => break offset,
-            (error, _) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "produce after the restart: error {error}"
-                );
-                std::thread::sleep(Duration::from_millis(200)); // the client's retry backoff
-            }
-        }
-    };
+    let at = produce_after_restart(&mut client, &topic, batch);
     assert!(
         at >= 20,
         "new records at {at}, over the flushed 0..19\n{}",
