@@ -8,6 +8,9 @@
 //! And SMQ handing out offsets its flushed files hold (its offset manager restarts from an
 //! older checkpoint): tidegate fills them, and nothing is lost or moved.
 //!
+//! And a batch SMQ flushed only the first part of before it died: answered as lost (Kafka
+//! batches are all or nothing), sent again by its idempotent producer, and read once.
+//!
 //! It kills and restarts SeaweedFS, so it runs only on one of its own:
 //! `TIDEGATE_SEAWEEDFS_KILLABLE=DIR`, a directory `SEAWEEDFS_PORT_OFFSET=600
 //! scripts/seaweedfs start DIR` runs in (never one another test or person uses).
@@ -20,13 +23,15 @@ use common::{
     produce_request, records, topic_name, visible, wait_first_flush, Client, Server,
     PRODUCE_VERSION,
 };
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, ProduceResponse,
+    FetchRequest, FetchResponse, InitProducerIdRequest, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    ProduceResponse,
 };
 use kafka_protocol::records::{Compression, Record};
 use std::collections::HashMap;
@@ -86,7 +91,11 @@ fn kill_and_restart(dir: &PathBuf, ports: &HashMap<String, String>) {
 }
 
 fn start(master: &str) -> Server {
-    Server::start_logged(&[
+    start_with(master, &[])
+}
+
+fn start_with(master: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
         "--backend",
         "smq",
         "--smq-master",
@@ -95,7 +104,9 @@ fn start(master: &str) -> Server {
         "2",
         "--metrics-addr",
         "127.0.0.1:0",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Server::start_logged(&args)
 }
 
 /// Produces one batch with acks=1: (error code, base offset).
@@ -122,6 +133,37 @@ fn produce_after_restart(client: &mut Client, topic: &str, batch: Bytes) -> i64 
             }
         }
     }
+}
+
+/// The partition's latest offset (ListOffsets v7): what SMQ's broker holds, flushed or not.
+fn latest_offset(client: &mut Client, topic: &str) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let response: ListOffsetsResponse = client.call(&request, 7);
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "ListOffsets");
+    partition.offset
+}
+
+/// Every record of partition 0 from offset 0 up to `end`.
+fn read_to(client: &mut Client, topic: &str, end: i64) -> Vec<Record> {
+    let mut read: Vec<Record> = Vec::new();
+    let mut next = 0;
+    while next < end {
+        let (error, more) = fetch(client, topic, 0, next, 1_000);
+        assert_eq!(error, 0, "fetch at {next}");
+        let Some(last) = more.last().map(|r| r.offset) else {
+            panic!("nothing at {next}, below {end}");
+        };
+        read.extend(more.into_iter().filter(|r| r.offset >= next));
+        next = last + 1;
+    }
+    read
 }
 
 fn leader_epoch(client: &mut Client, topic: &str) -> i32 {
@@ -340,4 +382,112 @@ fn offsets_smq_hands_out_again_over_flushed_records_are_filled_not_reused() {
         log.contains(FILLED_LINE),
         "no offsets were handed out again:\n{log}"
     );
+}
+
+/// A batch larger than SMQ's 8 MiB log buffer makes the broker flush its first part at once
+/// and keep the rest in memory until its next flush (every 5 s); `weed` is killed in between.
+/// With `--smq-acks-all flushed` the batch is answered as lost, all of it (Kafka batches are
+/// all or nothing), and its idempotent producer sends it again, to new offsets. What SMQ
+/// kept of the first copy must not be read: every record once, at the offsets of the copy
+/// acknowledged, also after tidegate restarts.
+#[test]
+fn what_smq_kept_of_a_batch_it_lost_is_not_read_again() {
+    const RECORDS: i32 = 160;
+    const VALUE_BYTES: usize = 64 << 10; // 10 MiB in all
+    let Some((_only_user, dir, ports)) = killable_seaweedfs() else {
+        return;
+    };
+    let extra = [
+        "--smq-acks-all",
+        "flushed",
+        "--message-max-bytes",
+        "16777216",
+    ];
+    let server = start_with(&ports["MASTER"], &extra);
+    // SMQ may flush the rest on its own timer between the last record arriving and the
+    // kill; then nothing is lost, and it is tried again.
+    for _attempt in 0..3 {
+        let topic = format!("half-flushed-{}", uuid::Uuid::new_v4().simple());
+        let mut client = server.client();
+        create_topic(&mut client, &topic, 1);
+        let init = client.call(&InitProducerIdRequest::default(), 4);
+        assert_eq!(init.error_code, 0);
+        let producer = (init.producer_id.0, init.producer_epoch, 0);
+        let mut sent = records(0, RECORDS, Some(producer));
+        for (i, record) in sent.iter_mut().enumerate() {
+            record.value = Some(Bytes::from(vec![b'a' + (i % 26) as u8; VALUE_BYTES]));
+        }
+        let batch = encode_batch(&sent, Compression::None);
+        // The idempotent producer: the same batch again after every retriable error
+        // (REQUEST_TIMED_OUT while SeaweedFS restarts, KAFKA_STORAGE_ERROR once lost).
+        let producing = {
+            let (bootstrap, topic) = (server.bootstrap, topic.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(bootstrap);
+                let deadline = Instant::now() + Duration::from_secs(180);
+                loop {
+                    let request = produce_request(&topic, 0, batch.clone(), -1);
+                    let response: ProduceResponse = client.call(&request, PRODUCE_VERSION);
+                    let partition = &response.responses[0].partition_responses[0];
+                    match partition.error_code {
+                        0 => return partition.base_offset,
+                        7 | 56 if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(100)); // retry.backoff.ms
+                        }
+                        error => panic!("produce: error {error}"),
+                    }
+                }
+            })
+        };
+        // The broker holds the whole batch, and has flushed part of it.
+        let held_by = Instant::now() + Duration::from_secs(60);
+        while latest_offset(&mut client, &topic) < i64::from(RECORDS) {
+            assert!(Instant::now() < held_by, "SMQ never held the batch");
+            std::thread::sleep(Duration::from_millis(10)); // nothing to wait on but the offset
+        }
+        wait_first_flush(&ports["FILER_PORT"], &topic, 1);
+        kill_and_restart(&dir, &ports);
+        let at = producing.join().expect("producer thread");
+
+        let log = server.log();
+        let lost: Vec<_> = log
+            .lines()
+            .filter(|l| l.contains(LOST_LINE) && l.contains(&topic))
+            .collect();
+        if lost.is_empty() {
+            assert_eq!(at, 0, "nothing lost, so acknowledged where first stored");
+            continue;
+        }
+        // Its first part was kept: the copy acknowledged is past it.
+        assert_eq!(lost.len(), 1, "one truncation:\n{log}");
+        assert!(lost[0].contains("first=0"), "{}", lost[0]);
+        assert!(!lost[0].contains("records_from=0 "), "{}", lost[0]);
+        assert!(at > 0, "sent again to {at}");
+        let expected: Vec<Record> = sent
+            .iter()
+            .zip(at..)
+            .map(|(r, offset)| Record {
+                offset,
+                ..r.clone()
+            })
+            .collect();
+        let end = at + i64::from(RECORDS);
+        assert_eq!(
+            visible(&read_to(&mut client, &topic, end)),
+            visible(&expected)
+        );
+        // A consumer that read the first copy in epoch 0 learns it ended at 0.
+        assert_eq!(epoch_end(&mut client, &topic, -1, 0), (0, 0, 0));
+
+        drop(client);
+        drop(server);
+        let server = start(&ports["MASTER"]);
+        let mut client = server.client();
+        assert_eq!(
+            visible(&read_to(&mut client, &topic, end)),
+            visible(&expected)
+        );
+        return;
+    }
+    panic!("SMQ flushed every batch whole before the kill, 3 times");
 }

@@ -16,12 +16,19 @@ use serde::{Deserialize, Serialize};
 pub struct EpochStart {
     pub epoch: i32,
     pub start_offset: i64,
+    /// The epoch's first record of the log, when that is past `start_offset`: the offsets
+    /// between hold records the storage kept of a batch it lost the rest of. Kafka batches
+    /// are all or nothing, so that batch was answered as lost and its producer sent it
+    /// again; served, the kept part would be read twice. Absent (most epochs): no gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_from: Option<i64>,
 }
 
 /// Epoch 0 from offset 0, as every partition begins.
 const FIRST: EpochStart = EpochStart {
     epoch: 0,
     start_offset: 0,
+    records_from: None,
 };
 
 /// "No epoch" in the protocol: a client that does not check, or an epoch not found.
@@ -36,12 +43,19 @@ pub struct LeaderEpochs {
 }
 
 impl LeaderEpochs {
-    /// A history as stored; `None` unless epochs and start offsets both increase.
+    /// A history as stored; `None` unless epochs and start offsets both increase and every
+    /// epoch's records start within it.
     pub fn from_entries(entries: Vec<EpochStart>) -> Option<Self> {
-        let ordered = entries
-            .windows(2)
-            .all(|w| w[0].epoch < w[1].epoch && w[0].start_offset <= w[1].start_offset);
-        let valid = entries.first().is_none_or(|e| e.epoch >= 0) && ordered;
+        let ordered = entries.windows(2).all(|w| {
+            let records_from = w[0].records_from.unwrap_or(w[0].start_offset);
+            w[0].epoch < w[1].epoch
+                && w[0].start_offset <= w[1].start_offset
+                && records_from <= w[1].start_offset
+        });
+        let starts_within = entries
+            .iter()
+            .all(|e| e.records_from.is_none_or(|from| from >= e.start_offset));
+        let valid = entries.first().is_none_or(|e| e.epoch >= 0) && ordered && starts_within;
         valid.then_some(Self { entries })
     }
 
@@ -64,16 +78,39 @@ impl LeaderEpochs {
         entries[later.saturating_sub(1)].epoch
     }
 
-    /// The log was truncated at `offset`: a new epoch starts there. As Kafka's epoch cache
-    /// does, epochs that started at or past `offset` are dropped (what they held is gone).
-    /// Returns the new epoch.
-    pub fn truncate_at(&mut self, offset: i64) -> i32 {
+    /// Where the log's next record at or after `offset` can be: `offset`, or past the gap
+    /// it falls in (see `EpochStart::records_from`).
+    pub fn record_at_or_after(&self, offset: i64) -> i64 {
+        let entries = self.entries();
+        let later = entries.partition_point(|e| e.start_offset <= offset);
+        let within = later.checked_sub(1).map(|i| entries[i]);
+        within
+            .and_then(|e| e.records_from)
+            .map_or(offset, |from| offset.max(from))
+    }
+
+    /// Whether the storage's record at `offset` is in a gap: not part of the log.
+    pub fn skips(&self, offset: i64) -> bool {
+        self.record_at_or_after(offset) != offset
+    }
+
+    /// The log was truncated at `offset`: a new epoch starts there, its records from
+    /// `records_from` on (`offset` itself, unless part of what was lost is still stored:
+    /// `EpochStart::records_from`). As Kafka's epoch cache does, epochs that started at or
+    /// past `offset` are dropped (what they held is gone). Returns the new epoch.
+    pub fn truncate_at(&mut self, offset: i64, records_from: i64) -> i32 {
         let next = self.current() + 1;
+        let start_offset = offset.max(0);
         let mut entries = self.entries().to_vec();
-        entries.retain(|e| e.start_offset < offset);
+        entries.retain(|e| e.start_offset < start_offset);
+        if let Some(last) = entries.last_mut() {
+            // A gap the new epoch cuts into ends where it starts.
+            last.records_from = last.records_from.map(|from| from.min(start_offset));
+        }
         entries.push(EpochStart {
             epoch: next,
-            start_offset: offset.max(0),
+            start_offset,
+            records_from: (records_from > start_offset).then_some(records_from),
         });
         self.entries = entries;
         next
@@ -132,7 +169,7 @@ mod tests {
     fn truncated(at: &[i64]) -> LeaderEpochs {
         let mut epochs = LeaderEpochs::default();
         for &offset in at {
-            epochs.truncate_at(offset);
+            epochs.truncate_at(offset, offset);
         }
         epochs
     }
@@ -190,7 +227,8 @@ mod tests {
             epochs.entries(),
             [EpochStart {
                 epoch: 1,
-                start_offset: 0
+                start_offset: 0,
+                records_from: None,
             }]
         );
         // Older than any epoch known: the requested epoch ends where the first known begins.
@@ -217,16 +255,43 @@ mod tests {
         );
         let back: Vec<EpochStart> = serde_json::from_str(&json).expect("parses");
         assert_eq!(LeaderEpochs::from_entries(back), Some(epochs));
-        let backwards = vec![
-            EpochStart {
-                epoch: 1,
-                start_offset: 5,
-            },
-            EpochStart {
-                epoch: 0,
-                start_offset: 9,
-            },
-        ];
+        let start = |epoch, start_offset, records_from| EpochStart {
+            epoch,
+            start_offset,
+            records_from,
+        };
+        let backwards = vec![start(1, 5, None), start(0, 9, None)];
         assert_eq!(LeaderEpochs::from_entries(backwards), None);
+        let gap_before_its_epoch = vec![start(0, 0, None), start(1, 10, Some(5))];
+        assert_eq!(LeaderEpochs::from_entries(gap_before_its_epoch), None);
+        let gap_past_the_next_epoch = vec![start(1, 10, Some(30)), start(2, 20, None)];
+        assert_eq!(LeaderEpochs::from_entries(gap_past_the_next_epoch), None);
+    }
+
+    #[test]
+    fn what_was_kept_of_a_lost_batch_is_skipped_and_round_trips() {
+        // A batch at 26..975 was lost but for 26..526: epoch 1 starts at 26, its records at 527.
+        let mut epochs = LeaderEpochs::default();
+        assert_eq!(epochs.truncate_at(26, 527), 1);
+        assert_eq!(epochs.end_offset(0), EndOffset::Known(0, 26));
+        assert_eq!(epochs.epoch_at(300), 1);
+        assert_eq!(epochs.record_at_or_after(25), 25);
+        assert_eq!(epochs.record_at_or_after(26), 527);
+        assert_eq!(epochs.record_at_or_after(526), 527);
+        assert_eq!(epochs.record_at_or_after(527), 527);
+        assert!(epochs.skips(26) && epochs.skips(526));
+        assert!(!epochs.skips(25) && !epochs.skips(527));
+        let json = serde_json::to_string(&epochs).expect("serialises");
+        assert_eq!(
+            json,
+            r#"[{"epoch":0,"start_offset":0},{"epoch":1,"start_offset":26,"records_from":527}]"#
+        );
+        let back: Vec<EpochStart> = serde_json::from_str(&json).expect("parses");
+        assert_eq!(LeaderEpochs::from_entries(back), Some(epochs.clone()));
+        // A later truncation inside the gap ends the gap there.
+        assert_eq!(epochs.truncate_at(300, 300), 2);
+        assert_eq!(epochs.record_at_or_after(100), 300);
+        assert_eq!(epochs.record_at_or_after(300), 300);
+        assert!(LeaderEpochs::from_entries(epochs.entries().to_vec()).is_some());
     }
 }

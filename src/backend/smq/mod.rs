@@ -142,6 +142,10 @@ pub struct SmqBackend {
     /// and given the offsets to other records, so what is stored there must be checked
     /// before it is called durable.
     in_doubt: RefCell<HashMap<TopicPartition, Vec<Doubt>>>,
+    /// Per partition, the offsets (first, last) of batches `wait_durable` is waiting on:
+    /// their waiter knows where each begins, so it, not `check_high_watermark`, says where
+    /// SMQ lost part of one.
+    awaited: AwaitedBatches,
 }
 
 /// What every shard's SMQ backend is told at start-up.
@@ -172,6 +176,7 @@ impl SmqBackend {
             acks_all: settings.acks_all,
             acked_end: RefCell::default(),
             in_doubt: RefCell::default(),
+            awaited: Rc::default(),
             topic_configs: TopicConfigStore::new(filer.clone(), &namespace),
             leader_epochs: RefCell::default(),
             epoch_store: LeaderEpochStore::new(filer.clone(), &namespace),
@@ -371,7 +376,17 @@ impl SmqBackend {
             return;
         };
         let held = high_watermark.max(flushed).max(range.high_water_mark);
-        self.truncated(tp, held, seen, how);
+        let awaited = self.awaited.borrow();
+        let batches = awaited.get(tp).map_or(&[][..], Vec::as_slice);
+        if batches
+            .iter()
+            .any(|&(first, last)| first < held && held <= last)
+        {
+            // SMQ kept part of a batch: the batch's waiter finds the loss from its start.
+            return;
+        }
+        drop(awaited);
+        self.truncated(tp, held, held, seen, how);
     }
 
     /// The partition's offset range as its broker's offset manager says it
@@ -395,12 +410,32 @@ impl SmqBackend {
 
     /// The one place a truncation is noted: SMQ no longer holds the records it acknowledged
     /// from `at` to `seen.acked_end` (it stopped before flushing them, and hands their
-    /// offsets out again). Unless an earlier truncation was noted since `seen`, the
+    /// offsets out again). Unless a truncation at or before `at` was noted since `seen`, the
     /// partition's next leader epoch starts at `at` (stored, and every shard told, by
     /// `leader_epoch_changed`), the loss is logged once as an error and counted, and what
-    /// this shard cached from `at` on is dropped. Returns whether it was noted.
-    fn truncated(&self, tp: &TopicPartition, at: i64, seen: Seen, how: &str) -> bool {
-        if at >= seen.acked_end || self.epoch_at(tp, i64::MAX) != seen.epoch {
+    /// this shard cached from `at` on is dropped. Its records start at `records_from`:
+    /// offsets before it hold what SMQ kept of a batch answered as lost
+    /// (`EpochStart::records_from`), which reads skip. Returns whether it was noted.
+    fn truncated(
+        &self,
+        tp: &TopicPartition,
+        at: i64,
+        records_from: i64,
+        seen: Seen,
+        how: &str,
+    ) -> bool {
+        let current_start = {
+            let known = self.leader_epochs.borrow();
+            let current = known
+                .get(tp)
+                .and_then(|epochs| epochs.entries().last().copied());
+            current
+                .filter(|e| e.epoch != seen.epoch)
+                .map(|e| e.start_offset)
+        };
+        // A truncation noted since `seen` already says so, unless this one goes deeper:
+        // batches lost together are found lost one by one, in any order.
+        if at >= seen.acked_end || current_start.is_some_and(|start| at >= start) {
             return false;
         }
         let epoch = self
@@ -408,9 +443,9 @@ impl SmqBackend {
             .borrow_mut()
             .entry(tp.clone())
             .or_default()
-            .truncate_at(at);
+            .truncate_at(at, records_from);
         self.truncations.set(self.truncations.get() + 1);
-        tracing::error!(%tp, first = at, last = seen.acked_end - 1, leader_epoch = epoch, how,
+        tracing::error!(%tp, first = at, last = seen.acked_end - 1, leader_epoch = epoch, records_from, how,
             "SeaweedMQ lost records it had acknowledged (it stopped before flushing them): the partition's log is truncated there, and its leader epoch bumped so that consumers that check epochs detect it");
         let mut acked_end = self.acked_end.borrow_mut();
         let end = acked_end.entry(tp.clone()).or_insert(at);
@@ -660,6 +695,7 @@ impl SmqBackend {
             && self.truncated(
                 tp,
                 acked.first,
+                acked.first,
                 seen,
                 "offsets acknowledged before were given again",
             );
@@ -719,16 +755,16 @@ impl SmqBackend {
         }
     }
 
-    /// Whether the records stored at `base..=last` are the `batches` appended there: read
-    /// from the flushed files and compared record by record (key, value, headers,
-    /// timestamp).
-    async fn stored_as_appended(
+    /// The offset after the longest run of the `batches` appended at `base` that the
+    /// flushed files hold as appended (key, value, headers, timestamp, at the same offsets):
+    /// past their last offset when all are stored, `base` when none is.
+    async fn stored_as_appended_until(
         &self,
         tp: &TopicPartition,
         partition: &proto::schema_pb::Partition,
         base: i64,
         batches: &[RecordBatch],
-    ) -> Result<bool> {
+    ) -> Result<i64> {
         let mut appended = Vec::new();
         let mut batch_base = base;
         for batch in batches {
@@ -738,17 +774,25 @@ impl SmqBackend {
             }
             batch_base += batch.header.offset_count();
         }
-        let mut stored = Vec::new();
+        let mut matched = 0;
         let mut next = base;
-        while next < batch_base {
+        while next < batch_base && matched < appended.len() {
             let found = self.log_files.read(tp, partition, next).await?;
             let Some(last) = found.last().map(|r| r.offset) else {
                 break;
             };
-            stored.extend(found.into_iter().filter(|r| r.offset < batch_base));
+            let stored = found
+                .iter()
+                .filter(|r| r.offset >= next && r.offset < batch_base);
+            for record in stored {
+                if appended.get(matched) != Some(record) {
+                    return Ok(appended.get(matched).map_or(batch_base, |r| r.offset));
+                }
+                matched += 1;
+            }
             next = last + 1;
         }
-        Ok(stored == appended)
+        Ok(appended.get(matched).map_or(batch_base, |r| r.offset))
     }
 
     /// With `--smq-acks-all flushed`, waits until a file the broker flushed to the filer
@@ -767,6 +811,7 @@ impl SmqBackend {
         }
         let count: i64 = batches.iter().map(|b| b.header.offset_count()).sum();
         let last = base + count - 1;
+        let _awaited = Awaited::enter(&self.awaited, tp, base, last);
         let deadline = std::time::Instant::now() + within;
         let topic = self
             .lookup(&tp.topic)
@@ -795,7 +840,11 @@ impl SmqBackend {
                 // them. A broker that lived on through the broken stream holds them.
                 let held = self.broker_high_watermark(tp).await;
                 if held.is_ok_and(|end| end <= last) {
-                    return Err(self.lost(tp, base, last, doubt, "neither flushed nor in memory"));
+                    let stored_until = self
+                        .stored_as_appended_until(tp, &partition, base, batches)
+                        .await?;
+                    let how = "neither flushed nor in memory";
+                    return Err(self.lost(tp, base, last, stored_until, doubt, how));
                 }
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -824,13 +873,14 @@ impl SmqBackend {
         let Some(doubt) = self.doubt(tp, base, last) else {
             return Ok(());
         };
-        if self
-            .stored_as_appended(tp, partition, base, batches)
-            .await?
-        {
+        let stored_until = self
+            .stored_as_appended_until(tp, partition, base, batches)
+            .await?;
+        if stored_until > last {
             return Ok(());
         }
-        Err(self.lost(tp, base, last, doubt, "stored others at their offsets"))
+        let how = "stored others at their offsets";
+        Err(self.lost(tp, base, last, stored_until, doubt, how))
     }
 
     /// The offset after the last record the partition's broker holds (flushed or in
@@ -867,13 +917,23 @@ impl SmqBackend {
 
     /// The records at `first..=last`, put in `doubt` by a broken stream, were lost: a
     /// truncation there unless one was noted since the stream broke; the producer is told,
-    /// and sends them again.
-    fn lost(&self, tp: &TopicPartition, first: i64, last: i64, doubt: Doubt, how: &str) -> Error {
+    /// and sends them again. SMQ may have flushed the first of them (up to `stored_until`)
+    /// before it lost the rest: reads skip those, or the batch sent again would be read
+    /// twice.
+    fn lost(
+        &self,
+        tp: &TopicPartition,
+        first: i64,
+        last: i64,
+        stored_until: i64,
+        doubt: Doubt,
+        how: &str,
+    ) -> Error {
         let seen = Seen {
             acked_end: last + 1,
             epoch: doubt.epoch,
         };
-        self.truncated(tp, first, seen, how);
+        self.truncated(tp, first, stored_until, seen, how);
         Error::Lost(format!(
             "{tp}: offsets {first}..={last} were lost by SeaweedMQ before it flushed them"
         ))
@@ -942,6 +1002,7 @@ impl SmqBackend {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        let offset = self.record_at_or_after(tp, offset);
         if let Some((batches, next)) = self.batch_cache.borrow().read(tp, offset, max_bytes) {
             self.batch_cache_hits.set(self.batch_cache_hits.get() + 1);
             // What is served here was acknowledged, so the mark is at least past it; kept,
@@ -984,10 +1045,44 @@ impl SmqBackend {
         })
     }
 
-    /// Records from `offset` on, and the partition's high-water mark: from the broker, or
-    /// from the files it flushed where it no longer holds `offset` in memory or cannot
-    /// serve it (log_files.rs says why).
+    /// Where the partition's next record at or after `offset` can be: past what SMQ kept of
+    /// a batch answered as lost, if `offset` falls there (`EpochStart::records_from`).
+    fn record_at_or_after(&self, tp: &TopicPartition, offset: i64) -> i64 {
+        let known = self.leader_epochs.borrow();
+        known
+            .get(tp)
+            .map_or(offset, |epochs| epochs.record_at_or_after(offset))
+    }
+
+    /// The partition's records from `offset` on, and its high-water mark: what SMQ stores
+    /// there (`fetch_stored`) but what it kept of batches answered as lost.
     async fn fetch_records(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<Record>, i64)> {
+        let mut offset = offset;
+        loop {
+            let (mut records, high_watermark) = self.fetch_stored(tp, offset, max_bytes).await?;
+            let stored_end = records.last().map(|r| r.offset + 1);
+            if let Some(epochs) = self.leader_epochs.borrow().get(tp) {
+                records.retain(|r| !epochs.skips(r.offset));
+            }
+            match stored_end {
+                // Nothing but skipped records: a consumer would ask for `offset` again.
+                Some(end) if records.is_empty() && end < high_watermark => {
+                    offset = self.record_at_or_after(tp, end);
+                }
+                _ => return Ok((records, high_watermark)),
+            }
+        }
+    }
+
+    /// Records SMQ stores from `offset` on, and the partition's high-water mark: from the
+    /// broker, or from the files it flushed where it no longer holds `offset` in memory or
+    /// cannot serve it (log_files.rs says why).
+    async fn fetch_stored(
         &self,
         tp: &TopicPartition,
         offset: i64,
@@ -1307,6 +1402,44 @@ fn named_leader<'a>(tp: &TopicPartition, leader: &'a str) -> Result<&'a str> {
         )));
     }
     Ok(leader)
+}
+
+/// Per partition, offsets (first, last) of batches `wait_durable` waits on.
+type AwaitedBatches = Rc<RefCell<HashMap<TopicPartition, Vec<(i64, i64)>>>>;
+
+/// A batch `wait_durable` waits on, in `SmqBackend::awaited` until dropped (answered, or
+/// its request abandoned).
+struct Awaited {
+    awaited: AwaitedBatches,
+    tp: TopicPartition,
+    offsets: (i64, i64),
+}
+
+impl Awaited {
+    fn enter(awaited: &AwaitedBatches, tp: &TopicPartition, first: i64, last: i64) -> Self {
+        let offsets = (first, last);
+        let mut batches = awaited.borrow_mut();
+        batches.entry(tp.clone()).or_default().push(offsets);
+        Self {
+            awaited: awaited.clone(),
+            tp: tp.clone(),
+            offsets,
+        }
+    }
+}
+
+impl Drop for Awaited {
+    fn drop(&mut self) {
+        let mut awaited = self.awaited.borrow_mut();
+        if let Some(batches) = awaited.get_mut(&self.tp) {
+            if let Some(i) = batches.iter().position(|&o| o == self.offsets) {
+                batches.swap_remove(i);
+            }
+            if batches.is_empty() {
+                awaited.remove(&self.tp);
+            }
+        }
+    }
 }
 
 /// Offsets a broken publish stream had acknowledged from the broker's memory.
