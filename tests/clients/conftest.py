@@ -58,6 +58,20 @@ def tidegate(request, tmp_path, backend):
                         f"--- stderr ({tg.log_path}) ---\n{log_tail(tg.log_path)}", pytrace=False)
 
 
+# Fixtures that start or need a SeaweedFS (besides `backend` on smq).
+SEAWEEDFS_FIXTURES = {"seaweedfs", "fault_seaweedfs", "two_brokers"}
+
+
+def pytest_collection_modifyitems(items):
+    """Marks `seaweedfs` the tests that need one: scripts/test runs the others beside the
+    Rust tests (`-m "not seaweedfs"`), and these after them (`-m seaweedfs`)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_smq = callspec is not None and callspec.params.get("backend") == "smq"
+        if on_smq or SEAWEEDFS_FIXTURES & set(item.fixturenames) or item.module.__name__.startswith("test_smq_"):
+            item.add_marker("seaweedfs")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

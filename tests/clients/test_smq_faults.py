@@ -300,18 +300,6 @@ def run_through_fault(tidegate, topic, inject_fault):
     return tidegate
 
 
-# Opt-in (TIDEGATE_FAULT_TESTS=1) until its last known failure is fixed: a produce batch
-# SMQ flushed the first half of before weed died is reported lost whole (its second half
-# is), and the producer sends it again whole, so the flushed half is stored twice (seen in
-# 2 of 8 runs on 2026-12-01, 500 records twice). The other runs passed: every acknowledged
-# record at its offset, the group carrying on from its commits.
-WEED_KILL = pytest.mark.skipif(
-    os.environ.get("TIDEGATE_FAULT_TESTS") != "1",
-    reason="a half-flushed batch lost with weed is stored twice when resent (under repair); "
-           "TIDEGATE_FAULT_TESTS=1 runs it")
-
-
-@WEED_KILL
 def test_acked_records_survive_weed_sigkill(fault_seaweedfs, tmp_path, request):
     tidegate = start_tidegate(tmp_path / "tidegate.log", shards=2, smq=fault_seaweedfs, extra_args=ACKS_ALL_FLUSHED)
     request.node.tidegate_log = tidegate.log_path  # its tail goes into a failure's report (conftest)
