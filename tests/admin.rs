@@ -1,8 +1,6 @@
 //! Topic administration and offsets as an admin client sees them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;

@@ -4,9 +4,7 @@
 //! super user grants alice a topic and a group through CreateAcls, alice works while bob,
 //! at the same time, is still denied.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;

@@ -1,10 +1,8 @@
 //! Bad input gets the right Kafka error or a clean close, and never disturbs the other
 //! connections.
 
-mod common;
-
+use crate::common::*;
 use bytes::{Buf, BufMut};
-use common::*;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::records::Compression;

@@ -2,9 +2,7 @@
 //! judging a setup without starting, and flags, `TIDEGATE_*` variables and a `--config`
 //! file giving the same running gateway, flags first, then the environment, then the file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::MetadataRequest;
 use std::path::PathBuf;
 use std::process::{Command, Output};

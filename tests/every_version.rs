@@ -14,10 +14,8 @@
 //! The SMQ half needs `TIDEGATE_SEAWEEDFS=DIR` (`scripts/test` provides one); without it
 //! the test says so and runs on memory only.
 
-mod common;
-
+use crate::common::*;
 use bytes::{BufMut, Bytes, BytesMut};
-use common::*;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as CghTopic;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};

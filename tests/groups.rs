@@ -1,10 +1,8 @@
 //! Consumer-group coordination as a client library drives it, request by request: the
 //! coordinator's shard, the join/sync round trips, errors, committed offsets, admin calls.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{

@@ -2,9 +2,7 @@
 //! real produce and fetch traffic by exactly what was sent; JSON log lines; the one
 //! rate-limited line per connection closed for a protocol error.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,

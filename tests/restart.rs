@@ -2,9 +2,7 @@
 //! crash: the connections it had leave its side in TIME_WAIT on its ports for a minute, and
 //! the new process must still bind them at once.
 
-mod common;
-
-use common::{Client, Server};
+use crate::common::{Client, Server};
 use kafka_protocol::messages::ApiVersionsRequest;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};

@@ -3,9 +3,7 @@
 //! order; fetches wait for data without polling; idempotent producers get Kafka's sequence
 //! checks.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{

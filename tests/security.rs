@@ -3,10 +3,8 @@
 //! certificates read again on SIGHUP. Real clients over TLS and SASL are
 //! tests/clients/test_security.py.
 
-mod common;
-
+use crate::common::{Client, Server};
 use bytes::{Buf, Bytes};
-use common::{Client, Server};
 use kafka_protocol::messages::{
     ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
@@ -70,7 +68,11 @@ fn authenticate(client: &mut Client, password: &str) -> (i16, Option<String>, i6
 }
 
 fn metadata_answers(client: &mut Client) -> bool {
-    client.send_frame(&common::request_frame(&MetadataRequest::default(), 12, 99));
+    client.send_frame(&crate::common::request_frame(
+        &MetadataRequest::default(),
+        12,
+        99,
+    ));
     client.read_frame().is_some()
 }
 
@@ -277,7 +279,7 @@ fn tls_connect(address: std::net::SocketAddr, ca: &Path) -> (Tls, String) {
 
 /// ApiVersions over `tls`; panics unless answered.
 fn api_versions_over(tls: &mut Tls) {
-    let body = common::request_frame(&ApiVersionsRequest::default(), 3, 7);
+    let body = crate::common::request_frame(&ApiVersionsRequest::default(), 3, 7);
     tls.write_all(&(body.len() as i32).to_be_bytes())
         .expect("send");
     tls.write_all(&body).expect("send");

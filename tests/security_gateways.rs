@@ -3,10 +3,8 @@
 //! is in force on both once they have refreshed, none lost to the other gateway's writes.
 //! Needs a real SeaweedFS (`TIDEGATE_SEAWEEDFS`); skipped without one.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
 };

@@ -3,9 +3,7 @@
 //! and exits 0; on SeaweedMQ, what it acknowledged is there after a restart. A client that
 //! never reads cannot hold the process: a second signal, or `--shutdown-timeout-ms`, ends it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::messages::{FetchResponse, ProduceResponse, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, HeaderVersion};
 use kafka_protocol::records::Compression;

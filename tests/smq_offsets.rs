@@ -7,9 +7,7 @@
 //! Needs `TIDEGATE_SEAWEEDFS=DIR`, a directory `scripts/seaweedfs start DIR` runs in
 //! (`scripts/test` provides one); without it the tests say so and pass.
 
-mod common;
-
-use common::{http_get, seaweedfs};
+use crate::common::{http_get, seaweedfs};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;

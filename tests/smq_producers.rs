@@ -5,9 +5,7 @@
 //! Needs `TIDEGATE_SEAWEEDFS=DIR`, a directory `scripts/seaweedfs start DIR` runs in
 //! (`scripts/test` provides one); without it the test says so and passes.
 
-mod common;
-
-use common::{
+use crate::common::{
     create_topic, encode_batch, fetch, produce, produce_retrying, records, seaweedfs, visible,
     wait_first_flush, Server,
 };

@@ -8,9 +8,7 @@
 //! DIR` runs in, and for the last test `TIDEGATE_SEAWEEDFS` (a plain one) too;
 //! `scripts/test` provides both. Without them the tests say so and pass.
 
-mod common;
-
-use common::{
+use crate::common::{
     create_topic, encode_batch, fetch, filer_list, http_get, produce, records, seaweedfs,
     seaweedfs_tls, start_up_failure, visible, Client, Server,
 };
@@ -65,7 +63,7 @@ fn records_and_offsets_go_through_to_a_seaweedfs_with_grpc_mutual_tls() {
         .with_group_id(GroupId(group.clone().into()))
         .with_generation_id_or_member_epoch(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(common::topic_name(&topic))
+            .with_name(crate::common::topic_name(&topic))
             .with_partitions(vec![OffsetCommitRequestPartition::default()
                 .with_partition_index(1)
                 .with_committed_offset(17)

@@ -15,14 +15,12 @@
 //! `TIDEGATE_SEAWEEDFS_KILLABLE=DIR`, a directory `SEAWEEDFS_PORT_OFFSET=600
 //! scripts/seaweedfs start DIR` runs in (never one another test or person uses).
 
-mod common;
-
-use bytes::Bytes;
-use common::{
+use crate::common::{
     create_topic, encode_batch, fetch, fetch_request, filer_list, http_delete, http_get,
     produce_request, records, topic_name, visible, wait_first_flush, Client, Server,
     PRODUCE_VERSION,
 };
+use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{

@@ -7,10 +7,8 @@
 //!
 //! The SMQ half needs `TIDEGATE_SEAWEEDFS=DIR` (`scripts/test` provides one).
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
