@@ -148,6 +148,17 @@ fn latest_offset(client: &mut Client, topic: &str) -> i64 {
     partition.offset
 }
 
+/// The records as sent, at the offsets from `from` on.
+fn placed(sent: &[Record], from: i64) -> Vec<Record> {
+    let placed = sent.iter().zip(from..);
+    placed
+        .map(|(r, offset)| Record {
+            offset,
+            ..r.clone()
+        })
+        .collect()
+}
+
 /// Every record of partition 0 from offset 0 up to `end`.
 fn read_to(client: &mut Client, topic: &str, end: i64) -> Vec<Record> {
     let mut read: Vec<Record> = Vec::new();
@@ -345,26 +356,9 @@ fn offsets_smq_hands_out_again_over_flushed_records_are_filled_not_reused() {
         "new records at {at}, over the flushed 0..19\n{}",
         server.log()
     );
-    let placed = |sent: &[Record], from: i64| -> Vec<Record> {
-        let offsets = from..;
-        let placed = sent.iter().zip(offsets);
-        placed
-            .map(|(r, offset)| Record {
-                offset,
-                ..r.clone()
-            })
-            .collect()
-    };
     let mut expected = placed(&flushed, 0);
     expected.extend(placed(&fresh, at));
-    let mut read: Vec<Record> = Vec::new();
-    while read.len() < expected.len() {
-        let next = read.last().map_or(0, |r| r.offset + 1);
-        let (error, more) = fetch(&mut client, &topic, 0, next, 1_000);
-        assert_eq!(error, 0);
-        assert!(!more.is_empty(), "nothing at {next}, read {}", read.len());
-        read.extend(more);
-    }
+    let read = read_to(&mut client, &topic, at + 5);
     assert_eq!(
         visible(&read),
         visible(&expected),
@@ -461,14 +455,7 @@ fn what_smq_kept_of_a_batch_it_lost_is_not_read_again() {
         assert!(lost[0].contains("first=0"), "{}", lost[0]);
         assert!(!lost[0].contains("records_from=0 "), "{}", lost[0]);
         assert!(at > 0, "sent again to {at}");
-        let expected: Vec<Record> = sent
-            .iter()
-            .zip(at..)
-            .map(|(r, offset)| Record {
-                offset,
-                ..r.clone()
-            })
-            .collect();
+        let expected = placed(&sent, at);
         let end = at + i64::from(RECORDS);
         assert_eq!(
             visible(&read_to(&mut client, &topic, end)),

@@ -776,7 +776,7 @@ impl SmqBackend {
         }
         let mut matched = 0;
         let mut next = base;
-        while next < batch_base && matched < appended.len() {
+        'reading: while next < batch_base && matched < appended.len() {
             let found = self.log_files.read(tp, partition, next).await?;
             let Some(last) = found.last().map(|r| r.offset) else {
                 break;
@@ -786,7 +786,7 @@ impl SmqBackend {
                 .filter(|r| r.offset >= next && r.offset < batch_base);
             for record in stored {
                 if appended.get(matched) != Some(record) {
-                    return Ok(appended.get(matched).map_or(batch_base, |r| r.offset));
+                    break 'reading;
                 }
                 matched += 1;
             }
