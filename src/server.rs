@@ -4,7 +4,7 @@
 //! has two phases: each shard binds its listeners and reports its port; the main thread then
 //! builds the [`Cluster`] and hands it to every shard, and only then do they accept.
 
-use crate::backend::{self, Backend, StoredProducer};
+use crate::backend::{self, Backend};
 use crate::cluster::{Broker, Cluster, ListenerId};
 use crate::config::{Config, Listener};
 use crate::error::Fault;
@@ -60,8 +60,6 @@ struct Startup {
     backend: Backend,
     /// The connection limits, shared by every shard's listeners.
     admission: Arc<Admission>,
-    /// Idempotent producers' states earlier runs stored; each shard takes out its own.
-    producers: Mutex<Vec<StoredProducer>>,
     /// `--metrics-addr`, listening: taken by shard 0, which serves it.
     metrics: Mutex<Option<Socket>>,
 }
@@ -129,7 +127,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let metrics = config.metrics_addr.map(metrics_socket).transpose()?;
     let metrics_addr = metrics.as_ref().map(|(_, address)| *address);
     warn_of_open_listeners(&config, &listeners);
-    let (backend, producers) = backend::open(&config, &security)?;
+    let backend = backend::open(&config, &security)?;
     let nr_shards = config.nr_shards();
     let reservations = reserve_bootstrap_ports(&listeners)?;
     let bootstraps = reservations
@@ -154,7 +152,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         events: Mutex::new(events_tx.clone()),
         backend,
         admission: Admission::new(config.max_connections, config.max_connections_per_ip),
-        producers: Mutex::new(producers),
         metrics: Mutex::new(metrics.map(|(socket, _)| socket)),
     });
     let runtime_config = RuntimeConfig {
@@ -580,8 +577,6 @@ async fn shard_main(
         stores,
         context.mesh,
     ));
-    // Before any append can reach this shard, from a client or from another shard.
-    shard.restore_producers(&mut *startup.producers.lock().map_err(|e| e.to_string())?);
     shard.start_background(context.inbox);
     let shutdown = Rc::new(Shutdown::default());
     let memory = shard.memory.clone();

@@ -8,7 +8,7 @@
 //! path either way, so a request that reached the "wrong" core is served exactly like one
 //! that reached the right one, and every kind of work has its own typed answer.
 
-use crate::backend::{SecurityStore, ShardStores, StoredProducer, TopicCatalogue};
+use crate::backend::{SecurityStore, ShardStores, TopicCatalogue};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -151,20 +151,6 @@ impl Shard {
         &self.groups
     }
 
-    /// Takes the producer states of the partitions this shard owns out of `stored` (what
-    /// earlier runs stored, read once at start-up for every shard) and restores them.
-    pub fn restore_producers(&self, stored: &mut Vec<StoredProducer>) {
-        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(stored)
-            .into_iter()
-            .partition(|stored| self.owner(&stored.tp) == self.id);
-        *stored = others;
-        let restored = mine.len();
-        self.partitions.restore_producers(mine);
-        if restored > 0 {
-            tracing::info!(shard = self.id, restored, "producer states restored");
-        }
-    }
-
     /// Starts the shard's background work: serving other shards, group timers, producer
     /// expiry and state writes, retention.
     pub fn start_background(self: &Rc<Self>, inbox: MeshInbox<ShardMessage>) {
@@ -173,7 +159,10 @@ impl Shard {
         glommio::spawn_local(async move { groups.run_timers().await }).detach();
         let interval =
             std::time::Duration::from_millis(self.config.log_retention_check_interval_ms);
-        self.partitions.start_background(interval);
+        let snapshot_interval =
+            std::time::Duration::from_millis(self.config.smq_producer_snapshot_interval_ms);
+        self.partitions
+            .start_background(interval, snapshot_interval);
         // A truncation bumps a partition's leader epoch, which Metadata answers on every
         // shard from what each looked up: all look the topic up again.
         let shard = self.clone();

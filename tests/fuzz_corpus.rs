@@ -151,10 +151,24 @@ fn write_seeds() {
     let mut last_ts_ns = 0;
     for (i, record) in tidegate_records().iter().enumerate() {
         let message =
-            tidegate::backend::smq::codec::encode(record, &mut last_ts_ns, 1_700_000_000_010);
+            tidegate::backend::smq::codec::encode(record, None, &mut last_ts_ns, 1_700_000_000_010);
         let input = targets::smq_input(&message.key, &message.value, message.ts_ns);
         write("smq_envelope", format!("record-{i}"), &input);
     }
+    let mark = tidegate::backend::smq::codec::ProducerMark {
+        producer_id: 42,
+        epoch: 3,
+        base_sequence: 7,
+        count: 5,
+    };
+    let message = tidegate::backend::smq::codec::encode(
+        &tidegate_records()[0],
+        Some(&mark),
+        &mut last_ts_ns,
+        1_700_000_000_010,
+    );
+    let input = targets::smq_input(&message.key, &message.value, message.ts_ns);
+    write("smq_envelope", "record-marked".into(), &input);
 }
 
 /// Requests to encode at every version of an API: the default one, and for the APIs that

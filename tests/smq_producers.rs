@@ -1,13 +1,15 @@
 //! Idempotent producers across a tidegate restart on SeaweedMQ: a batch SMQ stored before
 //! the restart, retried afterwards (its answer was lost with the old process), is answered
-//! with its first offset and not stored twice, and sequence checks go on where they were.
+//! with its first offset and not stored twice, and sequence checks go on where they were;
+//! whether the producers' snapshot covered the batches before the kill, or only the marks
+//! the records carry knew of them.
 //!
 //! Needs `TIDEGATE_SEAWEEDFS=DIR`, a directory `scripts/seaweedfs start DIR` runs in
 //! (`scripts/test` provides one); without it the test says so and passes.
 
 use crate::common::{
-    create_topic, encode_batch, fetch, produce, produce_retrying, records, seaweedfs, visible,
-    wait_first_flush, Server,
+    create_topic, encode_batch, fetch, http_get, produce, produce_retrying, records, seaweedfs,
+    visible, wait_first_flush, Server,
 };
 use kafka_protocol::messages::InitProducerIdRequest;
 use kafka_protocol::records::{Compression, Record};
@@ -15,14 +17,60 @@ use kafka_protocol::records::{Compression, Record};
 const PARTITIONS: i32 = 4;
 
 fn start(master: &str) -> Server {
-    Server::start(&["--backend", "smq", "--smq-master", master, "--shards", "2"])
+    start_with(master, "1000")
+}
+
+fn start_with(master: &str, snapshot_interval_ms: &str) -> Server {
+    Server::start(&[
+        "--backend",
+        "smq",
+        "--smq-master",
+        master,
+        "--shards",
+        "2",
+        "--smq-producer-snapshot-interval-ms",
+        snapshot_interval_ms,
+    ])
+}
+
+/// Where the partition's producer snapshot covers the records' marks to, as the filer
+/// holds it now (-1: no snapshot).
+fn snapshot_covers(filer_port: &str, topic: &str, partition: i32) -> i64 {
+    let path = format!("/topics/kafka/.meta/producer-snapshots/{topic}/{partition}");
+    let (status, body) = http_get(filer_port, &path);
+    if status != 200 {
+        return -1;
+    }
+    let snapshot: serde_json::Value = serde_json::from_str(&body).expect("a snapshot is JSON");
+    snapshot["covered_until"].as_i64().expect("covered_until")
 }
 
 #[test]
-fn a_batch_retried_across_a_restart_is_answered_with_its_offset_not_stored_twice() {
+fn a_batch_retried_across_a_restart_is_recognised_from_the_snapshot() {
+    retried_across_a_restart(Snapshot::CoversAll);
+}
+
+#[test]
+fn a_batch_retried_across_a_restart_is_recognised_from_the_records_marks() {
+    retried_across_a_restart(Snapshot::NoneSinceTheFirst);
+}
+
+enum Snapshot {
+    /// Killed once each partition's snapshot covers every batch.
+    CoversAll,
+    /// Killed with no snapshot written since the partition's first (made before any
+    /// record there carried a mark): the records' marks alone tell the batches.
+    NoneSinceTheFirst,
+}
+
+fn retried_across_a_restart(snapshot: Snapshot) {
     let Some(ports) = seaweedfs() else { return };
     let topic = format!("producer-restart-{}", uuid::Uuid::new_v4().simple());
-    let server = start(&ports["MASTER"]);
+    let interval_ms = match snapshot {
+        Snapshot::CoversAll => "50",
+        Snapshot::NoneSinceTheFirst => "3600000",
+    };
+    let server = start_with(&ports["MASTER"], interval_ms);
     let mut client = server.client();
     create_topic(&mut client, &topic, PARTITIONS);
     for partition in 0..PARTITIONS {
@@ -48,6 +96,25 @@ fn a_batch_retried_across_a_restart_is_answered_with_its_offset_not_stored_twice
         let (error, second) = produce(&mut client, &topic, partition, batch(partition, 4..7));
         assert_eq!((error, second), (0, first + 4));
         first_offsets.push(first);
+    }
+    for partition in 0..PARTITIONS {
+        let first = first_offsets[partition as usize];
+        let covers = || snapshot_covers(&ports["FILER_PORT"], &topic, partition);
+        match snapshot {
+            Snapshot::CoversAll => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while covers() < first + 7 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no snapshot covers them"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            Snapshot::NoneSinceTheFirst => {
+                assert_eq!(covers(), 0, "the first, made before any record")
+            }
+        }
     }
     drop(client);
     drop(server); // SIGKILL

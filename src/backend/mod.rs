@@ -27,7 +27,7 @@ pub mod smq;
 use crate::config::{BackendKind, Config};
 use crate::error::Result;
 use crate::partition::leader_epochs::LeaderEpochs;
-use crate::partition::producer_state::ProducerSnapshot;
+use crate::partition::producer_state::{PartitionSnapshot, StoredBatch};
 use crate::record_batch::{LogBatch, RecordBatch};
 use crate::security::Security;
 use crate::TopicPartition;
@@ -120,14 +120,6 @@ pub struct CommittedOffset {
 /// Committed offsets of one group, as stored.
 pub type GroupOffsets = Vec<(TopicPartition, CommittedOffset)>;
 
-/// An idempotent producer's state on one partition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredProducer {
-    pub tp: TopicPartition,
-    pub producer_id: i64,
-    pub state: ProducerSnapshot,
-}
-
 /// The backend this process runs, shared by every shard: what each needs to open its own
 /// seams.
 pub enum Backend {
@@ -145,12 +137,9 @@ pub struct ShardStores {
 }
 
 /// The backend `--backend` names, ready for the shards: SeaweedFS's servers found (or the
-/// process-wide memory catalogue made), and what earlier runs stored read back (producer
-/// states returned, users and ACLs put into `security`). Runs before any shard starts.
-pub fn open(
-    config: &Config,
-    security: &Arc<Security>,
-) -> anyhow::Result<(Backend, Vec<StoredProducer>)> {
+/// process-wide memory catalogue made), and what earlier runs stored read back (users and
+/// ACLs put into `security`). Runs before any shard starts.
+pub fn open(config: &Config, security: &Arc<Security>) -> anyhow::Result<Backend> {
     match config.backend {
         BackendKind::Memory => {
             tracing::info!(
@@ -161,20 +150,18 @@ pub fn open(
                 retention_bytes: config.memory_retention_bytes,
                 decompressed_limit: config.max_decompressed_batch_bytes,
             };
-            let backend = Backend::Memory(Arc::default(), settings);
-            // The memory backend's records, and so its producers, die with the process.
-            Ok((backend, Vec::new()))
+            Ok(Backend::Memory(Arc::default(), settings))
         }
         BackendKind::Smq => {
             let tls = smq::tls::ClientTls::from_config(config).map_err(anyhow::Error::msg)?;
-            let (endpoints, producers) = smq::open(config, security, tls.clone())?;
+            let endpoints = smq::open(config, security, tls.clone())?;
             let settings = smq::Settings {
                 namespace: config.smq_namespace.clone(),
                 decompressed_limit: config.max_decompressed_batch_bytes,
                 tls,
                 acks_all: config.smq_acks_all,
             };
-            Ok((Backend::Smq(endpoints, settings), producers))
+            Ok(Backend::Smq(endpoints, settings))
         }
     }
 }
@@ -373,6 +360,19 @@ impl PartitionLog {
         }
     }
 
+    /// The idempotent batches whose marks the partition's records hold from `from` on, and
+    /// where its records end. The memory log's producers die with it: none.
+    pub async fn producer_marks(
+        &self,
+        tp: &TopicPartition,
+        from: i64,
+    ) -> Result<(Vec<StoredBatch>, i64)> {
+        match self {
+            Self::Memory(_) => Ok((Vec::new(), from)),
+            Self::Smq(b) => b.producer_marks(tp, from).await,
+        }
+    }
+
     /// The offset a ListOffsets query names.
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<FoundOffset> {
         let (offset, timestamp) = match self {
@@ -515,8 +515,9 @@ impl OffsetStore {
     }
 }
 
-/// Idempotent producers' state. Each shard stores the partitions it owns; [`open`] reads
-/// them back once for all shards.
+/// Snapshots of idempotent producers' state, one per partition, for backends whose records
+/// outlive the process (and carry the producers' marks: `producer_state`). Each shard
+/// writes and reads the partitions it owns.
 pub enum ProducerStore {
     /// Keeps none: the records die with the process, and so do their producers.
     Memory,
@@ -532,11 +533,19 @@ impl ProducerStore {
         }
     }
 
-    /// Stores producers' states, durably before it returns: a single write.
-    pub async fn store(&self, producers: &[StoredProducer]) -> Result<()> {
+    /// Stores the partitions' snapshots, durably before it returns: a single write.
+    pub async fn store(&self, snapshots: &[(TopicPartition, PartitionSnapshot)]) -> Result<()> {
         match self {
             Self::Memory => Ok(()),
-            Self::Smq(s) => s.store(producers).await,
+            Self::Smq(s) => s.store(snapshots).await,
+        }
+    }
+
+    /// The partition's last snapshot, if it has one.
+    pub async fn load(&self, tp: &TopicPartition) -> Result<Option<PartitionSnapshot>> {
+        match self {
+            Self::Memory => Ok(None),
+            Self::Smq(s) => s.load(tp).await,
         }
     }
 }

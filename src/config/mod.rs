@@ -206,6 +206,14 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = SmqAcksAll::Memory)]
     pub smq_acks_all: SmqAcksAll,
 
+    /// How often each shard writes its idempotent producers' state to SeaweedFS's filer,
+    /// in milliseconds (one write per shard covering every partition that changed). The
+    /// state is kept with the records as well; a restarted shard reads the records written
+    /// since the last write to recover it, so a longer interval means fewer filer writes
+    /// and more to read after a crash.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub smq_producer_snapshot_interval_ms: u64,
+
     /// SeaweedMQ namespace of Kafka topics (SeaweedFS's own Kafka gateway uses "kafka").
     #[arg(long, default_value = "kafka")]
     pub smq_namespace: String,

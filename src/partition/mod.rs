@@ -25,6 +25,11 @@
 //!    memory log appends at once, SMQ queues the messages on the partition's one publish
 //!    stream synchronously.
 //!
+//! A partition whose idempotent producers are still being recovered after a start (see
+//! [`Partitions::recover_producers`]) holds its appends back until they are, and then lets
+//! them through one at a time in arrival order, each once its position is fixed
+//! (`RecoveryQueue`).
+//!
 //! An `.await` added before any of these points lets a later request overtake an earlier
 //! one. `tests/routing.rs` (`pipelined_produces_are_stored_and_acknowledged_in_order`)
 //! pipelines produce requests on one connection to partitions owned by both shards and
@@ -34,19 +39,22 @@
 pub mod leader_epochs;
 pub mod producer_state;
 
-use crate::backend::{
-    FoundOffset, OffsetSpec, PartitionLog, ProducerStore, ReadResult, StoredProducer,
-};
+use crate::backend::{FoundOffset, OffsetSpec, PartitionLog, ProducerStore, ReadResult};
 use crate::error::{Error, Result};
 use crate::record_batch::{BatchHeader, RecordBatch};
 use crate::TopicPartition;
-use futures::channel::oneshot;
+use futures::channel::{mpsc, oneshot};
 use futures::future::{join_all, select, select_all};
+use futures::StreamExt;
 use hashbrown::HashMap;
 use leader_epochs::{EndOffset, NO_EPOCH};
-use producer_state::{ActiveProducer, PendingWrites, ProducerIds, ProducerStates, SequenceCheck};
+use producer_state::{
+    ActiveProducer, PartitionSnapshot, ProducerIds, ProducerStates, SequenceCheck,
+};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 /// Records for one partition, validated.
@@ -83,14 +91,22 @@ pub struct Partitions {
     /// The ids this shard gives idempotent producers.
     pub producer_ids: ProducerIds,
     log: PartitionLog,
-    /// Where idempotent producers' states outlive the process, if the backend keeps them.
+    /// Where idempotent producers' snapshots outlive the process, if the backend keeps them.
     producer_store: ProducerStore,
     producers: RefCell<ProducerStates>,
-    /// Producer states to store before their appends are answered (backends that keep them).
-    producer_writes: RefCell<PendingWrites>,
+    /// Partitions whose producers are being recovered, with the appends waiting for that.
+    recovering: RefCell<HashMap<TopicPartition, RecoveryQueue>>,
+    /// Partitions to recover, for the task that does it (`start_background`).
+    to_recover: mpsc::UnboundedSender<TopicPartition>,
+    to_recover_receiver: RefCell<Option<mpsc::UnboundedReceiver<TopicPartition>>>,
     /// Fetches waiting for data, by partition; woken by this shard's appends.
     waiters: RefCell<HashMap<TopicPartition, Vec<oneshot::Sender<()>>>>,
 }
+
+/// The appends waiting for a partition's producers to be recovered, in arrival order: each
+/// is told when its turn comes (or that recovery failed), and gives the turn on once its
+/// position is fixed.
+type RecoveryQueue = VecDeque<oneshot::Sender<Result<()>>>;
 
 impl Partitions {
     pub fn new(
@@ -98,12 +114,15 @@ impl Partitions {
         producer_store: ProducerStore,
         producer_ids: ProducerIds,
     ) -> Self {
+        let (to_recover, to_recover_receiver) = mpsc::unbounded();
         Self {
             producer_ids,
             log,
             producer_store,
             producers: RefCell::default(),
-            producer_writes: RefCell::default(),
+            recovering: RefCell::default(),
+            to_recover,
+            to_recover_receiver: RefCell::new(Some(to_recover_receiver)),
             waiters: RefCell::default(),
         }
     }
@@ -114,9 +133,30 @@ impl Partitions {
         join_all(appends.into_iter().map(|a| self.append(a))).await
     }
 
+    /// Appends once the partition's producers are known (see the module comment).
+    async fn append(&self, append: PartitionAppend) -> Result<i64> {
+        let tp = append.tp.clone();
+        let Some(turn) = self.recovery_turn(&tp) else {
+            return self.append_known(append).await;
+        };
+        let mut turn = turn;
+        (&mut turn.receiver)
+            .await
+            .map_err(|_| Error::Unavailable("producer recovery stopped".into()))??;
+        turn.held = true;
+        let mut appending = std::pin::pin!(self.append_known(append));
+        let first = futures::poll!(appending.as_mut());
+        // Its position is fixed: the next may go.
+        drop(turn);
+        match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => appending.await,
+        }
+    }
+
     /// Sequence check, append, wake fetchers. The check and the append's position are
     /// settled before the first `.await`, so pipelined requests keep their order.
-    async fn append(&self, append: PartitionAppend) -> Result<i64> {
+    async fn append_known(&self, append: PartitionAppend) -> Result<i64> {
         let headers: Vec<BatchHeader> = append.batches.iter().map(|b| b.header).collect();
         let check = self.producers.borrow().check(&append.tp, &headers)?;
         if let SequenceCheck::Duplicate { base_offset } = check {
@@ -124,31 +164,112 @@ impl Partitions {
             self.durable(&append, base_offset).await?;
             return Ok(base_offset);
         }
-        self.producers.borrow_mut().record(&append.tp, &headers);
+        let in_flight = self.producers.borrow_mut().record(&append.tp, &headers);
         let appended = self.log.append(&append.tp, &append.batches).await;
         let base_offset = match appended {
             Ok(base_offset) => base_offset,
             Err(error) => {
-                self.producers.borrow_mut().failed(&append.tp, &headers);
+                self.producers
+                    .borrow_mut()
+                    .failed(&append.tp, &headers, in_flight);
                 return Err(error);
             }
         };
+        // The records carry their producers' marks (a backend that keeps producers): a
+        // retry across a restart is recognised from them, with nothing more to wait for.
         self.producers
             .borrow_mut()
-            .stored(&append.tp, &headers, base_offset);
+            .stored(&append.tp, &headers, base_offset, in_flight);
         self.wake_fetchers(&append.tp);
-        if self.producer_store.keeps_producers() {
-            // Answered only once a retry across a restart would be recognised.
-            let written = self
-                .producer_writes
-                .borrow_mut()
-                .changed(&append.tp, &headers);
-            if let Some(written) = written {
-                let _ = written.await;
-            }
-        }
         self.durable(&append, base_offset).await?;
         Ok(base_offset)
+    }
+
+    /// `None` if the partition's producers are known and no append waits for them;
+    /// otherwise this append's place in the queue, the recovery asked for if it is the
+    /// first.
+    fn recovery_turn(&self, tp: &TopicPartition) -> Option<RecoveryTurn<'_>> {
+        if !self.producer_store.keeps_producers() {
+            return None;
+        }
+        let mut recovering = self.recovering.borrow_mut();
+        let queue = match recovering.get_mut(tp) {
+            Some(queue) => queue,
+            None if self.producers.borrow().knows(tp) => return None,
+            None => {
+                let _ = self.to_recover.unbounded_send(tp.clone());
+                recovering.entry(tp.clone()).or_default()
+            }
+        };
+        let (sender, receiver) = oneshot::channel();
+        queue.push_back(sender);
+        Some(RecoveryTurn {
+            partitions: self,
+            tp: tp.clone(),
+            receiver,
+            held: false,
+        })
+    }
+
+    /// Gives the partition's turn to the next append still waiting; with none left, the
+    /// partition's appends go straight through again.
+    fn pass_turn(&self, tp: &TopicPartition) {
+        let mut recovering = self.recovering.borrow_mut();
+        let Some(queue) = recovering.get_mut(tp) else {
+            return;
+        };
+        while let Some(next) = queue.pop_front() {
+            if next.send(Ok(())).is_ok() {
+                return;
+            }
+        }
+        recovering.remove(tp);
+    }
+
+    /// Recovers a partition's producers after a start: its last snapshot, then the marks
+    /// of the records written since. A partition without a snapshot has no marks (it gets
+    /// its first snapshot here, before any append there can write one): its producers
+    /// start where its records end. On failure the waiting appends are answered with it,
+    /// and the next append tries again.
+    async fn recover_producers(&self, tp: TopicPartition) {
+        match self.read_producers(&tp).await {
+            Ok((snapshot, marks, end)) => {
+                tracing::debug!(%tp, from = snapshot.covered_until, end, marks = marks.len(),
+                    producers = snapshot.producers.len(), "producers recovered");
+                self.producers
+                    .borrow_mut()
+                    .recover(&tp, snapshot, &marks, end);
+                self.pass_turn(&tp);
+            }
+            Err(error) => {
+                tracing::warn!(%tp, %error, "producers not recovered; appends there fail until they are");
+                let waiting = self.recovering.borrow_mut().remove(&tp);
+                for append in waiting.into_iter().flatten() {
+                    let error =
+                        Error::Unavailable(format!("{tp}: producers not recovered: {error}"));
+                    let _ = append.send(Err(error));
+                }
+            }
+        }
+    }
+
+    async fn read_producers(
+        &self,
+        tp: &TopicPartition,
+    ) -> Result<(PartitionSnapshot, Vec<producer_state::StoredBatch>, i64)> {
+        if let Some(snapshot) = self.producer_store.load(tp).await? {
+            let (marks, end) = self.log.producer_marks(tp, snapshot.covered_until).await?;
+            return Ok((snapshot, marks, end));
+        }
+        let end = self.log.list_offset(tp, OffsetSpec::Latest).await?.offset;
+        let snapshot = PartitionSnapshot {
+            covered_until: end,
+            producers: Default::default(),
+        };
+        self.producer_store
+            .store(&[(tp.clone(), snapshot.clone())])
+            .await?;
+        Ok((snapshot, Vec::new(), end))
     }
 
     /// With acks=all, waits until the backend keeps the batches stored at `base_offset`
@@ -293,17 +414,13 @@ impl Partitions {
         }
     }
 
-    /// Restores producer states an earlier run stored for partitions this shard owns.
-    pub fn restore_producers(&self, mine: Vec<StoredProducer>) {
-        let mut producers = self.producers.borrow_mut();
-        for stored in mine {
-            producers.restore(stored.tp, stored.producer_id, stored.state);
-        }
-    }
-
-    /// Starts the partitions' background work: producer expiry, retention, and the
-    /// producer-state writer where the backend keeps producers.
-    pub fn start_background(self: &Rc<Self>, retention_check_interval: Duration) {
+    /// Starts the partitions' background work: producer expiry, retention, and where the
+    /// backend keeps producers, their recovery and the snapshot writer.
+    pub fn start_background(
+        self: &Rc<Self>,
+        retention_check_interval: Duration,
+        snapshot_interval: Duration,
+    ) {
         let partitions = self.clone();
         glommio::spawn_local(async move { partitions.expire_producers().await }).detach();
         let partitions = self.clone();
@@ -311,65 +428,56 @@ impl Partitions {
             partitions.enforce_retention(retention_check_interval).await
         })
         .detach();
-        if self.producer_store.keeps_producers() {
+        let to_recover = self.to_recover_receiver.borrow_mut().take();
+        if let (true, Some(mut to_recover)) = (self.producer_store.keeps_producers(), to_recover) {
             let partitions = self.clone();
-            glommio::spawn_local(async move { partitions.write_producer_states().await }).detach();
-        }
-    }
-
-    /// Finishes what must outlive the process before it exits: producer states still to be
-    /// stored, and the backend's open streams. Appends must have stopped.
-    pub async fn close(&self) {
-        let flushed = self.producer_writes.borrow_mut().flushed();
-        if let Some(flushed) = flushed {
-            let _ = flushed.await;
-        }
-        self.log.close().await;
-    }
-
-    /// Stores changed producer states, one write at a time, each covering everything that
-    /// changed while the previous one ran. A failed write is logged and its states are
-    /// written again with the next; the appends waiting for it are answered anyway (their
-    /// records are stored; only a retry across a restart would go unrecognised). Runs for
-    /// backends that keep producer state.
-    async fn write_producer_states(&self) {
-        loop {
-            let next = self.producer_writes.borrow_mut().take();
-            let (changed, waiting) = match next {
-                Ok(work) => work,
-                Err(wake) => {
-                    let _ = wake.await;
-                    continue;
+            glommio::spawn_local(async move {
+                while let Some(tp) = to_recover.next().await {
+                    let partitions = partitions.clone();
+                    glommio::spawn_local(async move { partitions.recover_producers(tp).await })
+                        .detach();
                 }
-            };
-            let snapshots: Vec<_> = {
-                let producers = self.producers.borrow();
-                changed
-                    .iter()
-                    .filter_map(|(tp, id)| {
-                        Some(StoredProducer {
-                            tp: tp.clone(),
-                            producer_id: *id,
-                            state: producers.snapshot(tp, *id)?,
-                        })
-                    })
-                    .collect()
-            };
-            let started = std::time::Instant::now();
-            let written = self.producer_store.store(&snapshots).await;
-            tracing::debug!(
-                states = snapshots.len(),
-                waiting = waiting.len(),
+            })
+            .detach();
+            let partitions = self.clone();
+            glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(snapshot_interval).await;
+                    partitions.write_producer_snapshots().await;
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Finishes what must outlive the process before it exits: the backend's open streams
+    /// (each once what was sent on it is acknowledged), then the producers' snapshots, so a
+    /// restart has no marks to read. Appends must have stopped.
+    pub async fn close(&self) {
+        self.log.close().await;
+        self.write_producer_snapshots().await;
+    }
+
+    /// Writes the snapshots of the partitions whose producers changed since the last
+    /// write, in one write; a failed one is logged and taken again with the next. Nothing
+    /// waits for it: the records carry their marks, and a snapshot only shortens what a
+    /// restarted shard reads.
+    async fn write_producer_snapshots(&self) {
+        let snapshots = self.producers.borrow_mut().take_changed();
+        if snapshots.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match self.producer_store.store(&snapshots).await {
+            Ok(()) => tracing::debug!(
+                partitions = snapshots.len(),
                 took_us = started.elapsed().as_micros() as u64,
-                "producer states written"
-            );
-            for done in waiting {
-                let _ = done.send(());
-            }
-            if let Err(error) = written {
-                tracing::warn!(%error, "producer states not stored; retrying");
-                self.producer_writes.borrow_mut().retry(changed);
-                glommio::timer::sleep(Duration::from_secs(1)).await;
+                "producer snapshots written"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "producer snapshots not written; retrying");
+                let partitions = snapshots.into_iter().map(|(tp, _)| tp);
+                self.producers.borrow_mut().changed_again(partitions);
             }
         }
     }
@@ -396,6 +504,25 @@ impl Partitions {
             if dropped > 0 {
                 tracing::debug!(dropped, "batches past retention.ms dropped");
             }
+        }
+    }
+}
+
+/// An append's place in a partition's `RecoveryQueue`. Dropped holding the turn (its
+/// position fixed, or the append given up), it gives the turn on; dropped with the turn
+/// given to it but not taken (the append given up meanwhile), too.
+struct RecoveryTurn<'a> {
+    partitions: &'a Partitions,
+    tp: TopicPartition,
+    receiver: oneshot::Receiver<Result<()>>,
+    held: bool,
+}
+
+impl Drop for RecoveryTurn<'_> {
+    fn drop(&mut self) {
+        let given = self.held || matches!(self.receiver.try_recv(), Ok(Some(Ok(()))));
+        if given {
+            self.partitions.pass_turn(&self.tp);
         }
     }
 }

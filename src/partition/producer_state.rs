@@ -9,17 +9,18 @@
 //! producer's next pipelined batch is checked against it; the offset is filled in on
 //! success, and the entry removed on failure.
 //!
-//! A backend whose records outlive tidegate (SMQ) also keeps every producer's stored
-//! batches ([`ProducerSnapshot`]), written after the backend stored a batch and before the
-//! producer is answered, and read back at start-up: a producer that retries a batch across
-//! a restart, because its answer was lost with the old process, is still answered with the
-//! batch's offset instead of getting its records stored twice. Kafka keeps this state in
-//! its log's batch headers; SMQ's messages have no room for it (see `backend::smq::codec`).
+//! A backend whose records outlive tidegate (SMQ) keeps this state with the records, as
+//! Kafka keeps it in its batch headers: the last record of every idempotent batch carries
+//! the batch's producer id, epoch and sequences (`backend::smq::codec`, its "mark"), so a
+//! batch is never acknowledged without what recognises its retry. Each partition's state
+//! is also snapshotted now and then ([`PartitionSnapshot`], with the offset it covers), so
+//! that a restarted shard reads only the marks after it (`recover`). A producer that
+//! retries a batch across a restart, because its answer was lost with the old process, is
+//! still answered with the batch's offset instead of getting its records stored twice.
 
 use crate::error::{Error, Result};
 use crate::record_batch::BatchHeader;
 use crate::TopicPartition;
-use futures::channel::oneshot;
 use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -75,9 +76,33 @@ pub struct ProducerSnapshot {
     pub epoch: i16,
     /// (first sequence, last sequence, base offset) of its last stored batches, oldest first.
     pub batches: Vec<(i32, i32, i64)>,
-    /// When it was taken, ms since the epoch: producers idle for longer than Kafka's
-    /// `producer.id.expiration.ms` are forgotten.
-    pub taken_at_ms: i64,
+    /// When it last sent a batch here, ms since the epoch: producers idle for longer than
+    /// Kafka's `producer.id.expiration.ms` are forgotten.
+    pub last_used_ms: i64,
+}
+
+/// Every producer's state on one partition, and the offset up to which the records' marks
+/// are in it: a restarted shard takes the snapshot and the marks from that offset on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSnapshot {
+    /// Every batch whose mark lies before this offset is in `producers` (or was older than
+    /// the batches kept there).
+    pub covered_until: i64,
+    /// By producer id.
+    pub producers: std::collections::BTreeMap<i64, ProducerSnapshot>,
+}
+
+/// An idempotent producer's batch as the backend stored it, as its mark in the records
+/// tells it (`backend::smq::codec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+    /// Where its mark is: its last record.
+    pub last_offset: i64,
 }
 
 /// An idempotent producer as DescribeProducers shows it.
@@ -91,9 +116,46 @@ pub struct ActiveProducer {
     pub last_used_ms: i64,
 }
 
+/// An append of idempotent batches between `record` and `stored` (or `failed`): its marks
+/// are not in the producers' state yet, so snapshots cover only what lies before it.
+#[derive(Debug)]
+#[must_use]
+pub struct InFlight {
+    /// Its records land at this offset or later.
+    from: i64,
+}
+
 #[derive(Default)]
 pub struct ProducerStates {
-    producers: HashMap<(TopicPartition, i64), ProducerEntry>,
+    partitions: HashMap<TopicPartition, PartitionProducers>,
+    /// Partitions whose producers changed since their last snapshot.
+    changed: HashSet<TopicPartition>,
+}
+
+#[derive(Default)]
+struct PartitionProducers {
+    producers: HashMap<i64, ProducerEntry>,
+    /// The offset after the last stored idempotent batch (or after what recovery read).
+    applied_end: i64,
+    /// Where the appends in flight start at the earliest (`InFlight::from`).
+    in_flight: Vec<i64>,
+}
+
+impl PartitionProducers {
+    /// The offset before which every mark is in the state.
+    fn covered_until(&self) -> i64 {
+        self.in_flight
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(self.applied_end)
+    }
+
+    fn done(&mut self, in_flight: InFlight) {
+        if let Some(at) = self.in_flight.iter().position(|&f| f == in_flight.from) {
+            self.in_flight.swap_remove(at);
+        }
+    }
 }
 
 struct ProducerEntry {
@@ -102,6 +164,23 @@ struct ProducerEntry {
     batches: VecDeque<SentBatch>,
     /// When it last sent a batch here, ms since the epoch.
     last_used_ms: i64,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16, last_used_ms: i64) -> Self {
+        Self {
+            epoch,
+            batches: VecDeque::with_capacity(BATCHES_KEPT),
+            last_used_ms,
+        }
+    }
+
+    fn push(&mut self, batch: SentBatch) {
+        if self.batches.len() == BATCHES_KEPT {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+    }
 }
 
 /// A batch an idempotent producer sent, known by its sequence numbers.
@@ -120,6 +199,10 @@ impl SentBatch {
 }
 
 impl ProducerStates {
+    fn entry(&self, tp: &TopicPartition, producer_id: i64) -> Option<&ProducerEntry> {
+        self.partitions.get(tp)?.producers.get(&producer_id)
+    }
+
     /// Checks the batches of one produce request for one partition, in order.
     pub fn check(&self, tp: &TopicPartition, headers: &[BatchHeader]) -> Result<SequenceCheck> {
         let Some(first) = headers.first() else {
@@ -128,7 +211,7 @@ impl ProducerStates {
         if first.producer_id <= NO_PRODUCER_ID {
             return Ok(SequenceCheck::Append);
         }
-        let entry = self.producers.get(&(tp.clone(), first.producer_id));
+        let entry = self.entry(tp, first.producer_id);
         if let (Some(entry), [only]) = (entry, headers) {
             if only.producer_epoch == entry.epoch {
                 if let Some(sent) = entry.batches.iter().find(|b| b.is(only)) {
@@ -148,72 +231,224 @@ impl ProducerStates {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records batches whose append was queued; their offsets come with `stored`.
-    pub fn record(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
+    /// Records batches whose append was queued; their offsets come with `stored`, and the
+    /// `InFlight` returned (for idempotent batches) goes back with it or with `failed`.
+    pub fn record(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) -> Option<InFlight> {
         let now_ms = crate::unix_time().as_millis() as i64;
-        for header in headers {
-            if header.producer_id > NO_PRODUCER_ID {
-                let entry = self
-                    .producers
-                    .entry((tp.clone(), header.producer_id))
-                    .or_insert_with(|| ProducerEntry {
-                        epoch: header.producer_epoch,
-                        batches: VecDeque::with_capacity(BATCHES_KEPT),
-                        last_used_ms: now_ms,
-                    });
-                entry.last_used_ms = now_ms;
-                if entry.epoch != header.producer_epoch {
-                    entry.epoch = header.producer_epoch;
-                    entry.batches.clear();
-                }
-                if entry.batches.len() == BATCHES_KEPT {
-                    entry.batches.pop_front();
-                }
-                entry.batches.push_back(SentBatch {
-                    first_sequence: header.base_sequence,
-                    last_sequence: header.last_sequence(),
-                    base_offset: None,
-                });
+        let mut idempotent = headers
+            .iter()
+            .filter(|h| h.producer_id > NO_PRODUCER_ID)
+            .peekable();
+        idempotent.peek()?;
+        let partition = self.partitions.entry(tp.clone()).or_default();
+        for header in idempotent {
+            let entry = partition
+                .producers
+                .entry(header.producer_id)
+                .or_insert_with(|| ProducerEntry::new(header.producer_epoch, now_ms));
+            entry.last_used_ms = now_ms;
+            if entry.epoch != header.producer_epoch {
+                entry.epoch = header.producer_epoch;
+                entry.batches.clear();
             }
+            entry.push(SentBatch {
+                first_sequence: header.base_sequence,
+                last_sequence: header.last_sequence(),
+                base_offset: None,
+            });
         }
+        let from = partition.applied_end;
+        partition.in_flight.push(from);
+        Some(InFlight { from })
     }
 
     /// The recorded batches were stored, the first at `base_offset`.
-    pub fn stored(&mut self, tp: &TopicPartition, headers: &[BatchHeader], base_offset: i64) {
+    pub fn stored(
+        &mut self,
+        tp: &TopicPartition,
+        headers: &[BatchHeader],
+        base_offset: i64,
+        in_flight: Option<InFlight>,
+    ) {
+        let Some(in_flight) = in_flight else {
+            return;
+        };
+        let Some(partition) = self.partitions.get_mut(tp) else {
+            return;
+        };
         let mut offset = base_offset;
         for header in headers {
-            if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
+            if let Some(entry) = partition.producers.get_mut(&header.producer_id) {
                 if let Some(batch) = entry.batches.iter_mut().find(|b| b.is(header)) {
                     batch.base_offset.get_or_insert(offset);
                 }
             }
             offset += header.offset_count();
         }
+        partition.applied_end = partition.applied_end.max(offset);
+        partition.done(in_flight);
+        self.changed.insert(tp.clone());
     }
 
-    /// What to keep of a producer's state on a partition: its stored batches.
-    pub fn snapshot(&self, tp: &TopicPartition, producer_id: i64) -> Option<ProducerSnapshot> {
-        let entry = self.producers.get(&(tp.clone(), producer_id))?;
-        let batches = entry
-            .batches
-            .iter()
-            .filter_map(|b| Some((b.first_sequence, b.last_sequence, b.base_offset?)))
-            .collect();
-        Some(ProducerSnapshot {
-            epoch: entry.epoch,
-            batches,
-            taken_at_ms: crate::unix_time().as_millis() as i64,
-        })
+    /// The recorded batches were not stored: forget them, so a retry is in sequence.
+    pub fn failed(
+        &mut self,
+        tp: &TopicPartition,
+        headers: &[BatchHeader],
+        in_flight: Option<InFlight>,
+    ) {
+        let Some(partition) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        for header in headers {
+            if let Some(entry) = partition.producers.get_mut(&header.producer_id) {
+                entry
+                    .batches
+                    .retain(|b| !b.is(header) || b.base_offset.is_some());
+            }
+        }
+        if let Some(in_flight) = in_flight {
+            partition.done(in_flight);
+        }
+    }
+
+    /// The batches were stored, but the backend lost them: forget them and the producer's
+    /// later batches there (lost with them, or out of sequence without them), so its
+    /// retries are appended again, in sequence.
+    pub fn lost(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
+        let Some(partition) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        for header in headers {
+            if let Some(entry) = partition.producers.get_mut(&header.producer_id) {
+                if let Some(at) = entry.batches.iter().position(|b| b.is(header)) {
+                    // Their offsets are handed out again: marks there are new ones.
+                    if let Some(lost_from) = entry.batches[at].base_offset {
+                        partition.applied_end = partition.applied_end.min(lost_from);
+                    }
+                    entry.batches.truncate(at);
+                }
+            }
+        }
+        self.changed.insert(tp.clone());
+    }
+
+    /// Whether the partition's producers are known here: restored (`recover`), or any
+    /// appended since the start (a backend that keeps no producers).
+    pub fn knows(&self, tp: &TopicPartition) -> bool {
+        self.partitions.contains_key(tp)
+    }
+
+    /// Takes back a partition's producers as a restarted shard finds them: the last
+    /// snapshot, then the batches whose marks the records hold from its `covered_until`
+    /// to `end`, in offset order. Producers idle past [`EXPIRATION`] are left out.
+    pub fn recover(
+        &mut self,
+        tp: &TopicPartition,
+        snapshot: PartitionSnapshot,
+        marks: &[StoredBatch],
+        end: i64,
+    ) {
+        let now_ms = crate::unix_time().as_millis() as i64;
+        let oldest = now_ms - EXPIRATION.as_millis() as i64;
+        let partition = self.partitions.entry(tp.clone()).or_default();
+        for (producer_id, kept) in snapshot.producers {
+            if kept.last_used_ms < oldest || partition.producers.contains_key(&producer_id) {
+                continue;
+            }
+            let mut entry = ProducerEntry::new(kept.epoch, kept.last_used_ms);
+            for (first_sequence, last_sequence, offset) in kept.batches {
+                entry.push(SentBatch {
+                    first_sequence,
+                    last_sequence,
+                    base_offset: Some(offset),
+                });
+            }
+            partition.producers.insert(producer_id, entry);
+        }
+        for mark in marks {
+            let entry = partition
+                .producers
+                .entry(mark.producer_id)
+                .or_insert_with(|| ProducerEntry::new(mark.epoch, now_ms));
+            if mark.epoch < entry.epoch {
+                continue;
+            }
+            if mark.epoch > entry.epoch {
+                entry.epoch = mark.epoch;
+                entry.batches.clear();
+            }
+            let known = entry
+                .batches
+                .back()
+                .and_then(|b| b.base_offset)
+                .is_some_and(|offset| offset >= mark.base_offset);
+            if !known {
+                entry.push(SentBatch {
+                    first_sequence: mark.first_sequence,
+                    last_sequence: mark.last_sequence,
+                    base_offset: Some(mark.base_offset),
+                });
+                entry.last_used_ms = now_ms;
+            }
+        }
+        partition.applied_end = partition.applied_end.max(end).max(snapshot.covered_until);
+        if !marks.is_empty() {
+            self.changed.insert(tp.clone());
+        }
+    }
+
+    /// The partitions whose producers changed since this was last asked, with what to
+    /// keep of each: every producer's stored batches, and how far that covers the marks.
+    pub fn take_changed(&mut self) -> Vec<(TopicPartition, PartitionSnapshot)> {
+        let changed: Vec<TopicPartition> = self.changed.drain().collect();
+        changed
+            .into_iter()
+            .filter_map(|tp| {
+                let partition = self.partitions.get(&tp)?;
+                let producers = partition
+                    .producers
+                    .iter()
+                    .map(|(&producer_id, entry)| {
+                        let batches = entry
+                            .batches
+                            .iter()
+                            .filter_map(|b| {
+                                Some((b.first_sequence, b.last_sequence, b.base_offset?))
+                            })
+                            .collect();
+                        let kept = ProducerSnapshot {
+                            epoch: entry.epoch,
+                            batches,
+                            last_used_ms: entry.last_used_ms,
+                        };
+                        (producer_id, kept)
+                    })
+                    .collect();
+                let snapshot = PartitionSnapshot {
+                    covered_until: partition.covered_until(),
+                    producers,
+                };
+                Some((tp, snapshot))
+            })
+            .collect()
+    }
+
+    /// Snapshots whose write failed: to be taken again with the next.
+    pub fn changed_again(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        self.changed.extend(partitions);
     }
 
     /// The idempotent producers known on a partition, by id, for DescribeProducers.
     pub fn active_on(&self, tp: &TopicPartition) -> Vec<ActiveProducer> {
-        let mut active: Vec<ActiveProducer> = self
+        let Some(partition) = self.partitions.get(tp) else {
+            return Vec::new();
+        };
+        let mut active: Vec<ActiveProducer> = partition
             .producers
             .iter()
-            .filter(|((on, _), _)| on == tp)
-            .map(|((_, producer_id), entry)| ActiveProducer {
-                producer_id: *producer_id,
+            .map(|(&producer_id, entry)| ActiveProducer {
+                producer_id,
                 epoch: entry.epoch,
                 last_sequence: entry
                     .batches
@@ -228,140 +463,23 @@ impl ProducerStates {
         active
     }
 
-    /// Takes back a producer's state kept by an earlier run, unless it is known here already.
-    pub fn restore(&mut self, tp: TopicPartition, producer_id: i64, snapshot: ProducerSnapshot) {
-        self.producers
-            .entry((tp, producer_id))
-            .or_insert_with(|| ProducerEntry {
-                epoch: snapshot.epoch,
-                batches: snapshot
-                    .batches
-                    .iter()
-                    .rev()
-                    .take(BATCHES_KEPT)
-                    .rev()
-                    .map(|&(first_sequence, last_sequence, offset)| SentBatch {
-                        first_sequence,
-                        last_sequence,
-                        base_offset: Some(offset),
-                    })
-                    .collect(),
-                last_used_ms: snapshot.taken_at_ms,
-            });
-    }
-
     /// Forgets producers idle for longer than [`EXPIRATION`] (none with a batch still being
     /// written), as Kafka does, so that short-lived producers do not pile up.
     pub fn expire(&mut self, now_ms: i64) -> usize {
-        let before = self.producers.len();
         let oldest = now_ms - EXPIRATION.as_millis() as i64;
-        self.producers.retain(|_, entry| {
-            entry.last_used_ms >= oldest || entry.batches.iter().any(|b| b.base_offset.is_none())
-        });
-        before - self.producers.len()
-    }
-
-    /// The batches were stored, but the backend lost them: forget them and the producer's
-    /// later batches there (lost with them, or out of sequence without them), so its
-    /// retries are appended again, in sequence.
-    pub fn lost(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
-        for header in headers {
-            if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
-                if let Some(at) = entry.batches.iter().position(|b| b.is(header)) {
-                    entry.batches.truncate(at);
-                }
+        let mut expired = 0;
+        for (tp, partition) in &mut self.partitions {
+            let before = partition.producers.len();
+            partition.producers.retain(|_, entry| {
+                entry.last_used_ms >= oldest
+                    || entry.batches.iter().any(|b| b.base_offset.is_none())
+            });
+            if partition.producers.len() < before {
+                expired += before - partition.producers.len();
+                self.changed.insert(tp.clone());
             }
         }
-    }
-
-    /// The recorded batches were not stored: forget them, so a retry is in sequence.
-    pub fn failed(&mut self, tp: &TopicPartition, headers: &[BatchHeader]) {
-        for header in headers {
-            if let Some(entry) = self.producers.get_mut(&(tp.clone(), header.producer_id)) {
-                entry
-                    .batches
-                    .retain(|b| !b.is(header) || b.base_offset.is_some());
-            }
-        }
-    }
-}
-
-/// Producer states waiting to be written to the backend, and the appends waiting for that
-/// write. One write at a time covers everything that changed while the previous one ran.
-#[derive(Default)]
-pub struct PendingWrites {
-    changed: HashSet<(TopicPartition, i64)>,
-    waiting: Vec<oneshot::Sender<()>>,
-    /// The writer, when it sleeps for lack of work.
-    writer: Option<oneshot::Sender<()>>,
-    /// Whether a write is under way.
-    writing: bool,
-    /// Told when the writer next runs out of work (see `flushed`).
-    idle_waiters: Vec<oneshot::Sender<()>>,
-}
-
-impl PendingWrites {
-    /// Marks the idempotent producers of `headers` as changed on `tp`; the receiver
-    /// completes once a write covering them is done. `None` if there are none.
-    pub fn changed(
-        &mut self,
-        tp: &TopicPartition,
-        headers: &[BatchHeader],
-    ) -> Option<oneshot::Receiver<()>> {
-        let mut any = false;
-        for header in headers.iter().filter(|h| h.producer_id > NO_PRODUCER_ID) {
-            self.changed.insert((tp.clone(), header.producer_id));
-            any = true;
-        }
-        if !any {
-            return None;
-        }
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.send(());
-        }
-        let (done, receiver) = oneshot::channel();
-        self.waiting.push(done);
-        Some(receiver)
-    }
-
-    /// States whose write failed, to be written with the next.
-    pub fn retry(&mut self, changed: Vec<(TopicPartition, i64)>) {
-        self.changed.extend(changed);
-    }
-
-    /// `None` if every change is written; otherwise a receiver that completes once the
-    /// writer has none left (a failed write is retried first).
-    pub fn flushed(&mut self) -> Option<oneshot::Receiver<()>> {
-        if self.changed.is_empty() && !self.writing {
-            return None;
-        }
-        let (idle, receiver) = oneshot::channel();
-        self.idle_waiters.push(idle);
-        Some(receiver)
-    }
-
-    /// The next write's work, or a receiver that completes when there is some.
-    #[allow(clippy::type_complexity)]
-    pub fn take(
-        &mut self,
-    ) -> std::result::Result<
-        (Vec<(TopicPartition, i64)>, Vec<oneshot::Sender<()>>),
-        oneshot::Receiver<()>,
-    > {
-        if self.changed.is_empty() {
-            self.writing = false;
-            for idle in self.idle_waiters.drain(..) {
-                let _ = idle.send(());
-            }
-            let (wake, receiver) = oneshot::channel();
-            self.writer = Some(wake);
-            return Err(receiver);
-        }
-        self.writing = true;
-        Ok((
-            self.changed.drain().collect(),
-            std::mem::take(&mut self.waiting),
-        ))
+        expired
     }
 }
 
@@ -417,19 +535,23 @@ mod tests {
         }
     }
 
+    fn append(states: &mut ProducerStates, tp: &TopicPartition, header: BatchHeader, at: i64) {
+        let in_flight = states.record(tp, &[header]);
+        states.stored(tp, &[header], at, in_flight);
+    }
+
     #[test]
     fn in_sequence_batches_append_and_retries_are_duplicates() {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
         let first = [batch(9, 0, 0, 10)];
         assert_eq!(states.check(&tp, &first).ok(), Some(SequenceCheck::Append));
-        states.record(&tp, &first);
-        states.stored(&tp, &first, 100);
+        append(&mut states, &tp, first[0], 100);
         let second = [batch(9, 0, 10, 5)];
         assert_eq!(states.check(&tp, &second).ok(), Some(SequenceCheck::Append));
-        states.record(&tp, &second);
+        let in_flight = states.record(&tp, &second);
         assert!(states.check(&tp, &second).is_err(), "retry while in flight");
-        states.stored(&tp, &second, 110);
+        states.stored(&tp, &second, 110, in_flight);
         assert_eq!(
             states.check(&tp, &first).ok(),
             Some(SequenceCheck::Duplicate { base_offset: 100 })
@@ -444,7 +566,7 @@ mod tests {
     fn gaps_and_stale_epochs_are_refused() {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
-        states.record(&tp, &[batch(9, 1, 0, 10)]);
+        let _in_flight = states.record(&tp, &[batch(9, 1, 0, 10)]);
         let gap = states.check(&tp, &[batch(9, 1, 11, 1)]);
         assert_eq!(gap.map_err(|e| e.code()), Err(45));
         let stale = states.check(&tp, &[batch(9, 0, 10, 1)]);
@@ -456,8 +578,9 @@ mod tests {
     #[test]
     fn plain_producers_and_unknown_producers_are_not_checked() {
         let tp = TopicPartition::new("t", 0);
-        let states = ProducerStates::default();
+        let mut states = ProducerStates::default();
         assert!(states.check(&tp, &[batch(-1, -1, -1, 3)]).is_ok());
+        assert!(states.record(&tp, &[batch(-1, -1, -1, 3)]).is_none());
         assert!(states.check(&tp, &[batch(4, 0, 77, 3)]).is_ok());
         // Several batches in one request must follow each other.
         assert!(states
@@ -468,87 +591,113 @@ mod tests {
             .is_err());
     }
 
+    fn mark(producer_id: i64, epoch: i16, first_sequence: i32, count: i32, at: i64) -> StoredBatch {
+        StoredBatch {
+            producer_id,
+            epoch,
+            first_sequence,
+            last_sequence: first_sequence + count - 1,
+            base_offset: at,
+            last_offset: at + i64::from(count) - 1,
+        }
+    }
+
     #[test]
-    fn a_restored_snapshot_answers_retries_and_checks_sequences() {
+    fn a_snapshot_and_the_marks_after_it_answer_retries_and_check_sequences() {
         let tp = TopicPartition::new("t", 3);
         let mut states = ProducerStates::default();
-        for (seq, offset) in [
-            (0, 100),
-            (10, 110),
-            (20, 120),
-            (30, 130),
-            (40, 140),
-            (50, 150),
-        ] {
-            let batch = [batch(9, 2, seq, 10)];
-            states.record(&tp, &batch);
-            states.stored(&tp, &batch, offset);
+        for (seq, offset) in [(0, 100), (10, 110), (20, 120), (30, 130), (40, 140)] {
+            append(&mut states, &tp, batch(9, 2, seq, 10), offset);
         }
-        states.record(&tp, &[batch(9, 2, 60, 10)]); // in flight: not kept
-        let snapshot = states.snapshot(&tp, 9).expect("known producer");
-        assert_eq!(snapshot.epoch, 2);
-        assert_eq!(snapshot.batches.first(), Some(&(20, 29, 120)));
-        assert_eq!(snapshot.batches.len(), 4);
-
-        let mut restarted = ProducerStates::default();
-        restarted.restore(tp.clone(), 9, snapshot);
+        let in_flight = states.record(&tp, &[batch(9, 2, 50, 10)]); // not in the snapshot
+        let mut taken = states.take_changed();
+        assert!(states.take_changed().is_empty(), "taken once");
+        let (snapshot_of, snapshot) = taken.pop().expect("changed");
+        assert_eq!(snapshot_of, tp);
+        assert_eq!(snapshot.covered_until, 150, "up to the append in flight");
+        assert_eq!(snapshot.producers[&9].epoch, 2);
         assert_eq!(
-            restarted.check(&tp, &[batch(9, 2, 40, 10)]).ok(),
-            Some(SequenceCheck::Duplicate { base_offset: 140 })
+            snapshot.producers[&9].batches.first(),
+            Some(&(10, 19, 110)),
+            "the last five"
         );
+        states.stored(&tp, &[batch(9, 2, 50, 10)], 150, in_flight);
+
+        // Restarted: the snapshot, then the marks from where it covers (the last one
+        // again, as a snapshot taken later may hold it).
+        let marks = [
+            mark(9, 2, 40, 10, 140),
+            mark(9, 2, 50, 10, 150),
+            mark(7, 0, 0, 5, 160),
+        ];
+        let mut restarted = ProducerStates::default();
+        assert!(!restarted.knows(&tp));
+        restarted.recover(&tp, snapshot, &marks[1..], 165);
+        assert!(restarted.knows(&tp));
+        for (producer, seq, count, offset) in [(9, 10, 10, 110), (9, 50, 10, 150), (7, 0, 5, 160)] {
+            assert_eq!(
+                restarted
+                    .check(
+                        &tp,
+                        &[batch(producer, 2 * (producer == 9) as i16, seq, count)]
+                    )
+                    .ok(),
+                Some(SequenceCheck::Duplicate {
+                    base_offset: offset
+                }),
+                "producer {producer} sequence {seq}"
+            );
+        }
         assert_eq!(
             restarted.check(&tp, &[batch(9, 2, 60, 10)]).ok(),
             Some(SequenceCheck::Append)
         );
         let gap = restarted.check(&tp, &[batch(9, 2, 70, 10)]);
         assert_eq!(gap.map_err(|e| e.code()), Err(45));
-        assert_eq!(restarted.snapshot(&tp, 8), None);
+        let in_flight = restarted.record(&tp, &[batch(9, 2, 60, 10)]);
+        assert_eq!(
+            in_flight.as_ref().map(|f| f.from),
+            Some(165),
+            "new marks after what was read"
+        );
+        // A mark already in the snapshot, or older, changes nothing.
+        let mut again = ProducerStates::default();
+        let (_, snapshot) = restarted.take_changed().pop().expect("recovered marks");
+        again.recover(&tp, snapshot.clone(), &marks[..1], 150);
+        let (_, same) = again.take_changed().pop().expect("changed");
+        assert_eq!(same.producers, snapshot.producers);
     }
 
     #[test]
     fn idle_producers_expire() {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
-        let stored = [batch(1, 0, 0, 1)];
-        states.record(&tp, &stored);
-        states.stored(&tp, &stored, 0);
-        states.record(&tp, &[batch(2, 0, 0, 1)]); // still being written
+        append(&mut states, &tp, batch(1, 0, 0, 1), 0);
+        let _in_flight = states.record(&tp, &[batch(2, 0, 0, 1)]); // still being written
         let now_ms = crate::unix_time().as_millis() as i64;
         assert_eq!(states.expire(now_ms), 0, "both were just used");
         let day_later = now_ms + EXPIRATION.as_millis() as i64 + 1;
         assert_eq!(states.expire(day_later), 1);
-        assert_eq!(states.snapshot(&tp, 1), None);
-        assert!(
-            states.snapshot(&tp, 2).is_some(),
-            "a batch in flight keeps it"
-        );
-    }
-
-    #[test]
-    fn pending_writes_cover_what_changed_and_wake_the_writer() {
-        let tp = TopicPartition::new("t", 0);
-        let mut pending = PendingWrites::default();
-        let mut writer = pending.take().expect_err("nothing to write yet");
-        assert!(pending.changed(&tp, &[batch(-1, -1, -1, 1)]).is_none());
-        let mut done = pending
-            .changed(&tp, &[batch(7, 0, 0, 1)])
-            .expect("idempotent");
-        pending.changed(&tp, &[batch(7, 0, 1, 1)]);
-        assert_eq!(writer.try_recv(), Ok(Some(())), "the writer is woken");
-        let (changed, waiting) = pending.take().expect("work");
-        assert_eq!(changed, vec![(tp, 7)]);
-        assert_eq!(waiting.len(), 2);
-        for done in waiting {
-            let _ = done.send(());
-        }
-        assert_eq!(done.try_recv(), Ok(Some(())));
+        let ids: Vec<i64> = states
+            .active_on(&tp)
+            .iter()
+            .map(|p| p.producer_id)
+            .collect();
+        assert_eq!(ids, [2], "a batch in flight keeps it");
+        // Nor does a restarted shard take back a producer idle for that long.
+        let (_, mut snapshot) = states.take_changed().pop().expect("changed");
+        snapshot.producers.get_mut(&2).expect("kept").last_used_ms -=
+            EXPIRATION.as_millis() as i64 + 1;
+        let mut restarted = ProducerStates::default();
+        restarted.recover(&tp, snapshot, &[], 1);
+        assert!(restarted.active_on(&tp).is_empty());
     }
 
     #[test]
     fn sequences_wrap_at_i32_max() {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
-        states.record(&tp, &[batch(1, 0, i32::MAX - 1, 2)]);
+        let _in_flight = states.record(&tp, &[batch(1, 0, i32::MAX - 1, 2)]);
         assert!(states.check(&tp, &[batch(1, 0, 0, 1)]).is_ok());
     }
 
@@ -557,16 +706,18 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let mut states = ProducerStates::default();
         let first = [batch(3, 0, 0, 5)];
-        states.record(&tp, &first);
+        let first_in_flight = states.record(&tp, &first);
         let second = [batch(3, 0, 5, 5)];
         assert_eq!(states.check(&tp, &second).ok(), Some(SequenceCheck::Append));
-        states.record(&tp, &second);
+        let second_in_flight = states.record(&tp, &second);
         // The first fails: the second's entry stays, the first may be retried.
-        states.failed(&tp, &first);
-        states.stored(&tp, &second, 40);
+        states.failed(&tp, &first, first_in_flight);
+        states.stored(&tp, &second, 40, second_in_flight);
         assert_eq!(
             states.check(&tp, &second).ok(),
             Some(SequenceCheck::Duplicate { base_offset: 40 })
         );
+        let (_, snapshot) = states.take_changed().pop().expect("changed");
+        assert_eq!(snapshot.covered_until, 45, "nothing in flight");
     }
 }

@@ -228,16 +228,16 @@ pub fn smq_envelope(data: &[u8]) {
     };
     let (key, value) = rest.split_at(usize::from(key_len).min(rest.len()));
     let ts_ns = i64::from_be_bytes(*ts_ns);
-    let record = codec::decode(
+    let (record, mark) = codec::decode(
         Bytes::copy_from_slice(key),
         Bytes::copy_from_slice(value),
         ts_ns,
         7,
     );
     let mut last_ts_ns = 0;
-    let message = codec::encode(&record, &mut last_ts_ns, NOW_MS);
+    let message = codec::encode(&record, mark.as_ref(), &mut last_ts_ns, NOW_MS);
     let back = codec::decode(message.key, message.value, message.ts_ns, 7);
-    assert_eq!(back, record);
+    assert_eq!(back, (record, mark));
 }
 
 /// Input for `smq_envelope` from a stored message.

@@ -18,13 +18,12 @@
 //! else (`.parquet` and `.offset` files, chunk manifests, encrypted chunks, an entry that
 //! does not decode) is not read here: the broker serves those offsets as before.
 
-use super::codec;
+use super::codec::Decoded;
 use super::filer::Filer;
 use super::proto::filer_pb::{Entry, FileChunk, LogEntry};
 use super::proto::schema_pb::Partition;
 use super::volume;
 use crate::error::{Error, Result};
-use crate::records::Record;
 use crate::TopicPartition;
 use bytes::{Buf, Bytes};
 use hashbrown::HashMap;
@@ -108,7 +107,7 @@ impl LogFiles {
         tp: &TopicPartition,
         partition: &Partition,
         offset: i64,
-    ) -> Result<Vec<Record>> {
+    ) -> Result<Decoded> {
         let log = self.partition(tp);
         let directory = self.directory(&tp.topic, partition);
         let mut refreshed = false;
@@ -120,7 +119,7 @@ impl LogFiles {
             });
             let Some(index) = next else {
                 if refreshed {
-                    return Ok(Vec::new());
+                    return Ok(Decoded::default());
                 }
                 self.refresh(&log, &directory).await?;
                 refreshed = true;
@@ -133,10 +132,11 @@ impl LogFiles {
                     log.files[index].chunks.clone(),
                 )
             };
-            let records = self.read_span(&log, &directory, &name, &chunks).await?;
-            let span = records
+            let mut found = self.read_span(&log, &directory, &name, &chunks).await?;
+            let span = found
+                .records
                 .first()
-                .zip(records.last())
+                .zip(found.records.last())
                 .map(|(f, l)| (f.offset, l.offset));
             let Some((first, _)) = span.filter(|&(_, last)| last >= offset) else {
                 continue;
@@ -151,16 +151,14 @@ impl LogFiles {
             let mut from = offset;
             // Strictly increasing from `offset`: a repeated offset (SMQ handing out a
             // lost one again, proto/README.md) is served once, as first stored.
-            return Ok(records
-                .into_iter()
-                .filter(|r| {
-                    let keep = r.offset >= from;
-                    if keep {
-                        from = r.offset + 1;
-                    }
-                    keep
-                })
-                .collect());
+            found.retain_offsets(|offset| {
+                let keep = offset >= from;
+                if keep {
+                    from = offset + 1;
+                }
+                keep
+            });
+            return Ok(found);
         }
     }
 
@@ -293,13 +291,13 @@ impl LogFiles {
         directory: &str,
         name: &str,
         chunks: &[FileChunk],
-    ) -> Result<Vec<Record>> {
-        let records = self.read_file(directory, name, chunks).await?;
-        let span = records.first().zip(records.last());
+    ) -> Result<Decoded> {
+        let found = self.read_file(directory, name, chunks).await?;
+        let span = found.records.first().zip(found.records.last());
         if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
             file.span = Span::Read(span.map(|(first, last)| (first.offset, last.offset)));
         }
-        Ok(records)
+        Ok(found)
     }
 
     /// Every record of the file, in stored order.
@@ -308,10 +306,10 @@ impl LogFiles {
         directory: &str,
         name: &str,
         chunks: &[FileChunk],
-    ) -> Result<Vec<Record>> {
+    ) -> Result<Decoded> {
         let mut chunks = chunks.to_vec();
         chunks.sort_by_key(|c| c.offset);
-        let mut records = Vec::new();
+        let mut found = Decoded::default();
         for chunk in chunks.iter().filter(|c| c.size > 0) {
             if chunk.is_chunk_manifest || !chunk.cipher_key.is_empty() {
                 return Err(Error::Unavailable(format!(
@@ -325,11 +323,11 @@ impl LogFiles {
                 )));
             }
             let data = self.read_chunk(chunk).await?;
-            decode_entries(data, &mut records).map_err(|e| {
+            decode_entries(data, &mut found).map_err(|e| {
                 Error::Unavailable(format!("{directory}/{name}: chunk {}: {e}", chunk.file_id))
             })?;
         }
-        Ok(records)
+        Ok(found)
     }
 
     /// The chunk's bytes, from the first of its volume's servers that has them.
@@ -396,7 +394,7 @@ fn claimed_span(entry: &Entry) -> Span {
 }
 
 /// Appends the chunk's records: (u32 big-endian length, LogEntry) pairs to its end.
-fn decode_entries(mut data: Bytes, records: &mut Vec<Record>) -> std::result::Result<(), String> {
+fn decode_entries(mut data: Bytes, found: &mut Decoded) -> std::result::Result<(), String> {
     while data.has_remaining() {
         if data.remaining() < 4 {
             return Err(format!("{} bytes after the last entry", data.remaining()));
@@ -409,15 +407,7 @@ fn decode_entries(mut data: Bytes, records: &mut Vec<Record>) -> std::result::Re
             ));
         }
         let entry = LogEntry::decode(data.split_to(size)).map_err(|e| e.to_string())?;
-        if codec::is_filler(&entry.key, &entry.data) {
-            continue;
-        }
-        records.push(codec::decode(
-            entry.key,
-            entry.data,
-            entry.ts_ns,
-            entry.offset,
-        ));
+        found.push(entry.key, entry.data, entry.ts_ns, entry.offset);
     }
     Ok(())
 }
@@ -524,9 +514,10 @@ mod tests {
     #[test]
     fn a_chunk_decodes_to_its_records_with_their_offsets() {
         let chunk = [entry(7, "a"), entry(8, "b"), entry(10, "c")].concat();
-        let mut records = Vec::new();
-        decode_entries(Bytes::from(chunk), &mut records).expect("decodes");
-        let seen: Vec<_> = records
+        let mut found = Decoded::default();
+        decode_entries(Bytes::from(chunk), &mut found).expect("decodes");
+        let seen: Vec<_> = found
+            .records
             .iter()
             .map(|r| (r.offset, r.value.clone().unwrap_or_default()))
             .collect();
@@ -544,12 +535,12 @@ mod tests {
     fn a_chunk_cut_short_or_lying_about_a_length_is_refused() {
         let chunk = [entry(1, "a"), entry(2, "b")].concat();
         for cut in [chunk.len() - 1, chunk.len() - 3, 2] {
-            let mut records = Vec::new();
-            let error = decode_entries(Bytes::copy_from_slice(&chunk[..cut]), &mut records);
-            assert!(error.is_err(), "cut at {cut}: {records:?}");
+            let mut found = Decoded::default();
+            let error = decode_entries(Bytes::copy_from_slice(&chunk[..cut]), &mut found);
+            assert!(error.is_err(), "cut at {cut}: {found:?}");
         }
         let mut lying = chunk.clone();
         lying[0] = 0x7f;
-        assert!(decode_entries(Bytes::from(lying), &mut Vec::new()).is_err());
+        assert!(decode_entries(Bytes::from(lying), &mut Decoded::default()).is_err());
     }
 }

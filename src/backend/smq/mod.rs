@@ -33,22 +33,23 @@ pub mod tls;
 pub mod topic_configs;
 pub mod volume;
 
-use super::{OffsetSpec, ReadResult, StoredProducer, TopicMeta};
+use super::{OffsetSpec, ReadResult, TopicMeta};
 use crate::config::SmqAcksAll;
 use crate::error::{Error, Result};
 use crate::partition::leader_epochs::LeaderEpochs;
+use crate::partition::producer_state::StoredBatch;
 use crate::record_batch::{LogBatch, RecordBatch};
 use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use cache::{BatchCache, Source, TimestampIndex};
 use channel::{ConnectError, GrpcChannel, SmqClient};
+use codec::Decoded;
 pub use discovery::Endpoints;
 use filer::Filer;
 use futures::channel::oneshot;
 use hashbrown::HashMap;
 use leader_epochs::LeaderEpochStore;
 use log_files::LogFiles;
-use producers::ProducerStore;
 use proto::messaging_pb::{
     BrokerPartitionAssignment, ConfigureTopicRequest, FetchMessageRequest, FetchMessageResponse,
     FindBrokerLeaderRequest, GetPartitionRangeInfoRequest, ListTopicsRequest,
@@ -75,6 +76,9 @@ const BATCH_CACHE_BYTES: usize = 64 << 20;
 /// Bytes of records per batch made from what SMQ answered (a catch-up read of a flushed
 /// file can bring megabytes at once: cached in pieces, answered as the fetch asks).
 const FETCHED_BATCH_BYTES: usize = 256 << 10;
+/// Bytes of records each read asks for while a restarted shard recovers a partition's
+/// producers from the records' marks.
+const RECOVERY_READ_BYTES: usize = 4 << 20;
 /// Offset → timestamp points each shard keeps for ListOffsets by time.
 const TIMESTAMP_POINTS: usize = 100_000;
 /// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
@@ -672,18 +676,31 @@ impl SmqBackend {
     /// Queues the records on the partition's publish stream (synchronously, keeping order)
     /// and waits for the broker's acknowledgements.
     pub async fn append(&self, tp: &TopicPartition, batches: &[RecordBatch]) -> Result<i64> {
-        let mut records = Vec::new();
+        let mut decoded = Vec::with_capacity(batches.len());
         for batch in batches {
-            records.extend(decode_records(batch, self.decompressed_limit)?);
+            decoded.push(decode_records(batch, self.decompressed_limit)?);
         }
         let publisher = self.publisher(tp);
         let seen = self.seen(tp);
         let now_ms = crate::unix_time().as_millis() as i64;
         let mut last_ts_ns = publisher.last_ts_ns.get();
-        let messages = records
-            .iter()
-            .map(|r| codec::encode(r, &mut last_ts_ns, now_ms))
-            .collect();
+        let mut messages = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
+        for (batch, records) in batches.iter().zip(&decoded) {
+            // The last record of an idempotent batch carries what recognises its retry.
+            let header = &batch.header;
+            let mark = (header.producer_id >= 0).then_some(codec::ProducerMark {
+                producer_id: header.producer_id,
+                epoch: header.producer_epoch,
+                base_sequence: header.base_sequence,
+                count: records.len() as i32,
+            });
+            let last = records.len().saturating_sub(1);
+            for (i, record) in records.iter().enumerate() {
+                let mark = mark.as_ref().filter(|_| i == last);
+                messages.push(codec::encode(record, mark, &mut last_ts_ns, now_ms));
+            }
+        }
+        let records_count = messages.len() as i64;
         publisher.last_ts_ns.set(last_ts_ns);
         let acked = publisher.publish(messages);
         let acked = acked
@@ -711,7 +728,7 @@ impl SmqBackend {
         let mut high_watermarks = self.high_watermarks.borrow_mut();
         let known = high_watermarks.entry(tp.clone()).or_insert(next);
         *known = (*known).max(next);
-        if acked.last - acked.first + 1 == records.len() as i64 {
+        if acked.last - acked.first + 1 == records_count {
             // Stored contiguously (nobody else wrote in between): the batches as the
             // producer sent them are what a consumer reading these offsets must get.
             let mut cache = self.batch_cache.borrow_mut();
@@ -777,7 +794,7 @@ impl SmqBackend {
         let mut matched = 0;
         let mut next = base;
         'reading: while next < batch_base && matched < appended.len() {
-            let found = self.log_files.read(tp, partition, next).await?;
+            let found = self.log_files.read(tp, partition, next).await?.records;
             let Some(last) = found.last().map(|r| r.offset) else {
                 break;
             };
@@ -1022,7 +1039,8 @@ impl SmqBackend {
         }
         self.batch_cache_misses
             .set(self.batch_cache_misses.get() + 1);
-        let (records, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
+        let (found, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
+        let records = found.records;
         // Cached as batches of about FETCHED_BATCH_BYTES, and answered from the cache as a
         // hit would be; the first batch alone if the cache kept none of them (it keeps one
         // copy of an offset, and never a batch larger than itself).
@@ -1061,22 +1079,53 @@ impl SmqBackend {
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
-    ) -> Result<(Vec<Record>, i64)> {
+    ) -> Result<(Decoded, i64)> {
         let mut offset = offset;
         loop {
-            let (mut records, high_watermark) = self.fetch_stored(tp, offset, max_bytes).await?;
-            let stored_end = records.last().map(|r| r.offset + 1);
+            let (mut found, high_watermark) = self.fetch_stored(tp, offset, max_bytes).await?;
+            let stored_end = found.records.last().map(|r| r.offset + 1);
             if let Some(epochs) = self.leader_epochs.borrow().get(tp) {
-                records.retain(|r| !epochs.skips(r.offset));
+                found.retain_offsets(|offset| !epochs.skips(offset));
             }
             match stored_end {
                 // Nothing but skipped records: a consumer would ask for `offset` again.
-                Some(end) if records.is_empty() && end < high_watermark => {
+                Some(end) if found.records.is_empty() && end < high_watermark => {
                     offset = self.record_at_or_after(tp, end);
                 }
-                _ => return Ok((records, high_watermark)),
+                _ => return Ok((found, high_watermark)),
             }
         }
+    }
+
+    /// The idempotent batches whose marks the partition's records hold from `from` on (see
+    /// `codec`), and the offset where its records end, for a restarted shard to recover its
+    /// producers. Fails if a stored message there cannot be read now.
+    pub async fn producer_marks(
+        &self,
+        tp: &TopicPartition,
+        from: i64,
+    ) -> Result<(Vec<StoredBatch>, i64)> {
+        let (end, _) = self.list_offset(tp, OffsetSpec::Latest).await?;
+        let mut marks = Vec::new();
+        let mut offset = from;
+        while offset < end {
+            let found = match self.fetch_records(tp, offset, RECOVERY_READ_BYTES).await {
+                Ok((found, _)) => found,
+                // Past the end: SMQ lost what the snapshot covered.
+                Err(Error::OffsetOutOfRange) => break,
+                Err(error) => return Err(error),
+            };
+            marks.extend(found.marks);
+            offset = match found.next {
+                Some(next) if next > offset => next,
+                _ => {
+                    return Err(Error::Unavailable(format!(
+                        "{tp}: offset {offset} of {end} not readable yet"
+                    )))
+                }
+            };
+        }
+        Ok((marks, end.max(offset)))
     }
 
     /// Records SMQ stores from `offset` on, and the partition's high-water mark: from the
@@ -1087,7 +1136,7 @@ impl SmqBackend {
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
-    ) -> Result<(Vec<Record>, i64)> {
+    ) -> Result<(Decoded, i64)> {
         let (client, topic, partition) = self.target(tp).await?;
         if let Err(error) = self.log_files.list_once(tp, &partition).await {
             self.warn_log_files(tp, offset, &error);
@@ -1157,21 +1206,18 @@ impl SmqBackend {
         }
         if broker_lost_count {
             // Its messages are counted from the wrong place: they wait for their flush.
-            return Ok((Vec::new(), high_watermark));
+            return Ok((Decoded::default(), high_watermark));
         }
         if count > 0 && first > offset {
             // Neither the broker nor the files have the records in between (see
             // proto/README.md, "Partition unloading"). Kafka clients accept gaps.
             tracing::warn!(%tp, offset, first, "SeaweedMQ skipped unreadable offsets");
         }
-        let records = response
-            .messages
-            .into_iter()
-            .enumerate()
-            .filter(|(_, m)| !codec::is_filler(&m.key, &m.value))
-            .map(|(i, m)| codec::decode(m.key, m.value, m.ts_ns, first + i as i64))
-            .collect();
-        Ok((records, high_watermark))
+        let mut found = Decoded::default();
+        for (i, message) in response.messages.into_iter().enumerate() {
+            found.push(message.key, message.value, message.ts_ns, first + i as i64);
+        }
+        Ok((found, high_watermark))
     }
 
     /// Logs a failed read of the flushed files, one line a minute at most: every fetch
@@ -1196,20 +1242,20 @@ impl SmqBackend {
         tp: &TopicPartition,
         partition: &proto::schema_pb::Partition,
         offset: i64,
-    ) -> Option<(Vec<Record>, i64)> {
-        let records = match self.log_files.read(tp, partition, offset).await {
-            Ok(records) => records,
+    ) -> Option<(Decoded, i64)> {
+        let found = match self.log_files.read(tp, partition, offset).await {
+            Ok(found) => found,
             Err(error) => {
                 self.warn_log_files(tp, offset, &error);
                 return None;
             }
         };
-        let end = records.last()?.offset + 1;
+        let end = found.records.last()?.offset + 1;
         self.reads_from_files.set(self.reads_from_files.get() + 1);
         let mut high_watermarks = self.high_watermarks.borrow_mut();
         let known = high_watermarks.entry(tp.clone()).or_insert(end);
         *known = (*known).max(end);
-        Some((records, *known))
+        Some((found, *known))
     }
 
     pub async fn list_offset(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<(i64, i64)> {
@@ -1236,8 +1282,8 @@ impl SmqBackend {
         if let Some(timestamp) = self.timestamps.borrow_mut().get(tp, offset) {
             return Ok(timestamp);
         }
-        let (records, _) = self.fetch_records(tp, offset, 1).await?;
-        let found = records.first().filter(|r| r.offset == offset);
+        let (found, _) = self.fetch_records(tp, offset, 1).await?;
+        let found = found.records.first().filter(|r| r.offset == offset);
         let timestamp = found.map_or(-1, |r| r.timestamp);
         if found.is_some() {
             self.timestamps.borrow_mut().insert(tp, offset, timestamp);
@@ -1521,14 +1567,13 @@ fn topic_id(name: &str, generation: i64) -> Uuid {
 }
 
 /// Finds SeaweedFS's broker and filer (as given, or asked of the master) and reads back the
-/// producer states earlier runs stored, before any shard starts: every shard then uses the
-/// same servers. gRPC runs on glommio, so this runs on a short-lived executor of its own.
+/// users and ACLs, before any shard starts: every shard then uses the same servers. gRPC runs on glommio, so this runs on a short-lived executor of its own.
 /// `tls`: how to reach them when SeaweedFS's gRPC is TLS.
 pub fn open(
     config: &crate::config::Config,
     security: &Arc<crate::security::Security>,
     tls: Option<Arc<ClientTls>>,
-) -> anyhow::Result<(Endpoints, Vec<StoredProducer>)> {
+) -> anyhow::Result<Endpoints> {
     let startup_timeout = std::time::Duration::from_millis(config.smq_startup_timeout_ms);
     let master = config.smq_master().map(str::to_string);
     let broker = config.smq_broker.clone();
@@ -1576,22 +1621,8 @@ pub fn open(
         tls = tls.is_some(),
         "backend: SeaweedMQ"
     );
-    // A store that cannot be read is logged, not fatal: only retries across the restart
-    // then go unrecognised, as on a backend that keeps none.
-    let filer = endpoints.filer.clone();
-    let namespace = config.smq_namespace.clone();
-    let restore_tls = tls.clone();
-    let loaded = before_shards("tidegate-restore", move || async move {
-        ProducerStore::new(Rc::new(Filer::new(filer, restore_tls)), &namespace)
-            .load()
-            .await
-    })?;
-    let producers = loaded.unwrap_or_else(|error| {
-        tracing::warn!(%error, "producer states not restored");
-        Vec::new()
-    });
-    // Unlike producer states, users and ACLs that cannot be read stop the start: serving
-    // with others than the other gateways', or overwriting them, would be worse.
+    // Users and ACLs that cannot be read stop the start: serving with others than the
+    // other gateways', or overwriting them, would be worse.
     let filer = endpoints.filer.clone();
     let namespace = config.smq_namespace.clone();
     let security = security.clone();
@@ -1603,7 +1634,7 @@ pub fn open(
         security.restore(&store).await
     })?
     .map_err(|e| anyhow::anyhow!("users and ACLs in SeaweedFS's filer: {e}"))?;
-    Ok((endpoints, producers))
+    Ok(endpoints)
 }
 
 /// Whether the broker and the filer accept a connection and the filer answers a listing,

@@ -1,25 +1,25 @@
-//! Idempotent producers' state in SeaweedFS's filer, so that a retry across a tidegate
-//! restart is still recognised (see `crate::partition::producer_state`).
+//! Snapshots of idempotent producers' state in SeaweedFS's filer, one per partition, so
+//! that a restarted shard reads only the records written since (their producer marks,
+//! `codec`) to recover it (see `crate::partition::producer_state`).
 //!
-//! Layout: one small file per producer and partition,
-//! `/topics/<namespace>/.meta/producers/<topic>/<partition>/<producer id>`, holding the
-//! JSON of a [`ProducerSnapshot`]: `{"epoch":0,"batches":[[first_seq,last_seq,base_offset],
-//! ...],"taken_at_ms":...}`. Each write of a shard is one `ObjectTransaction` with a PUT per
-//! changed file; all of them are read back at start-up with one `TraverseBfsMetadata`.
-//! Files of producers idle for longer than Kafka's default `producer.id.expiration.ms`
-//! (one day) are skipped and deleted then.
+//! Layout: `/topics/<namespace>/.meta/producer-snapshots/<topic>/<partition>`, holding the
+//! JSON of a [`PartitionSnapshot`]: `{"covered_until":1234,"producers":{"<producer id>":
+//! {"epoch":0,"batches":[[first_seq,last_seq,base_offset],...],"last_used_ms":...}}}`.
+//! Each shard writes the partitions that changed in one `ObjectTransaction` every
+//! `--smq-producer-snapshot-interval-ms`; a partition's file is read when the shard first
+//! appends to it after a start. A partition gets its first file before any record there
+//! carries a mark, so a partition without one has none to read.
 
 use super::filer::{self, component, Filer};
-use crate::backend::StoredProducer;
 use crate::error::{Error, Result};
-use crate::partition::producer_state::{ProducerSnapshot, EXPIRATION};
+use crate::partition::producer_state::PartitionSnapshot;
 use crate::TopicPartition;
 use bytes::Bytes;
 use std::rc::Rc;
 
 pub struct ProducerStore {
     filer: Rc<Filer>,
-    /// `/topics/<namespace>/.meta/producers`.
+    /// `/topics/<namespace>/.meta/producer-snapshots`.
     base: String,
 }
 
@@ -27,34 +27,30 @@ impl ProducerStore {
     pub fn new(filer: Rc<Filer>, namespace: &str) -> Self {
         Self {
             filer,
-            base: format!("/topics/{namespace}/.meta/producers"),
+            base: format!("/topics/{namespace}/.meta/producer-snapshots"),
         }
     }
 
-    fn partition_dir(&self, tp: &TopicPartition) -> Result<String> {
+    fn topic_dir(&self, tp: &TopicPartition) -> Result<String> {
         // Kafka topic names cannot hold a '/' anyway; never write outside the base.
         if !component(&tp.topic) || tp.partition < 0 {
             return Err(Error::InvalidTopic(format!(
-                "{tp} cannot name a directory in SeaweedFS's filer"
+                "{tp} cannot name a file in SeaweedFS's filer"
             )));
         }
-        Ok(format!("{}/{}/{}", self.base, tp.topic, tp.partition))
+        Ok(format!("{}/{}", self.base, tp.topic))
     }
 
-    /// Writes the given producers' states in one ObjectTransaction.
-    pub async fn store(&self, producers: &[StoredProducer]) -> Result<()> {
-        let mut mutations = Vec::with_capacity(producers.len());
+    /// Writes the partitions' snapshots in one ObjectTransaction.
+    pub async fn store(&self, snapshots: &[(TopicPartition, PartitionSnapshot)]) -> Result<()> {
+        let mut mutations = Vec::with_capacity(snapshots.len());
         let mut lock_key = None;
-        for producer in producers {
-            let directory = self.partition_dir(&producer.tp)?;
+        for (tp, snapshot) in snapshots {
+            let directory = self.topic_dir(tp)?;
             // Serialising integers cannot fail.
-            let content = Bytes::from(serde_json::to_vec(&producer.state).unwrap_or_default());
-            mutations.push(filer::put(
-                directory.clone(),
-                &producer.producer_id.to_string(),
-                content,
-            ));
-            lock_key.get_or_insert(directory);
+            let content = Bytes::from(serde_json::to_vec(snapshot).unwrap_or_default());
+            lock_key.get_or_insert_with(|| format!("{directory}/{}", tp.partition));
+            mutations.push(filer::put(directory, &tp.partition.to_string(), content));
         }
         match lock_key {
             // Locked on one of its partitions: each partition has one writer (its shard).
@@ -63,44 +59,23 @@ impl ProducerStore {
         }
     }
 
-    /// Every producer state kept, except expired ones, which are deleted (best effort).
-    pub async fn load(&self) -> Result<Vec<StoredProducer>> {
-        let now_ms = crate::unix_time().as_millis() as i64;
-        let mut producers = Vec::new();
-        let mut expired = Vec::new();
-        for (directory, entry) in self.filer.traverse(&self.base).await? {
-            if entry.is_directory {
-                continue;
-            }
-            let (Some(tp), Ok(producer_id)) = (
-                filer::partition_of(&self.base, &directory),
-                entry.name.parse::<i64>(),
-            ) else {
-                tracing::debug!(directory, entry.name, "not a producer state file");
-                continue;
-            };
-            match serde_json::from_slice::<ProducerSnapshot>(&entry.content) {
-                Ok(snapshot) if now_ms - snapshot.taken_at_ms > EXPIRATION.as_millis() as i64 => {
-                    expired.push(filer::delete(directory, entry.name, true));
-                }
-                Ok(state) => producers.push(StoredProducer {
-                    tp,
-                    producer_id,
-                    state,
-                }),
-                Err(error) => {
-                    tracing::warn!(%tp, producer_id, %error, "unreadable producer state ignored")
-                }
-            }
-        }
-        if !expired.is_empty() {
-            let count = expired.len();
-            match self.filer.transact(self.base.clone(), expired, None).await {
-                Ok(()) => tracing::info!(count, "expired producer states deleted"),
-                Err(error) => tracing::warn!(%error, "expired producer states not deleted"),
-            }
-        }
-        Ok(producers)
+    /// The partition's snapshot, if it has one. One that does not parse is an error: taking
+    /// it for none would skip the marks it covers less than.
+    pub async fn load(&self, tp: &TopicPartition) -> Result<Option<PartitionSnapshot>> {
+        let directory = self.topic_dir(tp)?;
+        let Some(content) = self
+            .filer
+            .read(&directory, &tp.partition.to_string())
+            .await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&content).map(Some).map_err(|error| {
+            Error::Unavailable(format!(
+                "{directory}/{}: unreadable producer snapshot: {error}",
+                tp.partition
+            ))
+        })
     }
 }
 
@@ -109,20 +84,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_files_are_found_by_partition() {
+    fn snapshots_are_kept_by_topic_and_partition() {
         let store = ProducerStore::new(Rc::new(Filer::new("x:1".into(), None)), "kafka");
         let tp = TopicPartition::new("orders", 7);
-        let directory = store.partition_dir(&tp).expect("valid");
-        assert_eq!(directory, "/topics/kafka/.meta/producers/orders/7");
-        assert_eq!(filer::partition_of(&store.base, &directory), Some(tp));
-        assert_eq!(
-            filer::partition_of(&store.base, "/topics/kafka/.meta/producers/orders"),
-            None
-        );
-        assert_eq!(
-            filer::partition_of(&store.base, "/elsewhere/orders/7"),
-            None
-        );
-        assert!(store.partition_dir(&TopicPartition::new("..", 0)).is_err());
+        let directory = store.topic_dir(&tp).expect("valid");
+        assert_eq!(directory, "/topics/kafka/.meta/producer-snapshots/orders");
+        assert!(store.topic_dir(&TopicPartition::new("..", 0)).is_err());
+        assert!(store.topic_dir(&TopicPartition::new("a/b", 0)).is_err());
+        let snapshot = PartitionSnapshot::default();
+        let json = serde_json::to_string(&snapshot).expect("serialises");
+        assert_eq!(json, r#"{"covered_until":0,"producers":{}}"#);
     }
 }
