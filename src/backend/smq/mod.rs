@@ -79,6 +79,9 @@ const FETCHED_BATCH_BYTES: usize = 256 << 10;
 /// Bytes of records each read asks for while a restarted shard recovers a partition's
 /// producers from the records' marks.
 const RECOVERY_READ_BYTES: usize = 4 << 20;
+/// How long a restarted shard tries to read records SMQ does not serve before it recovers
+/// a partition's producers without their marks.
+const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Offset → timestamp points each shard keeps for ListOffsets by time.
 const TIMESTAMP_POINTS: usize = 100_000;
 /// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
@@ -1099,13 +1102,14 @@ impl SmqBackend {
 
     /// The idempotent batches whose marks the partition's records hold from `from` on (see
     /// `codec`), and the offset where its records end, for a restarted shard to recover its
-    /// producers. Fails if a stored message there cannot be read now.
+    /// producers. What SMQ cannot serve within `RECOVERY_PATIENCE` is passed over (logged).
     pub async fn producer_marks(
         &self,
         tp: &TopicPartition,
         from: i64,
     ) -> Result<(Vec<StoredBatch>, i64)> {
         let (end, _) = self.list_offset(tp, OffsetSpec::Latest).await?;
+        let patience = std::time::Instant::now() + RECOVERY_PATIENCE;
         let mut marks = Vec::new();
         let mut offset = from;
         while offset < end {
@@ -1116,14 +1120,20 @@ impl SmqBackend {
                 Err(error) => return Err(error),
             };
             marks.extend(found.marks);
-            offset = match found.next {
-                Some(next) if next > offset => next,
-                _ => {
-                    return Err(Error::Unavailable(format!(
-                        "{tp}: offset {offset} of {end} not readable yet"
-                    )))
+            match found.next {
+                Some(next) if next > offset => offset = next,
+                // SMQ cannot serve what it stored there now (a new topic's first flush
+                // window after a restart: proto/README.md), maybe for good. The appends
+                // waiting for this are not held back long for it.
+                _ if std::time::Instant::now() < patience => {
+                    glommio::timer::sleep(REREAD_INTERVAL).await;
                 }
-            };
+                _ => {
+                    tracing::warn!(%tp, from = offset, to = end - 1,
+                        "records not readable: retries of idempotent batches stored there are not recognised");
+                    break;
+                }
+            }
         }
         Ok((marks, end.max(offset)))
     }
