@@ -23,7 +23,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections import Counter
 
 import pytest
@@ -226,13 +225,11 @@ def ends_of(acked):
     return ends
 
 
-def run_through_fault(tidegate, topic, inject_fault, known_twice=None):
+def run_through_fault(tidegate, topic, inject_fault):
     """Produces RECORDS steadily while a group member consumes and commits; once a quarter
     is acknowledged calls inject_fault(), which returns the tidegate to carry on with (the
     same, or a new one on the same ports). Then checks everything the module docstring
-    promises and returns the tidegate in use at the end (for the caller to stop).
-    `known_twice`: why records stored twice are, for now, a warning rather than a failure
-    (TIDEGATE_FAULT_TESTS=1 fails on them all the same)."""
+    promises and returns the tidegate in use at the end (for the caller to stop)."""
     group_id = f"{topic}-group"
     acked, failed, client_errors = {}, [], []
     quarter_acked = threading.Event()
@@ -281,10 +278,7 @@ def run_through_fault(tidegate, topic, inject_fault, known_twice=None):
     assert not lost, (f"{len(lost)} of {len(acked)} acknowledged records not at their offset, first "
                       f"{[(p, v, stored.get(p)) for p, v in sorted(lost)[:5]]}")
     twice = [v for v, n in Counter(stored.values()).items() if n > 1]
-    if twice and known_twice and os.environ.get("TIDEGATE_FAULT_TESTS") != "1":
-        warnings.warn(f"{len(twice)} records stored twice, first {twice[:5]}: {known_twice}")
-    else:
-        assert not twice, f"{len(twice)} records stored twice, first {twice[:5]}"
+    assert not twice, f"{len(twice)} records stored twice, first {twice[:5]}"
     # A record whose delivery failed for good was reported to the application, which is
     # what Kafka promises; none should, with a timeout longer than the outage.
     assert not failed, f"{len(failed)} records failed, first {failed[:3]}"
@@ -365,7 +359,8 @@ def test_weed_sigstopped_is_a_wait(fault_seaweedfs, tmp_path, request):
 def test_acked_records_survive_tidegate_sigkill(fault_seaweedfs, tmp_path, request):
     """tidegate SIGKILLed mid-run and started again on the same ports: the producer's
     retries cross the restart, nothing acknowledged is lost or moved, and its idempotence
-    holds across it (nothing stored twice; see `known_twice` below)."""
+    holds across it: the batches acknowledged just before the kill are recognised from the
+    marks their records carry (nothing stored twice)."""
     bootstrap_port, broker_port = free_port_pair(shards=2)
 
     def start(n):
@@ -385,11 +380,6 @@ def test_acked_records_survive_tidegate_sigkill(fault_seaweedfs, tmp_path, reque
             request.node.tidegate_log = servers[-1].log_path
             return servers[-1]
 
-        # Known gap (about 1 run in 7): a kill between SMQ's acknowledgement of a batch and
-        # the write of its producer's state to the filer loses that state; the producer's
-        # retry after the restart is then appended again. Closed only by keeping the state
-        # with the records (issue 15, item 2).
-        run_through_fault(servers[0], topic, fault, known_twice=(
-            "the batch's producer state was not yet written when tidegate was killed"))
+        run_through_fault(servers[0], topic, fault)
     finally:
         stop(servers[-1].proc)
