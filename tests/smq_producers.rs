@@ -9,7 +9,7 @@
 
 use crate::common::{
     create_topic, encode_batch, fetch, http_get, produce, produce_retrying, records, seaweedfs,
-    visible, wait_first_flush, Server,
+    smq_args, visible, wait_first_flush, Server,
 };
 use kafka_protocol::messages::InitProducerIdRequest;
 use kafka_protocol::records::{Compression, Record};
@@ -21,16 +21,8 @@ fn start(master: &str) -> Server {
 }
 
 fn start_with(master: &str, snapshot_interval_ms: &str) -> Server {
-    Server::start(&[
-        "--backend",
-        "smq",
-        "--smq-master",
-        master,
-        "--shards",
-        "2",
-        "--smq-producer-snapshot-interval-ms",
-        snapshot_interval_ms,
-    ])
+    let interval = ["--smq-producer-snapshot-interval-ms", snapshot_interval_ms];
+    Server::start(&smq_args(master, &interval))
 }
 
 /// Where the partition's producer snapshot covers the records' marks to, as the filer

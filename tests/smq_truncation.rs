@@ -17,7 +17,7 @@
 
 use crate::common::{
     create_topic, encode_batch, fetch, fetch_request, filer_list, http_delete, http_get,
-    produce_request, records, topic_name, visible, wait_first_flush, Client, Server,
+    produce_request, records, smq_args, topic_name, visible, wait_first_flush, Client, Server,
     PRODUCE_VERSION,
 };
 use bytes::Bytes;
@@ -93,18 +93,8 @@ fn start(master: &str) -> Server {
 }
 
 fn start_with(master: &str, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--backend",
-        "smq",
-        "--smq-master",
-        master,
-        "--shards",
-        "2",
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    Server::start_logged(&args)
+    let extra = [&["--metrics-addr", "127.0.0.1:0"], extra].concat();
+    Server::start_logged(&smq_args(master, &extra))
 }
 
 /// Produces one batch with acks=1: (error code, base offset).

@@ -570,6 +570,14 @@ pub fn wait_first_flush(filer_port: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// tidegate's arguments for SeaweedMQ at `master` with two shards (partitions on both), then
+/// `extra`.
+pub fn smq_args<'a>(master: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--backend", "smq", "--smq-master", master, "--shards", "2"];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Starts tidegate on loopback with `args`, expecting its start-up to fail within `limit`
 /// without printing its ready line: its exit code and what it logged.
 pub fn start_up_failure(args: &[&str], limit: Duration) -> (Option<i32>, String) {
