@@ -136,10 +136,9 @@ impl Partitions {
     /// Appends once the partition's producers are known (see the module comment).
     async fn append(&self, append: PartitionAppend) -> Result<i64> {
         let tp = append.tp.clone();
-        let Some(turn) = self.recovery_turn(&tp) else {
+        let Some(mut turn) = self.recovery_turn(&tp) else {
             return self.append_known(append).await;
         };
-        let mut turn = turn;
         (&mut turn.receiver)
             .await
             .map_err(|_| Error::Unavailable("producer recovery stopped".into()))??;

@@ -262,7 +262,9 @@ impl ProducerStates {
         Some(InFlight { from })
     }
 
-    /// The recorded batches were stored, the first at `base_offset`.
+    /// The batches were stored, the first at `base_offset`: the idempotent ones recorded
+    /// get their offsets. Any append moves where the partition's snapshot covers to, so
+    /// that a restart reads no further back than the last snapshot, idempotent or not.
     pub fn stored(
         &mut self,
         tp: &TopicPartition,
@@ -270,12 +272,7 @@ impl ProducerStates {
         base_offset: i64,
         in_flight: Option<InFlight>,
     ) {
-        let Some(in_flight) = in_flight else {
-            return;
-        };
-        let Some(partition) = self.partitions.get_mut(tp) else {
-            return;
-        };
+        let partition = self.partitions.entry(tp.clone()).or_default();
         let mut offset = base_offset;
         for header in headers {
             if let Some(entry) = partition.producers.get_mut(&header.producer_id) {
@@ -286,7 +283,9 @@ impl ProducerStates {
             offset += header.offset_count();
         }
         partition.applied_end = partition.applied_end.max(offset);
-        partition.done(in_flight);
+        if let Some(in_flight) = in_flight {
+            partition.done(in_flight);
+        }
         self.changed.insert(tp.clone());
     }
 
@@ -351,6 +350,7 @@ impl ProducerStates {
     ) {
         let now_ms = crate::unix_time().as_millis() as i64;
         let oldest = now_ms - EXPIRATION.as_millis() as i64;
+        let moved = !marks.is_empty() || end > snapshot.covered_until;
         let partition = self.partitions.entry(tp.clone()).or_default();
         for (producer_id, kept) in snapshot.producers {
             if kept.last_used_ms < oldest || partition.producers.contains_key(&producer_id) {
@@ -393,7 +393,7 @@ impl ProducerStates {
             }
         }
         partition.applied_end = partition.applied_end.max(end).max(snapshot.covered_until);
-        if !marks.is_empty() {
+        if moved {
             self.changed.insert(tp.clone());
         }
     }
@@ -719,5 +719,9 @@ mod tests {
         );
         let (_, snapshot) = states.take_changed().pop().expect("changed");
         assert_eq!(snapshot.covered_until, 45, "nothing in flight");
+        // Records of a producer without idempotence move it too.
+        states.stored(&tp, &[batch(-1, -1, -1, 3)], 45, None);
+        let (_, snapshot) = states.take_changed().pop().expect("changed");
+        assert_eq!(snapshot.covered_until, 48);
     }
 }

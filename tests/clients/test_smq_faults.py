@@ -91,11 +91,16 @@ def weed_ready(seaweedfs):
 
 def readyz(metrics):
     """tidegate's /readyz status code; its backend check gives up after 5 s, so 10 s is ample."""
+    return readyz_answer(metrics)[0]
+
+
+def readyz_answer(metrics):
+    """tidegate's /readyz status code and body (which says why it is not ready)."""
     try:
         with urllib.request.urlopen(f"http://{metrics}/readyz", timeout=10) as response:
-            return response.status
+            return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, e.read().decode(errors="replace")
 
 
 class GroupMember:
@@ -328,7 +333,8 @@ def test_weed_sigstopped_is_a_wait(fault_seaweedfs, tmp_path, request):
     readiness = []  # (seconds since SIGSTOP, /readyz status)
     try:
         create_topic(tidegate.bootstrap, topic, PARTITIONS)
-        assert readyz(tidegate.metrics) == 200, "tidegate not ready before the stall"
+        status, why = readyz_answer(tidegate.metrics)
+        assert status == 200, f"tidegate not ready before the stall: {why}"
 
         def fault():
             stopped_at = time.monotonic()
