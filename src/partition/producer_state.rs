@@ -199,6 +199,22 @@ impl SentBatch {
 }
 
 impl ProducerStates {
+    /// The partition's producers, made empty if it has none. Appends call this: the lookup
+    /// comes first so that the common case clones no name.
+    fn partition_mut(&mut self, tp: &TopicPartition) -> &mut PartitionProducers {
+        if !self.partitions.contains_key(tp) {
+            self.partitions
+                .insert(tp.clone(), PartitionProducers::default());
+        }
+        self.partitions.get_mut(tp).expect("inserted above")
+    }
+
+    fn mark_changed(&mut self, tp: &TopicPartition) {
+        if !self.changed.contains(tp) {
+            self.changed.insert(tp.clone());
+        }
+    }
+
     fn entry(&self, tp: &TopicPartition, producer_id: i64) -> Option<&ProducerEntry> {
         self.partitions.get(tp)?.producers.get(&producer_id)
     }
@@ -240,7 +256,7 @@ impl ProducerStates {
             .filter(|h| h.producer_id > NO_PRODUCER_ID)
             .peekable();
         idempotent.peek()?;
-        let partition = self.partitions.entry(tp.clone()).or_default();
+        let partition = self.partition_mut(tp);
         for header in idempotent {
             let entry = partition
                 .producers
@@ -272,7 +288,7 @@ impl ProducerStates {
         base_offset: i64,
         in_flight: Option<InFlight>,
     ) {
-        let partition = self.partitions.entry(tp.clone()).or_default();
+        let partition = self.partition_mut(tp);
         let mut offset = base_offset;
         for header in headers {
             if let Some(entry) = partition.producers.get_mut(&header.producer_id) {
@@ -286,7 +302,7 @@ impl ProducerStates {
         if let Some(in_flight) = in_flight {
             partition.done(in_flight);
         }
-        self.changed.insert(tp.clone());
+        self.mark_changed(tp);
     }
 
     /// The recorded batches were not stored: forget them, so a retry is in sequence.
@@ -329,7 +345,7 @@ impl ProducerStates {
                 }
             }
         }
-        self.changed.insert(tp.clone());
+        self.mark_changed(tp);
     }
 
     /// Whether the partition's producers are known here: restored (`recover`), or any
@@ -351,7 +367,7 @@ impl ProducerStates {
         let now_ms = crate::unix_time().as_millis() as i64;
         let oldest = now_ms - EXPIRATION.as_millis() as i64;
         let moved = !marks.is_empty() || end > snapshot.covered_until;
-        let partition = self.partitions.entry(tp.clone()).or_default();
+        let partition = self.partition_mut(tp);
         for (producer_id, kept) in snapshot.producers {
             if kept.last_used_ms < oldest || partition.producers.contains_key(&producer_id) {
                 continue;
@@ -394,7 +410,7 @@ impl ProducerStates {
         }
         partition.applied_end = partition.applied_end.max(end).max(snapshot.covered_until);
         if moved {
-            self.changed.insert(tp.clone());
+            self.mark_changed(tp);
         }
     }
 

@@ -211,7 +211,7 @@ pub fn filler(ts_ns: i64) -> SmqMessage {
 }
 
 /// Whether a stored message is a filler, not a record.
-pub fn is_filler(key: &[u8], value: &[u8]) -> bool {
+fn is_filler(key: &[u8], value: &[u8]) -> bool {
     key.is_empty() && value == MAGIC
 }
 
