@@ -38,6 +38,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
 const LOST_LINE: &str = "SeaweedMQ lost records it had acknowledged";
@@ -246,12 +247,29 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
     assert_eq!((error, batches.first().copied()), (0, Some((0, 20))));
     kill_and_restart(&dir, &ports);
 
+    // The consumer fetches on at 50 in epoch 0, retrying while tidegate's connections to
+    // SeaweedFS come back: the fetch that finds the log truncated fences it, so that it asks
+    // where its epoch ended. OFFSET_OUT_OF_RANGE would send it to its reset policy instead.
+    let fenced_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (error, _) = fetch_in(&mut client, &topic, 50, 0);
+        if error == FENCED_LEADER_EPOCH || error == OFFSET_OUT_OF_RANGE {
+            assert_eq!(error, FENCED_LEADER_EPOCH, "the consumer at 50 in epoch 0");
+            break;
+        }
+        assert!(
+            Instant::now() < fenced_deadline,
+            "fetch at 50 in epoch 0 after the restart: still error {error}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100)); // the client's retry backoff
+    }
+
     // New records, fewer than were lost, produced as a client does (retrying while
     // tidegate's connections to SeaweedFS come back).
     let fresh = encode_batch(&records(0, 5, None), Compression::None);
     let reused_from = produce_after_restart(&mut client, &topic, fresh);
-    // Detected on the produce (offsets handed out again) or on the next read of the
-    // high-water mark; every shard learns the epoch once it is stored.
+    // Every shard learns the new epoch once it is stored.
     let epoch_deadline = Instant::now() + Duration::from_secs(60);
     while leader_epoch(&mut client, &topic) != 1 {
         assert!(

@@ -297,11 +297,26 @@ impl Partitions {
     }
 
     async fn read(&self, read: &PartitionRead) -> Result<ReadResult> {
-        if read.current_leader_epoch != NO_EPOCH {
-            let epochs = self.log.leader_epochs(&read.tp).await?;
-            epochs.check_current(read.current_leader_epoch)?;
+        if read.current_leader_epoch == NO_EPOCH {
+            return self.log.read(&read.tp, read.offset, read.max_bytes).await;
         }
-        self.log.read(&read.tp, read.offset, read.max_bytes).await
+        self.log
+            .leader_epochs(&read.tp)
+            .await?
+            .check_current(read.current_leader_epoch)?;
+        let result = self.log.read(&read.tp, read.offset, read.max_bytes).await;
+        if let Err(Error::OffsetOutOfRange) = result {
+            // The read may itself have found the log truncated under the client's position
+            // (SMQ lost records and its high-water mark fell) and begun a new epoch. The
+            // position belongs to the old one: fenced, the client asks OffsetForLeaderEpoch
+            // where its epoch ended (KIP-320), as after Kafka's unclean leader election;
+            // out of range, it would apply its reset policy and skip or re-read records.
+            self.log
+                .leader_epochs(&read.tp)
+                .await?
+                .check_current(read.current_leader_epoch)?;
+        }
+        result
     }
 
     /// OffsetForLeaderEpoch: for each partition, the largest epoch at or below the one
