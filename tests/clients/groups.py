@@ -317,6 +317,24 @@ def seaweedfs_ports(seaweedfs) -> dict:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+def weed_pid(seaweedfs):
+    return int((seaweedfs_dir(seaweedfs) / "weed.pid").read_text().strip())
+
+
+def kill_weed(seaweedfs):
+    """SIGKILL, as a crash or the OOM killer would, and wait until it is gone."""
+    pid = weed_pid(seaweedfs)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)  # nothing to wait on for another process's death but polling
+    raise AssertionError(f"weed {pid} still alive 30 s after SIGKILL")
+
+
 def restart_seaweedfs(seaweedfs, timeout=300, between=None):
     """Stops the whole SeaweedFS (master, volume, filer, MQ broker: `weed server` is one
     process) and starts it again in the same directory on the same ports; returns once a

@@ -28,7 +28,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from groups import produce_steadily, restart_seaweedfs, seaweedfs_dir
+from groups import kill_weed, produce_steadily, restart_seaweedfs, seaweedfs_dir, weed_pid
 from harness import (REPO, create_topic, free_port_pair, log_tail, run, start_seaweedfs, start_tidegate, stop,
                      stop_seaweedfs, unique_topic)
 
@@ -58,29 +58,11 @@ def fault_seaweedfs(tmp_path_factory):
         stop_seaweedfs(directory)
 
 
-def weed_pid(seaweedfs):
-    return int((seaweedfs_dir(seaweedfs) / "weed.pid").read_text().strip())
-
-
 def signal_weed(seaweedfs, signum):
     try:
         os.kill(weed_pid(seaweedfs), signum)
     except (FileNotFoundError, ProcessLookupError):
         pass  # not running: nothing to signal
-
-
-def kill_weed(seaweedfs):
-    """SIGKILL, as a crash or the OOM killer would, and wait until it is gone."""
-    pid = weed_pid(seaweedfs)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)  # nothing to wait on for another process's death but polling
-    raise AssertionError(f"weed {pid} still alive 30 s after SIGKILL")
 
 
 def weed_ready(seaweedfs):
