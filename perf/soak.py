@@ -7,7 +7,8 @@ commit every second, through one gateway on SMQ. Every --sample seconds it recor
   weed_rss_mb       `weed server`'s resident memory (master, volume, filer and broker: one process)
   tidegate_rss_mb   the gateway's
   filer_ms          how long the filer takes to list a directory (HTTP, as tools do)
-  tidegate_files    entries tidegate keeps in the filer (producer state, committed offsets)
+  tidegate_files    entries the gateway keeps in the filer's .meta (producer state, committed
+                    offsets), the last count of a thread that walks that tree again and again
 and counts delivery errors by Kafka error, commit errors, and weed's lost balancer locks
 ("Lost lock", "lock renewal failed" in weed.log). At the end it checks the targets: weed's
 RSS within 20 % of its level after warm-up (the first fifth of the run), no lost lock, no
@@ -207,6 +208,24 @@ def count_entries(filer, path, depth=4):
     return total
 
 
+class EntryCounter:
+    """Counts the files under a filer path over and over on a thread of its own: a count
+    walks the whole tree, which takes minutes once the filer is slow and holds thousands, and
+    must not hold up the samples of weed's RSS and filer latency. `latest` is the last count."""
+
+    def __init__(self, filer, path):
+        self.filer, self.path = filer, path
+        self.latest = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.latest = count_entries(self.filer, self.path)
+            self.stop.wait(1.0)  # a pause between walks, not a wait for readiness
+
+
 def lock_losses(weed_log, since):
     try:
         with open(weed_log, "rb") as f:
@@ -241,6 +260,7 @@ def soak(a, smq):
     log(f"soak through {a.gateway}: {a.records:,} records, {a.producers} producers, {a.groups} groups, "
         f"{a.minutes:g} min; samples every {a.sample:g} s in {a.out}")
     started = time.monotonic()
+    files = EntryCounter(smq["FILER"], "/topics/kafka/.meta")
     load.start()
     try:
         while time.monotonic() - started < a.minutes * 60:
@@ -249,11 +269,12 @@ def soak(a, smq):
                 raise RuntimeError(f"{a.gateway} exited:\n{server.log_tail()}")
             sample = {"t_s": round(time.monotonic() - started, 1), "weed_rss_mb": rss_mb(smq["pid"]),
                       "tidegate_rss_mb": rss_mb(server.pid), "filer_ms": filer_ms(smq["FILER"], "/topics/kafka"),
-                      "tidegate_files": count_entries(smq["FILER"], "/topics/kafka/.meta"),
+                      "tidegate_files": files.latest,
                       "acked": load.acked, "consumed": load.consumed, "commits": load.commits}
             samples.append(sample)
             log(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in sample.items()))
     finally:
+        files.stop.set()
         stuck = load.finish(150)
         server.stop()
     summary = summarise(a, samples, load, lock_losses(weed_log, weed_log_start), stuck)
@@ -276,7 +297,7 @@ def summarise(a, samples, load, locks_lost, stuck):
         "weed_rss_mb_after_warmup": baseline, "weed_rss_mb_max": max(rss) if rss else None,
         "weed_rss_drift": drift, "filer_ms_p50": statistics.median(filer) if filer else None,
         "filer_ms_max": filer[-1] if filer else None, "balancer_locks_lost": locks_lost,
-        "tidegate_files_first": samples[0]["tidegate_files"] if samples else None,
+        "tidegate_files_first": next((s["tidegate_files"] for s in samples if s["tidegate_files"] is not None), None),
         "tidegate_files_end": samples[-1]["tidegate_files"] if samples else None,
         "targets": {"weed RSS within 20 % after warm-up": drift is not None and drift <= 0.20,
                     "no lost balancer lock": locks_lost == 0,
