@@ -8,7 +8,7 @@ commit every second, through one gateway on SMQ. Every --sample seconds it recor
   tidegate_rss_mb   the gateway's
   filer_ms          how long the filer takes to list a directory (HTTP, as tools do)
   tidegate_files    entries the gateway keeps in the filer's .meta (producer state, committed
-                    offsets), the last count of a thread that walks that tree again and again
+                    offsets), the last count of a thread that walks that tree every 30 s
 and counts delivery errors by Kafka error, commit errors, and weed's lost balancer locks
 ("Lost lock", "lock renewal failed" in weed.log). At the end it checks the targets: weed's
 RSS within 20 % of its level after warm-up (the first fifth of the run), no lost lock, no
@@ -40,6 +40,7 @@ from harness import CACHE, REPO, Server, filer_list, free_port, log, rss_mb, sea
 
 LOCK_LOST = re.compile(r"Lost lock|lock renewal failed")
 PARTITIONS = 4
+COUNT_EVERY_S = 30  # between two counts of the gateway's files in the filer
 
 
 def parse_args(argv):
@@ -209,9 +210,10 @@ def count_entries(filer, path, depth=4):
 
 
 class EntryCounter:
-    """Counts the files under a filer path over and over on a thread of its own: a count
+    """Counts the files under a filer path every COUNT_EVERY_S on a thread of its own: a count
     walks the whole tree, which takes minutes once the filer is slow and holds thousands, and
-    must not hold up the samples of weed's RSS and filer latency. `latest` is the last count."""
+    must not hold up the samples of weed's RSS and filer latency, nor load the filer it
+    measures much. `latest` is the last count."""
 
     def __init__(self, filer, path):
         self.filer, self.path = filer, path
@@ -223,7 +225,7 @@ class EntryCounter:
     def _run(self):
         while not self.stop.is_set():
             self.latest = count_entries(self.filer, self.path)
-            self.stop.wait(1.0)  # a pause between walks, not a wait for readiness
+            self.stop.wait(COUNT_EVERY_S)  # the counting period, not a wait for readiness
 
 
 def lock_losses(weed_log, since):
