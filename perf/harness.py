@@ -1239,8 +1239,9 @@ def parse_args(argv):
                         "(SMQ contenders) reads what SMQ flushed before the server started")
     p.add_argument("--records", type=int, help="records per produce run (default 300000; smoke 2000)")
     p.add_argument("--go-records", type=int,
-                   help="records per Go gateway produce run: it does one SMQ round trip per record "
-                        "(default 20000; smoke 500); records/s stay comparable")
+                   help="records per Go gateway produce run (default --records, so that its consume "
+                        "rows read as many records as the others'; fewer shortens a run, since it "
+                        "does one SMQ round trip per record, but its consume figure then is not comparable)")
     p.add_argument("--catchup-records", type=int,
                    help="records every SMQ contender reads in the catchup workload, the Go gateway too "
                         "(default 200000; smoke 2000)")
@@ -1283,7 +1284,7 @@ def parse_args(argv):
     a = p.parse_args(argv)
     smoke = a.smoke
     a.records = a.records or (2000 if smoke else 300_000)
-    a.go_records = a.go_records or (500 if smoke else 20_000)
+    a.go_records = a.go_records or a.records
     a.catchup_records = a.catchup_records or (2000 if smoke else 200_000)
     a.e2e_records = a.e2e_records or (50 if smoke else 2000)
     a.callgrind_records = a.callgrind_records or (2000 if smoke else 20_000)
