@@ -487,6 +487,17 @@ fn list_offsets(env: &Env, version: i16) -> Check {
         "by timestamp: {:?}",
         (found[0].error_code, found[0].offset)
     );
+    if version >= 4 {
+        // A current leader epoch newer than the partition's is one this leader does not know.
+        let newer = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_current_leader_epoch(1)
+            .with_timestamp(LATEST);
+        let found = ask(vec![newer])?;
+        let got = (found[0].error_code, found[0].offset);
+        let want = (code(ResponseError::UnknownLeaderEpoch), -1);
+        ensure!(got == want, "current leader epoch 1: {got:?}");
+    }
     if version >= 7 {
         let found = ask(vec![query(0, MAX_TIMESTAMP)])?;
         let want = (

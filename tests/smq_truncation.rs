@@ -126,17 +126,25 @@ fn produce_after_restart(client: &mut Client, topic: &str, batch: Bytes) -> i64 
 
 /// The partition's latest offset (ListOffsets v7): what SMQ's broker holds, flushed or not.
 fn latest_offset(client: &mut Client, topic: &str) -> i64 {
+    let (error, offset) = latest_in(client, topic, -1);
+    assert_eq!(error, 0, "ListOffsets");
+    offset
+}
+
+/// (error code, latest offset) of partition 0 for a client that believes `current` the
+/// partition's leader epoch (ListOffsets v7).
+fn latest_in(client: &mut Client, topic: &str, current: i32) -> (i16, i64) {
     let request = ListOffsetsRequest::default()
         .with_replica_id((-1).into())
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic_name(topic))
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(0)
+                .with_current_leader_epoch(current)
                 .with_timestamp(-1)])]);
     let response: ListOffsetsResponse = client.call(&request, 7);
     let partition = &response.topics[0].partitions[0];
-    assert_eq!(partition.error_code, 0, "ListOffsets");
-    partition.offset
+    (partition.error_code, partition.offset)
 }
 
 /// The records as sent, at the offsets from `from` on.
@@ -291,6 +299,12 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
     assert_eq!(fetch_in(&mut client, &topic, 50, 0).0, FENCED_LEADER_EPOCH);
     assert_eq!(fetch_in(&mut client, &topic, 0, 2).0, UNKNOWN_LEADER_EPOCH);
     assert_eq!(epoch_end(&mut client, &topic, 0, 0).0, FENCED_LEADER_EPOCH);
+    assert_eq!(latest_in(&mut client, &topic, 0).0, FENCED_LEADER_EPOCH);
+    assert_eq!(latest_in(&mut client, &topic, 2).0, UNKNOWN_LEADER_EPOCH);
+    assert_eq!(
+        latest_in(&mut client, &topic, 1),
+        (0, latest_offset(&mut client, &topic))
+    );
     // Records kept are served in epoch 0, the new ones in epoch 1.
     let (error, kept) = fetch_in(&mut client, &topic, 0, 1);
     assert_eq!((error, kept.first().map(|b| b.0)), (0, Some(0)));

@@ -4,6 +4,7 @@
 use super::{named, on_partitions, Reply, RequestContext};
 use crate::backend::OffsetSpec;
 use crate::error::{Error, Result};
+use crate::partition::OffsetQuery;
 use crate::shard::Shard;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -29,7 +30,13 @@ pub async fn handle(
         &request.topics,
         |t| &t.name,
         |t| &t.partitions,
-        |p| (p.partition_index, spec(p.timestamp)),
+        |p| {
+            let query = spec(p.timestamp).map(|spec| OffsetQuery {
+                spec,
+                current_leader_epoch: p.current_leader_epoch,
+            });
+            (p.partition_index, query)
+        },
     );
     let answers = on_partitions(&shard, named, |partitions, queries| {
         Box::pin(async move { partitions.list_offsets(queries).await })

@@ -12,6 +12,8 @@
 use super::prometheus;
 use super::Lag;
 use crate::backend::OffsetSpec;
+use crate::partition::leader_epochs::NO_EPOCH;
+use crate::partition::OffsetQuery;
 use crate::shard::{group_by_owner, Shard};
 use crate::TopicPartition;
 use futures::future::{join_all, select, Either};
@@ -122,7 +124,13 @@ async fn lag(shard: &Rc<Shard>, committed: Vec<(String, TopicPartition, i64)>) -
         let partitions: Vec<_> = committed.iter().map(|(_, tp, _)| tp.clone()).collect();
         let queries = partitions
             .into_iter()
-            .map(|tp| (tp, OffsetSpec::Latest))
+            .map(|tp| {
+                let query = OffsetQuery {
+                    spec: OffsetSpec::Latest,
+                    current_leader_epoch: NO_EPOCH,
+                };
+                (tp, query)
+            })
             .collect();
         let marks = shard
             .invoke(owner, move |shard| async move {

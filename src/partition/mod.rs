@@ -77,6 +77,15 @@ pub struct PartitionRead {
     pub current_leader_epoch: i32,
 }
 
+/// A ListOffsets query of one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetQuery {
+    pub spec: OffsetSpec,
+    /// The leader epoch the client believes current (ListOffsets v4+), checked before and
+    /// after the lookup; -1: not checked.
+    pub current_leader_epoch: i32,
+}
+
 /// An OffsetForLeaderEpoch query of one partition.
 #[derive(Debug, Clone, Copy)]
 pub struct EpochQuery {
@@ -300,10 +309,8 @@ impl Partitions {
         if read.current_leader_epoch == NO_EPOCH {
             return self.log.read(&read.tp, read.offset, read.max_bytes).await;
         }
-        self.log
-            .leader_epochs(&read.tp)
-            .await?
-            .check_current(read.current_leader_epoch)?;
+        self.check_epoch(&read.tp, read.current_leader_epoch)
+            .await?;
         let result = self.log.read(&read.tp, read.offset, read.max_bytes).await;
         if let Err(Error::OffsetOutOfRange) = result {
             // The read may itself have found the log truncated under the client's position
@@ -311,10 +318,8 @@ impl Partitions {
             // position belongs to the old one: fenced, the client asks OffsetForLeaderEpoch
             // where its epoch ended (KIP-320), as after Kafka's unclean leader election;
             // out of range, it would apply its reset policy and skip or re-read records.
-            self.log
-                .leader_epochs(&read.tp)
-                .await?
-                .check_current(read.current_leader_epoch)?;
+            self.check_epoch(&read.tp, read.current_leader_epoch)
+                .await?;
         }
         result
     }
@@ -351,12 +356,30 @@ impl Partitions {
     /// The offset each ListOffsets query names, concurrently.
     pub async fn list_offsets(
         &self,
-        queries: Vec<(TopicPartition, OffsetSpec)>,
+        queries: Vec<(TopicPartition, OffsetQuery)>,
     ) -> Vec<Result<FoundOffset>> {
-        let queries = queries
-            .iter()
-            .map(|(tp, spec)| self.log.list_offset(tp, *spec));
-        join_all(queries).await
+        join_all(queries.iter().map(|(tp, q)| self.list_offset(tp, *q))).await
+    }
+
+    async fn list_offset(&self, tp: &TopicPartition, query: OffsetQuery) -> Result<FoundOffset> {
+        if query.current_leader_epoch == NO_EPOCH {
+            return self.log.list_offset(tp, query.spec).await;
+        }
+        self.check_epoch(tp, query.current_leader_epoch).await?;
+        let found = self.log.list_offset(tp, query.spec).await;
+        // As in `read`: the lookup may itself find the log truncated and begin a new epoch,
+        // in which the client's is fenced.
+        self.check_epoch(tp, query.current_leader_epoch).await?;
+        found
+    }
+
+    /// Checks the epoch a client believes current against the partition's
+    /// (`LeaderEpochs::check_current`).
+    async fn check_epoch(&self, tp: &TopicPartition, client_epoch: i32) -> Result<()> {
+        self.log
+            .leader_epochs(tp)
+            .await?
+            .check_current(client_epoch)
     }
 
     /// Moves each partition's log start to the offset (-1: its high watermark); the new
