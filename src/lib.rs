@@ -52,6 +52,13 @@ pub struct TopicPartition {
     pub partition: i32,
 }
 
+/// For maps keyed by partition: hashbrown's `entry_ref` clones the key only when it inserts.
+impl From<&TopicPartition> for TopicPartition {
+    fn from(tp: &TopicPartition) -> Self {
+        tp.clone()
+    }
+}
+
 impl TopicPartition {
     pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
         Self {

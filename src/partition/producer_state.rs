@@ -101,7 +101,7 @@ pub struct StoredBatch {
     pub first_sequence: i32,
     pub last_sequence: i32,
     pub base_offset: i64,
-    /// Where its mark is: its last record.
+    /// Its last record's offset (where its closing mark is).
     pub last_offset: i64,
 }
 
@@ -202,17 +202,11 @@ impl ProducerStates {
     /// The partition's producers, made empty if it has none. Appends call this: the lookup
     /// comes first so that the common case clones no name.
     fn partition_mut(&mut self, tp: &TopicPartition) -> &mut PartitionProducers {
-        if !self.partitions.contains_key(tp) {
-            self.partitions
-                .insert(tp.clone(), PartitionProducers::default());
-        }
-        self.partitions.get_mut(tp).expect("inserted above")
+        self.partitions.entry_ref(tp).or_default()
     }
 
     fn mark_changed(&mut self, tp: &TopicPartition) {
-        if !self.changed.contains(tp) {
-            self.changed.insert(tp.clone());
-        }
+        self.changed.get_or_insert_with(tp, TopicPartition::clone);
     }
 
     fn entry(&self, tp: &TopicPartition, producer_id: i64) -> Option<&ProducerEntry> {
