@@ -648,7 +648,12 @@ group.initial.rebalance.delay.ms=0
                 cmd += ["--smq-filer", f"127.0.0.1:{self.smq['FILER_GRPC_PORT']}"]
         else:
             cmd += ["--backend", "memory"]
-        cmd += shlex.split(a.tidegate_args_b if b else a.tidegate_args)
+        extra = shlex.split(a.tidegate_args_b if b else a.tidegate_args)
+        if smq and "--smq-acks-all" not in extra and "--smq-acks-all" in self.tidegate_help(binary):
+            # acks=all as fast as acks=1, as the direct publisher and the Go gateway answer it:
+            # the durable default waits for weed's flush (README: SeaweedMQ).
+            extra = ["--smq-acks-all", "memory", *extra]
+        cmd += extra
         key = f"tidegate-{'smq' if smq else 'mem'}" + ("-tls" if tls else "") + ("-acl" if acl else "") \
             + ("-b" if b else "")
         name = f"{key}-{shards}"
@@ -1274,7 +1279,9 @@ def parse_args(argv):
                    help="a second tidegate build: every tidegate contender also runs with it, right after "
                         "the first (rows marked B, ratio A ÷ B); for an interleaved A/B of two builds")
     p.add_argument("--tidegate-args", default="", metavar="FLAGS",
-                   help="more flags for every tidegate contender, as one string ('--smq-acks-all flushed')")
+                   help="more flags for every tidegate contender, as one string ('--smq-acks-all flushed'; "
+                        "without it the SMQ contenders run with '--smq-acks-all memory', which answers acks=all "
+                        "from SMQ's memory as the direct publisher and the Go gateway do)")
     p.add_argument("--tidegate-args-b", default="", metavar="FLAGS",
                    help="the same for the B runs: with --tidegate-bin-b naming the same binary, an A/B of "
                         "two settings (durable acks=all against memory acks, for instance)")

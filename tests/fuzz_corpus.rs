@@ -155,20 +155,27 @@ fn write_seeds() {
         let input = targets::smq_input(&message.key, &message.value, message.ts_ns);
         write("smq_envelope", format!("record-{i}"), &input);
     }
-    let mark = tidegate::backend::smq::codec::ProducerMark {
-        producer_id: 42,
-        epoch: 3,
-        base_sequence: 7,
-        count: 5,
-    };
-    let message = tidegate::backend::smq::codec::encode(
-        &tidegate_records()[0],
-        Some(&mark),
-        &mut last_ts_ns,
-        1_700_000_000_010,
-    );
-    let input = targets::smq_input(&message.key, &message.value, message.ts_ns);
-    write("smq_envelope", "record-marked".into(), &input);
+    use tidegate::backend::smq::codec::MarkedRecord;
+    for (name, on) in [
+        ("marked", MarkedRecord::Last),
+        ("start-marked", MarkedRecord::First),
+    ] {
+        let mark = tidegate::backend::smq::codec::ProducerMark {
+            producer_id: 42,
+            epoch: 3,
+            base_sequence: 7,
+            count: 5,
+            on,
+        };
+        let message = tidegate::backend::smq::codec::encode(
+            &tidegate_records()[0],
+            Some(&mark),
+            &mut last_ts_ns,
+            1_700_000_000_010,
+        );
+        let input = targets::smq_input(&message.key, &message.value, message.ts_ns);
+        write("smq_envelope", format!("record-{name}"), &input);
+    }
 }
 
 /// Requests to encode at every version of an API: the default one, and for the APIs that

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::Request;
-use kafka_protocol::records::Compression;
+use kafka_protocol::records::{Compression, Record};
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,11 +126,7 @@ fn readiness_follows_seaweedfs() {
     // Every gRPC call to SeaweedFS counted by RPC, with its latency: the topic's creation
     // (ConfigureTopic to the broker), its partition's publish stream (once, opened).
     let calls = |samples: &HashMap<String, f64>, rpc: &str| -> f64 {
-        let labels = format!("service=\"messaging_pb.SeaweedMessaging\",rpc=\"{rpc}\"");
-        let of_rpc = samples.iter().filter(|(series, _)| {
-            series.starts_with("tidegate_seaweedfs_calls_total{") && series.contains(&labels)
-        });
-        of_rpc.map(|(_, count)| count).sum()
+        seaweedfs_calls(samples, "messaging_pb.SeaweedMessaging", rpc)
     };
     assert!(calls(&after, "ConfigureTopic") >= 1.0);
     assert_eq!(calls(&after, "PublishMessage"), 1.0);
@@ -143,6 +139,75 @@ fn readiness_follows_seaweedfs() {
         .map(|(_, count)| count)
         .sum();
     assert_eq!(timed, calls(&after, "ConfigureTopic"));
+}
+
+/// Calls of one SeaweedFS RPC made so far, summed over the shards.
+fn seaweedfs_calls(samples: &HashMap<String, f64>, service: &str, rpc: &str) -> f64 {
+    let labels = format!("service=\"{service}\",rpc=\"{rpc}\"");
+    let of_rpc = samples.iter().filter(|(series, _)| {
+        series.starts_with("tidegate_seaweedfs_calls_total{") && series.contains(&labels)
+    });
+    of_rpc.map(|(_, count)| count).sum()
+}
+
+#[test]
+fn durable_acks_learn_of_flushes_from_the_filer_rather_than_by_listing_it() {
+    let Some(ports) = seaweedfs() else { return };
+    let filer = Forwarder::start(&ports["FILER_GRPC"]);
+    let filer_address = filer.address.to_string();
+    // acks=all waits for SMQ's flush by default (`--smq-acks-all flushed`). One shard: its
+    // filer calls are all this test's.
+    let server = Server::start(&[
+        "--shards",
+        "1",
+        "--backend",
+        "smq",
+        "--smq-broker",
+        &ports["BROKER"],
+        "--smq-filer",
+        &filer_address,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    wait_ready(&metrics_port(&server));
+    let topic = format!("watched-{}", std::process::id());
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 1);
+    let mut sent = Vec::new();
+    let mut produce_next = |client: &mut Client| {
+        let batch = records(0, 3, None);
+        let (error, base) = produce(client, &topic, 0, encode_batch(&batch, Compression::None));
+        assert_eq!((error, base), (0, sent.len() as i64));
+        let placed = batch.into_iter().zip(base..);
+        sent.extend(placed.map(|(record, offset)| Record { offset, ..record }));
+    };
+    // The first wait starts the shard's subscription to the filer's changes.
+    produce_next(&mut client);
+    // With it live, a wait for the broker's next flush (up to weed's flush interval) lists
+    // the partition's files at most once a second, as a check, not every 100 ms (a wait
+    // of 5 s made 50 listings before); and the produce itself may read what it reads.
+    let filer_calls = |samples: &HashMap<String, f64>, rpc: &str| -> f64 {
+        seaweedfs_calls(samples, "filer_pb.SeaweedFiler", rpc)
+    };
+    let before = scrape(&server);
+    let started = std::time::Instant::now();
+    produce_next(&mut client);
+    let waited = started.elapsed().as_secs_f64();
+    let listings =
+        filer_calls(&scrape(&server), "ListEntries") - filer_calls(&before, "ListEntries");
+    assert!(
+        listings <= waited.ceil() + 2.0,
+        "{listings} listings in a wait of {waited:.1} s"
+    );
+    assert_eq!(filer_calls(&before, "SubscribeMetadata"), 1.0);
+    // Cut from the filer, the subscription breaks: the next durable ack comes once the
+    // filer is back, by listing or by a new subscription, and nothing is lost or moved.
+    filer.cut();
+    filer.restore();
+    produce_next(&mut client);
+    let (error, fetched) = fetch(&mut client, &topic, 0, 0, 0);
+    assert_eq!(error, 0);
+    assert_eq!(visible(&fetched), visible(&sent));
 }
 
 /// Asks /readyz, as a probe does, until it answers 200 (failing after 30 s).

@@ -11,14 +11,18 @@
 //! And a batch SMQ flushed only the first part of before it died: answered as lost (Kafka
 //! batches are all or nothing), sent again by its idempotent producer, and read once.
 //!
-//! It kills and restarts SeaweedFS, so it runs only on one of its own:
+//! And an idempotent batch a killed tidegate left half stored (SMQ takes it record by
+//! record): the restarted tidegate skips that part, and the producer's retry is read once.
+//! That test kills only tidegate, and runs on the shared SeaweedFS (`TIDEGATE_SEAWEEDFS`).
+//!
+//! The others kill and restart SeaweedFS, so they run only on one of its own:
 //! `TIDEGATE_SEAWEEDFS_KILLABLE=DIR`, a directory `SEAWEEDFS_PORT_OFFSET=600
 //! scripts/seaweedfs start DIR` runs in (never one another test or person uses).
 
 use crate::common::{
     create_topic, encode_batch, fetch, fetch_request, filer_list, http_delete, http_get,
-    produce_request, records, smq_args, topic_name, visible, wait_first_flush, Client, Server,
-    PRODUCE_VERSION,
+    produce_request, records, request_frame, seaweedfs, smq_args, topic_name, visible,
+    wait_first_flush, Client, Server, PRODUCE_VERSION,
 };
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -246,7 +250,7 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
     let flushed = encode_batch(&records(0, 20, None), Compression::None);
     assert_eq!(produce(&mut client, &topic, flushed), (0, 0));
     wait_first_flush(&ports["FILER_PORT"], &topic, 1);
-    // acks=1 (the default `--smq-acks-all memory` answers from SMQ's memory too): these
+    // acks=1 (as acks=all does with `--smq-acks-all memory`), answered from SMQ's memory: these
     // sit in the broker's memory until its next flush, which the kill comes before.
     let doomed = encode_batch(&records(0, 30, None), Compression::None);
     assert_eq!(produce(&mut client, &topic, doomed), (0, 20));
@@ -313,6 +317,17 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
         assert_eq!(error, 0);
         assert!(new.iter().all(|b| b.0 == 1), "new batches {new:?}");
     }
+    // A consumer that read the new records waits at their end. The restarted broker, which
+    // lost count of the partition's first flush window (proto/README.md), puts its mark
+    // below the files' end; what tidegate acknowledged still bounds the log. Answered
+    // OFFSET_OUT_OF_RANGE, the consumer would reset and read the whole log again, forever.
+    let (error, _) = fetch_in(&mut client, &topic, reused_from + 5, 1);
+    assert_eq!(
+        error,
+        0,
+        "fetch at the end of the new records, {}",
+        reused_from + 5
+    );
 
     let log = server.log();
     let lines: Vec<_> = log.lines().filter(|l| l.contains(LOST_LINE)).collect();
@@ -421,17 +436,9 @@ fn what_smq_kept_of_a_batch_it_lost_is_not_read_again() {
     // SMQ may flush the rest on its own timer between the last record arriving and the
     // kill; then nothing is lost, and it is tried again.
     for _attempt in 0..3 {
-        let topic = format!("half-flushed-{}", uuid::Uuid::new_v4().simple());
         let mut client = server.client();
-        create_topic(&mut client, &topic, 1);
-        let init = client.call(&InitProducerIdRequest::default(), 4);
-        assert_eq!(init.error_code, 0);
-        let producer = (init.producer_id.0, init.producer_epoch, 0);
-        let mut sent = records(0, RECORDS, Some(producer));
-        for (i, record) in sent.iter_mut().enumerate() {
-            record.value = Some(Bytes::from(vec![b'a' + (i % 26) as u8; VALUE_BYTES]));
-        }
-        let batch = encode_batch(&sent, Compression::None);
+        let (topic, sent, batch) =
+            topic_and_idempotent_batch(&mut client, "half-flushed", RECORDS, VALUE_BYTES);
         // The idempotent producer: the same batch again after every retriable error
         // (REQUEST_TIMED_OUT while SeaweedFS restarts, KAFKA_STORAGE_ERROR once lost).
         let producing = {
@@ -497,4 +504,101 @@ fn what_smq_kept_of_a_batch_it_lost_is_not_read_again() {
         return;
     }
     panic!("SMQ flushed every batch whole before the kill, 3 times");
+}
+
+#[test]
+fn an_idempotent_batch_cut_short_by_a_tidegate_crash_is_read_once() {
+    // Many small records: SMQ takes a fraction of a second to store them one by one.
+    const RECORDS: i32 = 20_000;
+    const VALUE_BYTES: usize = 400;
+    const TORN_LINE: &str = "an idempotent batch was cut short when tidegate stopped";
+    let Some(ports) = seaweedfs() else { return };
+    let extra = ["--message-max-bytes", "16777216"];
+    // The kill may come after SMQ stored the whole batch; then it is tried again.
+    for _attempt in 0..5 {
+        let server = start_with(&ports["MASTER"], &extra);
+        let mut client = server.client();
+        let (topic, sent, batch) =
+            topic_and_idempotent_batch(&mut client, "torn", RECORDS, VALUE_BYTES);
+        // A first record, flushed: past a new topic's first flush window, which SMQ cannot
+        // serve after a reload (proto/README.md), so recovery can read the torn part.
+        let lead_in = records(0, 1, None);
+        let lead_in_batch = encode_batch(&lead_in, Compression::None);
+        assert_eq!(produce(&mut client, &topic, lead_in_batch), (0, 0));
+        wait_first_flush(&ports["FILER_PORT"], &topic, 1);
+        let mut producing = Client::connect(server.bootstrap);
+        let request = produce_request(&topic, 0, batch.clone(), 1);
+        producing.send_frame(&request_frame(&request, PRODUCE_VERSION, 1));
+        // tidegate is SIGKILLed as soon as SMQ holds part of the batch.
+        let held_by = Instant::now() + Duration::from_secs(60);
+        while latest_offset(&mut client, &topic) == 1 {
+            assert!(Instant::now() < held_by, "SMQ never took the batch");
+        }
+        drop(server);
+
+        let server = start_with(&ports["MASTER"], &extra);
+        let mut client = server.client();
+        // The retry: stored whole already, or after what the first tidegate left of it.
+        let stored = produce_after_restart(&mut client, &topic, batch);
+        if stored == 1 {
+            continue;
+        }
+        server.wait_for_log(TORN_LINE, Duration::from_secs(10));
+        let end = stored + i64::from(RECORDS);
+        let expected = [placed(&lead_in, 0), placed(&sent, stored)].concat();
+        assert_same(
+            &read_to(&mut client, &topic, end),
+            &expected,
+            "the batch once, whole, where it was acknowledged",
+        );
+        // A consumer that read the torn part in epoch 0 learns that epoch ended before it.
+        assert_eq!(epoch_end(&mut client, &topic, -1, 0), (0, 0, 1));
+
+        drop(client);
+        drop(server);
+        let server = start(&ports["MASTER"]);
+        let mut client = server.client();
+        assert_same(
+            &read_to(&mut client, &topic, end),
+            &expected,
+            "and after another restart",
+        );
+        return;
+    }
+    panic!("SMQ stored every batch whole before the kill, 5 times");
+}
+
+/// A new one-partition topic named after `prefix`, and one batch of `count` records of
+/// `value_bytes` each from a new idempotent producer: the records, and the batch encoded.
+fn topic_and_idempotent_batch(
+    client: &mut Client,
+    prefix: &str,
+    count: i32,
+    value_bytes: usize,
+) -> (String, Vec<Record>, Bytes) {
+    let topic = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    create_topic(client, &topic, 1);
+    let init = client.call(&InitProducerIdRequest::default(), 4);
+    assert_eq!(init.error_code, 0);
+    let producer = (init.producer_id.0, init.producer_epoch, 0);
+    let mut sent = records(0, count, Some(producer));
+    for (i, record) in sent.iter_mut().enumerate() {
+        record.value = Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes]));
+    }
+    let batch = encode_batch(&sent, Compression::None);
+    (topic, sent, batch)
+}
+
+/// Asserts `read` is `expected`, naming the first record that differs (thousands of
+/// records are too many to print).
+fn assert_same(read: &[Record], expected: &[Record], what: &str) {
+    let (read, expected) = (visible(read), visible(expected));
+    let differs = read.iter().zip(&expected).position(|(r, e)| r != e);
+    if let Some(at) = differs {
+        panic!(
+            "{what}: record {at} is {:?}, not {:?}",
+            read[at], expected[at]
+        );
+    }
+    assert_eq!(read.len(), expected.len(), "{what}: records read");
 }

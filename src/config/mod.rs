@@ -198,12 +198,12 @@ pub struct Config {
     #[arg(long)]
     pub smq_filer: Option<String>,
 
-    /// What a producer's acks=all waits for on SeaweedMQ: `memory`, the broker's
-    /// acknowledgement from memory, as acks=1 (lost if `weed` dies before its next flush),
-    /// or `flushed`, until the broker has written the records to the filer (they then
-    /// survive the loss of the `weed` process; up to its -mq.broker.logFlushInterval
-    /// later, which caps each producer connection at five requests per interval).
-    #[arg(long, value_enum, default_value_t = SmqAcksAll::Memory)]
+    /// What a producer's acks=all waits for on SeaweedMQ: `flushed`, until the broker has
+    /// written the records to the filer, so they survive the loss of the `weed` process (up
+    /// to its -mq.broker.logFlushInterval later, which caps each producer connection at five
+    /// requests per interval), or `memory`, the broker's acknowledgement from memory, as
+    /// acks=1 (lost if `weed` dies before its next flush).
+    #[arg(long, value_enum, default_value_t = SmqAcksAll::Flushed)]
     pub smq_acks_all: SmqAcksAll,
 
     /// How often each shard writes its idempotent producers' state to SeaweedFS's filer,

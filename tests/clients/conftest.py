@@ -10,6 +10,7 @@ The server's stderr goes to a per-test log file whose tail is attached to the re
 a failing test ("tidegate log" section). TIDEGATE_BIN overrides the binary path.
 """
 
+import os
 import signal
 
 import pytest
@@ -17,11 +18,18 @@ import pytest
 from harness import log_tail, start_seaweedfs, start_tidegate, stop, stop_seaweedfs
 
 
+# The session's weed flushes every second, as README advises for acks=all: tidegate answers
+# acks=all once SMQ has flushed the records (--smq-acks-all flushed, its default), and weed's
+# own 5 s interval would make every produce round of a test wait up to 5 s.
+SESSION_WEED_ARGS = "-mq.broker.logFlushInterval=1"
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory):
-    """One SeaweedFS with its MQ broker for the whole session (a harness.SeaweedFS)."""
+    """One SeaweedFS with its MQ broker for the whole session (a harness.SeaweedFS), started
+    with SESSION_WEED_ARGS unless SEAWEEDFS_EXTRA_ARGS says otherwise."""
     directory = tmp_path_factory.mktemp("seaweedfs")
-    seaweedfs = start_seaweedfs(directory)
+    seaweedfs = start_seaweedfs(directory, extra_args=os.environ.get("SEAWEEDFS_EXTRA_ARGS", SESSION_WEED_ARGS))
     try:
         yield seaweedfs
     finally:

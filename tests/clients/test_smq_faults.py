@@ -1,5 +1,5 @@
-"""Faults on loopback under load: idempotent acks=all producers (tidegate's `--smq-acks-all
-flushed`) and a consumer group committing as it goes, while `weed` is SIGKILLed and
+"""Faults on loopback under load: idempotent acks=all producers (tidegate's default
+`--smq-acks-all flushed`) and a consumer group committing as it goes, while `weed` is SIGKILLed and
 restarted, `weed` is SIGSTOPped for 20 s, or tidegate is SIGKILLed and started again.
 
 After each: every record the producer was told is stored is read back at the offset it was
@@ -8,7 +8,7 @@ carried on through the fault, and a new instance of it (as a restarted service) 
 from the group's last commit.
 
 SMQ acknowledges a publish from broker memory and, after a crash, hands the lost offsets
-out again (proto/README.md); with `--smq-acks-all flushed` tidegate answers acks=all only
+out again (proto/README.md); with `--smq-acks-all flushed`, its default, tidegate answers acks=all only
 once the records are in a file the broker flushed to the filer, and checks what a broken
 publish stream had acknowledged before calling it stored.
 
@@ -40,7 +40,6 @@ STALL_S = 20              # how long `weed` stays SIGSTOPped (issue 14)
 CATCH_UP_TIMEOUT = 120    # for a consumer to read what was acknowledged; a deadline, not a wait
 # Outlasts every outage here (a weed restart takes ~30 s), so no record fails for good.
 MESSAGE_TIMEOUT_MS = 240_000
-ACKS_ALL_FLUSHED = ["--smq-acks-all", "flushed"]
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +287,7 @@ def run_through_fault(tidegate, topic, inject_fault):
 
 
 def test_acked_records_survive_weed_sigkill(fault_seaweedfs, tmp_path, request):
-    tidegate = start_tidegate(tmp_path / "tidegate.log", shards=2, smq=fault_seaweedfs, extra_args=ACKS_ALL_FLUSHED)
+    tidegate = start_tidegate(tmp_path / "tidegate.log", shards=2, smq=fault_seaweedfs)
     request.node.tidegate_log = tidegate.log_path  # its tail goes into a failure's report (conftest)
     topic = unique_topic("weed-killed")
     try:
@@ -309,7 +308,7 @@ def test_weed_sigstopped_is_a_wait(fault_seaweedfs, tmp_path, request):
     errors, and tidegate's /readyz says not ready while SeaweedFS does not answer and ready
     once it does again."""
     tidegate = start_tidegate(tmp_path / "tidegate.log", shards=2, smq=fault_seaweedfs,
-                              extra_args=ACKS_ALL_FLUSHED + ["--metrics-addr", "127.0.0.1:0"])
+                              extra_args=["--metrics-addr", "127.0.0.1:0"])
     request.node.tidegate_log = tidegate.log_path
     topic = unique_topic("weed-stopped")
     readiness = []  # (seconds since SIGSTOP, /readyz status)
@@ -353,7 +352,7 @@ def test_acked_records_survive_tidegate_sigkill(fault_seaweedfs, tmp_path, reque
 
     def start(n):
         return start_tidegate(tmp_path / f"tidegate-{n}.log", shards=2, smq=fault_seaweedfs,
-                              extra_args=ACKS_ALL_FLUSHED, port=bootstrap_port, broker_port_base=broker_port)
+                              port=bootstrap_port, broker_port_base=broker_port)
 
     servers = [start(1)]
     request.node.tidegate_log = servers[0].log_path

@@ -5,17 +5,40 @@ acknowledged for, so no offset was used twice."""
 import os
 import signal
 import threading
+import time
 from collections import Counter
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from groups import produce_steadily, seaweedfs_ports, wait_flushed
-from harness import create_topic, free_port_pair, read_from_start, start_tidegate, stop, unique_topic
+from harness import create_topic, free_port_pair, start_tidegate, stop, unique_topic
 
 PARTITIONS = 4
 RECORDS = 20_000
 LEAD_IN = 400
+
+
+def read_to_high_watermarks(bootstrap, topic, partitions, timeout):
+    """Every message of `topic` up to each partition's high-water mark, as it is now."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False})
+    try:
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        messages, reached = [], {p: 0 for p in range(partitions)}
+        deadline = time.monotonic() + timeout
+        while any(reached[p] < ends[p] for p in ends):
+            assert time.monotonic() < deadline, f"read to {reached} of {ends} in {timeout} s"
+            message = consumer.poll(1)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            messages.append(message)
+            reached[message.partition()] = message.offset() + 1
+        return messages
+    finally:
+        consumer.close()
 
 
 # When tidegate's publish streams close, the broker unloads the partitions; on reload it
@@ -81,9 +104,9 @@ def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path, lead_in):
     # gaps; what must hold is that nothing acknowledged is lost and no offset holds two records.
     stored, next_offset = {}, {p: 0 for p in range(PARTITIONS)}
     try:
-        # 20,000 records read back in seconds; a short deadline keeps the xfail case (which
-        # never finds them all) from waiting out the default two minutes.
-        messages = read_from_start(tidegate.bootstrap, topic, PARTITIONS, len(acked), timeout=30)
+        # Everything up to the high-water marks, not just as many records as were
+        # acknowledged: a record stored twice would otherwise hide the last ones.
+        messages = read_to_high_watermarks(tidegate.bootstrap, topic, PARTITIONS, timeout=60)
     finally:
         stop(tidegate.proc)
     for message in messages:
@@ -93,7 +116,10 @@ def test_restart_mid_produce_loses_nothing(seaweedfs, tmp_path, lead_in):
     for position, value in acked.items():
         assert stored.get(position) == value, f"acknowledged {value!r} at {position}, found {stored.get(position)!r}"
     values = Counter(stored.values())
-    twice = [v for v, n in values.items() if n > 1]
-    assert not twice, f"{len(twice)} records stored twice, first {twice[:5]}"
     missing = [i for i in range(RECORDS) if f"record-{i}".encode() not in values]
     assert not missing, f"{len(missing)} records lost, first {missing[:5]}"
+    # SIGKILLed while publishing an idempotent batch record by record, tidegate leaves its
+    # first records stored without the last; the restarted one skips them, so the
+    # producer's retry is read once (seen in 3 of 4 runs before that).
+    twice = [v for v, n in values.items() if n > 1]
+    assert not twice, f"{len(twice)} records stored twice, first {twice[:5]}"

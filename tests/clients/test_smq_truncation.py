@@ -13,10 +13,12 @@ OffsetForLeaderEpoch where their epoch ended and find their position past it:
   there, byte for byte, in the new epoch (not OFFSET_OUT_OF_RANGE, which would send it to
   the start of the log or past the new records).
 
-It kills the session's SeaweedFS and starts it again on the same ports, as test_groups'
-restart does.
+It kills a SeaweedFS of its own at weed's default flush interval (the session's flushes every
+second, too soon for the kill to come first) and starts it again on the same ports, as
+test_groups' restart does.
 """
 
+import os
 import subprocess
 import threading
 import time
@@ -25,13 +27,27 @@ import pytest
 from confluent_kafka import Producer
 
 from groups import kill_weed, restart_seaweedfs, wait_flushed
-from harness import create_topic, java_classpath, start_tidegate, stop, unique_topic
+from harness import (create_topic, java_classpath, start_seaweedfs, start_tidegate, stop, stop_seaweedfs,
+                     unique_topic)
 
 FLUSHED = 20          # records SMQ flushes before the kill: they survive it
 DOOMED = 30           # acknowledged from the broker's memory, then lost to the kill
 FRESH = 5             # produced after the restart: SMQ gives them the lost offsets
-WEED_FLUSH_S = 5      # weed's -mq.broker.logFlushInterval default, which the session's SeaweedFS keeps
+WEED_FLUSH_S = 5      # weed's -mq.broker.logFlushInterval default, which truncation_seaweedfs keeps
 TIMEOUT_S = 180       # a deadline for what follows a SeaweedFS restart (~30 s), not a wait
+
+
+@pytest.fixture(scope="module")
+def truncation_seaweedfs(tmp_path_factory):
+    """A SeaweedFS for this module only, at weed's default flush interval, 150 ports above the
+    session's (offset 550 by default)."""
+    directory = tmp_path_factory.mktemp("seaweedfs-truncation")
+    port_offset = int(os.environ.get("SEAWEEDFS_PORT_OFFSET", "400")) + 150
+    seaweedfs = start_seaweedfs(directory, port_offset=port_offset, extra_args="")
+    try:
+        yield seaweedfs
+    finally:
+        stop_seaweedfs(directory)
 
 
 class JavaConsumer:
@@ -112,7 +128,8 @@ def produce(bootstrap, topic, first, count):
     return [(offset, *acked[offset]) for offset in sorted(acked)]
 
 
-def test_java_consumers_detect_the_truncation_smq_makes(seaweedfs, tmp_path, request):
+def test_java_consumers_detect_the_truncation_smq_makes(truncation_seaweedfs, tmp_path, request):
+    seaweedfs = truncation_seaweedfs
     tidegate = start_tidegate(tmp_path / "tidegate.log", smq=seaweedfs)
     request.node.tidegate_log = tidegate.log_path  # its tail goes into a failure's report (conftest)
     topic = unique_topic("truncated")
@@ -151,16 +168,21 @@ def test_java_consumers_detect_the_truncation_smq_makes(seaweedfs, tmp_path, req
         # Nothing it read after the kill: it was told before it could read the new records.
         assert [r[0] for r in none.records()] == list(range(FLUSHED + DOOMED))
 
-        read_all = FLUSHED + DOOMED + FRESH
-        earliest.wait_until(lambda lines: sum(line.startswith("RECORD ") for line in lines) >= read_all or None,
-                            f"{read_all} records", TIMEOUT_S)
+        # One more record after the new ones, read once the consumer reached it: a consumer
+        # that went back to the log's start in between (told that the end of the new records
+        # was out of range) has read other records before it.
+        latest = produce(tidegate.bootstrap, topic, 200, 1)
+        assert latest[0][0] == FLUSHED + FRESH
+        key_hex = latest[0][2].hex()  # its offset held a lost record, read before the kill
+        earliest.wait_for(lambda line: line.startswith("RECORD ") and line.split(" ")[4] == key_hex,
+                          f"record {FLUSHED + FRESH}", TIMEOUT_S)
         read = earliest.records()
         before, after = read[:FLUSHED + DOOMED], read[FLUSHED + DOOMED:]
         assert [(o, ts, k, v, h) for o, _, ts, k, v, h in before] == flushed + doomed
         assert {e for _, e, *_ in before} == {0}
         # Moved back to the first offset lost (not to the log's start, not past the new records),
         # then the new records, byte for byte, in the epoch that began with them.
-        assert [(o, ts, k, v, h) for o, _, ts, k, v, h in after] == fresh, \
+        assert [(o, ts, k, v, h) for o, _, ts, k, v, h in after] == fresh + latest, \
             f"after the truncation the client read offsets {[r[0] for r in after]}"
         assert {e for _, e, *_ in after} == {1}
     finally:

@@ -14,16 +14,20 @@
 //! broker.
 //!
 //! Envelope (version 1), after `MAGIC`: timestamp i64 ms, flags u8 (1 = key null, 2 = value
-//! null, 4 = producer mark follows), with flag 4 the mark (producer id i64, producer epoch
-//! i16, the batch's base sequence i32, its record count i32), header count u32, per header:
-//! key length u32 + key, value length i32 (-1 = null) + value; then the value bytes to the
-//! end.
+//! null, 4 = producer mark follows, 8 = with 4, the mark is on the batch's first record),
+//! with flag 4 the mark (producer id i64, producer epoch i16, the batch's base sequence
+//! i32, its record count i32), header count u32, per header: key length u32 + key, value
+//! length i32 (-1 = null) + value; then the value bytes to the end.
 //!
-//! The producer mark: the last record of every idempotent producer's batch is enveloped
+//! The producer marks: the last record of every idempotent producer's batch is enveloped
 //! with its batch's producer id, epoch and sequences, so that a restarted tidegate learns
 //! from the records themselves which batches were stored where (`ProducerMark`,
-//! `partition::producer_state`). One record per such batch is therefore enveloped even
-//! when it could go plain; SMQ's own readers see its value wrapped.
+//! `partition::producer_state`). The first record of a batch of several carries the same
+//! mark, flagged as the start: SMQ stores a batch record by record, so a tidegate that
+//! stops in the middle of one leaves its first records stored without the last, and the
+//! start mark is how the next one finds that torn batch (`Decoded::starts`). Up to two
+//! records per such batch are therefore enveloped even when they could go plain; SMQ's own
+//! readers see their values wrapped.
 //!
 //! A filler (`filler`) is a message tidegate publishes only to use up an offset: empty key,
 //! `MAGIC` alone as value, which no record encodes to (a value starting with `MAGIC` is
@@ -40,6 +44,7 @@ pub const MAGIC: [u8; 4] = [0x00, b'T', b'G', 0xe1];
 const KEY_NULL: u8 = 1;
 const VALUE_NULL: u8 = 2;
 const PRODUCER_MARK: u8 = 4;
+const MARK_ON_FIRST: u8 = 8;
 const NS_PER_MS: i64 = 1_000_000;
 /// How far from now a timestamp may be and still be stored as the broker's own.
 const PLAIN_PAST_MS: i64 = 10_000;
@@ -53,20 +58,32 @@ pub struct SmqMessage {
     pub ts_ns: i64,
 }
 
-/// What the last record of an idempotent producer's batch carries (see the module
-/// comment).
+/// What the first and the last record of an idempotent producer's batch carry (see the
+/// module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerMark {
     pub producer_id: i64,
     pub epoch: i16,
     pub base_sequence: i32,
-    /// Records in the batch, the marked one last.
+    /// Records in the batch.
     pub count: i32,
+    pub on: MarkedRecord,
+}
+
+/// Which record of its batch a mark is on. A batch of one record has its mark on the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkedRecord {
+    First,
+    Last,
 }
 
 impl ProducerMark {
-    /// The batch it ends, the marked record being at `offset`.
-    fn batch_ending_at(&self, offset: i64) -> StoredBatch {
+    /// The batch it marks, the marked record being at `offset`.
+    fn batch_marked_at(&self, offset: i64) -> StoredBatch {
+        let base_offset = match self.on {
+            MarkedRecord::First => offset,
+            MarkedRecord::Last => offset - i64::from(self.count) + 1,
+        };
         // Sequences wrap past i32::MAX to 0, as Kafka's do (`BatchHeader::last_sequence`).
         let last_sequence =
             (i64::from(self.base_sequence) + i64::from(self.count) - 1) % (i64::from(i32::MAX) + 1);
@@ -75,17 +92,23 @@ impl ProducerMark {
             epoch: self.epoch,
             first_sequence: self.base_sequence,
             last_sequence: last_sequence as i32,
-            base_offset: offset - i64::from(self.count) + 1,
-            last_offset: offset,
+            base_offset,
+            last_offset: base_offset + i64::from(self.count) - 1,
         }
     }
 }
 
-/// Stored messages read back: the records, and the idempotent batches their marks end.
+/// Stored messages read back: the records, and the idempotent batches their marks end and
+/// begin.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub records: Vec<Record>,
     pub marks: Vec<StoredBatch>,
+    /// The batches of several records whose first record was read, whether or not their
+    /// last was stored.
+    pub starts: Vec<StoredBatch>,
+    /// The offsets of the fillers read (`filler`): messages, if not records.
+    pub fillers: Vec<i64>,
     /// The offset after the last message read, filler or record.
     pub next: Option<i64>,
 }
@@ -96,19 +119,68 @@ impl Decoded {
     pub fn push(&mut self, key: Bytes, value: Bytes, ts_ns: i64, offset: i64) {
         self.next = Some(offset + 1);
         if is_filler(&key, &value) {
+            self.fillers.push(offset);
             return;
         }
         let (record, mark) = decode(key, value, ts_ns, offset);
-        if let Some(mark) = mark {
-            self.marks.push(mark.batch_ending_at(offset));
+        match mark {
+            Some(
+                mark @ ProducerMark {
+                    on: MarkedRecord::Last,
+                    ..
+                },
+            ) => self.marks.push(mark.batch_marked_at(offset)),
+            Some(mark) => self.starts.push(mark.batch_marked_at(offset)),
+            None => {}
         }
         self.records.push(record);
     }
 
-    /// Keeps what `keep` accepts by offset (marks by their last record's).
+    /// The offsets of the records read: the least and the greatest (stored order need not
+    /// be offset order where SMQ flushed two buffers into one file). Fillers do not count:
+    /// a file's span says where its records end, and so where the broker's memory begins.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        let offsets = self.records.iter().map(|r| r.offset);
+        offsets.fold(None, |span, offset| match span {
+            None => Some((offset, offset)),
+            Some((least, greatest)) => Some((least.min(offset), greatest.max(offset))),
+        })
+    }
+
+    /// The offsets of the messages read, records and fillers, in no particular order.
+    fn message_offsets(&self) -> impl Iterator<Item = i64> + '_ {
+        let records = self.records.iter().map(|r| r.offset);
+        records.chain(self.fillers.iter().copied())
+    }
+
+    /// The least offset of a message read, record or filler, at or after `offset`.
+    pub fn first_from(&self, offset: i64) -> Option<i64> {
+        self.message_offsets().filter(|&o| o >= offset).min()
+    }
+
+    /// The offset after the run of consecutive messages, records and fillers, that begins
+    /// at `first`.
+    pub fn run_end(&self, first: i64) -> i64 {
+        let mut offsets: Vec<i64> = self.message_offsets().filter(|&o| o >= first).collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut end = first;
+        for offset in offsets {
+            if offset != end {
+                break;
+            }
+            end += 1;
+        }
+        end
+    }
+
+    /// Keeps what `keep` accepts by offset (marks with the record they are on); `keep` is
+    /// asked once per record, in order.
     pub fn retain_offsets(&mut self, mut keep: impl FnMut(i64) -> bool) {
         let mut kept_marks = Vec::with_capacity(self.marks.len());
+        let mut kept_starts = Vec::with_capacity(self.starts.len());
         let mut marks = std::mem::take(&mut self.marks).into_iter().peekable();
+        let mut starts = std::mem::take(&mut self.starts).into_iter().peekable();
         self.records.retain(|r| {
             let kept = keep(r.offset);
             while let Some(mark) = marks.next_if(|m| m.last_offset <= r.offset) {
@@ -116,15 +188,21 @@ impl Decoded {
                     kept_marks.push(mark);
                 }
             }
+            while let Some(start) = starts.next_if(|s| s.base_offset <= r.offset) {
+                if kept && start.base_offset == r.offset {
+                    kept_starts.push(start);
+                }
+            }
             kept
         });
         self.marks = kept_marks;
+        self.starts = kept_starts;
     }
 }
 
 /// Turns records into SMQ messages. `last_ts_ns` is the last `ts_ns` sent on this
 /// partition (timestamps must increase strictly); `now_ms` the current time; `mark` for the
-/// last record of an idempotent producer's batch.
+/// first and the last record of an idempotent producer's batch.
 pub fn encode(
     record: &Record,
     mark: Option<&ProducerMark>,
@@ -174,8 +252,11 @@ fn envelope(record: &Record, mark: Option<&ProducerMark>) -> Bytes {
     if record.value.is_none() {
         flags |= VALUE_NULL;
     }
-    if mark.is_some() {
+    if let Some(mark) = mark {
         flags |= PRODUCER_MARK;
+        if mark.on == MarkedRecord::First {
+            flags |= MARK_ON_FIRST;
+        }
     }
     out.put_u8(flags);
     if let Some(mark) = mark {
@@ -247,6 +328,10 @@ fn open_envelope(record: &mut Record, key: Bytes, mut body: Bytes) -> Option<Opt
                 epoch: fields.get_i16(),
                 base_sequence: fields.get_i32(),
                 count: fields.get_i32(),
+                on: match flags & MARK_ON_FIRST {
+                    0 => MarkedRecord::Last,
+                    _ => MarkedRecord::First,
+                },
             };
             Some(mark).filter(|m| m.count > 0 && m.producer_id >= 0)
         }
@@ -348,6 +433,7 @@ mod tests {
             epoch: 4,
             base_sequence: i32::MAX - 1,
             count: 3,
+            on: MarkedRecord::Last,
         };
         let plain = record(Some("k"), Some(b"v"), NOW);
         let message = encode(&plain, Some(&mark), &mut last, NOW);
@@ -379,5 +465,63 @@ mod tests {
             found.records.is_empty() && found.marks.is_empty(),
             "dropped with its record"
         );
+    }
+
+    #[test]
+    fn a_batch_s_first_record_says_where_it_began_even_if_its_last_is_missing() {
+        let mut last = 0;
+        let mark = ProducerMark {
+            producer_id: 77,
+            epoch: 4,
+            base_sequence: 10,
+            count: 3,
+            on: MarkedRecord::First,
+        };
+        let first = record(Some("k"), Some(b"v"), NOW);
+        let message = encode(&first, Some(&mark), &mut last, NOW);
+        let mut found = Decoded::default();
+        found.push(message.key, message.value, message.ts_ns, 20);
+        assert_eq!(
+            found.records[0],
+            Record {
+                offset: 20,
+                ..first.clone()
+            }
+        );
+        assert!(found.marks.is_empty(), "not a finished batch");
+        let started = found.starts.first().expect("the start");
+        assert_eq!((started.base_offset, started.last_offset), (20, 22));
+        assert_eq!((started.first_sequence, started.last_sequence), (10, 12));
+        let next = encode(&first, None, &mut last, NOW);
+        found.push(next.key, next.value, next.ts_ns, 21);
+        // Asked once per record, in order: a filter that remembers (LogFiles::read's) works.
+        let mut asked = Vec::new();
+        found.retain_offsets(|offset| {
+            asked.push(offset);
+            offset != 20
+        });
+        assert_eq!(asked, [20, 21]);
+        assert!(found.starts.is_empty(), "dropped with its record");
+        assert_eq!(found.records.len(), 1);
+    }
+
+    #[test]
+    fn a_file_s_messages_are_served_up_to_its_first_hole() {
+        // As a late flush left them: 0..=2 and 7..=8 in one file, fillers counted.
+        let mut last = 0;
+        let mut found = Decoded::default();
+        for offset in [0, 1, 7, 8] {
+            let message = encode(&record(Some("k"), Some(b"v"), NOW), None, &mut last, NOW);
+            found.push(message.key, message.value, message.ts_ns, offset);
+        }
+        let gap = filler(0);
+        found.push(gap.key, gap.value, gap.ts_ns, 2);
+        assert_eq!(found.span(), Some((0, 8)));
+        assert_eq!(found.first_from(0), Some(0));
+        assert_eq!(found.first_from(2), Some(2), "a filler holds its offset");
+        assert_eq!(found.first_from(3), Some(7));
+        assert_eq!(found.first_from(9), None);
+        assert_eq!(found.run_end(0), 3, "up to the hole, the filler included");
+        assert_eq!(found.run_end(7), 9);
     }
 }

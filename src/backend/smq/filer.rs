@@ -7,7 +7,8 @@
 use super::channel::{FilerClient, GrpcChannel};
 use super::proto::filer_pb::{
     object_mutation, Entry, FilerError, FuseAttributes, ListEntriesRequest, LookupVolumeRequest,
-    ObjectMutation, ObjectTransactionRequest, TraverseBfsMetadataRequest, WriteCondition,
+    ObjectMutation, ObjectTransactionRequest, SubscribeMetadataRequest, SubscribeMetadataResponse,
+    TraverseBfsMetadataRequest, WriteCondition,
 };
 use super::tls::ClientTls;
 use crate::error::{Error, Result};
@@ -161,6 +162,38 @@ impl Filer {
             if !full {
                 return Ok(entries);
             }
+        }
+    }
+
+    /// The filer's changes to entries under `prefix` from `since_ns` on, as they happen, with
+    /// an empty response every few seconds while there are none (the filer's idle
+    /// heartbeat). The stream opens when the filer sends its first response; it has no
+    /// deadline, the caller decides how long a silence may last.
+    ///
+    /// `client_id` names the subscriber to the filer (it must not be 0: the filer ends such
+    /// a stream at once); a later subscription with the same id and a higher
+    /// `client_epoch` replaces the earlier one.
+    pub async fn subscribe(
+        &self,
+        prefix: &str,
+        since_ns: i64,
+        client_id: i32,
+        client_epoch: i32,
+    ) -> Result<tonic::Streaming<SubscribeMetadataResponse>> {
+        let mut client = self.client().await?;
+        let request = SubscribeMetadataRequest {
+            client_name: "tidegate".to_string(),
+            path_prefix: prefix.to_string(),
+            since_ns,
+            // No signature: the filer skips no event for it.
+            signature: 0,
+            client_id,
+            client_epoch,
+            client_supports_idle_heartbeat: true,
+        };
+        match client.subscribe_metadata(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err(self.status("SubscribeMetadata", status)),
         }
     }
 

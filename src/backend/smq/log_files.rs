@@ -17,24 +17,47 @@
 //! they only say where to look, and a file's true span is learned by reading it. Anything
 //! else (`.parquet` and `.offset` files, chunk manifests, encrypted chunks, an entry that
 //! does not decode) is not read here: the broker serves those offsets as before.
+//!
+//! Waiting for a flush (`--smq-acks-all flushed`): SMQ has no flush RPC and reports no
+//! flushed watermark, so the files say what is flushed. Rather than list a waiting
+//! partition's directory every `FLUSH_POLL` (with many partitions waiting, that load alone
+//! slowed the filer to seconds per listing, perf/RESULTS.md), the shard follows the filer's
+//! changes under the namespace with one SubscribeMetadata stream (`watch`), which hands it
+//! each file the broker writes as it writes it. A listing every `WATCHED_POLL` still makes
+//! sure no change was missed; while the stream is down or silent, listings every
+//! `FLUSH_POLL` take over.
 
 use super::codec::Decoded;
 use super::filer::Filer;
-use super::proto::filer_pb::{Entry, FileChunk, LogEntry};
+use super::proto::filer_pb::{Entry, FileChunk, FileId, LogEntry, SubscribeMetadataResponse};
 use super::proto::schema_pb::Partition;
 use super::volume;
 use crate::error::{Error, Result};
 use crate::TopicPartition;
 use bytes::{Buf, Bytes};
+use futures::channel::oneshot;
+use futures::future::{select, Either};
 use hashbrown::HashMap;
 use prost::Message;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::pin::pin;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 /// Least time between two listings of a partition for `flushed_end`: waiters for a flush
 /// share one.
-pub const FLUSH_POLL: Duration = Duration::from_millis(100);
+const FLUSH_POLL: Duration = Duration::from_millis(100);
+/// Least time between two listings of a partition while the watch of the filer is live:
+/// then a listing only makes sure no change was missed.
+const WATCHED_POLL: Duration = Duration::from_secs(1);
+/// Longest the watch may go without a word from the filer before it counts as broken
+/// (the filer sends an idle heartbeat every 5 s).
+const WATCH_SILENCE: Duration = Duration::from_secs(15);
+/// Pause before a broken watch subscribes again.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+/// Furthest back a new subscription asks the filer to replay changes from: changes older
+/// than that were seen by listings meanwhile.
+const REPLAY_AT_MOST: Duration = Duration::from_secs(30);
 /// How far before the last known file a listing starts (see `refresh`).
 const RELIST_SECONDS: i64 = 10;
 /// The broker's offset-manager checkpoint in a partition's directory: 8 bytes, big-endian.
@@ -52,6 +75,9 @@ struct PartitionLog {
     checkpoint: Option<i64>,
     /// The offset after the largest `offset_max` the files' attributes claim.
     claimed_end: i64,
+    /// Changes to the directory the watch has seen, and who waits for the next one.
+    changes: u64,
+    change_waiters: Vec<oneshot::Sender<()>>,
 }
 
 struct LogFile {
@@ -68,7 +94,7 @@ enum Span {
     Claimed {
         last: i64,
     },
-    /// Read: its first and last offsets (`None` if it holds no records).
+    /// Read: the least and greatest offsets of its records (`None` if it holds none).
     Read(Option<(i64, i64)>),
 }
 
@@ -82,12 +108,109 @@ impl Span {
     }
 }
 
+impl PartitionLog {
+    /// What entries of the directory (listed, or reported by the watch) say: the broker's
+    /// checkpoint, and log files new or grown by a chunk.
+    fn take_in(&mut self, entries: Vec<Entry>) {
+        if let Some(checkpoint) = entries.iter().find(|e| e.name == CHECKPOINT) {
+            self.checkpoint = <[u8; 8]>::try_from(&checkpoint.content[..])
+                .ok()
+                .map(i64::from_be_bytes);
+        }
+        for mut entry in entries.into_iter().filter(is_log_file) {
+            for chunk in &mut entry.chunks {
+                if let (true, Some(fid)) = (chunk.file_id.is_empty(), &chunk.fid) {
+                    chunk.file_id = file_id_string(fid);
+                }
+            }
+            let span = claimed_span(&entry);
+            if let Span::Claimed { last } = span {
+                self.claimed_end = self.claimed_end.max(last + 1);
+            }
+            match self.files.iter_mut().find(|f| f.name == entry.name) {
+                Some(known) if known.chunks.len() == entry.chunks.len() => {}
+                Some(known) => {
+                    known.chunks = entry.chunks;
+                    known.span = span;
+                }
+                None => self.files.push(LogFile {
+                    name: entry.name,
+                    chunks: entry.chunks,
+                    span,
+                }),
+            }
+        }
+        self.files.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+}
+
+/// Follows the filer's changes under `prefix` for `files`, subscribing again whenever the
+/// stream breaks or falls silent, until `files` is dropped.
+async fn watch(files: Weak<LogFiles>, filer: Rc<Filer>, prefix: String) {
+    let client_id = (uuid::Uuid::new_v4().as_u128() as i32) | 1;
+    let mut client_epoch = 0;
+    let mut since_ns = 0;
+    loop {
+        client_epoch += 1;
+        let now_ns = i64::try_from(crate::unix_time().as_nanos()).unwrap_or(i64::MAX);
+        let earliest_ns = now_ns.saturating_sub(REPLAY_AT_MOST.as_nanos() as i64);
+        since_ns = if since_ns == 0 {
+            now_ns
+        } else {
+            since_ns.max(earliest_ns)
+        };
+        let subscribed = pin!(filer.subscribe(&prefix, since_ns, client_id, client_epoch));
+        let silence = pin!(glommio::timer::sleep(WATCH_SILENCE));
+        let why = match select(subscribed, silence).await {
+            Either::Left((Ok(mut stream), _)) => loop {
+                let next = pin!(stream.message());
+                let silence = pin!(glommio::timer::sleep(WATCH_SILENCE));
+                let response = match select(next, silence).await {
+                    Either::Left((Ok(Some(response)), _)) => response,
+                    Either::Left((Ok(None), _)) => break "the filer ended the stream".to_string(),
+                    Either::Left((Err(status), _)) => break status.message().to_string(),
+                    Either::Right(_) => break "silent".to_string(),
+                };
+                let Some(files) = files.upgrade() else {
+                    return;
+                };
+                files.watch_heard.set(Some(Instant::now()));
+                since_ns = since_ns.max(response.ts_ns);
+                files.take_in(response);
+            },
+            Either::Left((Err(error), _)) => error.to_string(),
+            Either::Right(_) => "no answer".to_string(),
+        };
+        let Some(files) = files.upgrade() else {
+            return;
+        };
+        let was_live = files.watch_live();
+        files.watch_broken();
+        drop(files);
+        if was_live {
+            tracing::info!(
+                "watch of the filer's changes under {prefix} broke ({why}): \
+                 waiting acks=all produces list their partitions every {} ms until it is back",
+                FLUSH_POLL.as_millis()
+            );
+        }
+        glommio::timer::sleep(RESUBSCRIBE_AFTER).await;
+    }
+}
+
 pub struct LogFiles {
     filer: Rc<Filer>,
     namespace: String,
     partitions: RefCell<HashMap<TopicPartition, Rc<RefCell<PartitionLog>>>>,
     /// Volume id → HTTP addresses of the servers holding it.
     volumes: RefCell<HashMap<String, Vec<String>>>,
+    /// Whether `watch` was started (on the first wait for a change).
+    watch_started: Cell<bool>,
+    /// When the watch last heard from the filer; `None` while it is not subscribed.
+    watch_heard: Cell<Option<Instant>>,
+    /// Partition directory → what it holds, for the partitions `flushed_end` looks at:
+    /// the ones the watch keeps up to date.
+    watched: RefCell<HashMap<String, Rc<RefCell<PartitionLog>>>>,
 }
 
 impl LogFiles {
@@ -97,11 +220,14 @@ impl LogFiles {
             namespace: namespace.to_string(),
             partitions: RefCell::default(),
             volumes: RefCell::default(),
+            watch_started: Cell::new(false),
+            watch_heard: Cell::new(None),
+            watched: RefCell::default(),
         }
     }
 
-    /// The flushed records of the first file holding offsets from `offset` on, those
-    /// from `offset`; empty if no file holds any (yet).
+    /// The flushed records of the file holding `offset` (else of the one beginning first
+    /// after it), those from `offset`; empty if no file holds any (yet).
     pub async fn read(
         &self,
         tp: &TopicPartition,
@@ -111,55 +237,71 @@ impl LogFiles {
         let log = self.partition(tp);
         let directory = self.directory(&tp.topic, partition);
         let mut refreshed = false;
-        loop {
-            // The first file that may hold `offset` or later ones (files read and found
-            // empty, or ending before it, are passed over).
-            let next = log.borrow().files.iter().position(|f| {
-                f.span != Span::Read(None) && f.span.last().is_none_or(|last| last >= offset)
-            });
-            let Some(index) = next else {
+        // Files read that have no message at `offset`, by name; of those, the one with the
+        // first message after it, kept in case no file holds `offset` (a gap).
+        let mut passed: Vec<String> = Vec::new();
+        let mut after: Option<(i64, Decoded)> = None;
+        let mut found = loop {
+            // Of the files that may hold `offset` (files read and found empty, ending before
+            // it, or beginning after it are passed over), the one ending first: file names
+            // are times, and a file a reloaded broker flushes late for its old buffer can
+            // sort after one holding later offsets (proto/README.md, "Log files").
+            let next = log
+                .borrow()
+                .files
+                .iter()
+                .filter(|f| {
+                    f.span != Span::Read(None)
+                        && f.span.last().is_none_or(|last| last >= offset)
+                        && !passed.contains(&f.name)
+                })
+                .min_by_key(|f| f.span.last().unwrap_or(-1))
+                .map(|f| (f.name.clone(), f.chunks.clone()));
+            let Some((name, chunks)) = next else {
                 if refreshed {
-                    return Ok(Decoded::default());
+                    break after.map(|(_, read)| read).unwrap_or_default();
                 }
+                // Before accepting a gap or the end: a file may have been flushed, or one
+                // read before grown a chunk, since the last listing.
                 self.refresh(&log, &directory).await?;
                 refreshed = true;
+                passed.clear();
+                after = None;
                 continue;
             };
-            let (name, chunks) = {
-                let log = log.borrow();
-                (
-                    log.files[index].name.clone(),
-                    log.files[index].chunks.clone(),
-                )
-            };
-            let mut found = self.read_span(&log, &directory, &name, &chunks).await?;
-            let span = found
-                .records
-                .first()
-                .zip(found.records.last())
-                .map(|(f, l)| (f.offset, l.offset));
-            let Some((first, _)) = span.filter(|&(_, last)| last >= offset) else {
+            let read = self.read_span(&log, &directory, &name, &chunks).await?;
+            let Some(first) = read.first_from(offset) else {
                 continue;
             };
-            if first > offset && !refreshed {
-                // Before accepting a gap: an earlier file read before may have grown a
-                // chunk since (a flush in the same second appends to it).
-                self.refresh(&log, &directory).await?;
-                refreshed = true;
-                continue;
+            // The message at `offset` (a filler counts): a file whose span covers it may
+            // still not hold it, where a late flush of an old buffer went into a file after
+            // later offsets (seen: 0..9147 and 26854.. in one file, 9148..26853 in another).
+            if first == offset {
+                break read;
             }
-            let mut from = offset;
-            // Strictly increasing from `offset`: a repeated offset (SMQ handing out a
-            // lost one again, proto/README.md) is served once, as first stored.
-            found.retain_offsets(|offset| {
-                let keep = offset >= from;
-                if keep {
-                    from = offset + 1;
-                }
-                keep
-            });
-            return Ok(found);
-        }
+            passed.push(name);
+            if after.as_ref().is_none_or(|(earliest, _)| first < *earliest) {
+                after = Some((first, read));
+            }
+        };
+        // Up to the first hole in the file's offsets: what follows the hole may be in
+        // another file (in the layout above, 9148..26853 lies between two runs of one file).
+        let Some(first) = found.first_from(offset) else {
+            return Ok(Decoded::default());
+        };
+        let end = found.run_end(first);
+        found.next = Some(end);
+        let mut from = offset;
+        // Strictly increasing from `offset`: a repeated offset (SMQ handing out a lost one
+        // again, proto/README.md) is served once, as first stored.
+        found.retain_offsets(|offset| {
+            let keep = offset >= from && offset < end;
+            if keep {
+                from = offset + 1;
+            }
+            keep
+        });
+        Ok(found)
     }
 
     /// Where a broker that loads the partition counts its buffer from: the offset after the
@@ -188,30 +330,134 @@ impl LogFiles {
     }
 
     /// The offset after the last one flushed to the filer (0 if none), listed afresh unless
-    /// a listing less than `FLUSH_POLL` old already said. A file whose span its attributes
-    /// do not give (a partition's first) is read to learn it.
+    /// a listing less than `FLUSH_POLL` old already said (`WATCHED_POLL` while the watch
+    /// keeps the partition's files up to date). A file whose span its attributes do not
+    /// give (a partition's first) is read to learn it.
     pub async fn flushed_end(&self, tp: &TopicPartition, partition: &Partition) -> Result<i64> {
+        self.flushed_end_listed(tp, partition, false).await
+    }
+
+    /// As `flushed_end`, always listed afresh: for deciding that SMQ lost records, where a
+    /// file the watch has not reported yet (it replays what it missed after SeaweedFS
+    /// restarts, in its own time) must not count as lost.
+    pub async fn flushed_end_now(&self, tp: &TopicPartition, partition: &Partition) -> Result<i64> {
+        self.flushed_end_listed(tp, partition, true).await
+    }
+
+    async fn flushed_end_listed(
+        &self,
+        tp: &TopicPartition,
+        partition: &Partition,
+        always: bool,
+    ) -> Result<i64> {
         let log = self.partition(tp);
-        let due = log
-            .borrow()
-            .polled_at
-            .is_none_or(|at| at.elapsed() >= FLUSH_POLL);
+        let directory = self.directory(&tp.topic, partition);
+        self.watched
+            .borrow_mut()
+            .entry_ref(directory.as_str())
+            .or_insert_with(|| log.clone());
+        let poll = if self.watch_live() {
+            WATCHED_POLL
+        } else {
+            FLUSH_POLL
+        };
+        let due = always || log.borrow().polled_at.is_none_or(|at| at.elapsed() >= poll);
         if due {
             log.borrow_mut().polled_at = Some(Instant::now());
-            let directory = self.directory(&tp.topic, partition);
             self.refresh(&log, &directory).await?;
-            let unknown: Vec<(String, Vec<FileChunk>)> = log
-                .borrow()
-                .files
-                .iter()
-                .filter(|f| f.span == Span::Unknown)
-                .map(|f| (f.name.clone(), f.chunks.clone()))
-                .collect();
-            for (name, chunks) in unknown {
-                self.read_span(&log, &directory, &name, &chunks).await?;
-            }
+        }
+        let unknown: Vec<(String, Vec<FileChunk>)> = log
+            .borrow()
+            .files
+            .iter()
+            .filter(|f| f.span == Span::Unknown)
+            .map(|f| (f.name.clone(), f.chunks.clone()))
+            .collect();
+        for (name, chunks) in unknown {
+            self.read_span(&log, &directory, &name, &chunks).await?;
         }
         Ok(self.known_end(tp))
+    }
+
+    /// How many changes to the partition's files the watch has seen: the mark
+    /// `next_change` waits past.
+    pub fn changes(&self, tp: &TopicPartition) -> u64 {
+        let partitions = self.partitions.borrow();
+        partitions.get(tp).map_or(0, |log| log.borrow().changes)
+    }
+
+    /// Waits, at most `within`, until there may be more of the partition flushed than
+    /// `flushed_end` last said, `seen` being `changes` before it was asked: until the watch
+    /// (started here when first needed) sees the next change, or `WATCHED_POLL` passes;
+    /// while the watch is not live, for `FLUSH_POLL`.
+    pub async fn next_change(self: &Rc<Self>, tp: &TopicPartition, seen: u64, within: Duration) {
+        self.start_watch();
+        let log = self.partition(tp);
+        if log.borrow().changes != seen {
+            return;
+        }
+        if !self.watch_live() {
+            glommio::timer::sleep(FLUSH_POLL.min(within)).await;
+            return;
+        }
+        let (waiter, changed) = oneshot::channel();
+        {
+            let mut log = log.borrow_mut();
+            log.change_waiters.retain(|w| !w.is_canceled());
+            log.change_waiters.push(waiter);
+        }
+        let timer = pin!(glommio::timer::sleep(WATCHED_POLL.min(within)));
+        select(changed, timer).await;
+    }
+
+    fn watch_live(&self) -> bool {
+        self.watch_heard
+            .get()
+            .is_some_and(|at| at.elapsed() < WATCH_SILENCE)
+    }
+
+    fn start_watch(self: &Rc<Self>) {
+        if self.watch_started.replace(true) {
+            return;
+        }
+        let prefix = format!("/topics/{}/", self.namespace);
+        let watch = watch(Rc::downgrade(self), self.filer.clone(), prefix);
+        glommio::spawn_local(watch).detach();
+    }
+
+    /// A change the filer reported: a file written in a watched partition's directory is
+    /// taken in as a listing would, and the partition's waiters are woken.
+    fn take_in(&self, response: SubscribeMetadataResponse) {
+        let Some(event) = response.event_notification else {
+            return;
+        };
+        let Some(entry) = event.new_entry else {
+            return;
+        };
+        let directory = if event.new_parent_path.is_empty() {
+            response.directory
+        } else {
+            event.new_parent_path
+        };
+        let Some(log) = self.watched.borrow().get(&directory).cloned() else {
+            return;
+        };
+        let mut log = log.borrow_mut();
+        log.take_in(vec![entry]);
+        log.changes += 1;
+        for waiter in log.change_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// The watch broke: its waiters go back to listing.
+    fn watch_broken(&self) {
+        self.watch_heard.set(None);
+        for log in self.watched.borrow().values() {
+            for waiter in log.borrow_mut().change_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
     }
 
     /// Lists the partition's files if this shard never has, so that `known_end` knows
@@ -257,30 +503,7 @@ impl LogFiles {
         let entries = self.filer.list_files_from(directory, &from).await?;
         let mut log = log.borrow_mut();
         log.listed = true;
-        if let Some(checkpoint) = entries.iter().find(|e| e.name == CHECKPOINT) {
-            log.checkpoint = <[u8; 8]>::try_from(&checkpoint.content[..])
-                .ok()
-                .map(i64::from_be_bytes);
-        }
-        for entry in entries.into_iter().filter(is_log_file) {
-            let span = claimed_span(&entry);
-            if let Span::Claimed { last } = span {
-                log.claimed_end = log.claimed_end.max(last + 1);
-            }
-            match log.files.iter_mut().find(|f| f.name == entry.name) {
-                Some(known) if known.chunks.len() == entry.chunks.len() => {}
-                Some(known) => {
-                    known.chunks = entry.chunks;
-                    known.span = span;
-                }
-                None => log.files.push(LogFile {
-                    name: entry.name,
-                    chunks: entry.chunks,
-                    span,
-                }),
-            }
-        }
-        log.files.sort_by(|a, b| a.name.cmp(&b.name));
+        log.take_in(entries);
         Ok(())
     }
 
@@ -293,9 +516,8 @@ impl LogFiles {
         chunks: &[FileChunk],
     ) -> Result<Decoded> {
         let found = self.read_file(directory, name, chunks).await?;
-        let span = found.records.first().zip(found.records.last());
         if let Some(file) = log.borrow_mut().files.iter_mut().find(|f| f.name == name) {
-            file.span = Span::Read(span.map(|(first, last)| (first.offset, last.offset)));
+            file.span = Span::Read(found.span());
         }
         Ok(found)
     }
@@ -393,6 +615,19 @@ fn claimed_span(entry: &Entry) -> Span {
     }
 }
 
+/// A chunk's file id as a listing names it, `<volume id>,<needle id and cookie in hex>`,
+/// from its parts, which are all the filer's change events carry: the needle id's
+/// big-endian bytes without their leading zeros, then the cookie's four
+/// (`storage/needle/file_id.go`).
+fn file_id_string(fid: &FileId) -> String {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&fid.file_key.to_be_bytes());
+    bytes[8..].copy_from_slice(&fid.cookie.to_be_bytes());
+    let first = bytes[..8].iter().position(|&b| b != 0).unwrap_or(8);
+    let hex: String = bytes[first..].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{},{hex}", fid.volume_id)
+}
+
 /// Appends the chunk's records: (u32 big-endian length, LogEntry) pairs to its end.
 fn decode_entries(mut data: Bytes, found: &mut Decoded) -> std::result::Result<(), String> {
     while data.has_remaining() {
@@ -481,6 +716,27 @@ mod tests {
             "2026-11-29-13-05-09"
         );
         assert_eq!(file_name_before("checkpoint.offset", 10), "");
+    }
+
+    #[test]
+    fn file_ids_are_spelled_as_the_filer_lists_them() {
+        let fid = |volume_id, file_key, cookie| FileId {
+            volume_id,
+            file_key,
+            cookie,
+        };
+        // As `weed` lists them: leading zero bytes of the needle id dropped, the cookie's
+        // eight digits always there.
+        assert_eq!(
+            file_id_string(&fid(3, 0x0001_6370_37d6, 0x1234_5678)),
+            "3,01637037d612345678"
+        );
+        assert_eq!(file_id_string(&fid(7, 0x1a, 0x0000_00ff)), "7,1a000000ff");
+        assert_eq!(file_id_string(&fid(1, 0, 0xdead_beef)), "1,deadbeef");
+        assert_eq!(
+            file_id_string(&fid(4_000_000_000, u64::MAX, 0)),
+            "4000000000,ffffffffffffffff00000000"
+        );
     }
 
     #[test]

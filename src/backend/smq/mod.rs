@@ -43,7 +43,7 @@ use crate::records::{decode_records, encode_records, Record};
 use crate::TopicPartition;
 use cache::{BatchCache, Source, TimestampIndex};
 use channel::{ConnectError, GrpcChannel, SmqClient};
-use codec::Decoded;
+use codec::{Decoded, MarkedRecord};
 pub use discovery::Endpoints;
 use filer::Filer;
 use futures::channel::oneshot;
@@ -71,6 +71,11 @@ const PLAIN_MARGIN_NS: i64 = 1_000_000_000;
 
 /// Most messages one FetchMessage may return (the broker's own cap).
 const MAX_FETCH_MESSAGES: i32 = 10_000;
+/// Most bytes of records one FetchMessage asks for, whatever the Kafka fetch allows: the
+/// answer is held whole in memory.
+const MAX_FETCH_MESSAGE_BYTES: usize = 8 << 20;
+/// What a FetchMessage answer may hold beyond its records' bytes (each message's framing).
+const FETCH_ANSWER_OVERHEAD: usize = 1 << 20;
 /// Bytes of recent batches each shard keeps for consumers that follow producers closely.
 const BATCH_CACHE_BYTES: usize = 64 << 20;
 /// Bytes of records per batch made from what SMQ answered (a catch-up read of a flushed
@@ -82,6 +87,10 @@ const RECOVERY_READ_BYTES: usize = 4 << 20;
 /// How long a restarted shard tries to read records SMQ does not serve before it recovers
 /// a partition's producers without their marks.
 const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the log of a restarted shard's partition must stay still to be taken as ending
+/// inside a batch (`producer_marks`), and how many times it is looked at.
+const TORN_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+const TORN_SETTLE_ROUNDS: u32 = 10;
 /// Offset → timestamp points each shard keeps for ListOffsets by time.
 const TIMESTAMP_POINTS: usize = 100_000;
 /// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
@@ -382,7 +391,16 @@ impl SmqBackend {
         let Ok(range) = self.partition_range(tp).await else {
             return;
         };
-        let held = high_watermark.max(flushed).max(range.high_water_mark);
+        let mut held = high_watermark.max(flushed).max(range.high_water_mark);
+        if held < seen.acked_end {
+            // About to conclude a loss: listed afresh, as the watch may not have reported a
+            // flush from just before SeaweedFS stopped yet (seen: 975 records flushed, taken
+            // for lost, and stored again by their producer).
+            let Ok(flushed) = self.log_files.flushed_end_now(tp, partition).await else {
+                return;
+            };
+            held = held.max(flushed);
+        }
         let awaited = self.awaited.borrow();
         let batches = awaited.get(tp).map_or(&[][..], Vec::as_slice);
         if batches
@@ -445,12 +463,7 @@ impl SmqBackend {
         if at >= seen.acked_end || current_start.is_some_and(|start| at >= start) {
             return false;
         }
-        let epoch = self
-            .leader_epochs
-            .borrow_mut()
-            .entry(tp.clone())
-            .or_default()
-            .truncate_at(at, records_from);
+        let epoch = self.begin_epoch(tp, at, records_from);
         self.truncations.set(self.truncations.get() + 1);
         tracing::error!(%tp, first = at, last = seen.acked_end - 1, leader_epoch = epoch, records_from, how,
             "SeaweedMQ lost records it had acknowledged (it stopped before flushing them): the partition's log is truncated there, and its leader epoch bumped so that consumers that check epochs detect it");
@@ -458,10 +471,24 @@ impl SmqBackend {
         let end = acked_end.entry(tp.clone()).or_insert(at);
         *end = (*end).min(at);
         self.high_watermarks.borrow_mut().insert(tp.clone(), at);
+        true
+    }
+
+    /// The partition's log is cut at `at`: the next leader epoch starts there, with its
+    /// records from `records_from` on (`LeaderEpochs::truncate_at`). What this shard cached
+    /// from `at` on is dropped, the history is queued for the filer and every shard told
+    /// (`leader_epoch_changed`). Returns the new epoch.
+    fn begin_epoch(&self, tp: &TopicPartition, at: i64, records_from: i64) -> i32 {
+        let epoch = self
+            .leader_epochs
+            .borrow_mut()
+            .entry(tp.clone())
+            .or_default()
+            .truncate_at(at, records_from);
         self.batch_cache.borrow_mut().forget_from(tp, at);
         self.forget(&tp.topic);
         self.epoch_writes.borrow_mut().push(tp.clone());
-        true
+        epoch
     }
 
     /// Waits for a partition's leader epoch to change (a truncation), stores its history in
@@ -689,17 +716,26 @@ impl SmqBackend {
         let mut last_ts_ns = publisher.last_ts_ns.get();
         let mut messages = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
         for (batch, records) in batches.iter().zip(&decoded) {
-            // The last record of an idempotent batch carries what recognises its retry.
+            // The last record of an idempotent batch carries what recognises its retry, the
+            // first what shows it torn (codec.rs).
             let header = &batch.header;
-            let mark = (header.producer_id >= 0).then_some(codec::ProducerMark {
+            let mark = |on| codec::ProducerMark {
                 producer_id: header.producer_id,
                 epoch: header.producer_epoch,
                 base_sequence: header.base_sequence,
                 count: records.len() as i32,
-            });
-            let last = records.len().saturating_sub(1);
+                on,
+            };
+            let idempotent = header.producer_id >= 0;
+            let (first, last) = (mark(MarkedRecord::First), mark(MarkedRecord::Last));
+            let last_index = records.len().saturating_sub(1);
             for (i, record) in records.iter().enumerate() {
-                let mark = mark.as_ref().filter(|_| i == last);
+                let mark = match i {
+                    _ if !idempotent => None,
+                    i if i == last_index => Some(&last),
+                    0 => Some(&first),
+                    _ => None,
+                };
                 messages.push(codec::encode(record, mark, &mut last_ts_ns, now_ms));
             }
         }
@@ -816,9 +852,9 @@ impl SmqBackend {
     }
 
     /// With `--smq-acks-all flushed`, waits until a file the broker flushed to the filer
-    /// holds offset `last`, listing the partition's files every `log_files::FLUSH_POLL`
-    /// meanwhile; NotDurableInTime past `within`. A listing that fails is tried again:
-    /// the filer may be back before the time is up.
+    /// holds offset `last`, told of new files by the filer (`LogFiles::next_change`);
+    /// NotDurableInTime past `within`. A listing that fails is tried again: the filer may
+    /// be back before the time is up.
     pub async fn wait_durable(
         &self,
         tp: &TopicPartition,
@@ -841,6 +877,7 @@ impl SmqBackend {
         let mut failure;
         loop {
             self.doubt_broken_stream(tp);
+            let seen = self.log_files.changes(tp);
             let flushed = match self.log_files.known_end(tp) {
                 end if end > last => Ok(end),
                 _ => self.log_files.flushed_end(tp, &partition).await,
@@ -875,7 +912,7 @@ impl SmqBackend {
                     within.as_millis()
                 )));
             }
-            glommio::timer::sleep(log_files::FLUSH_POLL.min(left)).await;
+            self.log_files.next_change(tp, seen, left).await;
         }
     }
 
@@ -909,7 +946,7 @@ impl SmqBackend {
         let target = self.target(tp).await?;
         let partition = target.2;
         let seen = self.seen(tp);
-        let response = fetch_message(target, i64::MAX, 1, 1).await?;
+        let response = fetch_message(target, i64::MAX, 1, 1, self.decompressed_limit).await?;
         if response.error_code != 0 {
             return Err(Error::Unavailable(response.error));
         }
@@ -1108,20 +1145,57 @@ impl SmqBackend {
         tp: &TopicPartition,
         from: i64,
     ) -> Result<(Vec<StoredBatch>, i64)> {
-        let (end, _) = self.list_offset(tp, OffsetSpec::Latest).await?;
+        let (mut end, _) = self.list_offset(tp, OffsetSpec::Latest).await?;
         let patience = std::time::Instant::now() + RECOVERY_PATIENCE;
         let mut marks = Vec::new();
+        let mut last_start = None;
         let mut offset = from;
-        while offset < end {
-            let found = match self.fetch_records(tp, offset, RECOVERY_READ_BYTES).await {
+        let mut settling = TORN_SETTLE_ROUNDS;
+        loop {
+            self.read_marks(tp, &mut offset, end, patience, &mut marks, &mut last_start)
+                .await?;
+            let torn = last_start.filter(|batch| offset >= end && batch.last_offset >= end);
+            let Some(torn) = torn else { break };
+            // The tidegate before may have stopped just now: SMQ goes on storing what it
+            // had received from it for a moment. Only a log that stays still is torn.
+            glommio::timer::sleep(TORN_SETTLE).await;
+            let (now_end, _) = self.list_offset(tp, OffsetSpec::Latest).await?;
+            if now_end == end {
+                self.skip_torn_batch(tp, torn, end).await?;
+                break;
+            }
+            settling -= 1;
+            if settling == 0 {
+                tracing::warn!(%tp, producer_id = torn.producer_id, first = torn.base_offset, end = now_end,
+                    "the log keeps growing inside an idempotent batch: another gateway writes it? Left as it is");
+                break;
+            }
+            end = now_end;
+        }
+        Ok((marks, end.max(offset)))
+    }
+
+    /// Reads the marks from `offset` to `end` (see `producer_marks`), moving `offset`.
+    async fn read_marks(
+        &self,
+        tp: &TopicPartition,
+        offset: &mut i64,
+        end: i64,
+        patience: std::time::Instant,
+        marks: &mut Vec<StoredBatch>,
+        last_start: &mut Option<StoredBatch>,
+    ) -> Result<()> {
+        while *offset < end {
+            let found = match self.fetch_records(tp, *offset, RECOVERY_READ_BYTES).await {
                 Ok((found, _)) => found,
                 // Past the end: SMQ lost what the snapshot covered.
                 Err(Error::OffsetOutOfRange) => break,
                 Err(error) => return Err(error),
             };
             marks.extend(found.marks);
+            *last_start = found.starts.last().copied().or(*last_start);
             match found.next {
-                Some(next) if next > offset => offset = next,
+                Some(next) if next > *offset => *offset = next,
                 // SMQ cannot serve what it stored there now (a new topic's first flush
                 // window after a restart: proto/README.md), maybe for good. The appends
                 // waiting for this are not held back long for it.
@@ -1135,7 +1209,35 @@ impl SmqBackend {
                 }
             }
         }
-        Ok((marks, end.max(offset)))
+        Ok(())
+    }
+
+    /// A restarted shard found the partition's log ending inside an idempotent batch, at
+    /// `end`: the tidegate before it stopped while SMQ was taking the batch record by record
+    /// (codec.rs), so it was never acknowledged, and its producer sends it again whole.
+    /// Kafka batches are all or nothing: what SMQ stored of it is skipped, in a new leader
+    /// epoch that starts at the batch and has its records from `end` on (as for a batch SMQ
+    /// lost part of, `truncated`), stored before any append goes on. This assumes, as the
+    /// producer snapshots do, that one gateway writes the partition: the log must end where
+    /// it ended for the records read, or the batch is still being written.
+    async fn skip_torn_batch(
+        &self,
+        tp: &TopicPartition,
+        torn: StoredBatch,
+        end: i64,
+    ) -> Result<()> {
+        let (after, high_watermark) = self.fetch_records(tp, end, RECOVERY_READ_BYTES).await?;
+        if !after.records.is_empty() || high_watermark > end {
+            tracing::warn!(%tp, producer_id = torn.producer_id, first = torn.base_offset, end,
+                "the log went on past an idempotent batch that looked cut short: left as it is");
+            return Ok(());
+        }
+        let epoch = self.begin_epoch(tp, torn.base_offset, end);
+        tracing::warn!(%tp, producer_id = torn.producer_id, producer_epoch = torn.epoch,
+            first_sequence = torn.first_sequence, first = torn.base_offset, last = end - 1,
+            records = torn.last_offset - torn.base_offset + 1, leader_epoch = epoch,
+            "an idempotent batch was cut short when tidegate stopped: the part SeaweedMQ stored is skipped, and the producer's retry stored whole after it");
+        self.epoch_store.store(tp, &self.epochs_of(tp)).await
     }
 
     /// Records SMQ stores from `offset` on, and the partition's high-water mark: from the
@@ -1160,7 +1262,14 @@ impl SmqBackend {
         }
         let target = (client, topic, partition);
         let seen = self.seen(tp);
-        let response = fetch_message(target, offset, max_bytes, MAX_FETCH_MESSAGES).await?;
+        let response = fetch_message(
+            target,
+            offset,
+            max_bytes,
+            MAX_FETCH_MESSAGES,
+            self.decompressed_limit,
+        )
+        .await?;
         if response.error_code == 1 {
             // Not the leader (or not loaded there): look the assignments up again.
             self.forget(&tp.topic);
@@ -1183,6 +1292,11 @@ impl SmqBackend {
         let how = "FetchMessage's high-water mark is below them";
         self.check_high_watermark(tp, &partition, high_watermark, seen, how)
             .await;
+        // What tidegate acknowledged and did not find lost is in the log, if only in the
+        // broker's memory: a broker that lost count (its mark below the files' end) does
+        // not count it, and a consumer that read it from the cache must not be told its
+        // next offset is out of range (it would reset to its policy and read the log again).
+        let high_watermark = high_watermark.max(self.seen(tp).acked_end);
         self.high_watermarks
             .borrow_mut()
             .insert(tp.clone(), high_watermark);
@@ -1356,7 +1470,7 @@ impl SmqLookup {
         let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
         let leader = named_leader(&self.tp, leader)?;
         let client = live_client(&self.clients, leader, self.tls.as_deref()).await?;
-        let files_end = self.log_files.flushed_end(&self.tp, &partition).await?;
+        let files_end = self.log_files.flushed_end_now(&self.tp, &partition).await?;
         let behind = files_end > self.log_files.counted_from(&self.tp);
         let files = FilesEnd {
             end: files_end,
@@ -1367,21 +1481,28 @@ impl SmqLookup {
 }
 
 /// One FetchMessage to the partition's leader: up to `max_messages` records from
-/// `start_offset`, about `max_bytes` of them (proto/README.md, "FetchMessage").
+/// `start_offset`, about `max_bytes` of them (at most `MAX_FETCH_MESSAGE_BYTES`), where
+/// no record is larger than `largest_record` (proto/README.md, "FetchMessage"). The broker
+/// answers up to `max_bytes` and one record more; gRPC's default limit (4 MiB) would
+/// refuse such an answer, and every later read of the partition with it.
 async fn fetch_message(
-    (mut client, topic, partition): Target,
+    (client, topic, partition): Target,
     start_offset: i64,
     max_bytes: usize,
     max_messages: i32,
+    largest_record: usize,
 ) -> Result<FetchMessageResponse> {
+    let max_bytes = max_bytes.min(MAX_FETCH_MESSAGE_BYTES);
     let request = FetchMessageRequest {
         topic: Some(topic),
         partition: Some(partition),
         start_offset,
-        max_bytes: max_bytes.min(i32::MAX as usize) as i32,
+        max_bytes: max_bytes as i32,
         max_messages,
         ..Default::default()
     };
+    let answer_limit = max_bytes + largest_record + FETCH_ANSWER_OVERHEAD;
+    let mut client = client.max_decoding_message_size(answer_limit);
     let response = client.fetch_message(request).await.map_err(unavailable)?;
     Ok(response.into_inner())
 }
