@@ -194,3 +194,56 @@ fn a_client_that_never_reads_cannot_hold_shutdown() {
         drop(reader);
     }
 }
+
+/// Clients go on sending until they see a connection end (librdkafka asks another broker
+/// for metadata when one goes away, for instance). At shutdown tidegate no longer reads
+/// those requests, and a socket closed with bytes unread is reset by the kernel, which
+/// loses the answers still on their way: the answers read before the signal must arrive
+/// whole anyway (seen: a long-polling Fetch never answered in the librdkafka shutdown test).
+#[test]
+fn answers_reach_a_client_that_goes_on_sending_at_shutdown() {
+    let mut server = Server::start_logged(&["--shards", "1"]);
+    let mut admin = server.client();
+    create_topic(&mut admin, "still-sending", 1);
+    let mut big = records(0, 1, None);
+    big[0].value = Some(vec![7u8; 900 << 10].into());
+    for _ in 0..4 {
+        let batch = encode_batch(&big, Compression::None);
+        assert_eq!(produce(&mut admin, "still-sending", 0, batch).0, 0);
+    }
+    // Two answers of 3.6 MiB in one write: more than the socket buffers hold, so the
+    // last of it is still on its way when tidegate has written it all and closes.
+    let mut client = server.client();
+    let mut wire = Vec::new();
+    for correlation_id in 0..2 {
+        let fetch = request_frame(
+            &fetch_request("still-sending", 0, 0, 0),
+            FETCH_VERSION,
+            correlation_id,
+        );
+        wire.extend_from_slice(&(fetch.len() as i32).to_be_bytes());
+        wire.extend_from_slice(&fetch);
+    }
+    client.send_raw(&wire);
+    let mut length = [0u8; 4];
+    std::io::Read::read_exact(&mut client.stream, &mut length).expect("the first answer begins");
+    server.signal("TERM");
+    server.wait_for_log("shutting down", Duration::from_secs(10));
+    // A request after the signal: not read, never answered.
+    let late = request_frame(&fetch_request("still-sending", 0, 0, 0), FETCH_VERSION, 2);
+    client.send_frame(&late);
+
+    let mut first = vec![0u8; i32::from_be_bytes(length) as usize];
+    std::io::Read::read_exact(&mut client.stream, &mut first).expect("the first answer, whole");
+    let second = client.read_frame();
+    for (expected_id, frame) in [(0, Some(first.into())), (1, second)] {
+        let (id, fetched): (_, FetchResponse) = decode(frame, FETCH_VERSION, &server);
+        let partition = &fetched.responses[0].partitions[0];
+        let records = partition.records.as_ref().map_or(0, |r| r.len());
+        assert_eq!((id, partition.error_code), (expected_id, 0));
+        assert!(records > 4 * (900 << 10), "{records} bytes of records");
+    }
+    assert!(client.read_frame().is_none(), "then the connection ends");
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+}

@@ -14,14 +14,18 @@ use crate::security::tls::subject_of;
 use crate::shard::Shard;
 use bytes::Bytes;
 use futures::channel::mpsc;
+use futures::future::select;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 const LENGTH_PREFIX: usize = 4;
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a closing connection waits for its client to close too (see `serve`).
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
 /// Why a connection's byte stream cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +180,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.end += read;
         Ok(read)
     }
+
+    /// Reads and drops whatever the client still sends, until it closes its side or the
+    /// stream fails. A socket closed with bytes unread is reset by the kernel, and a reset
+    /// loses the answers still on their way to the client.
+    pub async fn discard_until_closed(&mut self) {
+        self.frame = Vec::new();
+        self.frame_charge = None;
+        if self.staging.is_empty() {
+            self.staging = vec![0; READ_CHUNK];
+        }
+        while let Ok(1..) = self.reader.read(&mut self.staging).await {}
+    }
 }
 
 /// Where a connection comes from and how it arrived.
@@ -293,6 +309,13 @@ pub async fn serve<S>(
     drop(watch);
     drop(queue);
     write_loop.await;
+    // The answers are written and the write side is shut: the client reads them, then the
+    // end of the stream. Closing the socket while it holds requests sent since (a client
+    // goes on sending until it sees that end; at shutdown, requests are no longer read)
+    // would reset the connection and lose the answers it has not read yet. So what comes
+    // is dropped until the client closes, for a moment at most.
+    let linger = pin!(glommio::timer::sleep(CLOSE_LINGER));
+    select(pin!(frames.discard_until_closed()), linger).await;
     shutdown.closed();
 }
 
