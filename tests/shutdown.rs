@@ -152,6 +152,19 @@ fn sigterm_on_seaweedmq_keeps_every_acknowledged_record() {
     assert_eq!(visible(&stored), visible(&sent));
 }
 
+/// A topic of one partition holding four batches of 900 KiB (under the default
+/// max.message.bytes): a Fetch from its start is answered with 3.6 MiB.
+fn topic_of_big_records(server: &Server, topic: &str) {
+    let mut admin = server.client();
+    create_topic(&mut admin, topic, 1);
+    let mut big = records(0, 1, None);
+    big[0].value = Some(vec![7u8; 900 << 10].into());
+    for _ in 0..4 {
+        let batch = encode_batch(&big, Compression::None);
+        assert_eq!(produce(&mut admin, topic, 0, batch).0, 0);
+    }
+}
+
 /// A connection whose client never reads holds responses tidegate cannot write, so its
 /// shutdown cannot finish: a second signal ends it at once, `--shutdown-timeout-ms` without one.
 #[test]
@@ -165,15 +178,7 @@ fn a_client_that_never_reads_cannot_hold_shutdown() {
         ),
     ] {
         let mut server = Server::start_logged(args);
-        let mut admin = server.client();
-        create_topic(&mut admin, "never-read", 1);
-        // Four batches of 900 KiB (under the default max.message.bytes).
-        let mut big = records(0, 1, None);
-        big[0].value = Some(vec![7u8; 900 << 10].into());
-        for _ in 0..4 {
-            let batch = encode_batch(&big, Compression::None);
-            assert_eq!(produce(&mut admin, "never-read", 0, batch).0, 0);
-        }
+        topic_of_big_records(&server, "never-read");
         // 16 answers of 3.6 MiB each: far more than the socket buffers take.
         let mut reader = server.client();
         for correlation_id in 0..16 {
@@ -203,14 +208,7 @@ fn a_client_that_never_reads_cannot_hold_shutdown() {
 #[test]
 fn answers_reach_a_client_that_goes_on_sending_at_shutdown() {
     let mut server = Server::start_logged(&["--shards", "1"]);
-    let mut admin = server.client();
-    create_topic(&mut admin, "still-sending", 1);
-    let mut big = records(0, 1, None);
-    big[0].value = Some(vec![7u8; 900 << 10].into());
-    for _ in 0..4 {
-        let batch = encode_batch(&big, Compression::None);
-        assert_eq!(produce(&mut admin, "still-sending", 0, batch).0, 0);
-    }
+    topic_of_big_records(&server, "still-sending");
     // Two answers of 3.6 MiB in one write: more than the socket buffers hold, so the
     // last of it is still on its way when tidegate has written it all and closes.
     let mut client = server.client();
