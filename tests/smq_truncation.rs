@@ -228,11 +228,12 @@ fn epoch_end(client: &mut Client, topic: &str, current: i32, epoch: i32) -> (i16
     (p.error_code, p.leader_epoch, p.end_offset)
 }
 
-fn truncations_counted(server: &Server) -> f64 {
+/// A counter of tidegate's /metrics, summed over the shards.
+fn counted(server: &Server, counter: &str) -> f64 {
     let port = server.metrics.expect("metrics address").port().to_string();
     let (_, body) = http_get(&port, "/metrics");
     body.lines()
-        .filter(|l| l.starts_with("tidegate_truncations_detected_total"))
+        .filter(|l| l.starts_with(&format!("{counter}{{")))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
 }
@@ -333,7 +334,7 @@ fn records_smq_lost_are_a_log_truncation_clients_can_detect() {
     let lines: Vec<_> = log.lines().filter(|l| l.contains(LOST_LINE)).collect();
     assert_eq!(lines.len(), 1, "one error line per truncation:\n{log}");
     assert!(lines[0].contains(&topic) && lines[0].contains(&format!("first={end}")));
-    assert_eq!(truncations_counted(&server), 1.0);
+    assert_eq!(counted(&server, "tidegate_truncations_detected_total"), 1.0);
 
     // A restarted tidegate still knows: epoch 0 ended at `end`.
     drop(server);
@@ -544,6 +545,7 @@ fn an_idempotent_batch_cut_short_by_a_tidegate_crash_is_read_once() {
             continue;
         }
         server.wait_for_log(TORN_LINE, Duration::from_secs(10));
+        assert_eq!(counted(&server, "tidegate_torn_batches_skipped_total"), 1.0);
         let end = stored + i64::from(RECORDS);
         let expected = [placed(&lead_in, 0), placed(&sent, stored)].concat();
         assert_same(

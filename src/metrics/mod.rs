@@ -102,8 +102,8 @@ pub struct Snapshot {
     pub lag: Vec<Lag>,
 }
 
-/// What the SMQ backend counts since start: where it answered reads from, and the
-/// truncations it found.
+/// What the SMQ backend counts since start: where it answered reads from, the truncations
+/// it found and the torn batches it skipped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SmqCounts {
     /// From the shard's cache of recent batches.
@@ -115,6 +115,9 @@ pub struct SmqCounts {
     /// Acknowledged offset ranges SMQ was found to have lost (it stopped before flushing
     /// them): truncations of the partition's log.
     pub truncations: u64,
+    /// Idempotent batches a crashed tidegate left stored in part, skipped after its restart
+    /// (their producers' retries stored whole after them).
+    pub torn_batches: u64,
 }
 
 fn add(cell: &Cell<u64>, n: u64) {

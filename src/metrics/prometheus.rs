@@ -3,7 +3,7 @@
 
 use super::histogram::{upper_bound_seconds, LatencyBuckets};
 use super::seaweedfs::RpcSnapshot;
-use super::{GroupCounts, Snapshot, TopicCounts};
+use super::{GroupCounts, SmqCounts, Snapshot, TopicCounts};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 use std::borrow::Cow;
@@ -133,36 +133,35 @@ pub fn render(shards: &[Snapshot]) -> String {
                 }
             }
         }
-        let name = "tidegate_flushed_file_reads_total";
-        family(
-            &mut out,
-            name,
-            "counter",
-            "SeaweedMQ reads (cache misses) answered from the log files the broker flushed to \
-             the filer rather than by the broker",
-        );
-        for shard in shards {
-            if let Some(reads) = shard.smq_counts {
-                let _ = writeln!(
-                    out,
-                    "{name}{{shard=\"{}\"}} {}",
-                    shard.shard, reads.from_files
-                );
-            }
-        }
-        let name = "tidegate_truncations_detected_total";
-        family(
-            &mut out,
-            name,
-            "counter",
-            "SeaweedMQ: acknowledged offset ranges the broker was found to have lost (it \
-             stopped before flushing them), each logged as an error; their producers were told \
-             to send them again",
-        );
-        for shard in shards {
-            if let Some(counts) = shard.smq_counts {
-                let truncations = counts.truncations;
-                let _ = writeln!(out, "{name}{{shard=\"{}\"}} {truncations}", shard.shard);
+        type Count = fn(&SmqCounts) -> u64;
+        let per_shard: [(&str, &str, Count); 3] = [
+            (
+                "tidegate_flushed_file_reads_total",
+                "SeaweedMQ reads (cache misses) answered from the log files the broker flushed \
+                 to the filer rather than by the broker",
+                |counts| counts.from_files,
+            ),
+            (
+                "tidegate_truncations_detected_total",
+                "SeaweedMQ: acknowledged offset ranges the broker was found to have lost (it \
+                 stopped before flushing them), each logged as an error; their producers were \
+                 told to send them again",
+                |counts| counts.truncations,
+            ),
+            (
+                "tidegate_torn_batches_skipped_total",
+                "SeaweedMQ: idempotent batches a crashed tidegate left stored in part, skipped \
+                 after its restart in a new leader epoch, each logged as a warning; their \
+                 producers' retries were stored whole after them",
+                |counts| counts.torn_batches,
+            ),
+        ];
+        for (name, help, count) in per_shard {
+            family(&mut out, name, "counter", help);
+            for shard in shards {
+                if let Some(counts) = &shard.smq_counts {
+                    let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", shard.shard, count(counts));
+                }
             }
         }
     }
@@ -405,7 +404,7 @@ fn api_name(key: i16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{Lag, ShardMetrics, SmqCounts};
+    use crate::metrics::{Lag, ShardMetrics};
     use std::time::Duration;
 
     #[test]
@@ -422,6 +421,7 @@ mod tests {
             cache_misses: 2,
             from_files: 1,
             truncations: 3,
+            torn_batches: 4,
         });
         let text = render(&[metrics.snapshot(0), busy]);
         for line in [
@@ -440,6 +440,7 @@ mod tests {
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"miss\"} 2",
             "tidegate_flushed_file_reads_total{shard=\"1\"} 1",
             "tidegate_truncations_detected_total{shard=\"1\"} 3",
+            "tidegate_torn_batches_skipped_total{shard=\"1\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }

@@ -125,8 +125,10 @@ pub struct SmqBackend {
     batch_cache_hits: Cell<u64>,
     batch_cache_misses: Cell<u64>,
     reads_from_files: Cell<u64>,
-    /// Truncations found (`truncated`).
+    /// Truncations found (`truncated`), and batches torn by a crash skipped
+    /// (`skip_torn_batch`).
     truncations: Cell<u64>,
+    torn_batches: Cell<u64>,
     timestamps: RefCell<TimestampIndex>,
     /// Kafka topic configs, in the filer.
     topic_configs: TopicConfigStore,
@@ -214,6 +216,7 @@ impl SmqBackend {
             batch_cache_misses: Cell::new(0),
             reads_from_files: Cell::new(0),
             truncations: Cell::new(0),
+            torn_batches: Cell::new(0),
             timestamps: RefCell::new(TimestampIndex::new(TIMESTAMP_POINTS)),
         }
     }
@@ -693,13 +696,14 @@ impl SmqBackend {
         Ok(topics)
     }
 
-    /// Where reads were answered from, and the truncations found.
+    /// Where reads were answered from, the truncations found and the torn batches skipped.
     pub fn counts(&self) -> crate::metrics::SmqCounts {
         crate::metrics::SmqCounts {
             cache_hits: self.batch_cache_hits.get(),
             cache_misses: self.batch_cache_misses.get(),
             from_files: self.reads_from_files.get(),
             truncations: self.truncations.get(),
+            torn_batches: self.torn_batches.get(),
         }
     }
 
@@ -1233,6 +1237,7 @@ impl SmqBackend {
             return Ok(());
         }
         let epoch = self.begin_epoch(tp, torn.base_offset, end);
+        self.torn_batches.set(self.torn_batches.get() + 1);
         tracing::warn!(%tp, producer_id = torn.producer_id, producer_epoch = torn.epoch,
             first_sequence = torn.first_sequence, first = torn.base_offset, last = end - 1,
             records = torn.last_offset - torn.base_offset + 1, leader_epoch = epoch,
