@@ -722,17 +722,7 @@ fn a_client_that_never_reads_shows_in_the_shard_budget_and_paused_reading() {
     // 64 pipelined Fetches of 1.6 MiB each, never read: the answers fill the connection's
     // budget, and then its reading pauses for as long as the client does not read.
     let mut reader = server.client();
-    let mut wire = Vec::new();
-    for correlation_id in 0..64 {
-        let fetch = request_frame(
-            &fetch_request("unread", 0, 0, 0),
-            FETCH_VERSION,
-            correlation_id,
-        );
-        wire.extend_from_slice(&(fetch.len() as i32).to_be_bytes());
-        wire.extend_from_slice(&fetch);
-    }
-    reader.send_raw(&wire);
+    reader.send_raw(&pipelined_fetches("unread", 64));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let paused = "tidegate_reading_paused_seconds_total{shard=\"0\"}";
     let held = loop {

@@ -212,17 +212,7 @@ fn answers_reach_a_client_that_goes_on_sending_at_shutdown() {
     // Two answers of 3.6 MiB in one write: more than the socket buffers hold, so the
     // last of it is still on its way when tidegate has written it all and closes.
     let mut client = server.client();
-    let mut wire = Vec::new();
-    for correlation_id in 0..2 {
-        let fetch = request_frame(
-            &fetch_request("still-sending", 0, 0, 0),
-            FETCH_VERSION,
-            correlation_id,
-        );
-        wire.extend_from_slice(&(fetch.len() as i32).to_be_bytes());
-        wire.extend_from_slice(&fetch);
-    }
-    client.send_raw(&wire);
+    client.send_raw(&pipelined_fetches("still-sending", 2));
     let mut length = [0u8; 4];
     std::io::Read::read_exact(&mut client.stream, &mut length).expect("the first answer begins");
     server.signal("TERM");

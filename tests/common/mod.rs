@@ -380,6 +380,22 @@ pub fn produce_retrying(client: &mut Client, topic: &str, partition: i32, batch:
     panic!("produce to {topic}/{partition}: still failing after 100 retries");
 }
 
+/// `count` Fetches of `topic`'s partition 0 from its start, framed back to back for one
+/// write, with correlation ids 0, 1, …: a client that pipelines.
+pub fn pipelined_fetches(topic: &str, count: i32) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for correlation_id in 0..count {
+        let fetch = request_frame(
+            &fetch_request(topic, 0, 0, 0),
+            FETCH_VERSION,
+            correlation_id,
+        );
+        wire.extend_from_slice(&(fetch.len() as i32).to_be_bytes());
+        wire.extend_from_slice(&fetch);
+    }
+    wire
+}
+
 pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id((-1).into())
