@@ -37,13 +37,18 @@ const ROUNDS: usize = 12;
 /// A binding, as (principal, permission): the rest is the same for all.
 type Binding = (String, i8);
 
-/// What one client thread had acknowledged.
+/// What one client thread had acknowledged, and the deletions answered with an error: the
+/// change stays pending on its gateway and is stored by a later write (stored.rs), so
+/// those bindings and users may or may not be in force, as a Kafka request that timed out
+/// may or may not have taken effect.
 #[derive(Default)]
 struct Acknowledged {
     created: Vec<Binding>,
     deleted: Vec<Binding>,
+    deletions_failed: Vec<Binding>,
     users: Vec<String>,
     users_deleted: Vec<String>,
+    user_deletions_failed: Vec<String>,
 }
 
 fn creation((principal, permission): &Binding) -> AclCreation {
@@ -103,6 +108,8 @@ fn client_changes(server: &Server, gateway: usize, thread: usize) -> Acknowledge
             let response = client.call(&request, 3);
             if response.filter_results[0].error_code == 0 {
                 acknowledged.deleted.push(gone);
+            } else {
+                acknowledged.deletions_failed.push(gone);
             }
         }
         let user = name("user");
@@ -118,6 +125,8 @@ fn client_changes(server: &Server, gateway: usize, thread: usize) -> Acknowledge
                 ]);
                 if client.call(&request, 0).results[0].error_code == 0 {
                     acknowledged.users_deleted.push(user);
+                } else {
+                    acknowledged.user_deletions_failed.push(user);
                 }
             }
         }
@@ -201,6 +210,10 @@ fn concurrent_changes_through_two_gateways_are_all_kept() {
         .iter()
         .flat_map(|a| a.deleted.clone())
         .collect();
+    let either: BTreeSet<Binding> = acknowledged
+        .iter()
+        .flat_map(|a| a.deletions_failed.clone())
+        .collect();
     let created: BTreeSet<Binding> = acknowledged
         .iter()
         .flat_map(|a| a.created.clone())
@@ -211,9 +224,13 @@ fn concurrent_changes_through_two_gateways_are_all_kept() {
         .flat_map(|a| a.users_deleted.clone())
         .collect();
     let users: Vec<String> = acknowledged.iter().flat_map(|a| a.users.clone()).collect();
+    let users_either: BTreeSet<String> = acknowledged
+        .iter()
+        .flat_map(|a| a.user_deletions_failed.clone())
+        .collect();
     let users_kept: BTreeSet<String> = users
         .iter()
-        .filter(|user| !users_deleted.contains(*user))
+        .filter(|user| !users_deleted.contains(*user) && !users_either.contains(*user))
         .cloned()
         .collect();
     let expected_changes = gateways.len() * THREADS * ROUNDS;
@@ -228,13 +245,18 @@ fn concurrent_changes_through_two_gateways_are_all_kept() {
         "every creation acknowledged"
     );
 
+    // Those whose deletion failed may be in force or not: not looked at.
+    let kept: BTreeSet<Binding> = created.difference(&either).cloned().collect();
     for (n, gateway) in gateways.iter().enumerate() {
         let mut client = gateway.client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let bindings = bindings_in_force(&mut client);
+            let bindings: BTreeSet<Binding> = bindings_in_force(&mut client)
+                .difference(&either)
+                .cloned()
+                .collect();
             let in_force = users_in_force(&mut client, &users);
-            let missing: Vec<_> = created.difference(&bindings).collect();
+            let missing: Vec<_> = kept.difference(&bindings).collect();
             let resurrected: Vec<_> = deleted.intersection(&bindings).collect();
             let users_missing: Vec<_> = users_kept.difference(&in_force).collect();
             let users_resurrected: Vec<_> = users_deleted.intersection(&in_force).collect();
@@ -243,7 +265,7 @@ fn concurrent_changes_through_two_gateways_are_all_kept() {
                 && users_missing.is_empty()
                 && users_resurrected.is_empty()
             {
-                assert_eq!(bindings, created, "gateway {n}: nothing else in force");
+                assert_eq!(bindings, kept, "gateway {n}: nothing else in force");
                 break;
             }
             assert!(
