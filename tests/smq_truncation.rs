@@ -15,6 +15,10 @@
 //! record): the restarted tidegate skips that part, and the producer's retry is read once.
 //! That test kills only tidegate, and runs on the shared SeaweedFS (`TIDEGATE_SEAWEEDFS`).
 //!
+//! And a tidegate restarted before SMQ checkpointed the offsets it handed out, which leaves
+//! the files ending past the checkpoint as a crash does: no filler, no gap in the offsets.
+//! That one, too, runs on the shared SeaweedFS.
+//!
 //! The others kill and restart SeaweedFS, so they run only on one of its own:
 //! `TIDEGATE_SEAWEEDFS_KILLABLE=DIR`, a directory `SEAWEEDFS_PORT_OFFSET=600
 //! scripts/seaweedfs start DIR` runs in (never one another test or person uses).
@@ -568,6 +572,57 @@ fn an_idempotent_batch_cut_short_by_a_tidegate_crash_is_read_once() {
         return;
     }
     panic!("SMQ stored every batch whole before the kill, 5 times");
+}
+
+/// SMQ's broker flushes a partition as soon as its last publisher goes, and checkpoints the
+/// offsets it handed out only every 2 s: a tidegate restarted within those 2 s finds the
+/// files ending past the checkpoint, as after a broker crash. The live broker's next
+/// checkpoint catches up; tidegate must wait for it, not publish a filler, which would
+/// leave a gap before the next record (a Kafka partition's offsets are consecutive).
+#[test]
+fn a_tidegate_restarted_soon_after_producing_leaves_no_gap_in_the_offsets() {
+    const WAITED_LINE: &str = "waited for SeaweedMQ's offset checkpoint";
+    let Some(ports) = seaweedfs() else { return };
+    let topic = format!("consecutive-{}", uuid::Uuid::new_v4().simple());
+    let mut server = start(&ports["MASTER"]);
+    let mut client = server.client();
+    create_topic(&mut client, &topic, 1);
+    // Past a new topic's first flush window, which SMQ cannot serve after a reload.
+    let mut expected = records(0, 1, None);
+    let lead_in = encode_batch(&expected, Compression::None);
+    assert_eq!(produce(&mut client, &topic, lead_in), (0, 0));
+    wait_first_flush(&ports["FILER_PORT"], &topic, 1);
+    // The restart may come after the broker's checkpoint; then it is tried again.
+    for round in 1..=10 {
+        let before = records(round, 3, None);
+        let at = expected.len() as i64;
+        let batch = encode_batch(&before, Compression::None);
+        assert_eq!(produce(&mut client, &topic, batch), (0, at));
+        expected.extend(placed(&before, at));
+        drop(client);
+        drop(server);
+
+        server = start(&ports["MASTER"]);
+        client = server.client();
+        let after = records(round, 2, None);
+        let at = expected.len() as i64;
+        let batch = encode_batch(&after, Compression::None);
+        // The broker may still be unloading the partition: retried, as a client does.
+        let stored = produce_after_restart(&mut client, &topic, batch);
+        assert_eq!(
+            stored,
+            at,
+            "the next offset after a restart\n{}",
+            server.log()
+        );
+        expected.extend(placed(&after, at));
+        if server.log().contains(WAITED_LINE) {
+            let read = read_to(&mut client, &topic, expected.len() as i64);
+            assert_same(&read, &expected, "every record once, at its offset");
+            return;
+        }
+    }
+    panic!("the broker had checkpointed before every restart, 10 times");
 }
 
 /// A new one-partition topic named after `prefix`, and one batch of `count` records of

@@ -113,9 +113,12 @@ impl PartitionLog {
     /// checkpoint, and log files new or grown by a chunk.
     fn take_in(&mut self, entries: Vec<Entry>) {
         if let Some(checkpoint) = entries.iter().find(|e| e.name == CHECKPOINT) {
-            self.checkpoint = <[u8; 8]>::try_from(&checkpoint.content[..])
+            // The broker's checkpoints only rise; a change the watch reports late (or
+            // replays) must not take one back.
+            let read = <[u8; 8]>::try_from(&checkpoint.content[..])
                 .ok()
                 .map(i64::from_be_bytes);
+            self.checkpoint = self.checkpoint.max(read);
         }
         for mut entry in entries.into_iter().filter(is_log_file) {
             for chunk in &mut entry.chunks {

@@ -95,6 +95,11 @@ const TORN_SETTLE_ROUNDS: u32 = 10;
 const TIMESTAMP_POINTS: usize = 100_000;
 /// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
 const REREAD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long a live broker may take to checkpoint the offsets it handed out: its offset
+/// manager checkpoints every 2 s (`mq/offset/manager.go`), plus its write to the filer.
+const CHECKPOINT_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
+/// How often a stream that waits for that checkpoint lists the partition again.
+const CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A topic with where its partitions live, sorted by range start.
 struct SmqTopic {
@@ -1461,10 +1466,10 @@ impl SmqLookup {
     /// checkpoint when it loads the partition.
     async fn resolve(self) -> Result<(Target, Option<FilesEnd>)> {
         let topic = Topic {
-            namespace: self.namespace,
+            namespace: self.namespace.clone(),
             name: self.tp.topic.to_string(),
         };
-        let assignments = match self.cached {
+        let assignments = match &self.cached {
             Some(cached) => cached.assignments.clone(),
             None => {
                 let mut client =
@@ -1475,13 +1480,38 @@ impl SmqLookup {
         let (leader, partition) = leader_of(&assignments, self.tp.partition)?;
         let leader = named_leader(&self.tp, leader)?;
         let client = live_client(&self.clients, leader, self.tls.as_deref()).await?;
-        let files_end = self.log_files.flushed_end_now(&self.tp, &partition).await?;
+        let files_end = self.checkpointed_files_end(&partition).await?;
         let behind = files_end > self.log_files.counted_from(&self.tp);
         let files = FilesEnd {
             end: files_end,
             claimed_end: self.log_files.claimed_end(&self.tp),
         };
         Ok(((client, topic, partition), behind.then_some(files)))
+    }
+
+    /// The end of the partition's files, once the broker's checkpoint covers them or
+    /// `CHECKPOINT_CATCH_UP` has passed. Files ending past the checkpoint are what a broker
+    /// restarted from an older checkpoint leaves, but also what a live one leaves for up to
+    /// 2 s: it flushes a partition as soon as its last publisher goes (a tidegate restart),
+    /// and checkpoints on its own schedule. A live broker's next checkpoint catches up;
+    /// a filler published before it would leave a gap in the offsets for nothing.
+    async fn checkpointed_files_end(&self, partition: &proto::schema_pb::Partition) -> Result<i64> {
+        let started = std::time::Instant::now();
+        let mut waited = false;
+        loop {
+            let files_end = self.log_files.flushed_end_now(&self.tp, partition).await?;
+            let checkpointed = files_end <= self.log_files.counted_from(&self.tp);
+            if checkpointed || started.elapsed() >= CHECKPOINT_CATCH_UP {
+                if waited {
+                    let waited_ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(partition = %self.tp, checkpointed, waited_ms,
+                        "waited for SeaweedMQ's offset checkpoint to reach the partition's files");
+                }
+                return Ok(files_end);
+            }
+            waited = true;
+            glommio::timer::sleep(CHECKPOINT_POLL).await;
+        }
     }
 }
 

@@ -9,8 +9,8 @@
 //! A stream may start with a probe: SMQ's offset manager restarts from a checkpoint up to
 //! 2 s old, not from its files (proto/README.md, "PublishMessage"), so after a crash it can
 //! hand out offsets its files already hold, and a record given one would be hidden behind
-//! the one stored there first. When the partition's files end past the last checkpoint,
-//! the stream publishes one filler (`codec::filler`, which readers skip) before any
+//! the one stored there first. When the partition's files end past the last checkpoint
+//! (and still do once a live broker would have checkpointed, `SmqLookup::resolve`), the stream publishes one filler (`codec::filler`, which readers skip) before any
 //! request's records and, if the broker gave it an offset below the files' end, fillers
 //! up to that end.
 
@@ -215,6 +215,11 @@ async fn fill_to(
     let probed = next_ack(responses).await?;
     let behind = files_end - 1 - probed;
     if behind <= 0 {
+        tracing::info!(
+            offset = probed,
+            files_end,
+            "a filler holds an offset: SeaweedMQ's checkpoint was behind the partition's files"
+        );
         return Ok(0);
     }
     if behind > MAX_FILLERS {
