@@ -270,5 +270,6 @@ fn settings(namespace: impl Into<String>) -> Settings {
         decompressed_limit: 64 << 20,
         tls: None,
         acks_all: tidegate::config::SmqAcksAll::Flushed,
+        fetch_poll: std::time::Duration::from_millis(500),
     }
 }

@@ -160,6 +160,7 @@ pub fn open(config: &Config, security: &Arc<Security>) -> anyhow::Result<Backend
                 decompressed_limit: config.max_decompressed_batch_bytes,
                 tls,
                 acks_all: config.smq_acks_all,
+                fetch_poll: Duration::from_millis(config.smq_fetch_poll_ms),
             };
             Ok(Backend::Smq(endpoints, settings))
         }

@@ -206,6 +206,14 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = SmqAcksAll::Flushed)]
     pub smq_acks_all: SmqAcksAll,
 
+    /// How often a fetch waiting at the end of a SeaweedMQ partition reads it again, in
+    /// milliseconds, for records written there by others than this gateway (another
+    /// tidegate, SeaweedFS's own clients); records produced through this gateway wake the
+    /// fetch at once. Each read is one FetchMessage to the broker per waiting fetch and
+    /// partition, so idle consumers cost the broker this often.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub smq_fetch_poll_ms: u64,
+
     /// How often each shard writes its idempotent producers' state to SeaweedFS's filer,
     /// in milliseconds (one write per shard covering every partition that changed). The
     /// state is kept with the records as well; a restarted shard reads the records written

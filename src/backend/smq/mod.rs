@@ -15,7 +15,8 @@
 //! - refused: deleting a topic (TOPIC_DELETION_DISABLED), adding partitions
 //!   (INVALID_PARTITIONS: it would orphan the data), DeleteRecords (POLICY_VIOLATION);
 //! - not enforced: `retention.ms` and `retention.bytes` (stored, shown, never acted on);
-//! - waiting fetches re-read every `REREAD_INTERVAL` (100 ms), since others may append.
+//! - waiting fetches re-read every `--smq-fetch-poll-ms` (500 ms), since others may append;
+//!   appends through this gateway wake them at once.
 
 pub mod cache;
 pub mod channel;
@@ -93,7 +94,7 @@ const TORN_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 const TORN_SETTLE_ROUNDS: u32 = 10;
 /// Offset → timestamp points each shard keeps for ListOffsets by time.
 const TIMESTAMP_POINTS: usize = 100_000;
-/// How often a waiting fetch re-reads an SMQ partition (see `poll_interval`).
+/// How often a restarted shard tries again to read records SMQ cannot serve yet.
 const REREAD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long a live broker may take to checkpoint the offsets it handed out: its offset
 /// manager checkpoints every 2 s (`mq/offset/manager.go`), plus its write to the filer.
@@ -150,6 +151,8 @@ pub struct SmqBackend {
     decompressed_limit: usize,
     /// `--smq-acks-all`.
     acks_all: SmqAcksAll,
+    /// `--smq-fetch-poll-ms`.
+    fetch_poll: std::time::Duration,
     /// Per partition, the offset after the last record a publish stream acknowledged
     /// (lowered to the truncation point when SMQ lost some).
     acked_end: RefCell<HashMap<TopicPartition, i64>>,
@@ -182,6 +185,8 @@ pub struct Settings {
     pub tls: Option<Arc<ClientTls>>,
     /// `--smq-acks-all`: what acks=all waits for.
     pub acks_all: SmqAcksAll,
+    /// `--smq-fetch-poll-ms`: how often a waiting fetch reads its partitions again.
+    pub fetch_poll: std::time::Duration,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -197,6 +202,7 @@ impl SmqBackend {
             bootstrap,
             decompressed_limit: settings.decompressed_limit,
             acks_all: settings.acks_all,
+            fetch_poll: settings.fetch_poll,
             acked_end: RefCell::default(),
             in_doubt: RefCell::default(),
             awaited: Rc::default(),
@@ -1047,9 +1053,10 @@ impl SmqBackend {
     }
 
     /// Others than this process may append to an SMQ partition (another gateway, SMQ's own
-    /// clients), so no append here wakes every waiting fetch: they re-read this often.
+    /// clients), so no append here wakes every waiting fetch: they re-read this often
+    /// (`--smq-fetch-poll-ms`).
     pub fn poll_interval(&self) -> Option<std::time::Duration> {
-        Some(REREAD_INTERVAL)
+        Some(self.fetch_poll)
     }
 
     /// SeaweedMQ keeps everything: the pinned version stores a topic's retention setting but
