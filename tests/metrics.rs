@@ -19,23 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Every sample of a scrape, by its series (`name{labels}`).
-fn scrape(server: &Server) -> HashMap<String, f64> {
-    let (status, body) = http_get(&metrics_port(server), "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("sample line");
-            (series.to_string(), value.parse().expect("sample value"))
-        })
-        .collect()
-}
-
-fn metrics_port(server: &Server) -> String {
-    server.metrics.expect("metrics address").port().to_string()
-}
-
 fn sample(samples: &HashMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }

@@ -380,6 +380,24 @@ pub fn produce_retrying(client: &mut Client, topic: &str, partition: i32, batch:
     panic!("produce to {topic}/{partition}: still failing after 100 retries");
 }
 
+/// Every sample of a scrape, by its series (`name{labels}`).
+pub fn scrape(server: &Server) -> HashMap<String, f64> {
+    let (status, body) = http_get(&metrics_port(server), "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            (series.to_string(), value.parse().expect("sample value"))
+        })
+        .collect()
+}
+
+/// Where the server serves /metrics (it was started with `--metrics-addr`).
+pub fn metrics_port(server: &Server) -> String {
+    server.metrics.expect("metrics address").port().to_string()
+}
+
 /// `count` Fetches of `topic`'s partition 0 from its start, framed back to back for one
 /// write, with correlation ids 0, 1, …: a client that pipelines.
 pub fn pipelined_fetches(topic: &str, count: i32) -> Vec<u8> {

@@ -10,9 +10,10 @@
 //! 2 s old, not from its files (proto/README.md, "PublishMessage"), so after a crash it can
 //! hand out offsets its files already hold, and a record given one would be hidden behind
 //! the one stored there first. When the partition's files end past the last checkpoint
-//! (and still do once a live broker would have checkpointed, `SmqLookup::resolve`), the stream publishes one filler (`codec::filler`, which readers skip) before any
-//! request's records and, if the broker gave it an offset below the files' end, fillers
-//! up to that end.
+//! (and still do once a live broker would have checkpointed, `SmqLookup::resolve`), the
+//! stream publishes one filler (`codec::filler`, which readers skip) before any request's
+//! records and, if the broker gave it an offset below the files' end, fillers up to that
+//! end.
 
 use super::channel::SmqClient;
 use super::codec::{self, SmqMessage};
