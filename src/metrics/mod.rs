@@ -112,6 +112,8 @@ pub struct SmqCounts {
     pub cache_misses: u64,
     /// Of the misses, those answered from the log files SMQ flushed to the filer.
     pub from_files: u64,
+    /// Flushed files read ahead of consumers catching up.
+    pub reads_ahead: u64,
     /// Acknowledged offset ranges SMQ was found to have lost (it stopped before flushing
     /// them): truncations of the partition's log.
     pub truncations: u64,

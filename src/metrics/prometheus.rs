@@ -134,12 +134,18 @@ pub fn render(shards: &[Snapshot]) -> String {
             }
         }
         type Count = fn(&SmqCounts) -> u64;
-        let per_shard: [(&str, &str, Count); 3] = [
+        let per_shard: [(&str, &str, Count); 4] = [
             (
                 "tidegate_flushed_file_reads_total",
-                "SeaweedMQ reads (cache misses) answered from the log files the broker flushed \
-                 to the filer rather than by the broker",
+                "SeaweedMQ reads (cache misses and reads ahead) answered from the log files the \
+                 broker flushed to the filer rather than by the broker",
                 |counts| counts.from_files,
+            ),
+            (
+                "tidegate_reads_ahead_total",
+                "SeaweedMQ: flushed log files read into the batch cache ahead of consumers \
+                 catching up",
+                |counts| counts.reads_ahead,
             ),
             (
                 "tidegate_truncations_detected_total",
@@ -420,6 +426,7 @@ mod tests {
             cache_hits: 7,
             cache_misses: 2,
             from_files: 1,
+            reads_ahead: 5,
             truncations: 3,
             torn_batches: 4,
         });
@@ -439,6 +446,7 @@ mod tests {
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"hit\"} 7",
             "tidegate_batch_cache_reads_total{shard=\"1\",result=\"miss\"} 2",
             "tidegate_flushed_file_reads_total{shard=\"1\"} 1",
+            "tidegate_reads_ahead_total{shard=\"1\"} 5",
             "tidegate_truncations_detected_total{shard=\"1\"} 3",
             "tidegate_torn_batches_skipped_total{shard=\"1\"} 4",
         ] {

@@ -1,7 +1,8 @@
 """A consumer catching up on SeaweedMQ data flushed before tidegate started: every record
 comes back at the offset it was acknowledged at, byte for byte, with its key, headers and
 timestamp, none skipped, and tidegate read them from the partitions' log files in the filer
-(src/backend/smq/log_files.rs) rather than through the broker."""
+(src/backend/smq/log_files.rs) rather than through the broker, each partition's next file
+while the consumer read the one before (src/backend/smq/read_ahead.rs)."""
 
 import functools
 import time
@@ -90,3 +91,6 @@ def test_catch_up_reads_flushed_files_whole_and_in_place(seaweedfs, tmp_path):
         assert not differ, f"at {position}, (acknowledged, served): {differ!r:.400}"
     from_files = samples.get('tidegate_flushed_file_reads_total{shard="0"}', 0)
     assert from_files > 0, "no read was answered from the filer's log files"
+    # Each partition has at least two files: the second was read while the first was read.
+    reads_ahead = samples.get('tidegate_reads_ahead_total{shard="0"}', 0)
+    assert reads_ahead > 0, "no file was read ahead of the consumer"

@@ -4,7 +4,8 @@
 //!   as they are read: [`RecordBatch::kept_at`](crate::record_batch::RecordBatch::kept_at))
 //!   or fetched (as encoded here), by offset. A consumer that follows its producers closely
 //!   is answered from it: no FetchMessage round trip and no re-encoding. Bounded in bytes;
-//!   the oldest batches go first, which is what a tailing consumer wants. The producer's
+//!   batches already read go first, then the oldest: a tailing consumer reads the oldest
+//!   first anyway, and one catching up keeps what it has not reached (read_ahead.rs). The producer's
 //!   own batch always wins: a fetch that read SMQ while the append was being acknowledged
 //!   may cache its re-encoded copy first (uncompressed, without producer id and sequences),
 //!   and the append then replaces it.
@@ -20,6 +21,8 @@ struct CachedBatch {
     last_offset: i64,
     bytes: LogBatch,
     source: Source,
+    /// Served to a consumer at least once.
+    read: bool,
 }
 
 /// Where a cached batch came from.
@@ -33,9 +36,16 @@ pub enum Source {
 
 pub struct BatchCache {
     partitions: HashMap<TopicPartition, BTreeMap<i64, CachedBatch>>,
-    /// Insertion order, for eviction.
+    /// Batches in the order they were cached, and in the order they were first read: a
+    /// batch read goes before one no consumer has reached yet (a file read ahead, the rest
+    /// of one a consumer is reading), then the oldest. Entries of batches gone since stay
+    /// behind, skipped when they come up, until `compact` drops them.
     order: VecDeque<(TopicPartition, i64)>,
+    read_order: VecDeque<(TopicPartition, i64)>,
+    batches: usize,
     bytes: usize,
+    /// Of `bytes`, those of batches never read.
+    unread: usize,
     capacity: usize,
 }
 
@@ -44,9 +54,21 @@ impl BatchCache {
         Self {
             partitions: HashMap::new(),
             order: VecDeque::new(),
+            read_order: VecDeque::new(),
+            batches: 0,
             bytes: 0,
+            unread: 0,
             capacity: capacity_bytes,
         }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes of cached batches no read has reached.
+    pub fn unread_bytes(&self) -> usize {
+        self.unread
     }
 
     /// Remembers the batch holding offsets `base..=last`. An appended batch replaces fetched
@@ -78,44 +100,86 @@ impl BatchCache {
             return;
         }
         for (start, _) in overlapping {
-            if let Some(replaced) = batches.remove(&start) {
-                // Its entry in `order` stays behind and is skipped when it comes up.
-                self.bytes -= replaced.bytes.len();
-            }
+            self.remove(tp, start);
         }
         self.bytes += bytes.len();
-        batches.insert(
+        self.unread += bytes.len();
+        self.batches += 1;
+        self.partitions.entry(tp.clone()).or_default().insert(
             base,
             CachedBatch {
                 last_offset: last,
                 bytes,
                 source,
+                read: false,
             },
         );
         self.order.push_back((tp.clone(), base));
         while self.bytes > self.capacity {
-            self.evict_oldest();
+            self.evict();
+        }
+        self.compact();
+    }
+
+    /// Evicts the batch read first, else the oldest.
+    fn evict(&mut self) {
+        while let Some((tp, base)) = self.read_order.pop_front() {
+            let read = self
+                .partitions
+                .get(&tp)
+                .and_then(|batches| batches.get(&base))
+                .is_some_and(|batch| batch.read);
+            if read {
+                self.remove(&tp, base);
+                return;
+            }
+        }
+        while let Some((tp, base)) = self.order.pop_front() {
+            if self.remove(&tp, base) {
+                return;
+            }
         }
     }
 
-    fn evict_oldest(&mut self) {
-        let Some((tp, base)) = self.order.pop_front() else {
-            return;
+    /// Removes the batch beginning at `base`, if one does.
+    fn remove(&mut self, tp: &TopicPartition, base: i64) -> bool {
+        let Some(batches) = self.partitions.get_mut(tp) else {
+            return false;
         };
-        if let Some(batches) = self.partitions.get_mut(&tp) {
-            if let Some(evicted) = batches.remove(&base) {
-                self.bytes -= evicted.bytes.len();
-            }
-            if batches.is_empty() {
-                self.partitions.remove(&tp);
-            }
+        let Some(removed) = batches.remove(&base) else {
+            return false;
+        };
+        if batches.is_empty() {
+            self.partitions.remove(tp);
         }
+        self.batches -= 1;
+        self.bytes -= removed.bytes.len();
+        if !removed.read {
+            self.unread -= removed.bytes.len();
+        }
+        true
+    }
+
+    /// Drops the entries of batches gone from `order` and `read_order` once they outnumber
+    /// the batches: replaced, forgotten and read-first evictions leave them behind.
+    fn compact(&mut self) {
+        let bound = 2 * self.batches + 64;
+        if self.order.len() + self.read_order.len() <= bound {
+            return;
+        }
+        let partitions = &self.partitions;
+        let present = |(tp, base): &(TopicPartition, i64)| {
+            partitions.get(tp).is_some_and(|b| b.contains_key(base))
+        };
+        self.order.retain(present);
+        self.read_order
+            .retain(|entry| present(entry) && partitions[&entry.0][&entry.1].read);
     }
 
     /// Drops the partition's batches holding offsets from `offset` on: SMQ lost them, and
     /// may give their offsets to other records.
     pub fn forget_from(&mut self, tp: &TopicPartition, offset: i64) {
-        let Some(batches) = self.partitions.get_mut(tp) else {
+        let Some(batches) = self.partitions.get(tp) else {
             return;
         };
         let doomed: Vec<i64> = batches
@@ -124,37 +188,74 @@ impl BatchCache {
             .map(|(base, _)| *base)
             .collect();
         for base in doomed {
-            if let Some(dropped) = batches.remove(&base) {
-                // Its entry in `order` stays behind and is skipped when it comes up.
-                self.bytes -= dropped.bytes.len();
-            }
+            self.remove(tp, base);
         }
+    }
+
+    /// Whether a cached batch holds `offset`.
+    pub fn holds(&self, tp: &TopicPartition, offset: i64) -> bool {
+        self.holding(tp, offset).is_some()
+    }
+
+    /// How far consecutive cached batches reach from `offset`: the offset after the last
+    /// of them and their bytes, counted up to `enough`; (`offset`, 0) if it is not cached.
+    pub fn cached_from(&self, tp: &TopicPartition, offset: i64, enough: usize) -> (i64, usize) {
+        let Some(first) = self.holding(tp, offset) else {
+            return (offset, 0);
+        };
+        let batches = &self.partitions[tp];
+        let mut size = first.bytes.len();
+        let mut next = first.last_offset + 1;
+        while let Some(batch) = batches.get(&next).filter(|_| size < enough) {
+            size += batch.bytes.len();
+            next = batch.last_offset + 1;
+        }
+        (next, size)
+    }
+
+    /// The cached batch holding `offset`.
+    fn holding(&self, tp: &TopicPartition, offset: i64) -> Option<&CachedBatch> {
+        let (_, batch) = self
+            .partitions
+            .get(tp)?
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, b)| b.last_offset >= offset)?;
+        Some(batch)
     }
 
     /// Consecutive cached batches from the one holding `offset`, up to about `max_bytes`
     /// (always the first), with the offset after the last; `None` if `offset` is not
-    /// cached.
+    /// cached. They count as read from now on.
     pub fn read(
-        &self,
+        &mut self,
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
     ) -> Option<(Vec<LogBatch>, i64)> {
-        let batches = self.partitions.get(tp)?;
-        let (_, first) = batches
+        let base = *self
+            .partitions
+            .get(tp)?
             .range(..=offset)
             .next_back()
-            .filter(|(_, b)| b.last_offset >= offset)?;
-        let mut size = first.bytes.len();
-        let mut next = first.last_offset + 1;
-        let mut found = vec![first.bytes.clone()];
-        while let Some(batch) = batches.get(&next) {
-            if size + batch.bytes.len() > max_bytes {
+            .filter(|(_, b)| b.last_offset >= offset)?
+            .0;
+        let batches = self.partitions.get_mut(tp)?;
+        let mut found = Vec::new();
+        let mut size = 0;
+        let mut next = base;
+        while let Some(batch) = batches.get_mut(&next) {
+            if !found.is_empty() && size + batch.bytes.len() > max_bytes {
                 break;
             }
             size += batch.bytes.len();
-            next = batch.last_offset + 1;
             found.push(batch.bytes.clone());
+            if !batch.read {
+                batch.read = true;
+                self.unread -= batch.bytes.len();
+                self.read_order.push_back((tp.clone(), next));
+            }
+            next = batch.last_offset + 1;
         }
         Some((found, next))
     }
@@ -245,6 +346,23 @@ mod tests {
     }
 
     #[test]
+    fn how_far_the_cache_reaches_counts_consecutive_batches_up_to_enough() {
+        let mut cache = BatchCache::new(1 << 20);
+        cache.insert(&tp(), 0, 9, served(vec![0; 100]), Source::Fetched);
+        cache.insert(&tp(), 10, 19, served(vec![1; 100]), Source::Fetched);
+        cache.insert(&tp(), 20, 29, served(vec![2; 100]), Source::Fetched);
+        cache.insert(&tp(), 40, 49, served(vec![4; 100]), Source::Fetched);
+        assert_eq!(
+            cache.cached_from(&tp(), 5, 1000),
+            (30, 300),
+            "up to the gap"
+        );
+        assert_eq!(cache.cached_from(&tp(), 5, 150), (20, 200), "enough");
+        assert_eq!(cache.cached_from(&tp(), 30, 1000), (30, 0), "not cached");
+        assert!(cache.holds(&tp(), 45) && !cache.holds(&tp(), 35));
+    }
+
+    #[test]
     fn overlapping_batches_are_not_cached_twice_and_the_oldest_go_first() {
         let mut cache = BatchCache::new(250);
         cache.insert(&tp(), 0, 9, served(vec![0; 100]), Source::Appended);
@@ -258,6 +376,47 @@ mod tests {
 
     /// A fetch that read SMQ while the append was being acknowledged cached its re-encoded
     /// copy first; the producer's own batch must still be what later consumers get.
+    #[test]
+    fn batches_read_go_before_unread_ones_and_unread_bytes_are_counted() {
+        let mut cache = BatchCache::new(300);
+        cache.insert(&tp(), 0, 9, served(vec![0; 100]), Source::Fetched);
+        cache.insert(&tp(), 10, 19, served(vec![1; 100]), Source::Fetched);
+        cache.insert(&tp(), 20, 29, served(vec![2; 100]), Source::Fetched);
+        assert_eq!(cache.unread_bytes(), 300);
+        assert_eq!(cache.read(&tp(), 10, 50).map(|r| r.1), Some(20));
+        assert_eq!(cache.unread_bytes(), 200);
+        // Full: the batch read goes, though 0..9 is older.
+        cache.insert(&tp(), 30, 39, served(vec![3; 100]), Source::Fetched);
+        assert!(cache.holds(&tp(), 5) && !cache.holds(&tp(), 15));
+        assert_eq!(cache.unread_bytes(), 300);
+        // None read: the oldest goes.
+        cache.insert(&tp(), 40, 49, served(vec![4; 100]), Source::Fetched);
+        assert!(!cache.holds(&tp(), 5) && cache.holds(&tp(), 25));
+        // Read twice, counted once; forgotten unread, no longer counted.
+        cache.read(&tp(), 20, 1000);
+        cache.read(&tp(), 20, 1000);
+        assert_eq!(cache.unread_bytes(), 0);
+        cache.insert(&tp(), 50, 59, served(vec![5; 100]), Source::Fetched);
+        assert_eq!(cache.unread_bytes(), 100);
+        cache.forget_from(&tp(), 50);
+        assert_eq!(cache.unread_bytes(), 0);
+    }
+
+    #[test]
+    fn eviction_queues_stay_bounded_by_the_batches_cached() {
+        let mut cache = BatchCache::new(1000);
+        for round in 0..10_000i64 {
+            let base = round * 10;
+            cache.insert(&tp(), base, base + 9, served(vec![0; 100]), Source::Fetched);
+            cache.read(&tp(), base, 1000);
+            if round % 3 == 0 {
+                cache.forget_from(&tp(), base);
+            }
+        }
+        assert!(cache.batches <= 10);
+        assert!(cache.order.len() + cache.read_order.len() <= 2 * cache.batches + 64);
+    }
+
     #[test]
     fn the_producers_batch_replaces_a_fetched_copy_and_never_the_other_way() {
         let mut cache = BatchCache::new(1 << 20);

@@ -29,6 +29,7 @@ pub mod offsets;
 pub mod producers;
 pub mod proto;
 pub mod publisher;
+pub mod read_ahead;
 pub mod security;
 pub mod tls;
 pub mod topic_configs;
@@ -58,6 +59,7 @@ use proto::messaging_pb::{
 };
 use proto::schema_pb::Topic;
 use publisher::{FilesEnd, Publisher, Target};
+use read_ahead::ReadAheads;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
@@ -131,6 +133,8 @@ pub struct SmqBackend {
     batch_cache_hits: Cell<u64>,
     batch_cache_misses: Cell<u64>,
     reads_from_files: Cell<u64>,
+    /// Flushed files being read, or read and not yet reached, ahead of consumers.
+    read_aheads: RefCell<ReadAheads>,
     /// Truncations found (`truncated`), and batches torn by a crash skipped
     /// (`skip_torn_batch`).
     truncations: Cell<u64>,
@@ -226,6 +230,7 @@ impl SmqBackend {
             batch_cache_hits: Cell::new(0),
             batch_cache_misses: Cell::new(0),
             reads_from_files: Cell::new(0),
+            read_aheads: RefCell::default(),
             truncations: Cell::new(0),
             torn_batches: Cell::new(0),
             timestamps: RefCell::new(TimestampIndex::new(TIMESTAMP_POINTS)),
@@ -713,6 +718,7 @@ impl SmqBackend {
             cache_hits: self.batch_cache_hits.get(),
             cache_misses: self.batch_cache_misses.get(),
             from_files: self.reads_from_files.get(),
+            reads_ahead: self.read_aheads.borrow().started(),
             truncations: self.truncations.get(),
             torn_batches: self.torn_batches.get(),
         }
@@ -1070,53 +1076,131 @@ impl SmqBackend {
     }
 
     pub async fn read(
-        &self,
+        self: &Rc<Self>,
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult> {
         let offset = self.record_at_or_after(tp, offset);
-        if let Some((batches, next)) = self.batch_cache.borrow().read(tp, offset, max_bytes) {
-            self.batch_cache_hits.set(self.batch_cache_hits.get() + 1);
-            // What is served here was acknowledged, so the mark is at least past it; kept,
-            // because `Partitions::watch` compares this answer with `high_watermark`, and a
-            // difference there is "data arrived", which would end every wait at once.
-            let high_watermark = {
-                let mut high_watermarks = self.high_watermarks.borrow_mut();
-                let known = high_watermarks.entry(tp.clone()).or_insert(next);
-                *known = (*known).max(next);
-                *known
-            };
-            return Ok(ReadResult {
-                batches,
-                high_watermark,
-                log_start_offset: 0,
-            });
+        if let Some(read) = self.read_cached(tp, offset, max_bytes) {
+            return Ok(read);
+        }
+        // A read ahead under way brings it: waited for, rather than the file read twice.
+        let bringing = self.read_aheads.borrow().bringing(tp, offset);
+        if let Some(finished) = bringing {
+            let _ = finished.await;
+            if let Some(read) = self.read_cached(tp, offset, max_bytes) {
+                return Ok(read);
+            }
         }
         self.batch_cache_misses
             .set(self.batch_cache_misses.get() + 1);
-        let (found, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
-        let records = found.records;
-        // Cached as batches of about FETCHED_BATCH_BYTES, and answered from the cache as a
-        // hit would be; the first batch alone if the cache kept none of them (it keeps one
-        // copy of an offset, and never a batch larger than itself).
-        let mut first_batch = None;
-        let mut cache = self.batch_cache.borrow_mut();
-        for run in fetched_batches(&records) {
-            let (first, last) = (run[0].offset, run[run.len() - 1].offset);
-            let batch = LogBatch::as_served(encode_records(run)).in_epoch(self.epoch_at(tp, first));
-            first_batch.get_or_insert_with(|| batch.clone());
-            cache.insert(tp, first, last, batch, Source::Fetched);
-        }
-        let batches = match cache.read(tp, offset, max_bytes) {
-            Some((batches, _)) => batches,
-            None => first_batch.into_iter().collect(),
+        let filled = self.fill_cache(tp, offset, max_bytes).await?;
+        // Answered from the cache as a hit would be; the first batch alone if the cache
+        // kept none of them (it keeps one copy of an offset, and never a batch larger than
+        // itself).
+        let cached = self.batch_cache.borrow_mut().read(tp, offset, max_bytes);
+        let batches = match cached {
+            Some((batches, next)) => {
+                self.read_ahead_after(tp, next);
+                batches
+            }
+            None => filled.first.into_iter().collect(),
         };
         Ok(ReadResult {
+            batches,
+            high_watermark: filled.high_watermark,
+            log_start_offset: 0,
+        })
+    }
+
+    /// The read answered from the batch cache, if it holds `offset`.
+    fn read_cached(
+        self: &Rc<Self>,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Option<ReadResult> {
+        let (batches, next) = self.batch_cache.borrow_mut().read(tp, offset, max_bytes)?;
+        self.batch_cache_hits.set(self.batch_cache_hits.get() + 1);
+        // What is served here was acknowledged, so the mark is at least past it; kept,
+        // because `Partitions::watch` compares this answer with `high_watermark`, and a
+        // difference there is "data arrived", which would end every wait at once.
+        let high_watermark = {
+            let mut high_watermarks = self.high_watermarks.borrow_mut();
+            let known = high_watermarks.entry(tp.clone()).or_insert(next);
+            *known = (*known).max(next);
+            *known
+        };
+        self.read_ahead_after(tp, next);
+        Some(ReadResult {
             batches,
             high_watermark,
             log_start_offset: 0,
         })
+    }
+
+    /// The partition's records from `offset` on (`fetch_records`), cached as batches of
+    /// about `FETCHED_BATCH_BYTES`.
+    async fn fill_cache(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Filled> {
+        let (found, high_watermark) = self.fetch_records(tp, offset, max_bytes).await?;
+        let records = found.records;
+        let mut filled = Filled {
+            first: None,
+            high_watermark,
+        };
+        let mut cache = self.batch_cache.borrow_mut();
+        for run in fetched_batches(&records) {
+            let (first, last) = (run[0].offset, run[run.len() - 1].offset);
+            let batch = LogBatch::as_served(encode_records(run)).in_epoch(self.epoch_at(tp, first));
+            filled.first.get_or_insert_with(|| batch.clone());
+            cache.insert(tp, first, last, batch, Source::Fetched);
+        }
+        Ok(filled)
+    }
+
+    /// A read of `tp` was answered up to `next`: if little is cached past it and what
+    /// follows is in the files SMQ flushed, the next of them is read into the cache in the
+    /// background (read_ahead.rs says why and how far).
+    fn read_ahead_after(self: &Rc<Self>, tp: &TopicPartition, next: i64) {
+        // A consumer reading what the broker still holds (one following its producers)
+        // has nothing to read ahead: settled before counting what the cache holds.
+        if !self.is_flushed(tp, next) {
+            return;
+        }
+        let (end, ahead) = {
+            let cache = self.batch_cache.borrow();
+            if cache.unread_bytes() >= cache.capacity() / 2 {
+                return;
+            }
+            cache.cached_from(tp, next, read_ahead::LOW_WATER_BYTES)
+        };
+        if ahead >= read_ahead::LOW_WATER_BYTES || !self.is_flushed(tp, end) {
+            return;
+        }
+        let Some(reading) = self.read_aheads.borrow_mut().start(tp, end) else {
+            return;
+        };
+        let backend = self.clone();
+        let tp = tp.clone();
+        glommio::spawn_local(async move {
+            // A failure is the foreground read's to report, when it meets it.
+            let _ = backend.fill_cache(&tp, end, MAX_FETCH_MESSAGE_BYTES).await;
+            backend.read_aheads.borrow_mut().finished(&tp);
+            drop(reading);
+        })
+        .detach();
+    }
+
+    /// Whether `offset` of `tp` was flushed, as last learned: read from the files.
+    fn is_flushed(&self, tp: &TopicPartition, offset: i64) -> bool {
+        let in_memory_from = self.in_memory_from.borrow().get(tp).copied().unwrap_or(0);
+        offset < in_memory_from.max(self.log_files.known_end(tp))
     }
 
     /// Where the partition's next record at or after `offset` can be: past what SMQ kept of
@@ -1270,9 +1354,7 @@ impl SmqBackend {
         if let Err(error) = self.log_files.list_once(tp, &partition).await {
             self.warn_log_files(tp, offset, &error);
         }
-        let in_memory_from = self.in_memory_from.borrow().get(tp).copied().unwrap_or(0);
-        let flushed = offset < in_memory_from.max(self.log_files.known_end(tp));
-        if flushed {
+        if self.is_flushed(tp, offset) {
             if let Some(found) = self.read_flushed(tp, &partition, offset).await {
                 return Ok(found);
             }
@@ -1621,6 +1703,13 @@ fn named_leader<'a>(tp: &TopicPartition, leader: &'a str) -> Result<&'a str> {
         )));
     }
     Ok(leader)
+}
+
+/// What `SmqBackend::fill_cache` read: the first batch (which the cache may not have kept)
+/// and the partition's high-water mark.
+struct Filled {
+    first: Option<LogBatch>,
+    high_watermark: i64,
 }
 
 /// Per partition, offsets (first, last) of batches `wait_durable` waits on.
