@@ -271,5 +271,6 @@ fn settings(namespace: impl Into<String>) -> Settings {
         tls: None,
         acks_all: tidegate::config::SmqAcksAll::Flushed,
         fetch_poll: std::time::Duration::from_millis(500),
+        batch_cache_bytes: 64 << 20,
     }
 }

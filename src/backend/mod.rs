@@ -161,6 +161,7 @@ pub fn open(config: &Config, security: &Arc<Security>) -> anyhow::Result<Backend
                 tls,
                 acks_all: config.smq_acks_all,
                 fetch_poll: Duration::from_millis(config.smq_fetch_poll_ms),
+                batch_cache_bytes: config.smq_batch_cache_bytes,
             };
             Ok(Backend::Smq(endpoints, settings))
         }

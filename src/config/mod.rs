@@ -214,6 +214,14 @@ pub struct Config {
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub smq_fetch_poll_ms: u64,
 
+    /// Bytes of Kafka batches each shard keeps of its SeaweedMQ partitions: those recently
+    /// produced (a consumer that follows its producers is answered without asking the
+    /// broker) and the flushed files read for consumers catching up (a partition's next
+    /// file is read ahead while less than half the cache is unread). More lets more
+    /// consumers catch up at once without waiting on file reads; each shard holds up to it.
+    #[arg(long, default_value = "64MiB", value_parser = byte_size)]
+    pub smq_batch_cache_bytes: usize,
+
     /// How often each shard writes its idempotent producers' state to SeaweedFS's filer,
     /// in milliseconds (one write per shard covering every partition that changed). The
     /// state is kept with the records as well; a restarted shard reads the records written

@@ -79,8 +79,6 @@ const MAX_FETCH_MESSAGES: i32 = 10_000;
 const MAX_FETCH_MESSAGE_BYTES: usize = 8 << 20;
 /// What a FetchMessage answer may hold beyond its records' bytes (each message's framing).
 const FETCH_ANSWER_OVERHEAD: usize = 1 << 20;
-/// Bytes of recent batches each shard keeps for consumers that follow producers closely.
-const BATCH_CACHE_BYTES: usize = 64 << 20;
 /// Bytes of records per batch made from what SMQ answered (a catch-up read of a flushed
 /// file can bring megabytes at once: cached in pieces, answered as the fetch asks).
 const FETCHED_BATCH_BYTES: usize = 256 << 10;
@@ -191,6 +189,8 @@ pub struct Settings {
     pub acks_all: SmqAcksAll,
     /// `--smq-fetch-poll-ms`: how often a waiting fetch reads its partitions again.
     pub fetch_poll: std::time::Duration,
+    /// `--smq-batch-cache-bytes`: the shard's `BatchCache`.
+    pub batch_cache_bytes: usize,
 }
 
 fn unavailable(status: tonic::Status) -> Error {
@@ -226,7 +226,7 @@ impl SmqBackend {
             last_known: RefCell::default(),
             publishers: RefCell::default(),
             high_watermarks: RefCell::default(),
-            batch_cache: RefCell::new(BatchCache::new(BATCH_CACHE_BYTES)),
+            batch_cache: RefCell::new(BatchCache::new(settings.batch_cache_bytes)),
             batch_cache_hits: Cell::new(0),
             batch_cache_misses: Cell::new(0),
             reads_from_files: Cell::new(0),
