@@ -176,3 +176,62 @@ fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
     let server = Server::start_with_env(&["--config", file], &[]);
     assert_eq!(node_ids(&server), [5]);
 }
+
+/// The cells of a README.md table row (`\|` inside a cell is a literal bar).
+fn cells(row: &str) -> Vec<String> {
+    let row = row.trim().trim_start_matches('|').trim_end_matches('|');
+    let mut cells = vec![String::new()];
+    let mut chars = row.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                cells.last_mut().expect("a cell").push('|');
+                chars.next();
+            }
+            '|' => cells.push(String::new()),
+            c => cells.last_mut().expect("a cell").push(c),
+        }
+    }
+    cells.iter().map(|c| c.trim().to_string()).collect()
+}
+
+#[test]
+fn every_flag_has_a_row_in_the_readme_with_its_default() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<Vec<String>> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `--"))
+        .map(cells)
+        .collect();
+    let command = tidegate::config::Config::command();
+    let mut checked = 0;
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let flag = format!("`--{long}");
+        let row = rows
+            .iter()
+            .find(|cells| {
+                cells[0].split(", ").any(|named| {
+                    named == format!("{flag}`") || named.starts_with(&format!("{flag} "))
+                })
+            })
+            .unwrap_or_else(|| panic!("--{long} has no row in README.md's flags table"));
+        for default in arg.get_default_values() {
+            let default = format!("`{}`", default.to_string_lossy());
+            assert!(
+                row.get(1).is_some_and(|cell| cell.contains(&default)),
+                "README.md gives --{long} the default {:?}, not {default}",
+                row.get(1)
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 40, "only {checked} flags found");
+}
