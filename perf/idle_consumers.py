@@ -3,10 +3,11 @@ end of one 4-partition topic through tidegate on SMQ, for each `--smq-fetch-poll
 one after the other on one SeaweedFS; prints FetchMessage calls per second (tidegate's
 metrics) and weed's and tidegate's CPU (from /proc) over SECONDS.
 
-    .cache/venv/bin/python perf/idle_consumers.py MASTER WEED_PID SECONDS POLL_MS...
+    .cache/venv/bin/python perf/idle_consumers.py MASTER WEED_PID SECONDS POLL_MS[:BINARY]...
 
 MASTER: a running SeaweedFS's master (`scripts/seaweedfs start DIR`, its ports.env);
-WEED_PID: its weed.pid. Alternate the settings (100 500 100 500): the machine is noisy."""
+WEED_PID: its weed.pid; BINARY: the tidegate to run (default target/release/tidegate), to
+compare two builds. Alternate the settings (100 500 100 500): the machine is noisy."""
 import subprocess, sys, time, re, os, urllib.request, socket, threading
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -20,10 +21,12 @@ def cpu(pid):
 def fetch_calls(metrics):
     text = urllib.request.urlopen(f"http://{metrics}/metrics").read().decode()
     return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("tidegate_seaweedfs_calls_total") and 'rpc="FetchMessage"' in l)
-for poll in polls:
+for setting in polls:
+    poll, _, binary = setting.partition(":")
+    binary = binary or "target/release/tidegate"
     port, mport = free(), free()
     metrics = f"127.0.0.1:{mport}"
-    tg = subprocess.Popen(["target/release/tidegate", "--backend", "smq", "--smq-master", master, "--listen", "127.0.0.1",
+    tg = subprocess.Popen([binary, "--backend", "smq", "--smq-master", master, "--listen", "127.0.0.1",
                            "--port", str(port), "--broker-port-base", "0", "--shards", "1", "--metrics-addr", metrics,
                            "--smq-fetch-poll-ms", poll], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     tg.stdout.readline()
@@ -49,6 +52,6 @@ for poll in polls:
     time.sleep(seconds)
     f1, w1, t1 = fetch_calls(metrics), cpu(weed_pid), cpu(tg.pid)
     stop = True; t.join()
-    print(f"poll {poll} ms: consumed {got}/200; FetchMessage {(f1-f0)/seconds:.0f}/s; weed CPU {100*(w1-w0)/seconds:.1f} %; tidegate CPU {100*(t1-t0)/seconds:.1f} %", flush=True)
+    print(f"{binary}, poll {poll} ms: consumed {got}/200; FetchMessage {(f1-f0)/seconds:.0f}/s; weed CPU {100*(w1-w0)/seconds:.1f} %; tidegate CPU {100*(t1-t0)/seconds:.1f} %", flush=True)
     for c in consumers: c.close()
     tg.terminate(); tg.wait()

@@ -193,6 +193,87 @@ fn durable_acks_learn_of_flushes_from_the_filer_rather_than_by_listing_it() {
     assert_eq!(visible(&fetched), visible(&sent));
 }
 
+#[test]
+fn fetches_waiting_at_a_partitions_end_share_the_brokers_reads() {
+    let Some(ports) = seaweedfs() else { return };
+    let smq = [
+        "--shards",
+        "1",
+        "--backend",
+        "smq",
+        "--smq-broker",
+        &ports["BROKER"],
+        "--smq-filer",
+        &ports["FILER_GRPC"],
+    ];
+    let server = Server::start(&[&smq[..], &["--metrics-addr", "127.0.0.1:0"]].concat());
+    // Another gateway on the same SeaweedFS: what it writes, the first learns of only by
+    // asking the broker.
+    let other = Server::start(&smq);
+    let topic = format!("idle-{}", std::process::id());
+    create_topic(&mut server.client(), &topic, 1);
+    let fetch_messages = |samples: &HashMap<String, f64>| {
+        seaweedfs_calls(samples, "messaging_pb.SeaweedMessaging", "FetchMessage")
+    };
+    // Ten consumers (ten groups') wait at the end of the partition for 3 s, each fetch up
+    // to 500 ms, the default --smq-fetch-poll-ms.
+    let before = scrape(&server);
+    let started = std::time::Instant::now();
+    let waiting: Vec<_> = (0..10)
+        .map(|_| {
+            let (address, topic) = (server.bootstrap, topic.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(address);
+                let mut fetches = 0;
+                while started.elapsed() < Duration::from_secs(3) {
+                    let (error, records) = fetch(&mut client, &topic, 0, 0, 500);
+                    assert_eq!((error, records.len()), (0, 0));
+                    fetches += 1;
+                }
+                fetches
+            })
+        })
+        .collect();
+    let fetches: u32 = waiting.into_iter().map(|t| t.join().expect("waits")).sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    let calls = fetch_messages(&scrape(&server)) - fetch_messages(&before);
+    // One FetchMessage per interval, shared by every waiting fetch (and the one that ends
+    // each wait); each fetch reading for itself made two (~120 here).
+    let intervals = (elapsed / 0.5).ceil();
+    assert!(
+        fetches >= 30 && calls <= 2.0 * intervals + 2.0,
+        "{calls} FetchMessage calls for {fetches} fetches in {elapsed:.1} s"
+    );
+    // What another gateway writes still reaches a waiting consumer within the interval.
+    let batch = records(0, 2, None);
+    let (error, base) = produce(
+        &mut other.client(),
+        &topic,
+        0,
+        encode_batch(&batch, Compression::None),
+    );
+    assert_eq!((error, base), (0, 0));
+    let written = std::time::Instant::now();
+    let mut client = server.client();
+    let placed: Vec<Record> = batch
+        .into_iter()
+        .zip(0..)
+        .map(|(record, offset)| Record { offset, ..record })
+        .collect();
+    loop {
+        let (error, fetched) = fetch(&mut client, &topic, 0, 0, 500);
+        assert_eq!(error, 0);
+        if !fetched.is_empty() {
+            assert_eq!(visible(&fetched), visible(&placed));
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(5),
+            "another gateway's records not seen in 5 s"
+        );
+    }
+}
+
 /// Asks /readyz, as a probe does, until it answers 200 (failing after 30 s).
 fn wait_ready(port: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

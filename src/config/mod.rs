@@ -209,8 +209,8 @@ pub struct Config {
     /// How often a fetch waiting at the end of a SeaweedMQ partition reads it again, in
     /// milliseconds, for records written there by others than this gateway (another
     /// tidegate, SeaweedFS's own clients); records produced through this gateway wake the
-    /// fetch at once. Each read is one FetchMessage to the broker per waiting fetch and
-    /// partition, so idle consumers cost the broker this often.
+    /// fetch at once. Each read is one FetchMessage to the broker per partition, shared by
+    /// the fetches waiting there, so idle consumers cost the broker this often.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub smq_fetch_poll_ms: u64,
 

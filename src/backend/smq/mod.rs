@@ -15,8 +15,9 @@
 //! - refused: deleting a topic (TOPIC_DELETION_DISABLED), adding partitions
 //!   (INVALID_PARTITIONS: it would orphan the data), DeleteRecords (POLICY_VIOLATION);
 //! - not enforced: `retention.ms` and `retention.bytes` (stored, shown, never acted on);
-//! - waiting fetches re-read every `--smq-fetch-poll-ms` (500 ms), since others may append;
-//!   appends through this gateway wake them at once.
+//! - waiting fetches re-read every `--smq-fetch-poll-ms` (500 ms), since others may append,
+//!   sharing one FetchMessage per partition and interval; appends through this gateway wake
+//!   them at once.
 
 pub mod cache;
 pub mod channel;
@@ -155,6 +156,11 @@ pub struct SmqBackend {
     acks_all: SmqAcksAll,
     /// `--smq-fetch-poll-ms`.
     fetch_poll: std::time::Duration,
+    /// Per partition, the last read at the high-water mark: the offset it read at and when
+    /// it asked. Reads there within `fetch_poll` of it are answered that nothing is past
+    /// it: fetches waiting at the end of a partition (one per consumer group) share one
+    /// FetchMessage per interval rather than each asking.
+    tail_checks: RefCell<HashMap<TopicPartition, (i64, std::time::Instant)>>,
     /// Per partition, the offset after the last record a publish stream acknowledged
     /// (lowered to the truncation point when SMQ lost some).
     acked_end: RefCell<HashMap<TopicPartition, i64>>,
@@ -207,6 +213,7 @@ impl SmqBackend {
             decompressed_limit: settings.decompressed_limit,
             acks_all: settings.acks_all,
             fetch_poll: settings.fetch_poll,
+            tail_checks: RefCell::default(),
             acked_end: RefCell::default(),
             in_doubt: RefCell::default(),
             awaited: Rc::default(),
@@ -1093,6 +1100,21 @@ impl SmqBackend {
                 return Ok(read);
             }
         }
+        if self.tail_checked(tp, offset) {
+            return Ok(ReadResult {
+                batches: Vec::new(),
+                high_watermark: offset,
+                log_start_offset: 0,
+            });
+        }
+        if self.high_watermark(tp) == Some(offset) {
+            // At the end: this read asks for every read there until `fetch_poll` has passed,
+            // those arriving while it is under way too.
+            let now = std::time::Instant::now();
+            self.tail_checks
+                .borrow_mut()
+                .insert(tp.clone(), (offset, now));
+        }
         self.batch_cache_misses
             .set(self.batch_cache_misses.get() + 1);
         let filled = self.fill_cache(tp, offset, max_bytes).await?;
@@ -1112,6 +1134,18 @@ impl SmqBackend {
             high_watermark: filled.high_watermark,
             log_start_offset: 0,
         })
+    }
+
+    /// Whether a read at `offset`, the high-water mark then and still (an append through
+    /// this gateway moves it, and so does a read that finds more), asked less than
+    /// `fetch_poll` ago.
+    fn tail_checked(&self, tp: &TopicPartition, offset: i64) -> bool {
+        let Some(&(checked, asked)) = self.tail_checks.borrow().get(tp) else {
+            return false;
+        };
+        checked == offset
+            && self.high_watermark(tp) == Some(offset)
+            && asked.elapsed() < self.fetch_poll
     }
 
     /// The read answered from the batch cache, if it holds `offset`.
