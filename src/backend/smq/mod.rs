@@ -132,7 +132,7 @@ pub struct SmqBackend {
     batch_cache_hits: Cell<u64>,
     batch_cache_misses: Cell<u64>,
     reads_from_files: Cell<u64>,
-    /// Flushed files being read, or read and not yet reached, ahead of consumers.
+    /// Flushed files being read into `batch_cache` ahead of consumers catching up.
     read_aheads: RefCell<ReadAheads>,
     /// Truncations found (`truncated`), and batches torn by a crash skipped
     /// (`skip_torn_batch`).
