@@ -14,6 +14,11 @@ and counts delivery errors by Kafka error, commit errors, and weed's lost balanc
 RSS within 20 % of its level after warm-up (the first fifth of the run), no lost lock, no
 KAFKA_STORAGE_ERROR. Output: a table on stdout, samples.csv and summary.json in --out.
 
+The servers (weed and the gateway) and the load generator run on CPUs apart
+(--server-cpus, --client-cpus; by default the upper and the lower half of the machine): the
+generator's 150 clients can take every core there is, and a SeaweedFS starved of CPU loses
+its locks and answers slowly whatever its gateway asks of it.
+
   perf/soak                      2,000,000 records, 100 producers, 50 groups, 10 minutes
   perf/soak --smoke              half a minute of a hundredth of it: proves the harness works
   perf/soak --gateway go-gateway the same load through SeaweedFS's own Kafka gateway, to tell
@@ -28,6 +33,7 @@ import os
 import random
 import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -36,7 +42,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import CACHE, REPO, Server, filer_list, free_port, log, rss_mb, seaweedfs, stop_seaweedfs
+from harness import (CACHE, REPO, Server, cpu_list, filer_list, free_port, log, rss_mb, seaweedfs,
+                     stop_seaweedfs, taskset)
 
 LOCK_LOST = re.compile(r"Lost lock|lock renewal failed")
 PARTITIONS = 4
@@ -58,6 +65,11 @@ def parse_args(argv):
     p.add_argument("--tidegate-args", default="", help="more tidegate flags, as one string")
     p.add_argument("--smq-dir", type=Path, default=CACHE / "perf-seaweedfs")
     p.add_argument("--smq-port-offset", type=int, default=800)
+    halves = halves_of_the_machine()
+    p.add_argument("--server-cpus", default=halves[1],
+                   help=f"CPU list for weed and the gateway (taskset; default {halves[1] or 'all'})")
+    p.add_argument("--client-cpus", default=halves[0],
+                   help=f"CPU list for the load generator (default {halves[0] or 'all'})")
     p.add_argument("--out", type=Path)
     p.add_argument("--smoke", action="store_true")
     a = p.parse_args(argv)
@@ -68,19 +80,32 @@ def parse_args(argv):
     return a
 
 
+def halves_of_the_machine():
+    """(client CPUs, server CPUs): the lower and the upper half of the CPUs this process may
+    use, as taskset lists; (None, None) on one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    half = len(cpus) // 2
+    return ",".join(map(str, cpus[:half])), ",".join(map(str, cpus[half:]))
+
+
 def start_gateway(a, smq):
     port = free_port()
     log_path = a.out / f"{a.gateway}.log"
     if a.gateway == "go-gateway":
-        server = Server("go-gateway", [str(CACHE / "bin" / "go-gateway"), "-listen", f"127.0.0.1:{port}",
-                                       "-master", smq["MASTER"]], log_path)
+        server = Server("go-gateway", taskset(a.server_cpus) + [str(CACHE / "bin" / "go-gateway"), "-listen",
+                                                                f"127.0.0.1:{port}", "-master", smq["MASTER"]],
+                        log_path)
         server.wait_line(r"^go-gateway ready", 120)
         return server, f"127.0.0.1:{port}"
     binary = os.environ.get("TIDEGATE_BIN") or REPO / "target" / "release" / "tidegate"
-    server = Server("tidegate", [str(binary), "--backend", "smq", "--smq-broker", smq["BROKER"],
-                                 "--smq-filer", f"127.0.0.1:{smq['FILER_GRPC_PORT']}", "--listen", "127.0.0.1",
-                                 "--port", str(port), "--broker-port-base", "0", "--shards", "1",
-                                 *a.tidegate_args.split()], log_path)
+    # --cpus too: glommio pins the shard's thread itself, over taskset's mask.
+    cpus = ["--cpus", a.server_cpus] if a.server_cpus else []
+    server = Server("tidegate", taskset(a.server_cpus) + [
+        str(binary), "--backend", "smq", "--smq-broker", smq["BROKER"],
+        "--smq-filer", f"127.0.0.1:{smq['FILER_GRPC_PORT']}", "--listen", "127.0.0.1",
+        "--port", str(port), "--broker-port-base", "0", "--shards", "1", *cpus, *a.tidegate_args.split()], log_path)
     ready = server.wait_line(r"^tidegate ready bootstrap=(\S+)", 120)
     return server, ready.group(1)
 
@@ -251,7 +276,13 @@ def main(argv):
 def soak(a, smq):
     weed_log = a.smq_dir / "weed.log"
     weed_log_start = weed_log.stat().st_size if weed_log.exists() else 0
+    if a.server_cpus:
+        subprocess.run(["taskset", "-a", "-p", "-c", a.server_cpus, str(smq["pid"])], capture_output=True,
+                       check=True)
     server, bootstrap = start_gateway(a, smq)
+    if a.client_cpus:
+        # Inherited by every thread started from here on: the clients' and librdkafka's.
+        os.sched_setaffinity(0, cpu_list(a.client_cpus))
     run = f"{datetime.datetime.now():%H%M%S}"
     topics = [f"soak-{run}-{i}" for i in range(a.topics)]
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -293,7 +324,8 @@ def summarise(a, samples, load, locks_lost, stuck):
     storage_errors = load.delivery_errors.get("KAFKA_STORAGE_ERROR", 0)
     return {
         "gateway": a.gateway, "records": a.records, "producers": a.producers, "groups": a.groups,
-        "minutes": a.minutes, "produced": load.produced, "acked": load.acked, "consumed": load.consumed, "commits": load.commits,
+        "minutes": a.minutes, "server_cpus": a.server_cpus or "all", "client_cpus": a.client_cpus or "all",
+        "produced": load.produced, "acked": load.acked, "consumed": load.consumed, "commits": load.commits,
         "producer_lives": load.producer_lives, "delivery_errors": dict(load.delivery_errors),
         "commit_errors": dict(load.commit_errors), "threads_stuck": stuck,
         "weed_rss_mb_after_warmup": baseline, "weed_rss_mb_max": max(rss) if rss else None,
