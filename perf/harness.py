@@ -36,7 +36,10 @@ figure machine noise does not move).
 Every Kafka contender is driven by the same Java tools: kafka-tools 3.9.1 by default, since
 the 4.x client cannot parse the Go gateway's ApiVersions answer (perf/RESULTS.md); with
 --client 4 the 4.4.0 tools of tests/java are used for the others and 3.9.1 still for the
-Go gateway (the table says so).
+Go gateway (the table says so). With --producer java,franz the produce workload runs a
+second time with tools/cmd/go-clients/perf-producer, the same load from franz-go (rows
+marked [franz-go]): the Java producer spends tens of µs of CPU per record, and on a client
+core of its own that, not the gateway, can bound the rate.
 
 Per run: records/s, MB/s, latency percentiles as the tool prints them, CPU seconds of the
 server process and of the SMQ process (`weed server`: master, volume, filer and broker in
@@ -726,7 +729,14 @@ group.initial.rebalance.delay.ms=0
             res.status = f"FAILED: exit status {rc}: {last_error(stdout + stderr)} (logs/{logname})"
         return stdout, logname
 
-    def produce(self, c, wl):
+    def producers(self, c):
+        """The produce clients (--producer) contender c runs with: smq-direct is its own client,
+        and franz-go has no SASL_SSL settings here, so the SASL_SSL contender keeps Java."""
+        if c.key == "smq-direct":
+            return ["direct"]
+        return ["java"] if c.client_config else self.args.producer
+
+    def produce(self, c, wl, producer="java"):
         a = self.args
         size, acks, comp, parts = wl
         records = a.go_records if c.key == "go-gateway" else a.records
@@ -742,9 +752,17 @@ group.initial.rebalance.delay.ms=0
             except Exception as e:
                 res.status = f"FAILED: CreateTopics: {e}"
                 return res, None
-            # linger.ms=5 is the 4.x default; the 3.x tools would otherwise send at once.
-            props = [f"acks={acks}", f"compression.type={comp}", "linger.ms=5"]
-            cmd = c.tools.producer(c.bootstrap, topic, records, size, props, c.client_config)
+            if producer == "franz":
+                # The same requests from a client that costs a few µs per record: what the
+                # gateway takes when the Java producer is not what bounds the rate.
+                res.client = "franz-go"
+                cmd = [str(CACHE / "bin" / "perf-producer"), "-bootstrap", c.bootstrap, "-topic", topic,
+                       "-records", str(records), "-record-size", str(size), "-acks", str(acks),
+                       "-compression", comp, "-linger", "5ms"]
+            else:
+                # linger.ms=5 is the 4.x default; the 3.x tools would otherwise send at once.
+                props = [f"acks={acks}", f"compression.type={comp}", "linger.ms=5"]
+                cmd = c.tools.producer(c.bootstrap, topic, records, size, props, c.client_config)
         stdout, logname = self.measured(c, res, cmd, timeout=120 + records // 500)
         m = None
         for m in PRODUCER_RE.finditer(stdout):
@@ -938,10 +956,12 @@ group.initial.rebalance.delay.ms=0
                         if (size, parts) in direct_done or "produce" not in a.workloads:
                             continue
                         direct_done.add((size, parts))
-                    res, topic = self.produce(c, wl)
-                    self.add(res)
-                    if res.status == "ok" and topic:
-                        topics[c.label] = (topic, res.records)
+                    for producer in self.producers(c):
+                        res, topic = self.produce(c, wl, producer)
+                        self.add(res)
+                        # The consumers read what the first producer wrote.
+                        if res.status == "ok" and topic and c.label not in topics:
+                            topics[c.label] = (topic, res.records)
                 if consume_here:
                     for c in self.kafka_speaking():
                         if c.label in topics:
@@ -1027,7 +1047,11 @@ def ratios(results):
         if r.contender.startswith("tidegate") or r.status != "ok" or r.test == "callgrind":
             continue
         family = "tidegate-mem" if r.contender == "kafka" else "tidegate-smq"
+        # The same client's tidegate rows (smq-direct, its own client: the first --producer's).
+        client = r.client if r.contender != "smq-direct" else next(
+            (t.client for t in results if t.contender == family and t.test == r.test), r.client)
         tg = [t for t in results if t.contender == family and t.test == r.test and t.status == "ok"
+              and t.client == client
               and (t.workload == r.workload or (r.contender == "smq-direct" and t.size == r.size
                                                 and t.partitions == r.partitions and t.workload == r.workload))]
         vals = []
@@ -1123,7 +1147,8 @@ def targets(results):
                 detail.append(f"{t.workload} ×{t.shards}: {ratio:.1f}×" + cost + ("" if good else " ✗"))
             else:
                 good = ratio >= 0.9
-                detail.append(f"{t.workload} ×{t.shards}: {ratio:.0%}" + cost + ("" if good else " ✗"))
+                client = "" if t.client in ("", "3.9.1") else f" [{t.client}]"
+                detail.append(f"{t.workload} ×{t.shards}{client}: {ratio:.0%}" + cost + ("" if good else " ✗"))
             met += good
             total += 1
         if total:
@@ -1261,6 +1286,12 @@ def parse_args(argv):
     p.add_argument("--client", choices=["3", "4"], default="3",
                    help="Java perf tools: 3 = kafka-tools 3.9.1 against every contender (default), 4 = the "
                         "4.4.0 tools of tests/java (the Go gateway still gets 3.9.1)")
+    p.add_argument("--producer", type=comma, default=["java"],
+                   help="the produce workload's clients, each run in turn: java = "
+                        "kafka-producer-perf-test of --client (default), franz = "
+                        "tools/cmd/go-clients/perf-producer, the same settings (batch.size 16384, linger "
+                        "5 ms, 32 MiB buffered, acks=all idempotent) in franz-go, a few µs of client CPU "
+                        "per record (SASL_SSL contenders keep Java)")
     p.add_argument("--e2e-records", type=int, help="EndToEndLatency messages (default 2000; smoke 50)")
     p.add_argument("--go-e2e-records", type=int, default=200, help="cap for the Go gateway's e2e run (default 200)")
     p.add_argument("--e2e-size", type=int, default=1024, help="EndToEndLatency message size (default 1024)")
@@ -1306,6 +1337,9 @@ def parse_args(argv):
     for w in a.workloads:
         if w not in ALL_WORKLOADS:
             p.error(f"unknown workload {w!r} (one of {', '.join(ALL_WORKLOADS)})")
+    for producer in a.producer:
+        if producer not in ("java", "franz"):
+            p.error(f"--producer: {producer!r} (java, franz)")
     for acks in a.acks:
         if acks not in ("0", "1", "all", "-1"):
             p.error(f"--acks: {acks!r}")
@@ -1335,7 +1369,8 @@ def render(meta, results, notes, shards):
               f"5-min load average {meta['loadavg_start']} before, {meta['loadavg_end']} after)")
     legend = [
         "records/s, MB/s, latencies: as kafka-producer-perf-test / kafka-consumer-perf-test (fetch phase, after the",
-        "group join) / EndToEndLatency print them (EndToEndLatency: whole ms); Java tools 3.9.1 unless [4.4.0];",
+        "group join) / EndToEndLatency print them (EndToEndLatency: whole ms); Java tools 3.9.1 unless [4.4.0]",
+        "or [franz-go] (tools/cmd/go-clients/perf-producer, --producer franz);",
         "µs CPU/rec = (server CPU + SMQ CPU) / records, the server side's cost whatever bounds the rate;",
         "SMQ µs/rec = SMQ CPU / records. consume reads right after producing (a tailing consumer); catchup reads",
         "records SMQ flushed before the server process started, the same topic and count for every contender;",
