@@ -2,7 +2,7 @@
 //! the restart, retried afterwards (its answer was lost with the old process), is answered
 //! with its first offset and not stored twice, and sequence checks go on where they were;
 //! whether the producers' snapshot covered the batches before the kill, or only the marks
-//! the records carry knew of them.
+//! the records carry knew of them. DescribeProducers shows them before any append does.
 //!
 //! Needs `TIDEGATE_SEAWEEDFS=DIR`, a directory `scripts/seaweedfs start DIR` runs in
 //! (`scripts/test` provides one); without it the test says so and passes.
@@ -11,7 +11,9 @@ use crate::common::{
     create_topic, encode_batch, fetch, http_get, produce, produce_retrying, records, seaweedfs,
     smq_args, visible, wait_first_flush, Server,
 };
-use kafka_protocol::messages::InitProducerIdRequest;
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::{DescribeProducersRequest, InitProducerIdRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record};
 
 const PARTITIONS: i32 = 4;
@@ -113,6 +115,24 @@ fn retried_across_a_restart(snapshot: Snapshot) {
 
     let server = start(&ports["MASTER"]);
     let mut client = server.client();
+    // Asked before any append there, the restarted gateway knows the producer as it was.
+    let asked = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+        .with_partition_indexes((0..PARTITIONS).collect())]);
+    let described = client.call(&asked, 0);
+    for partition in &described.topics[0].partitions {
+        let known: Vec<_> = partition
+            .active_producers
+            .iter()
+            .map(|p| (p.producer_id.0, p.producer_epoch, p.last_sequence))
+            .collect();
+        assert_eq!(
+            (partition.error_code, known),
+            (0, vec![(producer.0, i32::from(producer.1), 6)]),
+            "DescribeProducers on partition {} after the restart",
+            partition.partition_index
+        );
+    }
     for partition in 0..PARTITIONS {
         let first = first_offsets[partition as usize];
         assert_eq!(

@@ -25,7 +25,7 @@ pub async fn handle(
     );
     let found = on_partitions(&shard, named, |partitions, asked| {
         let partitions_asked: Vec<_> = asked.into_iter().map(|(tp, ())| tp).collect();
-        Box::pin(async move { partitions.producers_on(&partitions_asked) })
+        Box::pin(async move { partitions.producers_on(&partitions_asked).await })
     })
     .await;
     let mut found = found.into_iter();

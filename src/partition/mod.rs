@@ -407,13 +407,23 @@ impl Partitions {
         self.log.smq_counts()
     }
 
-    /// The idempotent producers each partition knows.
-    pub fn producers_on(&self, partitions: &[TopicPartition]) -> Vec<Result<Vec<ActiveProducer>>> {
-        let producers = self.producers.borrow();
-        partitions
-            .iter()
-            .map(|tp| Ok(producers.active_on(tp)))
-            .collect()
+    /// The idempotent producers of each partition, recovered first after a start as for an
+    /// append: a partition no one has appended to since is not without producers.
+    pub async fn producers_on(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Vec<Result<Vec<ActiveProducer>>> {
+        join_all(partitions.iter().map(|tp| self.producers_of(tp))).await
+    }
+
+    async fn producers_of(&self, tp: &TopicPartition) -> Result<Vec<ActiveProducer>> {
+        if let Some(mut turn) = self.recovery_turn(tp) {
+            (&mut turn.receiver)
+                .await
+                .map_err(|_| Error::Unavailable("producer recovery stopped".into()))??;
+            turn.held = true;
+        }
+        Ok(self.producers.borrow().active_on(tp))
     }
 
     fn wake_fetchers(&self, tp: &TopicPartition) {
