@@ -142,7 +142,9 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// report prints kafka-producer-perf-test's closing line.
+// report prints kafka-producer-perf-test's closing line, as tools/cmd/smq-publish's report
+// does: a copy, since that command lives in the tools module, whose requirements must not
+// meet franz-go's (see this module's go.mod).
 func report(latencies []time.Duration, elapsed float64, size int) {
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
