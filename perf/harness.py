@@ -1026,7 +1026,8 @@ def ratios(results):
         if r.contender.endswith("-b") and r.status == "ok":
             # --tidegate-bin-b: binary A ÷ binary B, same workload and shard count.
             t = next((t for t in results if t.contender == r.contender[:-2] and t.test == r.test
-                      and t.workload == r.workload and t.shards == r.shards and t.status == "ok"), None)
+                      and t.workload == r.workload and t.shards == r.shards and t.client == r.client
+                      and t.status == "ok"), None)
             v = None
             if t is not None and r.test == "e2e":
                 v = r.avg_ms / t.avg_ms if r.avg_ms and t.avg_ms else None
@@ -1039,7 +1040,8 @@ def ratios(results):
             # SASL_SSL (or ACLs) ÷ PLAINTEXT, same workload and shard count: records/s (e2e: avg
             # latency).
             t = next((t for t in results if t.contender == "tidegate-mem" and t.test == r.test
-                      and t.workload == r.workload and t.shards == r.shards and t.status == "ok"), None)
+                      and t.workload == r.workload and t.shards == r.shards and t.client == r.client
+                      and t.status == "ok"), None)
             if t is not None and r.test == "e2e":
                 v = r.avg_ms / t.avg_ms if r.avg_ms and t.avg_ms else None
             else:
@@ -1120,9 +1122,11 @@ def targets(results):
     ok = lambda r: r is not None and r.status == "ok" and r.records_s
     prod = [r for r in results if r.test == "produce"]
 
-    def find(key, wl, shards=None):
-        return next((r for r in prod if r.contender == key and r.workload == wl
-                     and (shards is None or r.shards == shards)), None)
+    def find(key, wl, shards=None, client=None):
+        """key's row for workload wl: the one with the same client if it has one."""
+        rows = [r for r in prod if r.contender == key and r.workload == wl
+                and (shards is None or r.shards == shards)]
+        return next((r for r in rows if r.client == client), rows[0] if rows else None)
 
     for key, other, what in (("tidegate-mem", "kafka", "memory backend ≥ 1.5× Kafka records/s with lower p99"),
                              ("tidegate-smq", "go-gateway", "tidegate→SMQ ≥ 20× the Go gateway"),
@@ -1135,24 +1139,24 @@ def targets(results):
                 o = next((r for r in prod if r.contender == other and r.size == t.size
                           and r.partitions == t.partitions), None)
             else:
-                o = find(other, t.workload)
+                o = find(other, t.workload, client=t.client)
             if not ok(o):
                 continue
             ratio = t.records_s / o.records_s
             # What bounds the rate: the server side's CPU per record, and the client's CPU.
             cost = (f", µs CPU/rec {fmt(cpu_per_record_us(t), 1)} vs {fmt(cpu_per_record_us(o), 1)}, client CPU "
                     f"{fmt(t.client_cpu_s, 1)} vs {fmt(o.client_cpu_s, 1)} s")
+            label = f"{t.workload} ×{t.shards}" + ("" if t.client in ("", "3.9.1") else f" [{t.client}]")
             if other == "kafka":
                 good = ratio >= 1.5 and t.p99_ms < o.p99_ms
-                detail.append(f"{t.workload} ×{t.shards}: {ratio:.2f}×, p99 {t.p99_ms:g} vs {o.p99_ms:g} ms"
+                detail.append(f"{label}: {ratio:.2f}×, p99 {t.p99_ms:g} vs {o.p99_ms:g} ms"
                               + cost + ("" if good else " ✗"))
             elif other == "go-gateway":
                 good = ratio >= 20
-                detail.append(f"{t.workload} ×{t.shards}: {ratio:.1f}×" + cost + ("" if good else " ✗"))
+                detail.append(f"{label}: {ratio:.1f}×" + cost + ("" if good else " ✗"))
             else:
                 good = ratio >= 0.9
-                client = "" if t.client in ("", "3.9.1") else f" [{t.client}]"
-                detail.append(f"{t.workload} ×{t.shards}{client}: {ratio:.0%}" + cost + ("" if good else " ✗"))
+                detail.append(f"{label}: {ratio:.0%}" + cost + ("" if good else " ✗"))
             met += good
             total += 1
         if total:
