@@ -145,13 +145,9 @@ impl Partitions {
     /// Appends once the partition's producers are known (see the module comment).
     async fn append(&self, append: PartitionAppend) -> Result<i64> {
         let tp = append.tp.clone();
-        let Some(mut turn) = self.recovery_turn(&tp) else {
+        let Some(turn) = self.producers_known(&tp).await? else {
             return self.append_known(append).await;
         };
-        (&mut turn.receiver)
-            .await
-            .map_err(|_| Error::Unavailable("producer recovery stopped".into()))??;
-        turn.held = true;
         let mut appending = std::pin::pin!(self.append_known(append));
         let first = futures::poll!(appending.as_mut());
         // Its position is fixed: the next may go.
@@ -191,6 +187,20 @@ impl Partitions {
         self.wake_fetchers(&append.tp);
         self.durable(&append, base_offset).await?;
         Ok(base_offset)
+    }
+
+    /// Returns once the partition's producers are known, in its queue of appends: `None` if
+    /// they were and no append waited, otherwise the turn this caller holds (passed on to
+    /// the next when dropped).
+    async fn producers_known(&self, tp: &TopicPartition) -> Result<Option<RecoveryTurn<'_>>> {
+        let Some(mut turn) = self.recovery_turn(tp) else {
+            return Ok(None);
+        };
+        (&mut turn.receiver)
+            .await
+            .map_err(|_| Error::Unavailable("producer recovery stopped".into()))??;
+        turn.held = true;
+        Ok(Some(turn))
     }
 
     /// `None` if the partition's producers are known and no append waits for them;
@@ -417,12 +427,7 @@ impl Partitions {
     }
 
     async fn producers_of(&self, tp: &TopicPartition) -> Result<Vec<ActiveProducer>> {
-        if let Some(mut turn) = self.recovery_turn(tp) {
-            (&mut turn.receiver)
-                .await
-                .map_err(|_| Error::Unavailable("producer recovery stopped".into()))??;
-            turn.held = true;
-        }
+        let _turn = self.producers_known(tp).await?;
         Ok(self.producers.borrow().active_on(tp))
     }
 
